@@ -173,8 +173,8 @@ class Election:
         # Counts are coerced here rather than by pandera so that a value that is not a whole
         # number is reported with its row, not as a column-wide coercion failure.
         failures = []
-        for name in counts:
-            column = table[name]
+        for count_name in counts:
+            column = table[count_name]
             if isinstance(column.dtype, pd.Int64Dtype):
                 continue
             numeric = pd.to_numeric(column, errors="coerce")
@@ -184,11 +184,11 @@ class Election:
             for mask, check in ((not_number, "not a number"), (not_whole, "not a whole number")):
                 if mask.any():
                     failures.append(pd.DataFrame({
-                        "column": name, "check": check,
+                        "column": count_name, "check": check,
                         "index": table.index[mask.to_numpy()],
                         "failure_case": column[mask.to_numpy()].astype(str).to_numpy(),
                     }))
-            table[name] = numeric.where(~(not_number | not_whole)).round().astype("Int64")
+            table[count_name] = numeric.where(~(not_number | not_whole)).round().astype("Int64")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
