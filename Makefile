@@ -1,0 +1,50 @@
+# forensik: `make report` builds the demo election and renders every report; `make test` runs the tests.
+# Both create .venv first when it is missing (plain `python -m venv` + pip; nothing else needed).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.forensik-installed
+DEMO   ?= data/processed/demo.parquet
+SCALE  ?= 0.02
+SEED   ?= 2024
+JOBS   ?= 2
+PROVINCES ?= all
+REPORTS ?= reports
+
+.PHONY: venv report demo test lab bench clean help
+
+help:
+	@echo "make report  - set up .venv, build the demo election, render all reports to $(REPORTS)/index.html"
+	@echo "make test    - set up .venv and run the test suite"
+	@echo "make venv    - only set up .venv (python -m venv + pip install -e .[dev])"
+	@echo "make lab     - start JupyterLab on the notebooks"
+	@echo "make bench   - run the benchmarks and print each figure beside its target"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+$(DEMO): $(STAMP) analysis/synth.py
+	$(BIN)/forensik demo --scale $(SCALE) --seed $(SEED) --out $(DEMO)
+
+demo: $(DEMO)
+
+report: $(DEMO)
+	$(BIN)/forensik report --data $(DEMO) --province $(PROVINCES) --out $(REPORTS) --jobs $(JOBS) --seed $(SEED)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+lab: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,lab]'
+	$(BIN)/jupyter lab notebooks
+
+bench: $(STAMP)
+	@for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(REPORTS) data/processed .pytest_cache
