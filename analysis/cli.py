@@ -42,6 +42,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    if not Path(args.data).is_file():
+        raise FileNotFoundError(f"no election file at {args.data} (make one with `forensik demo`, `build` or `import`)")
     from .report.index import write_index
     from .report.runner import run_reports
 
