@@ -1,0 +1,154 @@
+"""Small pieces every report shows: headline numbers, provenance, and the region's display name."""
+
+from __future__ import annotations
+
+import html
+import platform
+from typing import Any, Mapping
+
+import pandas as pd
+
+from ..election import Election
+
+
+def region_name(election: Election, level: str, code: str) -> str:
+    """The display name of a region (``<level>_name`` when the table has it), else its code."""
+    column = f"{level}_name"
+    if column in election.table.columns:
+        names = election.table.loc[election.table[level] == code, column].dropna()
+        if len(names):
+            return str(names.iloc[0])
+    return str(code)
+
+
+def headline(election: Election) -> dict[str, Any]:
+    """Stations, reporting coverage, turnout and each candidate's share: the numbers a reader sees first."""
+    table = election.table
+    votes = table[list(election.candidates)]
+    complete = table[["registered", "voters"]].notna().all(axis=1)
+    registered = table.loc[complete, "registered"].sum()
+    voters = table.loc[complete, "voters"].sum()
+    total_votes = votes.sum()
+    out: dict[str, Any] = {
+        "stations": int(len(table)),
+        "stations_with_votes": int(votes.notna().all(axis=1).sum()),
+        "stations_with_administration": int(complete.sum()),
+        "turnout_percent": round(100 * float(voters) / float(registered), 2) if registered else None,
+    }
+    denominator = float(total_votes.sum())
+    for candidate in election.candidates:
+        out[f"share_{candidate}_percent"] = round(100 * float(total_votes[candidate]) / denominator, 2) if denominator else None
+    return out
+
+
+def headline_frame(election: Election) -> pd.DataFrame:
+    """``headline`` as a two-column table for the report."""
+    values = headline(election)
+    labels = {
+        "stations": "polling stations (TPS)",
+        "stations_with_votes": "TPS with all candidate votes published",
+        "stations_with_administration": "TPS with registered and voters published",
+        "turnout_percent": "turnout, % (voters / registered, where both are published)",
+    }
+    rows = [(labels.get(k, k.replace("share_", "share of ").replace("_percent", ", %")), v) for k, v in values.items()]
+    return pd.DataFrame(rows, columns=["", "value"]).set_index("")
+
+
+def provenance_frame(election: Election, parameters: Mapping[str, Any]) -> pd.DataFrame:
+    """What this report was made from: data hashes, source, snapshot time, code version, parameters."""
+    prov = dict(election.provenance)
+    rows = [
+        ("election", election.name),
+        ("source", prov.get("source", "")),
+        ("input SHA-256", prov.get("input_sha256", "")),
+        ("table SHA-256", prov.get("table_sha256", "")),
+        ("snapshot / fetch time", prov.get("snapshot", prov.get("fetched", prov.get("created", "")))),
+        ("forensik version", prov.get("code_version", "")),
+        ("python", platform.python_version()),
+    ]
+    rows += [(f"parameter {key}", value) for key, value in parameters.items()]
+    return pd.DataFrame([(k, str(v)) for k, v in rows], columns=["", "value"]).set_index("")
+
+
+def title(scope: str, code: str, name: str):
+    """The report's heading, with the region name escaped (it came from outside)."""
+    from IPython.display import HTML
+
+    label = "National report" if scope == "national" else f"Province {html.escape(code)}"
+    return HTML(f"<h1>{label}: {html.escape(str(name))}</h1>")
+
+
+def leading_candidate(election: Election) -> str:
+    """The candidate with the most votes in this election (the fingerprint's 'winner')."""
+    votes = election.table[list(election.candidates)].sum()
+    return str(votes.idxmax())
+
+
+def _rows(table: pd.DataFrame, test: str | None = None) -> list[dict[str, Any]]:
+    """Normalise a per-region result table into flag rows (test, region, statistic, p, q)."""
+    rows = []
+    for record in table.to_dict("records"):
+        name = test or str(record.get("test", ""))
+        if record.get("column") not in (None, "") and not pd.isna(record.get("column")):
+            name = f"{name} ({record['column']})"
+        rows.append({
+            "test": name,
+            "region": str(record.get("region", "")),
+            "statistic": _number(record.get("statistic")),
+            "pvalue": _number(record.get("pvalue")),
+            "qvalue": _number(record.get("qvalue")),
+        })
+    return rows
+
+
+def _number(value: Any) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if value != value else value
+
+
+def _flags(rows: list[dict[str, Any]], alpha: float, note: str) -> list:
+    from .summary import Flag
+
+    return [
+        Flag(test=r["test"], region=r["region"], statistic=r["statistic"], pvalue=r["pvalue"], qvalue=r["qvalue"],
+             flagged=r["qvalue"] is not None and r["qvalue"] <= alpha, note=note)
+        for r in rows
+    ]
+
+
+def national_flags(forms: pd.DataFrame, digit_table, turnout_table, *, alpha: float) -> list:
+    """Every per-province test as a Flag (q-values across provinces), for the summary and index."""
+    rows = _rows(forms, "broken forms rate") + _rows(digit_table.results) + _rows(turnout_table.results)
+    return _flags(rows, alpha, note="q-value across provinces (Benjamini-Hochberg)")
+
+
+def province_flags(forms: pd.DataFrame, digit_table, turnout_table, *, alpha: float) -> list:
+    """Every per-kabupaten test of a province as a Flag (q-values across its kabupaten/kota)."""
+    rows = _rows(forms, "broken forms rate") + _rows(digit_table.results) + _rows(turnout_table.results)
+    return _flags(rows, alpha, note="q-value across the province's kabupaten/kota (Benjamini-Hochberg)")
+
+
+def flag_table(flags: list) -> pd.DataFrame:
+    """The flagged rows as a table (region, test, statistic, p, q), most significant first."""
+    frame = pd.DataFrame([f.__dict__ for f in flags])
+    if frame.empty:
+        return frame
+    flagged = frame[frame["flagged"]].sort_values(["qvalue", "region"])
+    return flagged[["region", "test", "statistic", "pvalue", "qvalue"]].reset_index(drop=True)
+
+
+def save_summary(path: str, *, scope: str, code: str, election: Election, flags: list,
+                 parameters: Mapping[str, Any]) -> str:
+    """Write the report's JSON summary for the runner and index (nothing when ``path`` is empty)."""
+    from .summary import write_summary
+
+    if not path:
+        return "no summary_path given: summary not written"
+    name = region_name(election, "province", code) if scope == "province" else election.name
+    write_summary(path, scope=scope, code=code, name=name, headline=headline(election), flags=flags,
+                  provenance=dict(election.provenance), parameters=dict(parameters))
+    flagged = sum(1 for f in flags if f.flagged)
+    return f"summary written: {flagged} of {len(flags)} tests flagged"

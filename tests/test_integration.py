@@ -1,0 +1,80 @@
+"""End to end: a small demo batch through papermill; the JSON summaries must show what was planted."""
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analysis.report.index import write_index
+from analysis.report.runner import run_reports
+from analysis.synth import DEFAULT_PLAN, make_election
+
+pytestmark = pytest.mark.slow
+
+# Which test is expected to catch which planted irregularity (the report's national flags).
+EXPECTED_TEST = {
+    "incremental_stuffing": "turnout-share association",
+    "extreme_cluster": "extreme cluster",
+    "round_percentages": "integer percentages",
+}
+RENDERED = sorted(set(DEFAULT_PLAN.values()) | {"31", "11"})
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reports")
+    synthetic = make_election(scale=0.005, min_tps=250, seed=11)
+    data_path, _ = synthetic.write(out / "demo.parquet")
+    result = run_reports(data_path, provinces=RENDERED, out_dir=out / "site", jobs=2,
+                         parameters={"seed": 5, "n_sim": 200})
+    index = write_index(out / "site", result)
+    return synthetic, result, out / "site", index
+
+
+def national_summary(site: Path) -> dict:
+    paths = list(site.glob("national/**/summary.json")) + list(site.glob("national/*.json"))
+    assert paths, f"no national summary under {site}"
+    return json.loads(paths[0].read_text())
+
+
+def test_every_report_rendered(batch):
+    _, result, site, index = batch
+    assert result.ok, [(r.code, r.error) for r in result.failed]
+    assert Path(index).is_file()
+    html = Path(index).read_text()
+    for code in RENDERED:
+        assert code in html
+
+
+def test_planted_irregularities_are_flagged_in_their_provinces(batch):
+    synthetic, _, site, _ = batch
+    flags = pd.DataFrame(national_summary(site)["flags"])
+    for kind, province in synthetic.planted_provinces().items():
+        test = EXPECTED_TEST[kind]
+        hit = flags[(flags["region"] == province[0]) & flags["test"].str.startswith(test) & flags["flagged"]]
+        assert len(hit), f"{kind} in province {province[0]} not flagged by {test}"
+
+
+def test_clean_provinces_flagged_no_more_than_the_fdr_allows(batch):
+    synthetic, _, site, _ = batch
+    flags = pd.DataFrame(national_summary(site)["flags"])
+    planted = {p for provinces in synthetic.planted_provinces().values() for p in provinces}
+    for test, rows in flags.groupby("test"):
+        discoveries = rows[rows["flagged"]]
+        false = discoveries[~discoveries["region"].isin(planted)]
+        # BH at q = 0.05 keeps the expected share of false discoveries at or below 5 %; on one
+        # run allow the rounding-up of that share, and at least one.
+        allowed = max(1, math.ceil(0.05 * len(discoveries)))
+        assert len(false) <= allowed, f"{test}: clean provinces flagged {sorted(false['region'])}"
+
+
+def test_province_summaries_carry_headlines(batch):
+    _, result, site, _ = batch
+    for report in result.reports:
+        if report.code == "national":
+            continue
+        summary = json.loads(Path(report.summary_path).read_text())
+        assert summary["code"] == report.code
+        assert summary["headline"]["stations"] >= 250
