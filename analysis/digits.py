@@ -1,0 +1,741 @@
+"""Digit tests of vote counts: first digit (1BL), second digit (2BL), last digit; numeric kernels over
+arrays with a textbook or a simulated null, and a per-region wrapper with BH q-values.
+
+References: Mebane (2006), "Election forensics: vote counts and Benford's law", Political Methodology
+Society summer meeting; Mebane (2007), "Statistics for digits" (2BL, Pearson chi-square with 9 df);
+Beber & Scacco (2012), Political Analysis 20:211 (last digits uniform); Nigrini (2012), "Benford's
+Law", Wiley, ch. 7 (MAD conformity classes, per-digit Z with continuity correction); Benjamini &
+Hochberg (1995), JRSS B 57:289 (false discovery rate).
+
+What a digit deviation can and cannot mean: Deckert, Myagkov & Ordeshook (2011), Political Analysis
+19:245, found Benford conformity no better than a coin toss at detecting fraud. At polling-station
+level (counts bounded by a few hundred voters) the textbook 2BL frequencies are themselves wrong, so
+the default null is simulated from each station's own size (beta-binomial resampling); the textbook
+p-value is kept beside it only as a reference. A flag is a statistical irregularity: OCR misreading,
+data entry, re-votes and real local homogeneity also move digits.
+
+Input counts may hold NaN or pandas <NA>. Counts that are missing, negative or fractional, zero, or
+too small to have the digit tested are excluded and counted per reason in the result's
+``excluded`` mapping (each count under the first reason that applies, so ``n + sum(excluded)``
+equals the input length); nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+__all__ = [
+    "BENFORD_FIRST",
+    "BENFORD_SECOND",
+    "UNIFORM_LAST",
+    "DigitTest",
+    "DigitTable",
+    "extract_digit",
+    "nigrini_conformity",
+    "digit_z",
+    "group_shares",
+    "overdispersion_moments",
+    "first_digit_test",
+    "second_digit_test",
+    "last_digit_test",
+    "digit_tests",
+]
+
+#: Benford's first-digit law, P(d) = log10(1 + 1/d), d = 1..9.
+BENFORD_FIRST: np.ndarray = np.log10(1 + 1 / np.arange(1, 10))
+#: Benford's second-digit law, P(d) = sum_k log10(1 + 1/(10k + d)), d = 0..9.
+BENFORD_SECOND: np.ndarray = np.log10(1 + 1 / (10 * np.arange(1, 10)[:, None] + np.arange(10)[None, :])).sum(axis=0)
+#: Last digits of fair counts spread over many values (Beber & Scacco 2012).
+UNIFORM_LAST: np.ndarray = np.full(10, 0.1)
+
+#: Nigrini's (2012, Table 7.1) MAD thresholds: close, acceptable, marginal; above is nonconforming.
+NIGRINI_MAD: dict[str, tuple[float, float, float]] = {
+    "first": (0.006, 0.012, 0.015),
+    "second": (0.008, 0.010, 0.012),
+    "first two": (0.0012, 0.0018, 0.0022),
+}
+NIGRINI_CLASSES = ("close conformity", "acceptable conformity", "marginal conformity", "nonconformity")
+#: The conformity label of a last-digit test: Nigrini defines no classes for last digits.
+NO_CLASS = "no class (Nigrini defines none for this digit)"
+
+_POW10 = 10 ** np.arange(19, dtype=np.int64)  # 1 .. 1e18: every int64 has at most 19 digits
+# Digit tables for simulated counts are used up to this size (int8, so at most 4 MB); above it the
+# digits are computed arithmetically, which is slower but has no memory cost.
+_LUT_MAX = 1 << 22
+# Elements per simulation chunk: large enough to amortise numpy's call overhead, small enough that
+# a chunk's arrays (int64 counts, float64 shares) stay in the tens of megabytes.
+_CHUNK_ELEMENTS = 2_000_000
+
+_TESTS = {
+    "first": {"name": "first digit", "digits": np.arange(1, 10), "textbook": BENFORD_FIRST,
+              "textbook_null": "Benford 1BL (textbook)", "family": "first"},
+    "second": {"name": "second digit", "digits": np.arange(10), "textbook": BENFORD_SECOND,
+               "textbook_null": "Benford 2BL (textbook)", "family": "second"},
+    "last": {"name": "last digit", "digits": np.arange(10), "textbook": UNIFORM_LAST,
+             "textbook_null": "uniform last digit (textbook)", "family": None},
+}
+
+
+# ------------------------------------------------------------------------------------ digits
+def extract_digit(values: Any, position: str) -> np.ndarray:
+    """The ``position`` ("first", "second" or "last") decimal digit of non-negative integers.
+
+    Returns int8 with -1 where the digit does not exist (zero has no first or second digit, a
+    one-digit number no second). Exact for every int64, unlike a log10-based extraction.
+    """
+    x = np.asarray(values)
+    if x.dtype.kind not in "iu":
+        raise TypeError(f"extract_digit takes integers, got dtype {x.dtype}")
+    x = x.astype(np.int64, copy=False)
+    if (x < 0).any():
+        raise ValueError("extract_digit takes non-negative integers")
+    if position == "last":
+        return (x % 10).astype(np.int8)
+    n_digits = np.searchsorted(_POW10, x, side="right")  # 0 for 0, 1 for 1..9, 2 for 10..99, ...
+    if position == "first":
+        out = x // _POW10[np.maximum(n_digits - 1, 0)]
+        return np.where(n_digits >= 1, out, -1).astype(np.int8)
+    if position == "second":
+        out = (x // _POW10[np.maximum(n_digits - 2, 0)]) % 10
+        return np.where(n_digits >= 2, out, -1).astype(np.int8)
+    raise ValueError(f"position must be 'first', 'second' or 'last', not {position!r}")
+
+
+def nigrini_conformity(mad: float, digit: str) -> str:
+    """Nigrini's (2012, Table 7.1) conformity class of a MAD for the "first", "second" or "first two" digits."""
+    if digit not in NIGRINI_MAD:
+        return NO_CLASS
+    if not np.isfinite(mad):
+        return "not computed"
+    for limit, label in zip(NIGRINI_MAD[digit], NIGRINI_CLASSES):
+        if mad <= limit:
+            return label
+    return NIGRINI_CLASSES[-1]
+
+
+def digit_z(observed_share: Any, expected_share: Any, n: int) -> np.ndarray:
+    """Per-digit Z with continuity correction, Z = (|p_obs - p| - 1/(2N)) / sqrt(p(1-p)/N).
+
+    Nigrini (2012, eq. 7.1): the 1/(2N) term is applied only when it is smaller than |p_obs - p|.
+    """
+    observed_share = np.asarray(observed_share, dtype=float)
+    p = np.asarray(expected_share, dtype=float)
+    if n <= 0:
+        return np.full(p.shape, np.nan)
+    diff = np.abs(observed_share - p)
+    correction = 1 / (2 * n)
+    numerator = np.where(correction < diff, diff - correction, diff)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return numerator / np.sqrt(p * (1 - p) / n)
+
+
+# ------------------------------------------------------------------------------------ input
+def _as_counts(values: Any, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Counts as exact int64 (0 where unusable), with masks of missing and of negative/fractional values."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iuf":
+        array = values
+    else:  # lists, pandas objects (<NA>, None), object arrays: pandas maps every missing marker to NaN
+        try:
+            series = values if isinstance(values, pd.Series) else pd.Series(values)
+            if pd.api.types.is_integer_dtype(series.dtype) and not series.isna().any():
+                array = series.to_numpy(dtype=np.int64)
+            else:
+                array = series.to_numpy(dtype=float, na_value=np.nan)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{name}: expected a one-dimensional array of numeric counts ({err})") from None
+    if array.ndim != 1:
+        raise ValueError(f"{name}: expected a one-dimensional array, got shape {array.shape}")
+    if array.dtype.kind in "iu":
+        if array.dtype.kind == "u" and array.size and array.max() > np.iinfo(np.int64).max:
+            raise ValueError(f"{name}: counts above 2**63 - 1 are not supported")
+        ints = array.astype(np.int64)
+        missing = np.zeros(len(ints), dtype=bool)
+        bad = ints < 0
+    else:
+        floats = array.astype(float)
+        missing = np.isnan(floats)
+        with np.errstate(invalid="ignore"):
+            bad = ~missing & ((floats < 0) | (floats != np.floor(floats)) | (floats >= 2.0**63))
+        ints = np.where(missing | bad, 0, floats).astype(np.int64)
+    ints = np.where(missing | bad, 0, ints)
+    return ints, missing, bad
+
+
+@dataclass(frozen=True, eq=False)
+class _Prepared:
+    counts: np.ndarray        # the whole input, int64, 0 where unusable
+    base: np.ndarray          # stations that enter the simulation (usable count and total)
+    used: np.ndarray          # counts whose digit is tested
+    excluded: dict[str, int]
+    totals: np.ndarray | None
+
+
+def _prepare(counts, *, position: str, min_count: int, totals=None) -> _Prepared:
+    ints, missing, bad = _as_counts(counts, "counts")
+    reasons: list[tuple[str, np.ndarray]] = [("missing", missing), ("negative or fractional", bad)]
+    total_ints = None
+    if totals is not None:
+        total_ints, total_missing, total_bad = _as_counts(totals, "totals")
+        if len(total_ints) != len(ints):
+            raise ValueError(f"counts and totals differ in length: {len(ints)} and {len(total_ints)}")
+        reasons += [
+            ("total missing, negative or fractional", total_missing | total_bad),
+            ("total is zero", total_ints == 0),
+            ("count > total", ints > total_ints),
+        ]
+    used = np.ones(len(ints), dtype=bool)
+    excluded: dict[str, int] = {}
+
+    def take(reason, mask):
+        hit = used & mask
+        excluded[reason] = int(hit.sum())
+        used[hit] = False
+
+    for reason, mask in reasons:
+        take(reason, mask)
+    base = used.copy()
+    if position in ("first", "second"):
+        take("zero", ints == 0)
+    if position == "second":
+        take("one digit (< 10)", ints < 10)
+    if position == "last" and min_count > 0:
+        take(f"below min_count ({min_count})", ints < min_count)
+    return _Prepared(counts=ints, base=base, used=used, excluded=excluded, totals=total_ints)
+
+
+# ------------------------------------------------------------------------------------ result
+@dataclass(frozen=True, eq=False)
+class DigitTest:
+    """Pearson chi-square of observed digit frequencies against a null (Mebane 2006; Beber & Scacco 2012).
+
+    ``mad`` is Nigrini's MAD against the textbook law (Benford, or uniform for last digits) and
+    ``conformity`` its Nigrini class; ``mad_null`` is the MAD against the null actually tested
+    (equal to ``mad`` for a textbook null). For last digits Nigrini defines no classes.
+    ``digits`` has one row per digit: observed count and share, the null's expected share, the
+    textbook share, Z with continuity correction against the null, and the null's 2.5-97.5 %
+    band of shares (``band_low``, ``band_high``).
+    """
+
+    name: str
+    statistic: float
+    pvalue: float
+    dof: int
+    mad: float
+    conformity: str
+    n: int
+    excluded: Mapping[str, int]
+    null: str
+    digits: pd.DataFrame
+    textbook_statistic: float
+    textbook_pvalue: float
+    mean_digit: float
+    expected_mean: float
+    mad_null: float
+    overdispersion: float = np.nan
+    n_sim: int = 0
+    seed: int | None = None
+    note: str = ""
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row: the test, its statistic and p-values, MAD, sample size, exclusions and null."""
+        return pd.DataFrame([{
+            "test": self.name, "statistic": self.statistic, "pvalue": self.pvalue, "dof": self.dof,
+            "textbook_statistic": self.textbook_statistic, "textbook_pvalue": self.textbook_pvalue,
+            "mad": self.mad, "conformity": self.conformity, "mad_null": self.mad_null,
+            "mean_digit": self.mean_digit, "expected_mean": self.expected_mean,
+            "overdispersion": self.overdispersion, "n": self.n,
+            "excluded": int(sum(self.excluded.values())), "null": self.null, "note": self.note,
+        }])
+
+    def _repr_html_(self) -> str:
+        excluded = ", ".join(f"{k}: {v:,}" for k, v in self.excluded.items() if v) or "none"
+        title = f"{self.name} test; null: {self.null}; n = {self.n:,}; excluded: {excluded}"
+        parts = [f"<p><b>{html.escape(title)}</b></p>", self.to_frame().to_html(escape=True, index=False),
+                 self.digits.to_html(escape=True, index=False, float_format=lambda v: f"{v:.4f}")]
+        if self.note:
+            parts.insert(1, f"<p>{html.escape(self.note)}</p>")
+        return "\n".join(parts)
+
+
+def _shares(counts: np.ndarray) -> np.ndarray:
+    total = counts.sum()
+    return counts / total if total > 0 else np.full(counts.shape, np.nan)
+
+
+def _chi_square(observed: np.ndarray, n: np.ndarray | int, expected: np.ndarray) -> np.ndarray:
+    """Pearson chi-square of digit counts (last axis) against expected shares; inf if a digit the null
+    never produces is observed."""
+    n = np.asarray(n, dtype=float)[..., None]
+    expect = n * expected
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(expect > 0, (observed - expect) ** 2 / expect, np.where(observed > 0, np.inf, 0.0))
+    return terms.sum(axis=-1)
+
+
+def _finish(*, kind: str, observed: np.ndarray, n: int, expected: np.ndarray, band: np.ndarray,
+            statistic: float, pvalue: float, excluded: dict, null: str, overdispersion=np.nan,
+            n_sim: int = 0, seed=None, note: str = "") -> DigitTest:
+    spec = _TESTS[kind]
+    digits, textbook = spec["digits"], spec["textbook"]
+    observed_share = _shares(observed.astype(float))
+    textbook_statistic = float(_chi_square(observed.astype(float), n, textbook)) if n else np.nan
+    dof = len(digits) - 1
+    mad = float(np.mean(np.abs(observed_share - textbook))) if n else np.nan
+    table = pd.DataFrame({
+        "digit": digits, "observed": observed.astype(np.int64), "observed_share": observed_share,
+        "expected_share": expected, "textbook_share": textbook, "z": digit_z(observed_share, expected, n),
+        "band_low": band[0], "band_high": band[1],
+    })
+    if n == 0 and not note:
+        note = "no usable counts"
+    return DigitTest(
+        name=spec["name"], statistic=float(statistic), pvalue=float(pvalue), dof=dof, mad=mad,
+        conformity=nigrini_conformity(mad, spec["family"]) if spec["family"] else NO_CLASS,
+        n=int(n), excluded=dict(excluded), null=null, digits=table,
+        textbook_statistic=textbook_statistic,
+        textbook_pvalue=float(stats.chi2.sf(textbook_statistic, dof)) if n else np.nan,
+        mean_digit=float(observed @ digits / n) if n else np.nan,
+        expected_mean=float(expected @ digits),
+        mad_null=float(np.mean(np.abs(observed_share - expected))) if n else np.nan,
+        overdispersion=float(overdispersion), n_sim=int(n_sim), seed=seed, note=note,
+    )
+
+
+def _textbook_result(kind: str, prepared: _Prepared, note: str = "") -> DigitTest:
+    spec = _TESTS[kind]
+    digits = extract_digit(prepared.counts[prepared.used], kind)
+    offset = spec["digits"][0]
+    observed = np.bincount(digits - offset, minlength=len(spec["digits"])).astype(float)
+    n = int(prepared.used.sum())
+    expected = spec["textbook"]
+    statistic = float(_chi_square(observed, n, expected)) if n else np.nan
+    pvalue = float(stats.chi2.sf(statistic, len(expected) - 1)) if n else np.nan
+    # The band a textbook null allows: 2.5-97.5 % quantiles of Binomial(n, p) / n per digit.
+    band = (np.vstack([stats.binom.ppf(0.025, n, expected), stats.binom.ppf(0.975, n, expected)]) / n
+            if n else np.full((2, len(expected)), np.nan))
+    return _finish(kind=kind, observed=observed, n=n, expected=expected, band=band, statistic=statistic,
+                   pvalue=pvalue, excluded=prepared.excluded, null=spec["textbook_null"], note=note)
+
+
+# ------------------------------------------------------------------------------------ simulation
+def overdispersion_moments(counts: np.ndarray, totals: np.ndarray, shares: np.ndarray) -> float:
+    """Method-of-moments intra-class correlation rho of a beta-binomial, clamped to [0, 0.999].
+
+    Under X_i ~ BetaBin(N_i, p_i, rho), E[(X_i - N_i p_i)^2] = N_i p_i (1 - p_i) (1 + (N_i - 1) rho),
+    so rho = sum[(X_i - N_i p_i)^2 - N_i p_i (1 - p_i)] / sum[N_i (N_i - 1) p_i (1 - p_i)]
+    (the pooled moment estimator; cf. Kleinman 1973, JASA 68:46). A negative estimate
+    (underdispersion) is clamped to 0, i.e. binomial.
+    """
+    counts, totals, shares = (np.asarray(a, dtype=float) for a in (counts, totals, shares))
+    variance = totals * shares * (1 - shares)
+    denominator = float(np.sum((totals - 1) * variance))
+    if denominator <= 0:
+        return 0.0
+    rho = float(np.sum((counts - totals * shares) ** 2 - variance)) / denominator
+    return float(np.clip(rho, 0.0, 0.999))
+
+
+def group_shares(counts, totals, groups) -> np.ndarray:
+    """Each station's mean share for the simulated null: its group's pooled share, sum(counts) / sum(totals).
+
+    Stations with a missing or unusable count or total do not enter their group's sums; a group
+    with no usable total gets NaN. Use a fine level (e.g. district) when the region tested mixes
+    areas with different support: one pooled share for a heterogeneous region is a poor null.
+    """
+    count_ints, count_missing, count_bad = _as_counts(counts, "counts")
+    total_ints, total_missing, total_bad = _as_counts(totals, "totals")
+    groups = np.asarray(groups)
+    if not (len(count_ints) == len(total_ints) == len(groups)):
+        raise ValueError(f"counts, totals and groups differ in length: {len(count_ints)}, {len(total_ints)}, {len(groups)}")
+    ok = ~(count_missing | count_bad | total_missing | total_bad) & (count_ints <= total_ints)
+    codes, index = np.unique(groups.astype(str), return_inverse=True)
+    count_sum = np.bincount(index, weights=np.where(ok, count_ints, 0).astype(float), minlength=len(codes))
+    total_sum = np.bincount(index, weights=np.where(ok, total_ints, 0).astype(float), minlength=len(codes))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(total_sum > 0, count_sum / total_sum, np.nan)
+    return share[index]
+
+
+def _digit_lut(kind: str, max_value: int, min_count: int) -> np.ndarray | None:
+    """Digit (0..9) of every value up to max_value, 10 where the value is excluded; None if too large."""
+    if max_value > _LUT_MAX:
+        return None
+    values = np.arange(max_value + 1, dtype=np.int64)
+    return _digits_or_ten(values, kind, min_count)
+
+
+def _digits_or_ten(values: np.ndarray, kind: str, min_count: int) -> np.ndarray:
+    digit = extract_digit(values, kind).astype(np.int16)
+    if kind == "first":
+        digit = digit - 1  # 1..9 -> 0..8; zero (-1) -> -2, caught below
+    if kind == "last":
+        digit = np.where(values >= min_count, digit, -1)
+    return np.where(digit >= 0, digit, 10).astype(np.int8)
+
+
+def _simulate_digit_counts(
+    totals: np.ndarray, shares: np.ndarray, rho: float, kinds: Sequence[tuple[str, int]],
+    n_sim: int, seed: int,
+) -> list[np.ndarray]:
+    """Per kind, an (n_sim, 11) array of simulated digit counts (column 10: excluded draws).
+
+    Draw b of station i is X ~ Binomial(N_i, q) with q ~ Beta(p_i (1/rho - 1), (1 - p_i)(1/rho - 1))
+    (q = p_i when rho = 0). Draws are made in chunks, each from its own child of
+    SeedSequence(seed), so the result does not depend on how many threads run the chunks.
+    """
+    n_stations = len(totals)
+    chunk = max(1, _CHUNK_ELEMENTS // max(n_stations, 1))
+    starts = list(range(0, n_sim, chunk))
+    children = np.random.SeedSequence(seed).spawn(len(starts))
+    luts = [_digit_lut(kind, int(totals.max(initial=0)), min_count) for kind, min_count in kinds]
+    degenerate = (shares <= 0) | (shares >= 1)
+    if rho > 0:
+        scale = 1 / rho - 1
+        clipped = np.clip(shares, 1e-12, 1 - 1e-12)
+        a, b = clipped * scale, (1 - clipped) * scale
+    out = [np.zeros((n_sim, 11), dtype=np.int64) for _ in kinds]
+
+    def run(job: int) -> None:
+        start = starts[job]
+        size = min(chunk, n_sim - start)
+        rng = np.random.Generator(np.random.PCG64(children[job]))
+        if rho > 0:
+            q = rng.beta(a, b, size=(size, n_stations))
+            if degenerate.any():
+                q[:, degenerate] = shares[degenerate]
+        else:
+            q = np.broadcast_to(shares, (size, n_stations))
+        draws = rng.binomial(totals, q)
+        rows = np.repeat(np.arange(size, dtype=np.int64) * 11, n_stations)
+        for (kind, min_count), lut, target in zip(kinds, luts, out):
+            digit = lut[draws] if lut is not None else _digits_or_ten(draws.ravel(), kind, min_count)
+            codes = rows + digit.ravel()
+            target[start:start + size] = np.bincount(codes, minlength=size * 11).reshape(size, 11)
+
+    workers = min(len(starts), os.cpu_count() or 1, 4)
+    if workers > 1 and n_sim * n_stations >= 4 * _CHUNK_ELEMENTS:
+        # numpy's generators release the GIL, so threads (one generator per chunk) use every core.
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(run, range(len(starts))))
+    else:
+        for job in range(len(starts)):
+            run(job)
+    return out
+
+
+def _simulated_result(kind: str, prepared: _Prepared, simulated: np.ndarray, *, rho: float, n_sim: int,
+                      seed: int, share_source: str, note: str = "") -> DigitTest:
+    spec = _TESTS[kind]
+    n_digits = len(spec["digits"])
+    digits = extract_digit(prepared.counts[prepared.used], kind) - spec["digits"][0]
+    observed = np.bincount(digits, minlength=n_digits).astype(float)
+    n = int(prepared.used.sum())
+    sim_counts = simulated[:, :n_digits].astype(float)
+    sim_n = sim_counts.sum(axis=1)
+    # The null's expected frequencies are the simulated ones (bounded counts do not follow Benford).
+    expected = sim_counts.sum(axis=0) / sim_n.sum() if sim_n.sum() > 0 else np.full(n_digits, np.nan)
+    null_stats = np.where(sim_n > 0, _chi_square(sim_counts, sim_n, expected), 0.0)
+    model = (f"beta-binomial per station (rho = {rho:.4g}, method of moments)" if rho > 0
+             else "binomial per station (moment estimate of overdispersion <= 0)")
+    null = f"simulated: {model}, mean share {share_source}, {n_sim} draws, seed {seed}"
+    if n == 0:
+        statistic, pvalue = np.nan, np.nan
+    else:
+        statistic = float(_chi_square(observed, n, expected))
+        # Compare with a relative tolerance: equal statistics must not be split by rounding.
+        pvalue = (1 + int(np.sum(null_stats >= statistic * (1 - 1e-12)))) / (1 + n_sim)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sim_shares = sim_counts / sim_n[:, None]
+    sim_shares = sim_shares[sim_n > 0]
+    band = (np.quantile(sim_shares, [0.025, 0.975], axis=0) if len(sim_shares)
+            else np.full((2, n_digits), np.nan))
+    return _finish(kind=kind, observed=observed, n=n, expected=expected, band=band, statistic=statistic,
+                   pvalue=pvalue, excluded=prepared.excluded, null=null, overdispersion=rho, n_sim=n_sim,
+                   seed=seed, note=note)
+
+
+def _null_kind(null: str, textbook: str) -> str:
+    key = str(null).strip().lower()
+    if key in (textbook, "textbook"):
+        return "textbook"
+    if key == "simulated":
+        return "simulated"
+    raise ValueError(f"null must be {textbook!r} (or 'textbook') or 'simulated', not {null!r}")
+
+
+def _model(prepared: _Prepared, shares, share_label: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, str]:
+    """The simulation base: totals, mean shares, counts, overdispersion, and how the shares were set."""
+    base = prepared.base
+    totals = prepared.totals[base]
+    counts = prepared.counts[base]
+    if shares is None:
+        pooled = counts.sum() / totals.sum() if totals.sum() > 0 else 0.0
+        share_array = np.full(len(totals), float(pooled))
+        source = f"pooled {pooled:.4f}"
+    else:
+        share_array = np.asarray(shares, dtype=float)
+        if share_array.shape != prepared.counts.shape:
+            raise ValueError(f"shares has shape {share_array.shape}, counts {prepared.counts.shape}")
+        share_array = share_array[base]
+        if not np.all((share_array >= 0) & (share_array <= 1)):
+            raise ValueError("shares must lie in [0, 1] (and not be missing) for every station with a usable count")
+        source = share_label or "given per station"
+    rho = overdispersion_moments(counts, totals, share_array)
+    return totals, share_array, counts, rho, source
+
+
+def _run(kinds: Sequence[tuple[str, int]], counts, *, null: str, totals, shares, n_sim: int, seed: int,
+         notes: Mapping[str, str] | None = None, share_label: str | None = None) -> dict[str, DigitTest]:
+    """Run several digit tests on one count array, sharing one set of simulated draws."""
+    notes = notes or {}
+    textbook = {"second": "benford", "last": "uniform", "first": "benford"}
+    out = {}
+    mode = _null_kind(null, textbook[kinds[0][0]])
+    if mode == "textbook":
+        for kind, min_count in kinds:
+            prepared = _prepare(counts, position=kind, min_count=min_count)
+            out[kind] = _textbook_result(kind, prepared, note=notes.get(kind, ""))
+        return out
+    if totals is None:
+        raise ValueError("null='simulated' needs totals (each station's size, e.g. its valid votes)")
+    if int(n_sim) < 1:
+        raise ValueError(f"n_sim must be at least 1, got {n_sim}")
+    seed = int(seed)
+    prepared = {kind: _prepare(counts, position=kind, min_count=m, totals=totals) for kind, m in kinds}
+    first = prepared[kinds[0][0]]
+    sim_totals, sim_shares, _, rho, source = _model(first, shares, share_label)
+    if len(sim_totals) == 0:
+        simulated = [np.zeros((int(n_sim), 11), dtype=np.int64) for _ in kinds]
+    else:
+        simulated = _simulate_digit_counts(sim_totals, sim_shares, rho, kinds, int(n_sim), seed)
+    for (kind, _), sim in zip(kinds, simulated):
+        out[kind] = _simulated_result(kind, prepared[kind], sim, rho=rho, n_sim=int(n_sim), seed=seed,
+                                      share_source=source, note=notes.get(kind, ""))
+    return out
+
+
+# ------------------------------------------------------------------------------------ kernels
+def first_digit_test(counts) -> DigitTest:
+    """First-digit (1BL) Pearson chi-square against Benford, 8 df; textbook null only (Nigrini 2012, ch. 5).
+
+    Meaningful only for counts spanning several orders of magnitude (kecamatan and above); when
+    the middle 98 % of the counts spans less than two orders of magnitude the result says so in
+    ``note``: at TPS level a 1BL deviation is never evidence.
+    """
+    prepared = _prepare(counts, position="first", min_count=0)
+    used = prepared.counts[prepared.used]
+    note = ""
+    if len(used):
+        low, high = np.quantile(used, [0.01, 0.99])
+        if high < 100 * max(low, 1):
+            note = ("counts span less than two orders of magnitude: the first-digit law does not apply, "
+                    "a deviation is not evidence of anything")
+    return _textbook_result("first", prepared, note=note)
+
+
+def second_digit_test(counts, *, null: str = "benford", totals=None, shares=None, n_sim: int = 1000,
+                      seed: int = 0) -> DigitTest:
+    """Second-digit (2BL) Pearson chi-square (Mebane 2006, 2007), against Benford or a simulated null.
+
+    ``null="benford"``: textbook 2BL frequencies, chi-square with 9 df. ``null="simulated"``: each
+    station's count is redrawn ``n_sim`` times from a beta-binomial with size ``totals[i]``, mean
+    share the pooled share (or ``shares[i]``) and the method-of-moments overdispersion
+    (``overdispersion_moments``); the statistic is the chi-square against the mean simulated digit
+    frequencies and the p-value (1 + #{draws with statistic >= observed}) / (1 + n_sim).
+    Counts below 10 have no second digit and are excluded (counted), in the data and in every draw.
+    """
+    return _run([("second", 0)], counts, null=null, totals=totals, shares=shares, n_sim=n_sim,
+                seed=seed)["second"]
+
+
+def last_digit_test(counts, *, min_count: int = 10, null: str = "uniform", totals=None, shares=None,
+                    n_sim: int = 1000, seed: int = 0) -> DigitTest:
+    """Last-digit Pearson chi-square (Beber & Scacco 2012), against uniform or a simulated null.
+
+    Counts below ``min_count`` are excluded (counted): uniformity needs counts spread over many
+    values. The simulated null is as in ``second_digit_test`` and applies the same ``min_count``
+    to every draw. Nigrini defines no MAD classes for last digits: ``mad`` is reported, ``conformity``
+    says there is no class.
+    """
+    if int(min_count) < 0:
+        raise ValueError(f"min_count must be >= 0, got {min_count}")
+    return _run([("last", int(min_count))], counts, null=null, totals=totals, shares=shares, n_sim=n_sim,
+                seed=seed)["last"]
+
+
+# ------------------------------------------------------------------------------------ election wrapper
+RESULT_COLUMNS = ["region", "region_name", "column", "test", "statistic", "pvalue", "textbook_pvalue", "qvalue",
+                  "n", "excluded", "mad", "mad_null", "mean_digit", "expected_mean", "null", "note"]
+
+
+@dataclass(frozen=True, eq=False)
+class DigitTable:
+    """Digit tests per region and column, with Benjamini-Hochberg q-values per test across regions and columns."""
+
+    results: pd.DataFrame
+    level: str
+    null: str
+    n_sim: int
+    seed: int
+    details: Mapping[tuple[str, str, str], DigitTest] = field(default_factory=dict, repr=False)
+
+    def flags(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Rows with q < ``alpha``: statistical irregularities, not findings of fraud."""
+        return self.results[self.results["qvalue"] < alpha].reset_index(drop=True)
+
+    def summary(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Per test and column: regions tested, regions with too few stations, regions flagged at q < alpha."""
+        grouped = self.results.groupby(["test", "column"], sort=False)
+        return pd.DataFrame({
+            "regions": grouped.size(),
+            "tested": grouped["pvalue"].count(),
+            "flagged": grouped["qvalue"].apply(lambda q: int((q < alpha).sum())),
+        }).reset_index()
+
+    def result(self, region: str, column: str, test: str) -> DigitTest:
+        """The full result of one test (for ``digit_bars``)."""
+        return self.details[(str(region), str(column), str(test))]
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.results.copy()
+
+    def _repr_html_(self) -> str:
+        title = (f"Digit tests per {self.level}; null: {self.null}"
+                 + (f" ({self.n_sim} draws, seed {self.seed})" if self.null == "simulated" else "")
+                 + "; q-values: Benjamini-Hochberg per test across regions and columns")
+        return (f"<p><b>{html.escape(title)}</b></p>\n"
+                + self.results.to_html(escape=True, index=False, na_rep=""))
+
+
+def _region_seed(seed: int, region: str, column: str) -> int:
+    """A seed per region and column that does not change when other regions are added or removed."""
+    key = [int(seed) & 0xFFFFFFFF, int(seed) >> 32, zlib.crc32(region.encode()), zlib.crc32(column.encode())]
+    return int(np.random.SeedSequence(key).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def digit_tests(election, *, level: str, columns: Sequence[str] | None = None,
+                tests: Sequence[str] = ("second", "last"), null: str = "simulated", n_sim: int = 1000,
+                seed: int = 0, min_stations: int = 50, min_count: int = 10,
+                totals: str | None = None, share_level: str | None = None) -> DigitTable:
+    """Second- and/or last-digit tests per region at ``level`` and per column, with BH q-values.
+
+    Kernels: ``second_digit_test`` (Mebane 2006) and ``last_digit_test`` (Beber & Scacco 2012);
+    q-values by Benjamini & Hochberg (1995) (statsmodels ``multipletests``, fdr_bh), one family per
+    test across all regions and columns. ``columns`` default to the candidates; a station's size
+    (``totals``) is, for a candidate, its ``valid`` votes (the sum of the candidates where
+    ``valid`` is missing) and, for any other column, its ``registered`` voters, unless a size
+    column is named. ``null`` is "simulated" or "textbook" (Benford for second
+    digits, uniform for last). Each (region, column) gets its own seed derived from ``seed``, the
+    region code and the column, and the second- and last-digit tests of a pair share its draws, so
+    a row is reproduced by calling the kernel with that seed. Regions with fewer than
+    ``min_stations`` usable counts get a "too few" row, not a test. The simulated null's mean
+    share is the region's pooled share, or with ``share_level`` (a finer level, e.g. "district")
+    the pooled share of each station's area at that level (``group_shares``): a region that mixes
+    areas of different support is otherwise tested against too narrow a null.
+    """
+    from statsmodels.stats.multitest import multipletests
+
+    if level not in election.levels:
+        raise KeyError(f"{level!r} is not a level of this election ({', '.join(election.levels)})")
+    columns = tuple(election.candidates if columns is None else columns)
+    if not columns:
+        raise ValueError("no columns to test (the election has no candidates)")
+    unknown = [c for c in columns if c not in election.table.columns]
+    if unknown:
+        raise KeyError(f"not columns of this election: {', '.join(map(str, unknown))}")
+    tests = tuple(tests)
+    bad = [t for t in tests if t not in ("second", "last")]
+    if bad or not tests:
+        raise ValueError(f"tests must be among 'second' and 'last', got {tests!r}")
+    mode = "simulated" if str(null).lower() == "simulated" else "textbook"
+    if mode == "textbook" and str(null).lower() not in ("textbook", "benford", "uniform"):
+        raise ValueError(f"null must be 'simulated' or 'textbook', not {null!r}")
+
+    table = election.table
+    if totals is not None and totals not in table.columns:
+        raise KeyError(f"totals column {totals!r} is not in the election")
+    valid = election.column("valid")
+    if election.candidates:
+        candidate_sum = table[list(election.candidates)].sum(axis=1, skipna=False)
+        valid = np.where(np.isnan(valid), candidate_sum.astype("Float64").to_numpy(dtype=float, na_value=np.nan),
+                         valid)
+
+    def station_size(column: str) -> np.ndarray:
+        # A candidate's votes are out of the valid votes; any other count (valid, voters, ...) out
+        # of the registered voters, unless the caller names the size column.
+        if totals is not None:
+            return election.column(totals)
+        return valid if column in election.candidates else election.column("registered")
+
+    sizes = {c: station_size(c) for c in columns}
+    if share_level is not None and share_level not in election.levels:
+        raise KeyError(f"share_level {share_level!r} is not a level of this election ({', '.join(election.levels)})")
+    share_groups = table[share_level].astype(str).to_numpy() if share_level is not None else None
+    regions = table[level].astype(str).to_numpy()
+    name_col = f"{level}_name"
+    names = table[name_col].astype(str).to_numpy() if name_col in table.columns else None
+    values = {c: election.column(c) for c in columns}
+    kinds = [(t, int(min_count) if t == "last" else 0) for t in tests]
+
+    rows, details = [], {}
+    for region in sorted(pd.unique(regions)):
+        mask = regions == region
+        region_name = str(names[mask][0]) if names is not None else ""
+        for column in columns:
+            counts = values[column][mask]
+            region_totals = sizes[column][mask] if mode == "simulated" else None
+            region_seed = _region_seed(seed, region, column)
+            base = {"region": region, "region_name": region_name, "column": column}
+            try:
+                usable = {kind: int(_prepare(counts, position=kind, min_count=m, totals=region_totals).used.sum())
+                          for kind, m in kinds}
+                runnable = [(k, m) for k, m in kinds if usable[k] >= min_stations]
+                shares = (group_shares(counts, region_totals, share_groups[mask])
+                          if runnable and mode == "simulated" and share_groups is not None else None)
+                results = (_run(runnable, counts, null=null if mode == "simulated" else "textbook",
+                                totals=region_totals, shares=shares, n_sim=n_sim, seed=region_seed,
+                                share_label=f"pooled per {share_level}")
+                           if runnable else {})
+            except Exception as err:  # one region's bad data must not stop the others
+                for kind, _ in kinds:
+                    rows.append({**base, "test": _TESTS[kind]["name"], "n": 0,
+                                 "note": f"failed: {type(err).__name__}: {err}"})
+                continue
+            for kind, _ in kinds:
+                name = _TESTS[kind]["name"]
+                if kind not in results:
+                    rows.append({**base, "test": name, "n": usable[kind],
+                                 "note": f"too few usable stations ({usable[kind]} < {min_stations})"})
+                    continue
+                result = results[kind]
+                details[(region, column, name)] = result
+                rows.append({**base, "test": name, "statistic": result.statistic, "pvalue": result.pvalue,
+                             "textbook_pvalue": result.textbook_pvalue, "n": result.n,
+                             "excluded": int(sum(result.excluded.values())), "mad": result.mad,
+                             "mad_null": result.mad_null, "mean_digit": result.mean_digit,
+                             "expected_mean": result.expected_mean, "null": result.null, "note": result.note})
+    results = pd.DataFrame(rows, columns=[c for c in RESULT_COLUMNS if c != "qvalue"])
+    for col in ("statistic", "pvalue", "textbook_pvalue", "mad", "mad_null", "mean_digit", "expected_mean"):
+        results[col] = results[col].astype(float)
+    results["n"] = results["n"].fillna(0).astype(int)
+    results["excluded"] = results["excluded"].astype("Int64")
+    results["null"] = results["null"].fillna("").astype(str)
+    results["note"] = results["note"].fillna("").astype(str)
+    results["qvalue"] = np.nan
+    for kind, _ in kinds:
+        where = (results["test"] == _TESTS[kind]["name"]) & results["pvalue"].notna()
+        if where.any():
+            results.loc[where, "qvalue"] = multipletests(results.loc[where, "pvalue"].to_numpy(), method="fdr_bh")[1]
+    null_label = mode if mode == "textbook" else "simulated"
+    results = results[RESULT_COLUMNS]
+    return DigitTable(results=results, level=level, null=null_label, n_sim=int(n_sim) if mode == "simulated" else 0,
+                      seed=int(seed), details=details)

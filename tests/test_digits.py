@@ -1,0 +1,330 @@
+"""Tests of the digit tests: constants, formulas, exclusions, calibration of the simulated null on
+clean synthetic data, power against invented last digits, and the per-region wrapper."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from analysis.digits import (
+    BENFORD_FIRST,
+    BENFORD_SECOND,
+    DigitTable,
+    digit_tests,
+    digit_z,
+    extract_digit,
+    first_digit_test,
+    group_shares,
+    last_digit_test,
+    nigrini_conformity,
+    overdispersion_moments,
+    second_digit_test,
+)
+from analysis.election import Election
+
+# methods.md, section 1 (five decimals as published there).
+METHODS_SECOND = [.11968, .11389, .10882, .10433, .10031, .09668, .09337, .09035, .08757, .08500]
+
+
+# ------------------------------------------------------------------------------------ helpers
+def clean_stations(rng: np.random.Generator, n: int = 3000, n_areas: int = 30):
+    """TPS-sized clean data: totals 150-300, area shares from a beta, station shares around them."""
+    totals = rng.integers(150, 301, n)
+    area = rng.integers(0, n_areas, n)
+    area_mean = rng.beta(8, 10, n_areas)
+    share = rng.beta(area_mean[area] * 60, (1 - area_mean[area]) * 60)
+    return rng.binomial(totals, share), totals, area
+
+
+def invent_last_digits(rng: np.random.Generator, votes, totals, fraction: float):
+    """Replace the last digit of ``fraction`` of stations the way people invent numbers:
+    0 and 5 favoured, and the tens digit not repeated (Beber & Scacco 2012)."""
+    votes = votes.copy()
+    rows = rng.choice(len(votes), size=int(round(fraction * len(votes))), replace=False)
+    weights = np.full(10, 0.075)
+    weights[[0, 5]] = 0.2
+    for row in rows:
+        w = weights.copy()
+        w[(votes[row] // 10) % 10] = 0  # avoid a repeated final pair
+        digit = rng.choice(10, p=w / w.sum())
+        invented = votes[row] - votes[row] % 10 + digit
+        if invented <= totals[row]:
+            votes[row] = invented
+    return votes
+
+
+# ------------------------------------------------------------------------------------ constants
+def test_benford_constants_match_methods():
+    np.testing.assert_allclose(BENFORD_SECOND, METHODS_SECOND, atol=5e-6)
+    assert round(float(BENFORD_SECOND @ np.arange(10)), 5) == 4.18739
+    assert round(float(BENFORD_FIRST @ np.arange(1, 10)), 4) == 3.4402
+    assert BENFORD_SECOND.sum() == pytest.approx(1) and BENFORD_FIRST.sum() == pytest.approx(1)
+
+
+@pytest.mark.parametrize("digit, limits", [("first", (0.006, 0.012, 0.015)), ("second", (0.008, 0.010, 0.012)),
+                                           ("first two", (0.0012, 0.0018, 0.0022))])
+def test_nigrini_classes_at_thresholds(digit, limits):
+    close, acceptable, marginal = limits
+    eps = 1e-9
+    assert nigrini_conformity(close, digit) == "close conformity"
+    assert nigrini_conformity(close + eps, digit) == "acceptable conformity"
+    assert nigrini_conformity(acceptable, digit) == "acceptable conformity"
+    assert nigrini_conformity(acceptable + eps, digit) == "marginal conformity"
+    assert nigrini_conformity(marginal, digit) == "marginal conformity"
+    assert nigrini_conformity(marginal + eps, digit) == "nonconformity"
+
+
+def test_z_formula_with_continuity_correction():
+    p, n = 0.11968, 1000
+    # |0.15 - p| > 1/(2N): corrected, as in methods.md
+    expected = (abs(0.15 - p) - 1 / (2 * n)) / np.sqrt(p * (1 - p) / n)
+    assert digit_z([0.15], [p], n)[0] == pytest.approx(expected)
+    # Nigrini: the correction is dropped when it exceeds the difference (Z never negative)
+    small = p + 0.0001
+    assert digit_z([small], [p], n)[0] == pytest.approx(0.0001 / np.sqrt(p * (1 - p) / n))
+    # the result's table uses the same formula against its null
+    rng = np.random.default_rng(3)
+    result = second_digit_test(rng.integers(10, 100_000, 500))
+    table = result.digits
+    np.testing.assert_allclose(table["z"], digit_z(table["observed_share"], BENFORD_SECOND, result.n))
+
+
+def test_textbook_statistic_is_pearson_chi_square():
+    rng = np.random.default_rng(5)
+    counts = rng.integers(10, 10_000, 2000)
+    result = second_digit_test(counts)
+    observed = result.digits["observed"].to_numpy()
+    reference = stats.chisquare(observed, BENFORD_SECOND * observed.sum())
+    assert result.statistic == pytest.approx(reference.statistic)
+    assert result.pvalue == pytest.approx(reference.pvalue)
+    assert result.dof == 9 and result.null == "Benford 2BL (textbook)"
+    assert result.mean_digit == pytest.approx(np.mean([int(str(c)[1]) for c in counts]))
+
+
+# ------------------------------------------------------------------------------------ exclusions
+def test_exclusions_are_counted_per_reason():
+    counts = pd.array([None, -3, 7, 0, 12, 345, 9, 10, None], dtype="Int64")
+    second = second_digit_test(counts)
+    assert second.excluded == {"missing": 2, "negative or fractional": 1, "zero": 1, "one digit (< 10)": 2}
+    assert second.n == 3
+    last = last_digit_test([np.nan, 2.5, 3, 10, 11, 250, 0], min_count=10)
+    assert last.excluded == {"missing": 1, "negative or fractional": 1, "below min_count (10)": 2}
+    assert last.n == 3
+    first = first_digit_test([0, 0, 1, 2, np.nan])
+    assert first.excluded["zero"] == 2 and first.n == 2
+    simulated = second_digit_test([50, 60, None, 70, 20, 5], null="simulated",
+                                  totals=[100, 40, 100, None, 0, 100], n_sim=19)
+    assert simulated.excluded == {"missing": 1, "negative or fractional": 0,
+                                  "total missing, negative or fractional": 1, "total is zero": 1,
+                                  "count > total": 1, "zero": 0, "one digit (< 10)": 1}
+    assert simulated.n == 1
+
+
+def test_empty_and_bad_input():
+    empty = second_digit_test([None, 3, 0])
+    assert empty.n == 0 and np.isnan(empty.pvalue) and empty.note
+    assert "<p>" in empty._repr_html_()
+    with pytest.raises(ValueError, match="totals"):
+        second_digit_test([10, 20], null="simulated")
+    with pytest.raises(ValueError, match="null"):
+        second_digit_test([10, 20], null="poisson")
+    with pytest.raises(ValueError, match="length"):
+        last_digit_test([10, 20], null="simulated", totals=[100])
+    with pytest.raises(ValueError, match="numeric"):
+        last_digit_test(["ten", "20"])
+
+
+# ------------------------------------------------------------------------------------ properties
+@given(st.lists(st.integers(min_value=1, max_value=2**63 - 1), min_size=1, max_size=50))
+def test_digit_extraction_agrees_with_str(values):
+    array = np.array(values, dtype=np.int64)
+    text = [str(v) for v in values]
+    assert extract_digit(array, "first").tolist() == [int(t[0]) for t in text]
+    assert extract_digit(array, "second").tolist() == [int(t[1]) if len(t) > 1 else -1 for t in text]
+    assert extract_digit(array, "last").tolist() == [int(t[-1]) for t in text]
+
+
+count_values = st.one_of(st.none(), st.integers(-5, 400), st.floats(-10, 400), st.just(float("nan")),
+                         st.sampled_from([0, 9, 10, 99, 100]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(count_values, max_size=40), st.lists(st.one_of(st.none(), st.integers(0, 500)), max_size=40))
+def test_every_count_is_tested_or_excluded(counts, totals):
+    totals = (totals + [300] * len(counts))[:len(counts)]
+    for result in (first_digit_test(counts), second_digit_test(counts), last_digit_test(counts, min_count=10),
+                   second_digit_test(counts, null="simulated", totals=totals, n_sim=9),
+                   last_digit_test(counts, null="simulated", totals=totals, n_sim=9)):
+        assert result.n + sum(result.excluded.values()) == len(counts)
+        assert result.digits["observed"].sum() == result.n
+
+
+def test_overdispersion_estimate_recovers_rho():
+    rng = np.random.default_rng(11)
+    totals = rng.integers(150, 301, 20_000)
+    rho, p = 0.05, 0.4
+    share = rng.beta(p * (1 / rho - 1), (1 - p) * (1 / rho - 1), len(totals))
+    votes = rng.binomial(totals, share)
+    estimate = overdispersion_moments(votes, totals, np.full(len(totals), votes.sum() / totals.sum()))
+    assert abs(estimate - rho) < 0.006
+    binomial = rng.binomial(totals, p)
+    assert overdispersion_moments(binomial, totals, np.full(len(totals), p)) < 0.003
+
+
+# ------------------------------------------------------------------------------------ calibration
+def test_simulated_null_is_deterministic_and_keeps_its_band():
+    rng = np.random.default_rng(2)
+    votes, totals, _ = clean_stations(rng, n=1500)
+    one = second_digit_test(votes, null="simulated", totals=totals, n_sim=199, seed=4)
+    two = second_digit_test(votes, null="simulated", totals=totals, n_sim=199, seed=4)
+    other = second_digit_test(votes, null="simulated", totals=totals, n_sim=199, seed=5)
+    pd.testing.assert_frame_equal(one.digits, two.digits)
+    assert one.pvalue == two.pvalue and one.statistic == two.statistic
+    assert not one.digits["band_low"].equals(other.digits["band_low"])
+    assert "199 draws, seed 4" in one.null and one.null.startswith("simulated: beta-binomial")
+    assert one.textbook_pvalue < 0.01  # bounded counts are far from Benford
+    table = one.digits
+    assert (table["band_low"] <= table["expected_share"]).all() and (table["expected_share"] <= table["band_high"]).all()
+    assert table["expected_share"].sum() == pytest.approx(1)
+
+
+def test_clean_tps_data_textbook_rejects_simulated_null_keeps_its_level():
+    """On clean TPS-sized data the textbook 2BL test rejects almost always, while the simulated
+    null rejects at its nominal 5 % (within 3 binomial standard errors of the Monte Carlo)."""
+    n_datasets, n_sim, alpha = 300, 99, 0.05
+
+    def replicate(seed_sequence) -> tuple[bool, bool, bool]:
+        rng = np.random.default_rng(seed_sequence)
+        votes, totals, area = clean_stations(rng)
+        shares = group_shares(votes, totals, area)
+        seed = int(seed_sequence.generate_state(1)[0])
+        return (second_digit_test(votes).pvalue <= alpha,
+                second_digit_test(votes, null="simulated", totals=totals, shares=shares, n_sim=n_sim,
+                                  seed=seed).pvalue <= alpha,
+                last_digit_test(votes, null="simulated", totals=totals, shares=shares, n_sim=n_sim,
+                                seed=seed).pvalue <= alpha)
+
+    # numpy releases the GIL while drawing, so two threads halve the wall time; each replicate has
+    # its own seed, so the outcome does not depend on the scheduling.
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = np.array(list(pool.map(replicate, np.random.SeedSequence(2024).spawn(n_datasets))))
+    rates = dict(zip(["textbook 2BL", "simulated 2BL", "simulated last"], outcomes.mean(axis=0)))
+    se = np.sqrt(alpha * (1 - alpha) / n_datasets)
+    assert rates["textbook 2BL"] > 0.5, rates
+    assert abs(rates["simulated 2BL"] - alpha) <= 3 * se, rates
+    assert abs(rates["simulated last"] - alpha) <= 3 * se, rates
+
+
+def test_last_digit_test_detects_invented_digits():
+    rng = np.random.default_rng(77)
+    n_datasets, rejected = 30, 0
+    for replicate in range(n_datasets):
+        votes, totals, area = clean_stations(rng)
+        votes = invent_last_digits(rng, votes, totals, fraction=0.20)
+        result = last_digit_test(votes, null="simulated", totals=totals, n_sim=99, seed=replicate)
+        rejected += result.pvalue <= 0.05
+        # the invented digits show where they should: too many zeros and fives
+        table = result.digits.set_index("digit")
+    assert rejected / n_datasets >= 0.8, rejected
+    assert (table.loc[[0, 5], "observed_share"] > table.loc[[0, 5], "expected_share"]).all()
+
+
+# ------------------------------------------------------------------------------------ wrapper
+@pytest.fixture(scope="module")
+def small_election() -> Election:
+    rng = np.random.default_rng(9)
+    rows = []
+    layout = {("11", "1101"): 120, ("11", "1102"): 90, ("12", "1201"): 150, ("12", "<script>"): 20}
+    for (province, regency), size in layout.items():
+        mean = rng.beta(8, 10)
+        for i in range(size):
+            valid = int(rng.integers(150, 301))
+            a = int(rng.binomial(valid, rng.beta(mean * 60, (1 - mean) * 60)))
+            rows.append({"unit_id": f"{province}{regency}{i:04d}", "province": province, "regency": regency,
+                         "regency_name": "<script>alert(1)</script>" if regency == "<script>" else f"Kab {regency}",
+                         "registered": valid + 40, "voters": valid + 3, "valid": valid, "invalid": 3,
+                         "01": a, "02": valid - a})
+    table = pd.DataFrame(rows)
+    table.loc[0, "valid"] = None  # falls back to the sum of the candidates
+    return Election.from_frame(table, levels=["province", "regency"], candidates=["01", "02"], name="small")
+
+
+def test_digit_tests_per_region(small_election):
+    table = digit_tests(small_election, level="regency", n_sim=99, seed=1)
+    assert isinstance(table, DigitTable)
+    results = table.results
+    assert len(results) == 4 * 2 * 2  # regencies x candidates x tests
+    too_few = results[results["region"] == "<script>"]
+    assert too_few["pvalue"].isna().all() and too_few["note"].str.startswith("too few").all()
+    tested = results[results["region"] != "<script>"]
+    assert tested["qvalue"].notna().all() and (tested["qvalue"] >= tested["pvalue"] - 1e-12).all()
+    assert tested["null"].str.startswith("simulated").all()
+    flags = table.flags(alpha=0.5)
+    assert len(flags) == int((results["qvalue"] < 0.5).sum()) and (flags["qvalue"] < 0.5).all()
+    assert table.summary()["tested"].sum() == len(tested)
+
+
+def test_digit_tests_are_reproducible_and_rows_match_the_kernel(small_election):
+    one = digit_tests(small_election, level="regency", n_sim=99, seed=1)
+    two = digit_tests(small_election, level="regency", n_sim=99, seed=1)
+    other = digit_tests(small_election, level="regency", n_sim=99, seed=2)
+    pd.testing.assert_frame_equal(one.results, two.results)
+    assert not one.results["pvalue"].equals(other.results["pvalue"])
+    # a row is reproduced by the kernel with the seed it reports
+    detail = one.result("1101", "01", "last digit")
+    mask = (small_election.table["regency"] == "1101").to_numpy()
+    valid = small_election.column("valid")[mask]
+    fallback = (small_election.column("01") + small_election.column("02"))[mask]
+    again = last_digit_test(small_election.column("01")[mask], null="simulated",
+                            totals=np.where(np.isnan(valid), fallback, valid), n_sim=99, seed=detail.seed)
+    assert again.pvalue == detail.pvalue and again.statistic == detail.statistic
+
+
+def test_digit_tests_html_escapes_region_names(small_election):
+    table = digit_tests(small_election, level="regency", n_sim=19, seed=0, min_stations=10)
+    page = table._repr_html_()
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    detail = table.result("<script>", "01", "second digit")
+    assert "<script>" not in detail._repr_html_()
+
+
+def test_digit_tests_textbook_and_bad_arguments(small_election):
+    table = digit_tests(small_election, level="province", null="textbook", tests=("second",))
+    assert (table.results["null"] == "Benford 2BL (textbook)").all()
+    with pytest.raises(KeyError):
+        digit_tests(small_election, level="village")
+    with pytest.raises(ValueError):
+        digit_tests(small_election, level="province", tests=("first",))
+
+
+def test_digit_bars_draws_a_figure():
+    from matplotlib.figure import Figure
+
+    from analysis.plots_digits import digit_bars
+
+    rng = np.random.default_rng(6)
+    votes, totals, _ = clean_stations(rng, n=800)
+    result = second_digit_test(votes, null="simulated", totals=totals, n_sim=99)
+    fig = digit_bars(result, title="<b>$region$</b>")
+    assert isinstance(fig, Figure)
+    labels = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+    assert "Benford (textbook reference)" in labels and "null 2.5-97.5 %" in labels
+
+
+def test_digit_tests_share_level_and_other_columns(small_election):
+    table = digit_tests(small_election, level="province", columns=["01", "voters"], share_level="regency",
+                        n_sim=19, seed=3, tests=("last",))
+    results = table.results
+    assert list(results["column"]) == ["01", "voters", "01", "voters"]
+    assert results["null"].str.contains("pooled per regency").all()
+    # voters are drawn out of registered voters (all stations usable), candidates out of valid votes
+    voters = table.result("11", "voters", "last digit")
+    assert voters.excluded.get("count > total", 0) == 0 and voters.n == 210
+    with pytest.raises(KeyError):
+        digit_tests(small_election, level="province", share_level="village")
