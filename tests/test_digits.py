@@ -306,7 +306,7 @@ def test_digit_tests_textbook_and_bad_arguments(small_election):
 def test_digit_bars_draws_a_figure():
     from matplotlib.figure import Figure
 
-    from analysis.plots_digits import digit_bars
+    from analysis.plots import digit_bars
 
     rng = np.random.default_rng(6)
     votes, totals, _ = clean_stations(rng, n=800)

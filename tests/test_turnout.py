@@ -388,7 +388,7 @@ def test_html_escapes_region_names(turnout_table):
 def test_fingerprint_plot_draws_percent_axes():
     from matplotlib.figure import Figure
 
-    from analysis.plots_turnout import fingerprint_plot
+    from analysis.plots import fingerprint_plot
 
     rng = np.random.default_rng(2)
     fp = fingerprint(*counts(clean_province(rng, n_units=500, n_groups=20)))

@@ -73,6 +73,11 @@ def _run_one(job: dict[str, Any]) -> ReportResult:
     executed = out_dir / job["executed_name"]
     html_path = out_dir / "index.html"
     error = ""
+    # The kernel inherits this process's stderr: its chatter goes to a log beside the report,
+    # not over the progress bar.
+    log = open(out_dir / "kernel.log", "ab")
+    saved_stderr = os.dup(2)
+    os.dup2(log.fileno(), 2)
     try:
         papermill.execute_notebook(
             job["template"], str(executed), parameters=job["parameters"], kernel_name="python3",
@@ -80,6 +85,10 @@ def _run_one(job: dict[str, Any]) -> ReportResult:
         )
     except BaseException as err:  # noqa: BLE001 - one report failing must not stop the batch
         error = _short_error(err)
+    finally:
+        os.dup2(saved_stderr, 2)
+        os.close(saved_stderr)
+        log.close()
     html = None
     if executed.exists():
         try:

@@ -1,0 +1,154 @@
+"""Figures: one function per figure, each taking a result object and returning a matplotlib Figure.
+
+Figures are built with ``matplotlib.figure.Figure`` (no pyplot state), so they are safe in worker
+processes and display in notebooks through the inline backend. Titles that carry outside strings
+(region names) are drawn as plain text, never parsed as mathtext.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+from .digits import DigitTest
+from .turnout import Fingerprint
+
+
+# ------------------------------------------------------------------------------------ turnout
+def fingerprint_plot(fp: Fingerprint, ax=None, title: str = "") -> Figure:
+    """Klimek's election fingerprint: units per (turnout, winner share) cell, log colour scale.
+
+    Klimek, Yegorov, Hanel & Thurner (2012), PNAS 109:16469, Fig. 1. Empty cells are left white;
+    units above 100 % turnout sit in the last column (their number is in the caption).
+    """
+    if ax is None:
+        fig = Figure(figsize=(5.5, 4.5), layout="constrained")
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    counts = np.ma.masked_equal(fp.counts.T.astype(float), 0)  # rows: share, columns: turnout
+    if counts.count():
+        mesh = ax.pcolormesh(100 * fp.turnout_edges, 100 * fp.share_edges, counts,
+                             norm=LogNorm(vmin=1, vmax=max(1.0, float(counts.max()))), cmap="viridis")
+        fig.colorbar(mesh, ax=ax, label="polling stations per cell")
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("turnout (%)")
+    ax.set_ylabel("winner's share of valid votes (%)")
+    excluded = sum(fp.excluded.values())
+    note = f"n = {fp.n:,}; excluded {excluded:,}; turnout > 100 %: {fp.turnout_above_1:,}"
+    # Titles come from outside (region names): plain text, never parsed as mathtext.
+    ax.set_title(f"{title}\n{note}" if title else note, fontsize=9, usetex=False, parse_math=False)
+    return fig
+
+# ------------------------------------------------------------------------------------ digits
+def digit_bars(result: DigitTest, ax=None, title: str = "") -> Figure:
+    """Observed digit shares (bars) against the null's expected shares with its 2.5-97.5 % band.
+
+    Mebane (2006) for second digits, Beber & Scacco (2012) for last digits. The band is the
+    central 95 % of each digit's share under the null (simulated draws, or Binomial(n, p) / n for
+    a textbook null); the textbook law (Benford, or uniform for last digits) is drawn as a
+    labelled reference line, since at polling-station level it is not the right expectation.
+    A bar outside its band on one digit is expected now and then (ten digits, 95 % bands).
+    """
+    if ax is None:
+        fig = Figure(figsize=(6, 4), layout="constrained")
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    table = result.digits
+    x = table["digit"].to_numpy()
+    observed = table["observed_share"].to_numpy(dtype=float)
+    expected = table["expected_share"].to_numpy(dtype=float)
+    low = table["band_low"].to_numpy(dtype=float)
+    high = table["band_high"].to_numpy(dtype=float)
+    textbook = table["textbook_share"].to_numpy(dtype=float)
+
+    ax.bar(x, observed, width=0.6, color="#4c72b0", alpha=0.85, label="observed", zorder=2)
+    if np.isfinite(low).any():
+        ax.bar(x, high - low, bottom=low, width=0.85, color="#dd8452", alpha=0.3, linewidth=0,
+               label="null 2.5-97.5 %", zorder=3)
+    simulated = result.null.startswith("simulated")
+    ax.plot(x, expected, "o", color="#dd8452", markersize=5, zorder=3,
+            label="null expectation (simulated)" if simulated else "null expectation")
+    textbook_label = {"last digit": "uniform 10 % (reference)"}.get(result.name, "Benford (textbook reference)")
+    ax.plot(x, textbook, "--", color="0.3", linewidth=1, label=textbook_label, zorder=3)
+    ax.set_xticks(x)
+    ax.set_xlabel(result.name)
+    ax.set_ylabel("share of counts")
+    ax.set_ylim(0, max(1e-3, np.nanmax(np.r_[observed, high, textbook, expected])) * 1.4)  # headroom for the legend
+    ax.legend(fontsize=8, loc="upper right", frameon=False)
+    pvalue = "n/a" if not np.isfinite(result.pvalue) else f"{result.pvalue:.3g}"
+    note = f"n = {result.n:,}; chi-square {result.statistic:.1f}, p = {pvalue}"
+    if simulated:
+        note += f" (textbook p = {result.textbook_pvalue:.3g})"
+    # Titles come from outside (region names): plain text, never parsed as mathtext.
+    ax.set_title(f"{title}\n{note}" if title else note, fontsize=9, usetex=False, parse_math=False)
+    return fig
+
+def digit_panel(table, *, region: str | None = None, title: str = "") -> Figure:
+    """Every digit test of one region in one figure: a row per test, a column per counted column.
+
+    ``table`` is a ``DigitTable``; ``region`` defaults to its only (or first) region. Tests that
+    could not run (too few stations) are left as an empty panel saying why.
+    """
+    results = table.results
+    region = str(results["region"].iloc[0]) if region is None else str(region)
+    rows = results[results["region"] == region]
+    tests = list(dict.fromkeys(rows["test"]))
+    columns = list(dict.fromkeys(rows["column"]))
+    fig = Figure(figsize=(4.2 * max(1, len(columns)), 3.4 * max(1, len(tests))), layout="constrained")
+    axes = fig.subplots(max(1, len(tests)), max(1, len(columns)), squeeze=False)
+    for i, test in enumerate(tests):
+        for j, column in enumerate(columns):
+            ax = axes[i][j]
+            key = (region, str(column), str(test))
+            if key in table.details:
+                digit_bars(table.details[key], ax=ax, title=f"{column}: {test}")
+            else:
+                note = rows[(rows["test"] == test) & (rows["column"] == column)]["note"]
+                ax.text(0.5, 0.5, note.iloc[0] if len(note) else "not tested", ha="center", va="center",
+                        wrap=True, fontsize=8, parse_math=False)
+                ax.set_title(f"{column}: {test}", fontsize=9, parse_math=False)
+                ax.set_axis_off()
+    if title:
+        fig.suptitle(title, fontsize=11, usetex=False, parse_math=False)
+    return fig
+
+# ------------------------------------------------------------------------------------ consistency
+
+def rule_failures(result) -> Figure:
+    """Share of TPS breaking each form rule, among the TPS where the rule could be checked."""
+    coverage = result.coverage
+    fig = Figure(figsize=(7, 0.35 * max(4, len(coverage)) + 1), layout="constrained")
+    ax = fig.add_subplot()
+    shares = 100 * coverage["share_failed"].fillna(0).to_numpy(dtype=float)
+    labels = [f"{rule}  (n = {n:,})" for rule, n in zip(coverage.index, coverage["evaluable"])]
+    y = np.arange(len(coverage))
+    ax.barh(y, shares, color="#c44e52")
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.invert_yaxis()
+    for yi, (share, failed) in enumerate(zip(shares, coverage["failed"])):
+        ax.text(share, yi, f" {failed:,}", va="center", fontsize=7)
+    ax.set_xlabel("TPS breaking the rule, % of TPS where it could be checked")
+    if result.not_checked:
+        ax.set_title("not checked (columns missing): " + ", ".join(result.not_checked), fontsize=8,
+                     usetex=False, parse_math=False)
+    return fig
+
+
+def region_failure_rates(table) -> Figure:
+    """Each region's share of TPS with a broken form, with the overall rate as a reference line."""
+    table = table.sort_values("region")
+    fig = Figure(figsize=(max(6, 0.22 * len(table) + 2), 3.8), layout="constrained")
+    ax = fig.add_subplot()
+    x = np.arange(len(table))
+    colours = np.where(table["flagged"].to_numpy(dtype=bool), "#c44e52", "#8c8c8c")
+    ax.bar(x, 100 * table["rate"].to_numpy(dtype=float), color=colours)
+    overall = table["failed"].sum() / max(1, table["evaluable"].sum())
+    ax.axhline(100 * overall, color="0.2", linestyle="--", linewidth=1, label=f"all regions {100 * overall:.2f} %")
+    ax.set_xticks(x, table["region"].astype(str), rotation=90, fontsize=7)
+    ax.set_ylabel("TPS with a broken form, %")
+    ax.legend(fontsize=8, frameon=False)
+    ax.set_title("red: rate differs from the rest at q < 0.05", fontsize=9, parse_math=False)
+    return fig
