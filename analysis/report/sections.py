@@ -50,7 +50,12 @@ def headline_frame(election: Election) -> pd.DataFrame:
         "stations_with_administration": "TPS with registered and voters published",
         "turnout_percent": "turnout, % (voters / registered, where both are published)",
     }
-    rows = [(labels.get(k, k.replace("share_", "share of ").replace("_percent", ", %")), v) for k, v in values.items()]
+    def shown(value: Any) -> str:
+        if value is None:
+            return "not published"
+        return f"{value:,}" if isinstance(value, int) else f"{value:.2f}"
+
+    rows = [(labels.get(k, k.replace("share_", "share of ").replace("_percent", ", %")), shown(v)) for k, v in values.items()]
     return pd.DataFrame(rows, columns=["", "value"]).set_index("")
 
 
