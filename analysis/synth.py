@@ -235,29 +235,42 @@ def _plant_extreme(rng, counts, units, rows, winner, share_of_tps):
     return records
 
 
+def _whole_percent(total: int, target: float, window: int = 3) -> int | None:
+    """A count out of ``total`` whose percentage is within 0.05 pp of a whole number near ``target``."""
+    for step in range(window + 1):
+        for percent in sorted({round(target) - step, round(target) + step}):
+            if not 1 <= percent <= 99:
+                continue
+            count = int(round(percent * total / 100))
+            if abs(100 * count / total - percent) < 0.05:
+                return count
+    return None
+
+
 def _plant_round(rng, counts, rows, winner, share_of_tps):
-    """Fabricated forms: a round number of valid votes and a whole-percent share for the winner."""
+    """Fabricated forms: turnout and the winner's share written as whole percentages where the
+    TPS's numbers allow it (Kobak et al. 2016's signature); the form still balances."""
     chosen = rows[rng.random(len(rows)) < share_of_tps]
     records = []
     others = [c for c in CANDIDATES if c != winner]
     for unit in chosen:
         row = counts.loc[unit]
-        valid = int(max(50, 50 * round(row["valid"] / 50)))
-        percent = int(np.clip(round(100 * row[winner] / max(row["valid"], 1)), 1, 99))
-        winner_votes = int(round(percent * valid / 100))
-        if 100 * winner_votes % valid:  # not a whole percent: nudge to the nearest that is
-            step = 2 if valid % 100 else 1
-            percent = int(step * round(percent / step))
-            winner_votes = percent * valid // 100
+        registered = int(row["dpt"] + row["dptb_voters"])
+        voters = _whole_percent(registered, 100 * row["voters"] / registered)
+        if voters is None or voters <= row["invalid"] + row["dptb_voters"] + row["dpk_voters"]:
+            voters = int(row["voters"])
+        valid = voters - int(row["invalid"])
+        winner_votes = _whole_percent(valid, 100 * row[winner] / max(row["valid"], 1))
+        if winner_votes is None:
+            continue
         rest = valid - winner_votes
         other_total = sum(row[c] for c in others) or 1
         first = int(round(rest * row[others[0]] / other_total))
         new = {winner: winner_votes, others[0]: first, others[1]: rest - first}
-        records.append((unit, winner, row[winner], winner_votes, f"{percent} % of {valid} valid"))
-        voters = valid + int(row["invalid"])
-        counts.loc[unit, ["valid", "voters"]] = [valid, voters]
-        # Keep the voter kinds adding up: the difference lands on the DPT voters.
-        counts.loc[unit, "dpt_voters"] = max(0, voters - int(row["dptb_voters"]) - int(row["dpk_voters"]))
+        detail = f"turnout {100 * voters / registered:.2f} %, share {100 * winner_votes / valid:.2f} %"
+        records.append((unit, winner, int(row[winner]), winner_votes, detail))
+        counts.loc[unit, ["voters", "valid", "dpt_voters"]] = [
+            voters, valid, voters - int(row["dptb_voters"]) - int(row["dpk_voters"])]
         for c in CANDIDATES:
             counts.loc[unit, c] = new[c]
     return records
@@ -308,7 +321,7 @@ def make_election(
     ocr_rate: float = 0.004,
     incremental: Mapping[str, float] | None = None,
     extreme_share: float = 0.04,
-    round_share: float = 0.15,
+    round_share: float = 0.2,
     missing_chart: float = 0.03,
     missing_administrasi: float = 0.05,
     winner: str = "02",
@@ -322,7 +335,7 @@ def make_election(
     """
     rng = np.random.default_rng(seed)
     plan = dict(DEFAULT_PLAN if plan is None else plan)
-    incremental = dict({"f_i": 0.35, "theta": 0.25, "alpha": 2.0}, **(incremental or {}))
+    incremental = dict({"f_i": 0.5, "theta": 0.3, "alpha": 2.0}, **(incremental or {}))
     table = provinces()
     if provinces_only is not None:
         wanted = [str(p) for p in provinces_only]

@@ -69,7 +69,7 @@ def test_planted_irregularities_are_where_the_truth_says(demo):
     assert (share.dropna() > 0.97).all()
     rounds = demo.truth.loc[demo.truth["kind"] == "round_percentages", "unit_id"]
     percent = 100 * table.loc[rounds, "02"] / table.loc[rounds, "valid"]
-    assert (percent.dropna() == percent.dropna().round()).all()
+    assert ((percent.dropna() - percent.dropna().round()).abs() < 0.05).all()  # Kobak's "integer"
     ocr = demo.truth[demo.truth["kind"] == "ocr_misreading"]
     assert ocr["province"].nunique() > 10  # spread everywhere
     assert (ocr["original"] != ocr["reported"]).all()
