@@ -1,0 +1,40 @@
+"""Sirekap TPS bodies -> Election: TPS per second per core (target >= 20,000, design.md)."""
+
+import json
+import time
+
+import numpy as np
+
+from analysis.sources.sirekap.parse import parse_tps_bodies, to_election
+
+TARGET = 20_000
+N = 200_000
+
+
+def bodies(n: int, seed: int = 0) -> dict[str, bytes]:
+    rng = np.random.default_rng(seed)
+    out = {}
+    for i in range(n):
+        code = f"31{i // 100000:02d}{(i // 1000) % 100:02d}{(i // 10) % 100:04d}{i % 1000:03d}"
+        votes = rng.integers(0, 150, 3)
+        valid = int(votes.sum())
+        body = {"chart": {"100025": int(votes[0]), "100026": int(votes[1]), "100027": int(votes[2]), "null": None},
+                "images": [f"https://x/{code}-20240215-101421--uuid.jpg", None, None],
+                "administrasi": {name: int(rng.integers(0, 300)) for name in (
+                    "pemilih_dpt_j", "pemilih_dpt_l", "pemilih_dpt_p", "pengguna_dpt_j", "pengguna_dpt_l",
+                    "pengguna_dpt_p", "pengguna_dptb_j", "pengguna_dptb_l", "pengguna_dptb_p", "pengguna_non_dpt_j",
+                    "pengguna_non_dpt_l", "pengguna_non_dpt_p", "pengguna_total_j", "pengguna_total_l",
+                    "pengguna_total_p", "suara_tidak_sah", "suara_total")} | {"suara_sah": valid},
+                "psu": None, "ts": "2024-02-15 23:29:50", "status_suara": True, "status_adm": True}
+        out[code] = json.dumps(body).encode()
+    return out
+
+
+if __name__ == "__main__":
+    raw = bodies(N)
+    started = time.perf_counter()
+    election = to_election(parse_tps_bodies(raw))
+    seconds = time.perf_counter() - started
+    rate = len(election) / seconds
+    verdict = "ok" if rate >= TARGET else "MISSED"
+    print(f"parse, {N:,} TPS bodies   {rate:,.0f} TPS/s on one core ({seconds:.1f} s)   target >= {TARGET:,} TPS/s per core   {verdict}")

@@ -1,0 +1,145 @@
+import json
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from analysis.consistency import check_consistency
+from analysis.sources.sirekap.parse import parse_tps_bodies, read_tps_bodies, to_election
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sirekap"
+JAKARTA = SHARED / "tps_json_dki_sample.zip"
+CODE = "1101012001001"
+
+
+def body(**changes):
+    """A complete TPS body as the API serves it (the example of sirekap-api.md)."""
+    data = {
+        "chart": {"100025": 186, "100026": 44, "100027": 8, "null": None},
+        "images": [f"https://sirekap-obj-formc.kpu.go.id/204f/pemilu/ppwp/11/01/01/20/01/{CODE}-20240215-101421--bf8d.jpg",
+                   None, "https://example.invalid/not-a-photo-name.jpg"],
+        "administrasi": {"suara_sah": 238, "suara_total": 239, "suara_tidak_sah": 1,
+                         "pemilih_dpt_j": 284, "pemilih_dpt_l": 139, "pemilih_dpt_p": 145,
+                         "pengguna_dpt_j": 236, "pengguna_dpt_l": 110, "pengguna_dpt_p": 126,
+                         "pengguna_dptb_j": 1, "pengguna_dptb_l": 0, "pengguna_dptb_p": 1,
+                         "pengguna_non_dpt_j": 2, "pengguna_non_dpt_l": 2, "pengguna_non_dpt_p": 0,
+                         "pengguna_total_j": 239, "pengguna_total_l": 112, "pengguna_total_p": 127},
+        "psu": None, "ts": "2024-02-15 23:29:50", "status_suara": True, "status_adm": True, "mode": "hhcw",
+    }
+    data.update(changes)
+    return data
+
+
+def test_a_full_body_becomes_the_contract_columns():
+    parsed = parse_tps_bodies({CODE: json.dumps(body()).encode()})
+    row = parsed.table.loc[CODE]
+    assert (row["province"], row["regency"], row["district"], row["village"]) == ("11", "1101", "110101", "1101012001")
+    assert (row["01"], row["02"], row["03"]) == (186, 44, 8)
+    assert row["registered"] == 284 + 1 and row["voters"] == 239 and row["valid"] == 238
+    assert row["invalid"] == 1 and row["ballots"] == 239 and row["dpt"] == 284 and row["dpk_voters"] == 2
+    assert row["ts"] == pd.Timestamp("2024-02-15 23:29:50", tz="Asia/Jakarta")
+    assert row["photo_1_time"] == pd.Timestamp("2024-02-15 10:14:21", tz="Asia/Jakarta")
+    assert pd.isna(row["photo_2_time"]) and pd.isna(row["photo_3_time"])
+    assert row["has_chart"] and row["has_administrasi"] and pd.isna(row["psu"])
+    election = to_election(parsed)
+    assert election.candidates == ("01", "02", "03") and election.levels == ("province", "regency", "district", "village")
+
+
+def test_half_filled_forms_are_rows_with_na_never_zero():
+    bodies = {
+        "3101011001004": body(chart=None),
+        "3101011001008": body(administrasi=None),
+        "3101011001009": body(administrasi={**body()["administrasi"], "suara_sah": None}),
+        "3101011001010": body(chart={"null": None}),
+    }
+    table = parse_tps_bodies(bodies).table
+    assert table.loc["3101011001004", ["01", "02", "03"]].isna().all() and not table.loc["3101011001004", "has_chart"]
+    assert table.loc["3101011001004", "voters"] == 239
+    assert table.loc["3101011001008", ["registered", "voters", "valid"]].isna().all()
+    assert table.loc["3101011001008", "01"] == 186 and not table.loc["3101011001008", "has_administrasi"]
+    assert pd.isna(table.loc["3101011001009", "valid"]) and table.loc["3101011001009", "voters"] == 239
+    assert table.loc["3101011001010", "has_chart"] and table.loc["3101011001010", ["01", "02", "03"]].isna().all()
+
+
+def test_numbers_as_strings_or_whole_floats_are_read_psu_kept():
+    chart = {"100025": "186", "100026": 44.0, "100027": 8}
+    table = parse_tps_bodies({CODE: body(chart=chart, psu="Pemungutan Suara Ulang")}).table
+    assert table.loc[CODE, "01"] == 186 and table.loc[CODE, "02"] == 44
+    assert table.loc[CODE, "psu"] == "Pemungutan Suara Ulang"
+
+
+@pytest.mark.parametrize("key, raw, reason", [
+    (CODE, b"<html>502 Bad Gateway</html>", "not JSON"),
+    (CODE, b'{"chart": {"100025": 1', "not JSON"),
+    (CODE, b"", "empty"),
+    (CODE, b"[1, 2]", "not an object"),
+    (CODE, b"{}", "neither chart nor administrasi"),
+    (CODE, json.dumps(body(chart={"100025": -5})).encode(), "negative"),
+    (CODE, json.dumps(body(chart={"100025": 1.5})).encode(), "not a whole number"),
+    (CODE, json.dumps(body(chart={"999999": 3})).encode(), "unknown candidate"),
+    (CODE, json.dumps(body(chart={"100025": "banyak"})).encode(), "not a count"),
+    ("31010110", json.dumps(body()).encode(), "13-digit TPS code"),
+])
+def test_bad_bodies_are_rejected_with_a_reason(key, raw, reason):
+    parsed = parse_tps_bodies({key: raw})
+    assert parsed.table.empty and len(parsed.rejects) == 1
+    assert reason in parsed.rejects["reason"].iloc[0]
+
+
+def test_file_names_give_the_code_and_duplicates_are_rejected():
+    parsed = parse_tps_bodies({f"a/b/{CODE}.json": body(), f"c/{CODE}.json": body()})
+    assert list(parsed.table.index) == [CODE]
+    assert "second body" in parsed.rejects["reason"].iloc[0]
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(
+        st.sampled_from(["chart", "administrasi", "images", "psu", "ts", "100025", "100026", "null",
+                         "suara_sah", "pemilih_dpt_j", "status_adm"]) | st.text(max_size=5), children, max_size=5),
+    max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.one_of(st.just(CODE), st.from_regex(r"[0-9]{13}", fullmatch=True), st.text(max_size=15)),
+                       st.one_of(JSON, st.binary(max_size=40), JSON.map(json.dumps)), max_size=6))
+def test_parser_never_raises_and_accounts_for_every_body(bodies):
+    parsed = parse_tps_bodies(bodies)
+    assert len(parsed.table) + len(parsed.rejects) == len(bodies)
+    assert parsed.counts == {"bodies": len(bodies), "rows": len(parsed.table), "rejected": len(parsed.rejects)}
+    if len(parsed.table):
+        to_election(parsed)  # whatever was accepted satisfies the Election contract
+
+
+@pytest.mark.skipif(not JAKARTA.exists(), reason="../shared/data/sirekap/tps_json_dki_sample.zip is absent")
+def test_real_jakarta_bodies_reproduce_the_published_counts():
+    election, rejects = read_tps_bodies(JAKARTA)
+    table = election.table
+    assert len(table) + len(rejects) == 1000
+    assert int(table["has_chart"].sum()) == 462 and int(table["has_administrasi"].sum()) == 465
+    both = table["has_chart"] & table["has_administrasi"]
+    assert int(both.sum()) == 348
+    result = check_consistency(election)
+    assert int((result.failed["candidates_sum_to_valid"] & both).sum()) == 28  # sirekap-api.md
+    assert int(((table["voters"] > table["registered"]).fillna(False) & both).sum()) == 17
+    assert table["dpt"].max() == 778 and table[["01", "02", "03"]].max().max() == 641  # visible misreadings
+    assert len(election.provenance["input_sha256"]) == 64
+
+
+def test_a_folder_and_a_zip_give_the_same_election(tmp_path):
+    folder = tmp_path / "raw" / "31" / "3101"
+    folder.mkdir(parents=True)
+    for i in range(3):
+        (folder / f"310101100100{i}.json").write_text(json.dumps(body()))
+    (folder / "3101011001009.json").write_text("not json")
+    with zipfile.ZipFile(tmp_path / "raw.zip", "w") as archive:
+        for path in sorted(folder.glob("*.json")):
+            archive.write(path, f"31/3101/{path.name}")
+    from_folder, rejects_folder = read_tps_bodies(tmp_path / "raw")
+    from_zip, rejects_zip = read_tps_bodies(tmp_path / "raw.zip")
+    pd.testing.assert_frame_equal(from_folder.table, from_zip.table)
+    assert len(from_folder) == 3 and len(rejects_folder) == len(rejects_zip) == 1
+    with pytest.raises(FileNotFoundError):
+        read_tps_bodies(tmp_path / "nothing")
