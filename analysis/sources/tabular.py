@@ -1,0 +1,218 @@
+"""Any country's polling-station table (CSV or Parquet) plus a small TOML mapping -> an Election.
+
+A mapping names the level columns (coarse to fine), how a station's ``unit_id`` is formed, which
+columns (or sums of columns) are ``registered``, ``voters``, ``valid``, ``invalid``, optional
+``ballots``, and the candidate columns; plus file options and filters. Shipped mappings for the
+reference elections live in ``analysis/sources/mappings/`` (``load_mapping("russia_2011")``).
+
+Example::
+
+    name = "Russia 2011 State Duma"
+    [file]
+    sep = ","
+    [levels]                      # level name = source column, coarse to fine
+    region = "region"
+    tik = "tik"
+    [unit_id]
+    columns = ["region", "tik", "uik"]   # joined with "/"
+    [counts]
+    registered = "Число избирателей, внесенных в список избирателей"
+    voters = ["issued early", "issued in station", "issued outside"]   # a sum
+    valid = "sum_of_candidates"   # or a column; omitted -> <NA>
+    [candidates]                  # short code = source column
+    UR = "6. Всероссийская политическая партия \"ЕДИНАЯ РОССИЯ\""
+    [[filters]]                   # drop rows where a column equals one of these values
+    column = "region"
+    equals = ["Total"]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..election import Election
+
+COUNT_KEYS = ("registered", "voters", "valid", "invalid", "ballots")
+REQUIRED_COUNTS = ("registered", "voters")
+SUM_OF_CANDIDATES = "sum_of_candidates"
+TOP_KEYS = {"name", "file", "levels", "unit_id", "counts", "candidates", "filters"}
+FILE_KEYS = {"sep", "encoding", "decimal", "thousands", "skiprows"}
+
+
+class MappingError(ValueError):
+    """A mapping that does not fit its table; the message names the key and what is available."""
+
+
+def load_mapping(name_or_path: str | Path) -> dict[str, Any]:
+    """A shipped mapping by name (``russia_2011``) or a TOML file by path, checked for its keys."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise MappingError(f"no mapping file at {path}")
+        text, source = path.read_text(encoding="utf-8"), str(path)
+    else:
+        shipped = files("analysis.sources.mappings") / f"{name_or_path}.toml"
+        if not shipped.is_file():
+            names = sorted(p.name[:-5] for p in files("analysis.sources.mappings").iterdir() if p.name.endswith(".toml"))
+            raise MappingError(f"no shipped mapping {str(name_or_path)!r}; shipped: {', '.join(names)}")
+        text, source = shipped.read_text(encoding="utf-8"), f"shipped:{name_or_path}"
+    try:
+        mapping = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise MappingError(f"{source}: not valid TOML ({err})") from None
+    unknown = sorted(set(mapping) - TOP_KEYS)
+    if unknown:
+        raise MappingError(f"{source}: unknown keys {', '.join(unknown)}; allowed: {', '.join(sorted(TOP_KEYS))}")
+    for key in ("levels", "counts", "candidates"):
+        if not isinstance(mapping.get(key), dict) or not mapping[key]:
+            raise MappingError(f"{source}: [{key}] is missing or empty")
+    bad_counts = sorted(set(mapping["counts"]) - set(COUNT_KEYS))
+    if bad_counts:
+        raise MappingError(f"{source}: unknown count keys {', '.join(bad_counts)}; allowed: {', '.join(COUNT_KEYS)}")
+    missing = [k for k in REQUIRED_COUNTS if k not in mapping["counts"]]
+    if missing:
+        raise MappingError(f"{source}: [counts] needs {', '.join(missing)}")
+    bad_file = sorted(set(mapping.get("file", {})) - FILE_KEYS)
+    if bad_file:
+        raise MappingError(f"{source}: unknown [file] keys {', '.join(bad_file)}; allowed: {', '.join(sorted(FILE_KEYS))}")
+    mapping["_source"] = source
+    mapping["_sha256"] = hashlib.sha256(text.encode()).hexdigest()
+    return mapping
+
+
+def _referenced(mapping: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(mapping key, source column) for every column the mapping names."""
+    refs = [(f"levels.{k}", v) for k, v in mapping["levels"].items()]
+    refs += [(f"unit_id.columns", c) for c in mapping.get("unit_id", {}).get("columns", [])]
+    for key, spec in mapping["counts"].items():
+        if spec == SUM_OF_CANDIDATES:
+            continue
+        refs += [(f"counts.{key}", c) for c in ([spec] if isinstance(spec, str) else spec)]
+    refs += [(f"candidates.{k}", v) for k, v in mapping["candidates"].items()]
+    refs += [(f"filters[{i}].column", f["column"]) for i, f in enumerate(mapping.get("filters", []))]
+    return refs
+
+
+def _read(path: Path, options: Mapping[str, Any]) -> pd.DataFrame:
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path).astype(str).where(lambda d: d != "nan", "")
+    return pd.read_csv(
+        path, sep=options.get("sep", ","), encoding=options.get("encoding", "utf-8-sig"), dtype=str,
+        keep_default_na=False, skiprows=options.get("skiprows"), compression="infer",
+    )
+
+
+def _numbers(raw: pd.Series, thousands: str | None, decimal: str) -> tuple[pd.Series, pd.Series]:
+    """Parse counts from text: (numbers as Float64, a reason per row where parsing failed)."""
+    text = raw.astype(str).str.strip()
+    if thousands:
+        text = text.str.replace(thousands, "", regex=False)
+    if decimal != ".":
+        text = text.str.replace(decimal, ".", regex=False)
+    empty = text.isin(["", "-", "NA", "nan", "None"])
+    numbers = pd.to_numeric(text.where(~empty), errors="coerce").astype("Float64")
+    reason = pd.Series("", index=raw.index, dtype=object)
+    reason[(numbers.isna() & ~empty).to_numpy()] = "not a number"
+    reason[(numbers < 0).fillna(False).to_numpy()] = "negative"
+    reason[(numbers.notna() & (numbers != numbers.round())).fillna(False).to_numpy()] = "not a whole number"
+    return numbers, reason
+
+
+def read_table(path: str | Path, mapping: Mapping[str, Any] | str | Path, *,
+               name: str | None = None) -> tuple[Election, pd.DataFrame]:
+    """Read a polling-station table with its mapping; unusable rows go to the rejects with a reason."""
+    if not isinstance(mapping, Mapping):
+        mapping = load_mapping(mapping)
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no table at {path}")
+    options = mapping.get("file", {})
+    raw = _read(path, options)
+    raw.columns = [str(c).strip() for c in raw.columns]
+    unknown = [(key, column) for key, column in _referenced(mapping) if column not in raw.columns]
+    if unknown:
+        listed = "; ".join(f"{key} = {column!r}" for key, column in unknown[:5])
+        raise MappingError(f"{mapping.get('_source', 'mapping')}: columns not in {path.name}: {listed}. "
+                           f"Available: {', '.join(map(repr, raw.columns[:60]))}")
+    rows_read = len(raw)
+    raw["_row"] = np.arange(rows_read) + 1
+
+    keep = pd.Series(True, index=raw.index)
+    for rule in mapping.get("filters", []):
+        values = rule.get("equals", [])
+        keep &= ~raw[rule["column"]].isin([values] if isinstance(values, str) else values)
+    filtered = int((~keep).sum())
+    raw = raw[keep]
+
+    reasons: dict[int, list[str]] = {}
+
+    def reject(mask: pd.Series, reason: str) -> None:
+        for index in raw.index[mask.to_numpy()]:
+            reasons.setdefault(index, []).append(reason)
+
+    table = pd.DataFrame(index=raw.index)
+    for level, column in mapping["levels"].items():
+        codes = raw[column].astype(str).str.strip()
+        reject(codes == "", f"level {level} ({column!r}) is empty")
+        table[level] = codes
+    id_columns = mapping.get("unit_id", {}).get("columns") or list(mapping["levels"].values())
+    unit_id = raw[id_columns].astype(str).apply(lambda c: c.str.strip()).agg("/".join, axis=1)
+    if mapping.get("unit_id", {}).get("deduplicate") == "suffix":
+        unit_id = unit_id + unit_id.groupby(unit_id).cumcount().map(lambda n: "" if n == 0 else f"#{n + 1}")
+    reject(unit_id.duplicated(keep="first"), "duplicate unit_id (a second row for the same station)")
+    table["unit_id"] = unit_id
+
+    thousands, decimal = options.get("thousands"), options.get("decimal", ".")
+
+    def counted(spec: str | list[str], key: str) -> pd.Series:
+        columns = [spec] if isinstance(spec, str) else list(spec)
+        total = pd.Series(0, index=raw.index, dtype="Float64")
+        for column in columns:
+            numbers, why = _numbers(raw[column], thousands, decimal)
+            for text in ("not a number", "negative", "not a whole number"):
+                reject(why == text, f"{key} ({column!r}) is {text}")
+            total = total + numbers
+        return total
+
+    for code, column in mapping["candidates"].items():
+        table[str(code)] = counted(column, f"candidate {code}")
+    candidates = [str(c) for c in mapping["candidates"]]
+    for key in COUNT_KEYS:
+        spec = mapping["counts"].get(key)
+        if spec is None:
+            if key != "ballots":
+                table[key] = pd.array([pd.NA] * len(raw), dtype="Float64")
+        elif spec == SUM_OF_CANDIDATES:
+            table[key] = table[candidates].sum(axis=1, skipna=False)
+        else:
+            table[key] = counted(spec, key)
+
+    bad = pd.Series(raw.index.isin(list(reasons)), index=raw.index)
+    rejects = pd.DataFrame({
+        "row": raw.loc[bad, "_row"].to_numpy(),
+        "unit_id": table.loc[bad, "unit_id"].to_numpy(),
+        "reason": ["; ".join(dict.fromkeys(reasons[i])) for i in raw.index[bad.to_numpy()]],
+    })
+    good = table[~bad.to_numpy()].set_index("unit_id")
+    for column in [*candidates, *[k for k in COUNT_KEYS if k in good.columns]]:
+        good[column] = good[column].round().astype("Int64")
+    with open(path, "rb") as handle:
+        input_sha256 = hashlib.file_digest(handle, "sha256").hexdigest()
+    provenance = {
+        "source": f"{path.name} with mapping {mapping.get('_source', '')}",
+        "input_sha256": input_sha256,
+        "mapping_sha256": mapping.get("_sha256", ""),
+        "rows_read": rows_read, "rows_filtered": filtered, "rows_rejected": len(rejects), "rows_kept": len(good),
+    }
+    election = Election.from_frame(
+        good, levels=list(mapping["levels"]), candidates=candidates,
+        name=name or mapping.get("name", path.stem), provenance=provenance,
+    )
+    return election, rejects
