@@ -79,3 +79,27 @@ def test_province_summaries_carry_headlines(batch):
         summary = json.loads(Path(report.summary_path).read_text())
         assert summary["code"] == report.code
         assert summary["headline"]["stations"] >= 400
+
+
+def test_explore_notebook_runs_on_the_demo(batch, tmp_path):
+    import papermill
+
+    synthetic, _, site, _ = batch
+    data = site.parent / "demo.parquet"
+    notebooks = Path(__file__).resolve().parents[1] / "notebooks" / "explore"
+    papermill.execute_notebook(str(notebooks / "region.ipynb"), str(tmp_path / "region.ipynb"), kernel_name="python3",
+                               parameters={"data_path": str(data), "level": "regency", "code": "7301", "n_sim": 100},
+                               cwd=str(notebooks), progress_bar=False)
+
+
+def test_stored_notebooks_have_no_outputs_and_no_definitions():
+    import nbformat
+
+    for path in (Path(__file__).resolve().parents[1] / "notebooks").rglob("*.ipynb"):
+        notebook = nbformat.read(path, as_version=4)
+        assert notebook.metadata["kernelspec"]["name"] == "python3", path
+        for cell in notebook.cells:
+            if cell.cell_type == "code":
+                assert not cell.outputs and cell.execution_count is None, path
+                assert not any(line.lstrip().startswith(("def ", "class ")) for line in cell.source.splitlines()), path
+                assert len(cell.source.splitlines()) <= 15, path

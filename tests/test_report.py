@@ -116,6 +116,13 @@ def test_index_lists_every_province_flags_and_failures(batch):
     assert {r["code"] for r in machine["reports"]} == {"02", "13", "31", "national"}
 
 
+def test_index_accepts_a_relative_out_dir(batch, monkeypatch):
+    result, site, _ = batch
+    monkeypatch.chdir(site.parent)
+    index = write_index(site.name, result)
+    assert 'href="national/index.html"' in Path(index).read_text()
+
+
 def test_sanitise_keeps_tables_and_inline_images_drops_the_rest():
     html = ('<table><tr><td>1</td></tr></table><img src="data:image/png;base64,AAAA">'
             '<img src="https://evil.example/x.png"><a href="data:text/html,<script>">x</a><iframe src=x></iframe>')

@@ -59,7 +59,7 @@ def index_rows(batch: BatchResult) -> tuple[list[dict[str, Any]], dict[str, Any]
 
 def write_index(out_dir: str | Path, batch: BatchResult) -> Path:
     """Write ``out_dir/index.html`` and ``out_dir/index.json`` for a finished batch."""
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()
     install_stylesheet(out_dir)
     rows, national_summary = index_rows(batch)
     national = next((r for r in batch.reports if r.code == NATIONAL), None)
