@@ -364,11 +364,12 @@ def make_election(
     # breaks the form's arithmetic as it does in Sirekap; registered (DPT + DPTb) is derived
     # from what was read, as the Sirekap parser derives it.
     counts["ballots"] = counts["valid"] + counts["invalid"]
+    as_written = counts.copy()
     records += [(unit, "ocr_misreading", fld, orig, rep, edit) for unit, fld, orig, rep, edit in _plant_ocr(rng, counts, ocr_rate)]
     counts["registered"] = counts["dpt"] + counts["dptb_voters"]
 
     table_out = units.join(counts)
-    _add_sirekap_extras(rng, table_out)
+    _add_sirekap_extras(rng, table_out, as_written)
     _blank_unpublished(rng, table_out, missing_chart, missing_administrasi)
     columns = ["province", "province_name", "regency", "district", "village", "registered", "voters",
                "valid", "invalid", "ballots", *CANDIDATES, "dpt", "dpt_voters", "dptb_voters", "dpk_voters",
@@ -393,19 +394,20 @@ def make_election(
     return SyntheticElection(election=election, truth=truth, parameters=parameters)
 
 
-def _add_sirekap_extras(rng: np.random.Generator, table: pd.DataFrame) -> None:
-    """The administrasi page as Sirekap names it, with male / female splits that add up."""
+def _add_sirekap_extras(rng: np.random.Generator, table: pd.DataFrame, as_written: pd.DataFrame) -> None:
+    """The administrasi page as Sirekap names it. The male / female boxes add up on the form as
+    written; the totals are what OCR read, so a misread total breaks X_j = X_l + X_p as in Sirekap."""
     pairs = {
         "pemilih_dpt": "dpt", "pengguna_dpt": "dpt_voters",
         "pengguna_dptb": "dptb_voters", "pengguna_non_dpt": "dpk_voters",
     }
     for prefix, source in pairs.items():
-        total = table[source].to_numpy()
-        male = rng.binomial(total, 0.5)
-        table[f"{prefix}_j"], table[f"{prefix}_l"], table[f"{prefix}_p"] = total, male, total - male
+        written = as_written[source].to_numpy()
+        male = rng.binomial(written, 0.5)
+        table[f"{prefix}_j"], table[f"{prefix}_l"], table[f"{prefix}_p"] = table[source].to_numpy(), male, written - male
     table["pengguna_total_j"] = table["voters"]
     table["pengguna_total_l"] = table[[f"{p}_l" for p in ("pengguna_dpt", "pengguna_dptb", "pengguna_non_dpt")]].sum(axis=1)
-    table["pengguna_total_p"] = table["voters"] - table["pengguna_total_l"]
+    table["pengguna_total_p"] = as_written["voters"].to_numpy() - table["pengguna_total_l"]
     table["suara_sah"], table["suara_tidak_sah"], table["suara_total"] = table["valid"], table["invalid"], table["ballots"]
     table["psu"] = pd.Series(pd.NA, index=table.index, dtype="str")
     start = pd.Timestamp("2024-02-14 16:00:00", tz="Asia/Jakarta")
