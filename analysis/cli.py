@@ -68,23 +68,23 @@ def _cmd_build(args: argparse.Namespace) -> int:
         print("forensik build: only --ballot ppwp is supported so far", file=sys.stderr)
         return 2
     election, rejects = read_tps_bodies(args.raw)
-    out = Path(args.out)
-    election.to_parquet(out)
-    rejects_path = out.with_name(out.stem + "-rejects.csv")
-    rejects.to_csv(rejects_path, index=False)
-    print(f"{election!r}\n  written to {out}; {len(rejects):,} rejected bodies in {rejects_path}")
-    return 0
+    return _write(election, rejects, args.out, "bodies")
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
     from .sources.tabular import load_mapping, read_table
 
     election, rejects = read_table(args.file, load_mapping(args.mapping))
-    out = Path(args.out)
-    election.to_parquet(out)
-    rejects_path = out.with_name(out.stem + "-rejects.csv")
+    return _write(election, rejects, args.out, "rows")
+
+
+def _write(election, rejects, out: str, what: str) -> int:
+    """The Election to Parquet and its rejects beside it as ``*-rejects.csv``."""
+    out_path = Path(out)
+    election.to_parquet(out_path)
+    rejects_path = out_path.with_name(out_path.stem + "-rejects.csv")
     rejects.to_csv(rejects_path, index=False)
-    print(f"{election!r}\n  written to {out}; {len(rejects):,} rejected rows in {rejects_path}")
+    print(f"{election!r}\n  written to {out_path}; {len(rejects):,} rejected {what} in {rejects_path}")
     return 0
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .election import Election, table_sha256
+from .sources.sirekap.parse import ADMINISTRASI_FIELDS
 
 #: Official national shares (KPU decree 360/2024), used to calibrate the synthetic election.
 OFFICIAL_SHARES = {"01": 0.2495, "02": 0.5859, "03": 0.1647}
@@ -42,14 +43,6 @@ _CONFUSIONS = {
     "8": "3300", "9": "4",
 }
 
-ADMINISTRASI_FIELDS = (
-    "pemilih_dpt_j", "pemilih_dpt_l", "pemilih_dpt_p",
-    "pengguna_dpt_j", "pengguna_dpt_l", "pengguna_dpt_p",
-    "pengguna_dptb_j", "pengguna_dptb_l", "pengguna_dptb_p",
-    "pengguna_non_dpt_j", "pengguna_non_dpt_l", "pengguna_non_dpt_p",
-    "pengguna_total_j", "pengguna_total_l", "pengguna_total_p",
-    "suara_sah", "suara_tidak_sah", "suara_total",
-)
 
 
 def provinces() -> pd.DataFrame:

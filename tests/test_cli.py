@@ -40,3 +40,28 @@ def test_missing_input_is_one_line_not_a_traceback(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no election file at" in err and "Traceback" not in err
     assert not (tmp_path / "r").exists()
+
+
+def test_build_writes_election_and_rejects(tmp_path, capsys):
+    import json
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    body = {"chart": {"100025": 1, "100026": 2, "100027": 3, "null": None}, "administrasi": None, "ts": "2024-02-15 10:00:00"}
+    (raw / "3101011001001.json").write_text(json.dumps(body))
+    (raw / "3101011001002.json").write_text("<html>504</html>")
+    assert main(["build", "--raw", str(raw), "--out", str(tmp_path / "s.parquet")]) == 0
+    assert len(Election.read_parquet(tmp_path / "s.parquet")) == 1
+    rejects = pd.read_csv(tmp_path / "s-rejects.csv", dtype=str)
+    assert list(rejects["unit_id"]) == ["3101011001002"] and "not JSON" in rejects["reason"].iloc[0]
+
+
+def test_import_with_a_mapping_file_and_a_bad_mapping_name(tmp_path, capsys):
+    (tmp_path / "t.csv").write_text("region,station,reg,voted,A\nx,1,100,50,50\n")
+    (tmp_path / "m.toml").write_text('[levels]\nregion = "region"\n[unit_id]\ncolumns = ["region", "station"]\n'
+                                     '[counts]\nregistered = "reg"\nvoters = "voted"\nvalid = "sum_of_candidates"\n'
+                                     '[candidates]\nA = "A"\n')
+    assert main(["import", str(tmp_path / "t.csv"), "--mapping", str(tmp_path / "m.toml"), "--out", str(tmp_path / "t.parquet")]) == 0
+    assert Election.read_parquet(tmp_path / "t.parquet").table.loc["x/1", "valid"] == 50
+    assert main(["import", str(tmp_path / "t.csv"), "--mapping", "atlantis", "--out", str(tmp_path / "u.parquet")]) == 2
+    assert "no shipped mapping 'atlantis'" in capsys.readouterr().err
