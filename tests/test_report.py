@@ -142,3 +142,33 @@ def test_summary_round_trip_and_bad_summary(tmp_path):
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(SummaryError, match="lacks"):
         read_summary(tmp_path / "bad.json")
+
+
+def test_sections_headline_flags_and_provenance(tmp_path):
+    import pandas as pd
+
+    from analysis.report import sections
+
+    table = pd.DataFrame({
+        "unit_id": ["3101011001001", "3101011001002", "3201011001001"], "province": ["31", "31", "32"],
+        "province_name": ["DKI JAKARTA", "DKI JAKARTA", '<b>"JABAR"</b>'],
+        "registered": [200, 100, None], "voters": [150, 50, 80], "valid": [140, 50, 80], "invalid": [10, 0, 0],
+        "01": [40, 10, 20], "02": [100, 40, 60],
+    })
+    election = Election.from_frame(table, levels=["province"], candidates=["01", "02"], name="t")
+    head = sections.headline(election)
+    assert head["stations"] == 3 and head["stations_with_administration"] == 2
+    assert head["turnout_percent"] == round(100 * 200 / 300, 2)  # only TPS with both numbers
+    assert head["share_02_percent"] == round(100 * 200 / 270, 2)
+    assert sections.leading_candidate(election) == "02"
+    flags = [Flag("extreme cluster", "32", 9.0, 1e-6, 1e-5, True), Flag("extreme cluster", "31", 1.0, 0.5, 0.6, False)]
+    shown = sections.flag_table(flags, election)
+    assert list(shown["region"]) == ["32"] and shown["name"].iloc[0] == '<b>"JABAR"</b>'
+    assert "<b>" not in shown.to_html()  # escaped when rendered
+    assert sections.flag_table([], election).empty
+    assert "not written" in sections.save_summary("", scope="province", code="31", election=election, flags=flags, parameters={})
+    path = tmp_path / "s.json"
+    sections.save_summary(str(path), scope="province", code="31", election=election, flags=flags, parameters={"seed": 1})
+    assert read_summary(path)["name"] == "DKI JAKARTA"
+    provenance = sections.provenance_frame(election, {"seed": 1})
+    assert provenance.loc["table SHA-256", "value"] == election.provenance["table_sha256"]

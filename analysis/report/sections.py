@@ -136,13 +136,15 @@ def province_flags(forms: pd.DataFrame, digit_table, turnout_table, *, alpha: fl
     return _flags(rows, alpha, note="q-value across the province's kabupaten/kota (Benjamini-Hochberg)")
 
 
-def flag_table(flags: list) -> pd.DataFrame:
-    """The flagged rows as a table (region, test, statistic, p, q), most significant first."""
+def flag_table(flags: list, election: Election | None = None, level: str = "province") -> pd.DataFrame:
+    """The flagged rows as a table (region, its name, test, statistic, p, q), most significant first."""
+    columns = ["region", "name", "test", "statistic", "pvalue", "qvalue"]
     frame = pd.DataFrame([f.__dict__ for f in flags])
-    if frame.empty:
-        return frame
-    flagged = frame[frame["flagged"]].sort_values(["qvalue", "region"])
-    return flagged[["region", "test", "statistic", "pvalue", "qvalue"]].reset_index(drop=True)
+    if frame.empty or not frame["flagged"].any():
+        return pd.DataFrame(columns=columns)
+    flagged = frame[frame["flagged"]].sort_values(["qvalue", "region"]).reset_index(drop=True)
+    flagged["name"] = [region_name(election, level, r) if election is not None else "" for r in flagged["region"]]
+    return flagged[columns]
 
 
 def save_summary(path: str, *, scope: str, code: str, election: Election, flags: list,
