@@ -65,3 +65,12 @@ def test_import_with_a_mapping_file_and_a_bad_mapping_name(tmp_path, capsys):
     assert Election.read_parquet(tmp_path / "t.parquet").table.loc["x/1", "valid"] == 50
     assert main(["import", str(tmp_path / "t.csv"), "--mapping", "atlantis", "--out", str(tmp_path / "u.parquet")]) == 2
     assert "no shipped mapping 'atlantis'" in capsys.readouterr().err
+
+
+def test_report_on_a_province_without_tps_fails_clearly_and_exits_non_zero(tmp_path, capsys):
+    data = tmp_path / "d.parquet"
+    assert main(["demo", "--scale", "0.0005", "--min-tps", "20", "--out", str(data)]) == 0
+    assert main(["report", "--data", str(data), "--province", "99", "--no-national", "--out", str(tmp_path / "r")]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED 99: no TPS of province 99 in d.parquet" in out
+    assert "failed: no TPS of province 99" in (tmp_path / "r" / "index.html").read_text()

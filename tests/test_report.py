@@ -66,8 +66,12 @@ def batch(tmp_path_factory):
     notebooks.mkdir()
     _notebook(notebooks / "province.ipynb", PROVINCE_BODY, 'province: str = "31"\ndata_path: str = ""\nsummary_path: str = ""')
     _notebook(notebooks / "national.ipynb", NATIONAL_BODY, 'data_path: str = ""\nsummary_path: str = ""\nprovince_summaries_dir: str = ""')
+    import pandas as pd
+
     data = root / "e.parquet"
-    data.write_bytes(b"not read by these notebooks")
+    stations = pd.DataFrame({"unit_id": ["0201", "1301", "3101"], "province": ["02", "13", "31"], "registered": 100,
+                             "voters": 80, "valid": 78, "invalid": 2, "01": 78})
+    Election.from_frame(stations, levels=["province"], candidates=["01"]).to_parquet(data)
     result = run_reports(data, provinces=["02", "13", "31"], out_dir=root / "site", jobs=2, notebooks_dir=notebooks,
                          progress=False)
     return result, root / "site", write_index(root / "site", result)

@@ -103,17 +103,19 @@ def _run_one(job: dict[str, Any]) -> ReportResult:
     )
 
 
-def _province_codes(data_path: Path, provinces: Sequence[str] | str) -> list[str]:
-    if provinces == "all" or provinces == ["all"]:
-        import pyarrow.parquet as pq
+def _province_codes(data_path: Path, provinces: Sequence[str] | str) -> tuple[list[str], set[str]]:
+    """The province codes asked for, and those of them the data holds."""
+    import pyarrow.parquet as pq
 
-        codes = pq.read_table(data_path, columns=["province"]).column("province").unique().to_pylist()
-        return sorted(str(c) for c in codes if c is not None)
+    present = {str(c) for c in pq.read_table(data_path, columns=["province"]).column("province").unique().to_pylist()
+               if c is not None}
+    if provinces == "all" or provinces == ["all"]:
+        return sorted(present), present
     codes = [str(c) for c in provinces]
     bad = [c for c in codes if not CODE.fullmatch(c)]
     if bad:
         raise ValueError(f"province codes must match ^[0-9]{{2,13}}$: {', '.join(map(repr, bad))}")
-    return codes
+    return codes, present
 
 
 def _worker_init(mpl_dir: str) -> None:
@@ -151,7 +153,7 @@ def run_reports(
     install_stylesheet(out_dir)
     notebooks_dir = Path(notebooks_dir or default_notebooks_dir()).resolve()
     extra = dict(parameters or {})
-    codes = _province_codes(data_path, provinces)
+    codes, present = _province_codes(data_path, provinces)
 
     jobs_list: list[dict[str, Any]] = []
     footer = {"data": str(data_path.name), **{k: str(v) for k, v in extra.items()}}
@@ -164,8 +166,13 @@ def run_reports(
             "parameters": {"data_path": str(data_path), "summary_path": str(report_dir / "summary.json"),
                            "province_summaries_dir": str(out_dir), **extra},
         })
+    results: dict[str, ReportResult] = {}
     for code in codes:
         report_dir = out_dir / code
+        if code not in present:
+            results[code] = ReportResult(code, "failed", 0.0, "", None, str(report_dir / "summary.json"),
+                                         f"no TPS of province {code} in {data_path.name}")
+            continue
         jobs_list.append({
             "code": code, "template": str(notebooks_dir / "province.ipynb"), "report_dir": str(report_dir),
             "executed_name": f"province-{code}.ipynb", "cwd": str(notebooks_dir), "timeout": timeout_per_cell,
@@ -177,7 +184,6 @@ def run_reports(
         if not Path(job["template"]).is_file():
             raise FileNotFoundError(f"notebook template missing: {job['template']}")
 
-    results: dict[str, ReportResult] = {}
     mpl_dir = tempfile.mkdtemp(prefix="forensik-mpl-")
     # The national report is the longest: it is submitted first so it does not finish last alone.
     context = multiprocessing.get_context("spawn")
