@@ -8,6 +8,7 @@ processes and display in notebooks through the inline backend. Titles that carry
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from .digits import DigitTest
@@ -117,38 +118,81 @@ def digit_panel(table, *, region: str | None = None, title: str = "") -> Figure:
 
 # ------------------------------------------------------------------------------------ consistency
 
+_BROKEN, _NEUTRAL, _FEWER = "#c44e52", "#8c8c8c", "#4c72b0"
+
+
+def _plain(texts) -> None:
+    for text in texts:
+        text.set_parse_math(False)
+
+
 def rule_failures(result) -> Figure:
-    """Share of TPS breaking each form rule, among the TPS where the rule could be checked."""
+    """Share of TPS breaking each form rule, among the TPS where the rule could be checked.
+
+    Labels carry the number of TPS checked (n) and the bar ends the number that failed; rules not
+    checked (columns missing) are named under the axis.
+    """
     coverage = result.coverage
-    fig = Figure(figsize=(7, 0.35 * max(4, len(coverage)) + 1), layout="constrained")
+    fig = Figure(figsize=(7.5, 0.32 * max(4, len(coverage)) + 1.4), layout="constrained")
     ax = fig.add_subplot()
     shares = 100 * coverage["share_failed"].fillna(0).to_numpy(dtype=float)
-    labels = [f"{rule}  (n = {n:,})" for rule, n in zip(coverage.index, coverage["evaluable"])]
+    labels = [f"{rule}  (n = {int(n):,})" for rule, n in zip(coverage.index, coverage["evaluable"])]
     y = np.arange(len(coverage))
-    ax.barh(y, shares, color="#c44e52")
+    ax.barh(y, shares, color=_BROKEN)
     ax.set_yticks(y, labels, fontsize=8)
+    _plain(ax.get_yticklabels())
     ax.invert_yaxis()
-    for yi, (share, failed) in enumerate(zip(shares, coverage["failed"])):
-        ax.text(share, yi, f" {failed:,}", va="center", fontsize=7)
-    ax.set_xlabel("TPS breaking the rule, % of TPS where it could be checked")
+    for yi, (share, failed, n) in enumerate(zip(shares, coverage["failed"], coverage["evaluable"])):
+        ax.text(share, yi, f" {int(failed):,}" if n else " not evaluable", va="center", fontsize=7,
+                parse_math=False)
+    ax.set_xlim(0, max(1.0, 1.15 * float(shares.max(initial=0))))
+    ax.set_xlabel("TPS breaking the rule, % of the TPS where it could be checked")
+    ax.set_title(f"Form checks on {result.n:,} TPS", fontsize=10, parse_math=False)
     if result.not_checked:
-        ax.set_title("not checked (columns missing): " + ", ".join(result.not_checked), fontsize=8,
-                     usetex=False, parse_math=False)
+        fig.text(0.01, 0.005, "not checked (columns missing): " + ", ".join(result.not_checked),
+                 fontsize=7, wrap=True, parse_math=False)
     return fig
 
 
-def region_failure_rates(table) -> Figure:
-    """Each region's share of TPS with a broken form, with the overall rate as a reference line."""
+def region_failure_rates(table: pd.DataFrame, *, labels: bool | None = None) -> Figure:
+    """Each region's share of TPS with a broken form (95 % Wilson interval) and the overall rate.
+
+    ``table`` is the output of ``region_inconsistency_test``. Red: more failures than elsewhere at
+    q < alpha; blue: fewer; grey: not flagged. Region codes are written under the bars when there
+    are at most 80 regions (``labels`` forces either way).
+    """
+    from statsmodels.stats.proportion import proportion_confint
+
     table = table.sort_values("region")
-    fig = Figure(figsize=(max(6, 0.22 * len(table) + 2), 3.8), layout="constrained")
+    fig = Figure(figsize=(min(14.0, max(6.0, 0.22 * len(table) + 2)), 3.9), layout="constrained")
     ax = fig.add_subplot()
     x = np.arange(len(table))
-    colours = np.where(table["flagged"].to_numpy(dtype=bool), "#c44e52", "#8c8c8c")
-    ax.bar(x, 100 * table["rate"].to_numpy(dtype=float), color=colours)
-    overall = table["failed"].sum() / max(1, table["evaluable"].sum())
-    ax.axhline(100 * overall, color="0.2", linestyle="--", linewidth=1, label=f"all regions {100 * overall:.2f} %")
-    ax.set_xticks(x, table["region"].astype(str), rotation=90, fontsize=7)
+    evaluable = table["evaluable"].to_numpy(dtype=float)
+    failed = table["failed"].to_numpy(dtype=float)
+    rate = 100 * table["rate"].to_numpy(dtype=float)
+    flagged = table["flagged"].to_numpy(dtype=bool)
+    direction = table["direction"].to_numpy(dtype=str) if "direction" in table else np.full(len(table), "more")
+    colours = np.where(flagged & (direction == "fewer"), _FEWER, np.where(flagged, _BROKEN, _NEUTRAL))
+    ax.bar(x, np.nan_to_num(rate), color=colours)
+    checked = evaluable > 0
+    if checked.any():
+        low, high = proportion_confint(failed[checked], evaluable[checked], alpha=0.05, method="wilson")
+        ax.vlines(x[checked], 100 * low, 100 * high, color="0.25", linewidth=0.8)
+    overall = failed.sum() / evaluable.sum() if evaluable.sum() else np.nan
+    if np.isfinite(overall):
+        ax.axhline(100 * overall, color="0.2", linestyle="--", linewidth=1,
+                   label=f"all regions {100 * overall:.2f} %")
+        ax.legend(fontsize=8, frameon=False)
+    show = len(table) <= 80 if labels is None else labels
+    if show:
+        ax.set_xticks(x, table["region"].astype(str), rotation=90, fontsize=7)
+        _plain(ax.get_xticklabels())
+    else:
+        ax.set_xticks([])
+        ax.set_xlabel(f"{len(table):,} regions, sorted by code")
     ax.set_ylabel("TPS with a broken form, %")
-    ax.legend(fontsize=8, frameon=False)
-    ax.set_title("red: rate differs from the rest at q < 0.05", fontsize=9, parse_math=False)
+    rule = table.attrs.get("rule", table["rule"].iloc[0] if "rule" in table and len(table) else "")
+    alpha = table.attrs.get("alpha", 0.05)
+    ax.set_title(f"{rule}: red = more failures than elsewhere, blue = fewer (q < {alpha:g}); "
+                 "bars: 95 % interval", fontsize=9, parse_math=False)
     return fig

@@ -1,61 +1,108 @@
 """The batch runner, the HTML export and the index, on tiny notebooks the tests write themselves."""
 
 import json
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
 import nbformat
+import numpy as np
+import pandas as pd
 import pytest
 
 from analysis.election import Election
-from analysis.report.export import export_html, sanitise
+from analysis.report.export import ExportError, check_inert, export_html, sanitise
 from analysis.report.index import write_index
-from analysis.report.runner import run_reports
+from analysis.report.runner import check_code, run_reports
 from analysis.report.summary import Flag, SummaryError, read_summary, write_summary
 
-class _Tags(HTMLParser):
-    """Every tag and attribute a browser would see (escaped text is not a tag)."""
+HOSTILE_NAME = '<b>Jakarta & "Barat"</b>'
+HOSTILE_HTML = ("<script>alert(1)</script><img src=x onerror=alert(2)><a href='javascript:alert(3)'>x</a>"
+                "<a href=' JaVaScRiPt:alert(4)'>y</a><iframe src='https://evil.example/'></iframe>"
+                "<img src='https://evil.example/track.png'><p onclick='alert(5)'>kept text</p>")
+
+
+class Page(HTMLParser):
+    """What a browser would see: tags, attributes, and the text a reader reads (independent of export.py)."""
 
     def __init__(self, html):
-        super().__init__()
-        self.tags, self.attributes = [], []
+        super().__init__(convert_charrefs=True)
+        self.tags, self.attributes, self.text = [], [], []
         self.feed(html)
 
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
-        self.attributes += [(tag, k, v or "") for k, v in attrs]
+        self.attributes += [(tag, k, (v or "").strip()) for k, v in attrs]
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+    @property
+    def words(self):
+        """The page's text as one string."""
+        return "".join(self.text)
 
 
-HOSTILE = '<b>Jakarta & "Barat"</b><script>alert(1)</script>'
+def assert_safe(html, verbatim=True):
+    """No script, no event handler, no javascript: URL, nothing loaded from another host, a strict CSP.
+
+    ``verbatim``: not even as escaped text (a failed report's traceback may quote code as text).
+    """
+    lowered = html.lower()
+    if verbatim:
+        assert "<script" not in lowered and "onerror" not in lowered and "javascript:" not in lowered
+    page = Page(html)
+    assert not {"script", "iframe", "object", "embed", "base", "link"} & set(page.tags)
+    assert not [a for a in page.attributes if a[1].startswith("on")]
+    assert not [a for a in page.attributes if a[1] in ("src", "href") and ("://" in a[2] or a[2].startswith("//"))]
+    csp = [v for tag, k, v in page.attributes if tag == "meta" and k == "content" and "default-src 'none'" in v]
+    assert csp and "script-src" not in csp[0]  # no script source is allowed at all
+    assert ("meta", "http-equiv", "Content-Security-Policy") in page.attributes
+    return page
 
 
-def _notebook(path: Path, body: str, parameters: str) -> None:
+def write_notebook(path, parameters, *bodies):
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell(parameters)
     cell.metadata["tags"] = ["parameters"]
-    nb.cells = [cell, nbformat.v4.new_code_cell(body)]
+    nb.cells = [cell] + [nbformat.v4.new_code_cell(body) for body in bodies]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
 
 
-PROVINCE_BODY = '''
+PROVINCE_FAILURES = '''
+import time
+if province == "13":
+    raise RuntimeError("planted failure in 13 <b>&</b>")
+if province == "45":
+    time.sleep(60)
+'''
+
+PROVINCE_BODY = f'''
+import os, sys
+import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import HTML, display
 from analysis.report.summary import Flag, write_summary
-if province == "13":
-    raise RuntimeError("planted failure in 13")
-display(HTML("<script>alert(1)</script><img src=x onerror=alert(2)><a href='javascript:alert(3)'>x</a>"))
-display(pd.DataFrame({"region": [NAME]}).to_html())
-display(pd.DataFrame({"region": [NAME]}))
-write_summary(summary_path, scope="province", code=province, name=NAME, headline={"stations": 10, "turnout_percent": 80.0},
-              flags=[Flag("t", province, 1.0, 0.5, 0.5, province == "02")], provenance={"input_sha256": "ab"},
-              parameters={"province": province, "kind": type(province).__name__})
-'''.replace("NAME", repr(HOSTILE))
+display(HTML({HOSTILE_HTML!r}))
+display(pd.DataFrame({{"region": [{HOSTILE_NAME!r}]}}).to_html())
+display(pd.DataFrame({{"region": [{HOSTILE_NAME!r}]}}))
+plt.plot([1, 2, 3]); plt.show()
+write_summary(summary_path, scope="province", code=province, name={HOSTILE_NAME!r},
+              headline={{"stations": 10, "turnout_percent": 80.0, "share_01_percent": 55.5}},
+              flags=[Flag("digit test", "0201", 1.0, 0.01, 0.02, province == "02"), Flag("other", "0202", 1.0, 0.5, 0.6, False)],
+              provenance={{"input_sha256": "ab12"}},
+              parameters={{"province": province, "kind": type(province).__name__, "python": sys.executable, "seed": seed,
+                          "backend": os.environ.get("MPLBACKEND", "")}})
+'''
 
 NATIONAL_BODY = '''
+from pathlib import Path
 from analysis.report.summary import Flag, write_summary
-write_summary(summary_path, scope="national", code="national", name="n", headline={"stations": 30},
-              flags=[Flag("extreme cluster", "02", 5.0, 1e-6, 1e-5, True)], provenance={"input_sha256": "cd"}, parameters={})
+seen = sorted(p.parent.name for p in Path(province_summaries_dir).glob("*/summary.json"))
+write_summary(summary_path, scope="national", code="national", name="Indonesia", headline={"stations": 30},
+              flags=[Flag("extreme cluster", "02", 5.0, 1e-6, 1e-5, True)], provenance={"input_sha256": "cd34"},
+              parameters={"seen": seen})
 '''
 
 
@@ -64,60 +111,102 @@ def batch(tmp_path_factory):
     root = tmp_path_factory.mktemp("batch")
     notebooks = root / "notebooks"
     notebooks.mkdir()
-    _notebook(notebooks / "province.ipynb", PROVINCE_BODY, 'province: str = "31"\ndata_path: str = ""\nsummary_path: str = ""')
-    _notebook(notebooks / "national.ipynb", NATIONAL_BODY, 'data_path: str = ""\nsummary_path: str = ""\nprovince_summaries_dir: str = ""')
-    import pandas as pd
-
+    write_notebook(notebooks / "province.ipynb", 'province: str = "31"\ndata_path: str = ""\nsummary_path: str = ""',
+                   PROVINCE_FAILURES, PROVINCE_BODY)
+    write_notebook(notebooks / "national.ipynb",
+                   'data_path: str = ""\nsummary_path: str = ""\nprovince_summaries_dir: str = ""', NATIONAL_BODY)
     data = root / "e.parquet"
-    stations = pd.DataFrame({"unit_id": ["0201", "1301", "3101"], "province": ["02", "13", "31"], "registered": 100,
-                             "voters": 80, "valid": 78, "invalid": 2, "01": 78})
+    stations = pd.DataFrame({"unit_id": ["0201", "1301", "3101", "4501"], "province": ["02", "13", "31", "45"],
+                             "registered": 100, "voters": 80, "valid": 78, "invalid": 2, "01": 78})
     Election.from_frame(stations, levels=["province"], candidates=["01"]).to_parquet(data)
-    result = run_reports(data, provinces=["02", "13", "31"], out_dir=root / "site", jobs=2, notebooks_dir=notebooks,
-                         progress=False)
-    return result, root / "site", write_index(root / "site", result)
+    site = root / "site"
+    # A summary left by an earlier run must not make the failing province look rendered.
+    write_summary(site / "13" / "summary.json", scope="province", code="13", name="stale", headline={}, flags=[],
+                  provenance={}, parameters={})
+    # A user's own "python3" kernelspec for some other interpreter must not be the one the batch runs.
+    decoy = root / "jupyter" / "kernels" / "python3"
+    decoy.mkdir(parents=True)
+    (decoy / "kernel.json").write_text(json.dumps({"argv": [sys.executable, "-c", "raise SystemExit(3)"],
+                                                   "display_name": "decoy", "language": "python"}))
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("JUPYTER_PATH", str(root / "jupyter"))
+        env.setenv("MPLBACKEND", "Agg")  # would keep every figure out of the reports if the kernel inherited it
+        result = run_reports(data, provinces=["02", "13", "31", "45", "99"], out_dir=site, jobs=2,
+                             notebooks_dir=notebooks, timeout_per_cell=8, parameters={"seed": 2024}, progress=False)
+    return result, site, write_index(site, result)
 
 
-def test_failed_province_is_recorded_and_the_others_render(batch):
-    result, site, _ = batch
-    status = {r.code: r.status for r in result.reports}
-    assert status == {"02": "ok", "13": "failed", "31": "ok", "national": "ok"}
-    failed = result.failed[0]
-    assert "planted failure in 13" in failed.error and not result.ok
-    for report in result.reports:
-        assert report.html_path and Path(report.html_path).is_file()  # the failed one too, showing its error
-    assert "planted failure in 13" in Path(failed.html_path).read_text()
+def report(result, code):
+    return next(r for r in result.reports if r.code == code)
 
 
-def test_parameters_arrive_as_strings(batch):
+def test_failed_provinces_are_recorded_and_the_others_render(batch):
     result, _, _ = batch
-    summary = read_summary(next(r.summary_path for r in result.reports if r.code == "02"))
-    assert summary["parameters"] == {"province": "02", "kind": "str"}
+    status = {r.code: r.status for r in result.reports}
+    assert status == {"02": "ok", "13": "failed", "31": "ok", "45": "failed", "99": "failed", "national": "ok"}
+    assert [r.code for r in result.failed] == ["13", "45", "99"] and not result.ok
+    assert report(result, "13").error.startswith("RuntimeError: planted failure in 13")
+    assert "timed out" in report(result, "45").error and "8 s" in report(result, "45").error
+    assert "no TPS of province 99" in report(result, "99").error and report(result, "99").html_path is None
+    for code in ("02", "13", "31", "45", "national"):
+        assert Path(report(result, code).html_path).is_file()  # the failed ones too, showing where they stopped
+    failed_page = Path(report(result, "13").html_path).read_text()
+    assert "planted failure in 13" in Page(failed_page).words
+    assert "This report did not finish" in failed_page
+    assert not Path(report(result, "13").summary_path).exists()  # the stale summary was removed
 
 
-def test_html_is_sanitised_escaped_and_self_contained(batch):
-    result, site, index = batch
-    for path in [Path(r.html_path) for r in result.reports] + [Path(index)]:
-        html = path.read_text()
-        seen = _Tags(html)
-        assert not {"script", "iframe", "object", "embed"} & set(seen.tags)
-        assert not [a for a in seen.attributes if a[1].startswith("on")]
-        assert not [a for a in seen.attributes if a[2].strip().lower().startswith("javascript:")]
-        assert not [a for a in seen.attributes if a[1] in ("src", "href") and "://" in a[2]]
-        csp = [v for tag, k, v in seen.attributes if tag == "meta" and k == "content" and "default-src 'none'" in v]
-        assert csp and ("meta", "http-equiv", "Content-Security-Policy") in seen.attributes
-    report = Path(next(r.html_path for r in result.reports if r.code == "02")).read_text()
-    assert "&lt;b&gt;Jakarta &amp;" in report  # the hostile name shows as text
-    assert (site / "static" / "report.css").is_file()
+def test_parameters_arrive_as_strings_in_this_interpreter(batch):
+    result, _, _ = batch
+    summary = read_summary(report(result, "02").summary_path)
+    assert summary["code"] == "02"
+    assert summary["parameters"]["province"] == "02" and summary["parameters"]["kind"] == "str"
+    assert summary["parameters"]["seed"] == 2024  # extra parameters reach the notebook too
+    assert summary["parameters"]["python"] == sys.executable  # the kernel runs the batch's interpreter
+    assert "inline" in summary["parameters"]["backend"]
+
+
+def test_national_report_runs_after_the_provinces(batch):
+    result, _, _ = batch
+    national = read_summary(report(result, "national").summary_path)
+    assert national["parameters"]["seen"] == ["02", "31"]
+
+
+def test_reports_are_sanitised_escaped_and_self_contained(batch):
+    result, site, _ = batch
+    for r in result.reports:
+        if r.html_path:
+            assert_safe(Path(r.html_path).read_text(), verbatim=r.ok)
+    page = assert_safe(Path(report(result, "02").html_path).read_text())
+    assert "b" not in page.tags  # the hostile name never became markup
+    assert HOSTILE_NAME in page.words  # it shows as text, verbatim
+    assert "kept text" in page.words and "table" in page.tags  # sanitising keeps content and tables
+    images = [v for tag, k, v in page.attributes if tag == "img" and k == "src"]
+    assert any(v.startswith("data:image/png;base64,") for v in images)  # the figure, inline
+    assert [tag for tag, k, v in page.attributes if k == "class" and "failed-banner" in v] == []
 
 
 def test_index_lists_every_province_flags_and_failures(batch):
     result, site, index = batch
     html = Path(index).read_text()
-    assert "planted failure in 13" in html and "failed" in html
-    assert "extreme cluster" in html  # national flag for 02
-    assert "&lt;b&gt;Jakarta" in html and "<b>Jakarta" not in html
+    page = assert_safe(html)
+    text = page.words
+    assert "planted failure in 13 <b>&</b>" in text and "<b>&</b>" not in html  # error shown, escaped
+    assert "timed out" in text and "no TPS of province 99" in text
+    assert HOSTILE_NAME in text and "b" not in page.tags
+    assert "extreme cluster" in text  # the national flag, named beside province 02
+    assert "1: digit test" in text  # 02's flag within the province, counted and named
+    links = [v for tag, k, v in page.attributes if tag == "a" and k == "href"]
+    assert links[0] == "national/index.html"  # the national report first
+    assert {"02/index.html", "13/index.html", "31/index.html"} <= set(links)
+    assert result.data_sha256 in text and len(result.data_sha256) == 64
+    assert "parameter seed2024" in text and "2,024" not in text  # parameters verbatim
     machine = json.loads((site / "index.json").read_text())
-    assert {r["code"] for r in machine["reports"]} == {"02", "13", "31", "national"}
+    assert [r["code"] for r in machine["reports"]] == ["02", "13", "31", "45", "99", "national"]
+    by_code = {r["code"]: r for r in machine["reports"]}
+    assert by_code["02"]["summary"]["headline"]["stations"] == 10 and by_code["13"]["summary"] is None
+    assert by_code["13"]["status"] == "failed" and "planted failure" in by_code["13"]["error"]
+    assert str(site) not in (site / "index.json").read_text()  # no local paths published
 
 
 def test_index_accepts_a_relative_out_dir(batch, monkeypatch):
@@ -127,30 +216,126 @@ def test_index_accepts_a_relative_out_dir(batch, monkeypatch):
     assert 'href="national/index.html"' in Path(index).read_text()
 
 
+@pytest.mark.filterwarnings("ignore:Your element with mimetype")  # the widget output, dropped on purpose
+def test_export_sanitises_every_kind_of_output(tmp_path):
+    """A hand-built executed notebook (no kernel): each output type a notebook can carry."""
+    out = nbformat.v4.new_output
+    nb = nbformat.v4.new_notebook()
+    markdown = nbformat.v4.new_markdown_cell("## Findings <script>alert(1)</script>\n\n<img src=x onerror=alert(2)>")
+    code = nbformat.v4.new_code_cell("secret_input = 1")
+    code.outputs = [
+        out("display_data", data={"text/html": HOSTILE_HTML, "text/plain": "x"}),
+        out("display_data", data={"application/javascript": "alert(6)"}),
+        out("display_data", data={"image/svg+xml": "<svg xmlns='http://www.w3.org/2000/svg'><script>alert(7)</script></svg>"}),
+        out("display_data", data={"text/markdown": "[click](javascript:alert(8)) **bold**"}),
+        out("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "abc"}}),
+        out("execute_result", data={"text/html": pd.DataFrame({"region": [HOSTILE_NAME]}).to_html()}, execution_count=1),
+        out("stream", name="stdout", text="<script>alert(9)</script>"),
+    ]
+    nb.cells = [markdown, code]
+    nbformat.write(nb, tmp_path / "executed.ipynb")
+    html = export_html(tmp_path / "executed.ipynb", tmp_path / "out" / "page.html", title='<i>Title</i> "31"',
+                       footer={"data": "<e>.parquet"}).read_text()
+    page = assert_safe(html)
+    assert "secret_input" not in html  # inputs hidden
+    assert "Findings" in page.words and "bold" in page.words
+    assert HOSTILE_NAME in page.words and "<script>alert(9)</script>" in page.words  # as text
+    assert '<i>Title</i> "31"' in page.words and "i" not in page.tags
+    svg = [v for tag, k, v in page.attributes if tag == "img" and v.startswith("data:image/svg+xml")]
+    assert len(svg) == 1 and "svg" not in page.tags  # SVG only as an image, where scripts never run
+    assert "<e>.parquet" in page.words
+    assert not list((tmp_path / "out").glob("*.tmp"))
+
+
 def test_sanitise_keeps_tables_and_inline_images_drops_the_rest():
     html = ('<table><tr><td>1</td></tr></table><img src="data:image/png;base64,AAAA">'
-            '<img src="https://evil.example/x.png"><a href="data:text/html,<script>">x</a><iframe src=x></iframe>')
+            '<img src="https://evil.example/x.png"><a href="data:text/html,<script>">x</a><iframe src=x></iframe>'
+            '<img src="data:image/svg+xml;base64,AAAA"><a href="https://example.org/paper">paper</a>')
     clean = sanitise(html)
     assert "<table>" in clean and 'src="data:image/png;base64,AAAA"' in clean
     assert "evil.example" not in clean and "data:text/html" not in clean and "iframe" not in clean
+    assert "svg" not in clean  # an SVG could carry script; in outputs only raster images pass
+    assert 'href="https://example.org/paper"' in clean and "noopener" in clean  # a link is not a load
 
 
-def test_summary_round_trip_and_bad_summary(tmp_path):
-    import numpy as np
+def test_check_inert_refuses_active_pages():
+    for bad in ("<script>1</script>", "<p onmouseover=x>", "<a href=' java\tscript:alert(1)'>", '<img src="https://x/y">'):
+        with pytest.raises(ExportError, match="active content"):
+            check_inert(f"<html><body>{bad}</body></html>", "page.html")
+    assert check_inert('<a href="https://example.org">ok</a>', "page.html")
 
-    path = write_summary(tmp_path / "s.json", scope="province", code="31", name="x",
-                         headline={"n": np.int64(3), "t": float("nan")}, flags=[Flag("t", "31", np.float64(2.0), None, None, False)],
-                         provenance={}, parameters={})
+
+def test_summary_round_trip_converts_numpy_and_missing(tmp_path):
+    path = write_summary(tmp_path / "deep" / "s.json", scope="province", code="31", name="x",
+                         headline={"n": np.int64(3), "t": float("nan"), "u": np.float32(0.5), "v": pd.NA},
+                         flags=[Flag("t", "31", np.float64(2.0), None, np.nan, np.bool_(True))],
+                         provenance={"hashes": np.array([1, 2])}, parameters={"province": "02"})
     body = read_summary(path)
-    assert body["headline"] == {"n": 3, "t": None} and body["flags"][0]["statistic"] == 2.0
-    (tmp_path / "bad.json").write_text("{}")
-    with pytest.raises(SummaryError, match="lacks"):
+    assert body["headline"] == {"n": 3, "t": None, "u": 0.5, "v": None}
+    assert body["flags"][0] == {"test": "t", "region": "31", "statistic": 2.0, "pvalue": None, "qvalue": None,
+                                "flagged": True, "note": ""}
+    assert body["provenance"] == {"hashes": [1, 2]} and body["parameters"] == {"province": "02"}
+    assert "NaN" not in path.read_text() and list(path.parent.iterdir()) == [path]  # strict JSON, no temp left
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("{}", "lacks 'scope'"),
+    ("[]", "not an object"),
+    ("not json", "not a readable summary"),
+    ('{"scope": "city", "code": 31, "name": "", "headline": {"a": [1]}, "flags": [{"test": "t"}], '
+     '"provenance": {}, "parameters": {}}', "scope is 'city'"),
+])
+def test_read_summary_names_what_is_wrong(tmp_path, text, problem):
+    (tmp_path / "bad.json").write_text(text)
+    with pytest.raises(SummaryError, match=problem):
         read_summary(tmp_path / "bad.json")
 
 
-def test_sections_headline_flags_and_provenance(tmp_path):
-    import pandas as pd
+def test_read_summary_lists_every_problem(tmp_path):
+    (tmp_path / "bad.json").write_text('{"scope": "city", "code": 31, "name": "", "headline": {"a": [1]}, '
+                                       '"flags": [{"test": "t"}], "provenance": {}, "parameters": []}')
+    with pytest.raises(SummaryError) as err:
+        read_summary(tmp_path / "bad.json")
+    for problem in ("code is int", "headline values", "flag 0 lacks region", "parameters is list"):
+        assert problem in str(err.value)
 
+
+def test_write_summary_rejects_bad_scope_and_flags(tmp_path):
+    with pytest.raises(ValueError, match="scope"):
+        write_summary(tmp_path / "s.json", scope="city", code="31", name="", headline={}, flags=[], provenance={},
+                      parameters={})
+    with pytest.raises(TypeError, match="Flag objects"):
+        write_summary(tmp_path / "s.json", scope="province", code="31", name="", headline={},
+                      flags=[{"test": "t"}], provenance={}, parameters={})
+    assert not (tmp_path / "s.json").exists()
+
+
+@pytest.mark.parametrize("code", [2, "2", "../31", "31/..", "31\n", "٣١", "12345678901234", ""])
+def test_bad_region_codes_never_reach_a_path(code):
+    with pytest.raises(ValueError, match="region code"):
+        check_code(code)
+
+
+def test_run_reports_checks_its_arguments_before_running(tmp_path):
+    data = tmp_path / "e.parquet"
+    stations = pd.DataFrame({"unit_id": ["0201"], "province": ["02"], "registered": 100, "voters": 80, "valid": 78,
+                             "invalid": 2, "01": 78})
+    Election.from_frame(stations, levels=["province"], candidates=["01"]).to_parquet(data)
+    out = tmp_path / "site"
+    with pytest.raises(ValueError, match="leading zero"):
+        run_reports(data, provinces=[2], out_dir=out, notebooks_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="2 to 13 digits"):
+        run_reports(data, provinces=["../../etc"], out_dir=out, notebooks_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="runner sets them"):
+        run_reports(data, provinces=["02"], out_dir=out, parameters={"province": "31"}, progress=False)
+    with pytest.raises(FileNotFoundError, match="province.ipynb"):
+        run_reports(data, provinces=["02"], out_dir=out, notebooks_dir=tmp_path, progress=False)
+    with pytest.raises(FileNotFoundError, match="no election file"):
+        run_reports(tmp_path / "missing.parquet", provinces=["02"], out_dir=out, progress=False)
+    assert not out.exists()  # nothing written before the arguments were checked
+
+
+def test_sections_headline_flags_and_provenance(tmp_path):
     from analysis.report import sections
 
     table = pd.DataFrame({

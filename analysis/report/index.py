@@ -1,97 +1,144 @@
-"""The batch's front page: every province with its headline numbers and flags, failures shown."""
+"""The batch's front page (``index.html``) and its machine-readable twin (``index.json``)."""
 
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import jinja2
+
 from ..election import code_version
-from .export import CONTENT_SECURITY_POLICY, _environment, install_stylesheet
-from .runner import NATIONAL, BatchResult
+from .export import CONTENT_SECURITY_POLICY, TEMPLATES, check_inert, stylesheet, write_atomic
+from .runner import NATIONAL, BatchResult, ReportResult
 from .summary import SummaryError, read_summary
 
 
-def _load(path: str) -> dict[str, Any] | None:
-    try:
-        return read_summary(path)
-    except SummaryError:
+def _relative(path: str | None, out_dir: Path) -> str | None:
+    """``path`` relative to ``out_dir`` with forward slashes (links and JSON must not leak local paths)."""
+    if not path:
         return None
+    return Path(os.path.relpath(Path(path).resolve(), out_dir)).as_posix()
 
 
-def _national_flags(national: dict[str, Any] | None) -> dict[str, list[str]]:
-    """Province -> the tests that flag it at the national level (q-values across provinces)."""
-    out: dict[str, list[str]] = {}
-    for flag in (national or {}).get("flags", []):
-        if flag.get("flagged"):
-            out.setdefault(str(flag.get("region")), []).append(str(flag.get("test")))
-    return out
+def _summary(report: ReportResult) -> tuple[dict[str, Any] | None, str]:
+    """The report's summary (None when it has none) and why it has none."""
+    if not report.ok or not report.summary_path:
+        return None, ""
+    try:
+        return read_summary(report.summary_path), ""
+    except SummaryError as err:
+        return None, str(err)
 
 
-def index_rows(batch: BatchResult) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """One row per province report (summary, status, flags) and the national summary."""
-    national = next((r for r in batch.reports if r.code == NATIONAL), None)
-    national_summary = _load(national.summary_path) if national and national.status == "ok" else None
-    by_province = _national_flags(national_summary)
-    out_dir = Path(batch.out_dir)
+def _shown(value: Any) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return str(value)
+
+
+def _flagged_tests(flags: list[dict[str, Any]], region: str | None = None) -> list[str]:
+    """Names of the flagged tests (of one region, when given), each once, in order of appearance."""
+    tests = [str(f["test"]) for f in flags if f.get("flagged") and (region is None or str(f.get("region")) == region)]
+    return list(dict.fromkeys(tests))
+
+
+def index_rows(batch: BatchResult, out_dir: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """One row per province report (status, headline, flags, link) and the national report's row."""
+    out_dir = Path(out_dir).resolve()
+    national_report = next((r for r in batch.reports if r.code == NATIONAL), None)
+    national_summary, _ = _summary(national_report) if national_report else (None, "")
+    national_flags = (national_summary or {}).get("flags", [])
     rows = []
     for report in batch.reports:
         if report.code == NATIONAL:
             continue
-        summary = _load(report.summary_path) if report.status == "ok" else None
+        summary, problem = _summary(report)
         headline = (summary or {}).get("headline", {})
-        within = [f for f in (summary or {}).get("flags", []) if f.get("flagged")]
+        flags = (summary or {}).get("flags", [])
+        shares = {key[len("share_"):-len("_percent")]: _shown(value) for key, value in headline.items()
+                  if key.startswith("share_") and key.endswith("_percent")}
         rows.append({
             "code": report.code,
             "name": (summary or {}).get("name", ""),
             "status": report.status,
-            "error": report.error,
-            "href": Path(report.html_path).relative_to(out_dir).as_posix() if report.html_path else None,
-            "headline": headline,
-            "national_flags": sorted(set(by_province.get(report.code, []))),
-            "within_flags": len(within),
-            "within_regions": len({f.get("region") for f in within}),
-            "seconds": report.seconds,
+            "error": report.error or problem,
+            "href": _relative(report.html_path, out_dir),
+            "stations": _shown(headline.get("stations")),
+            "turnout": _shown(headline.get("turnout_percent")),
+            "shares": shares,
+            "national_flags": _flagged_tests(national_flags, report.code),
+            "summary_ok": summary is not None,
+            "within_count": sum(1 for f in flags if f.get("flagged")),
+            "within_tests": _flagged_tests(flags),
         })
-    return rows, national_summary
+    national = None
+    if national_report:
+        national = {
+            "status": national_report.status, "error": national_report.error,
+            "href": _relative(national_report.html_path, out_dir),
+            "flagged_regions": sorted({str(f["region"]) for f in national_flags if f.get("flagged")}),
+        }
+    return rows, national
+
+
+def _provenance(batch: BatchResult, generated: str) -> list[tuple[str, str]]:
+    """What the batch was made from, as (label, value) pairs for the page's footer."""
+    summaries = [s for s in (_summary(r)[0] for r in batch.reports) if s]
+    # Every report read the same file; the national summary (last) describes the whole table.
+    provenance = summaries[-1]["provenance"] if summaries else {}
+    pairs = [
+        ("generated (UTC)", generated),
+        ("data file", Path(batch.data_path).name),
+        ("data file SHA-256", batch.data_sha256),
+        ("source", provenance.get("source", "")),
+        ("input SHA-256", provenance.get("input_sha256", "")),
+        ("table SHA-256", provenance.get("table_sha256", "")),
+        ("snapshot / fetch time", provenance.get("snapshot", provenance.get("fetched", ""))),
+        ("forensik version", code_version()),
+        ("batch time", f"{batch.seconds:.0f} s" if batch.seconds else ""),
+    ]
+    # Parameters verbatim: a seed of 2024 is not "2,024".
+    pairs += [(f"parameter {key}", str(value)) for key, value in batch.parameters.items()]
+    return [(str(k), str(v)) for k, v in pairs if v not in (None, "")]
 
 
 def write_index(out_dir: str | Path, batch: BatchResult) -> Path:
-    """Write ``out_dir/index.html`` and ``out_dir/index.json`` for a finished batch."""
+    """Write ``out_dir/index.html`` (every province, its headline and flags, failures with their error)
+    and ``out_dir/index.json`` (every report's status and summary); return the HTML path."""
     out_dir = Path(out_dir).resolve()
-    install_stylesheet(out_dir)
-    rows, national_summary = index_rows(batch)
-    national = next((r for r in batch.reports if r.code == NATIONAL), None)
-    provenance = (national_summary or {}).get("provenance", {})
-    if not provenance:
-        first = next((r for r in rows if r["status"] == "ok"), None)
-        summary = _load(next(r.summary_path for r in batch.reports if r.code == first["code"])) if first else None
-        provenance = (summary or {}).get("provenance", {})
-    candidates = sorted({k[len("share_"):-len("_percent")] for r in rows for k in r["headline"] if k.startswith("share_")})
-    context = {
-        "rows": rows,
-        "candidates": candidates,
-        "national": national,
-        "national_href": Path(national.html_path).relative_to(out_dir).as_posix() if national and national.html_path else None,
-        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "data_sha256": provenance.get("input_sha256", ""),
-        "table_sha256": provenance.get("table_sha256", ""),
-        "election": provenance.get("source", ""),
-        "code_version": code_version(),
-        "parameters": batch.parameters,
-        "failed": len(batch.failed),
-        "total": len(batch.reports),
-    }
-    html = _environment().get_template("index.html.j2").render(csp=CONTENT_SECURITY_POLICY, css_href="static/report.css", **context)
-    path = out_dir / "index.html"
-    path.write_text(html, encoding="utf-8")
+    generated = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    rows, national = index_rows(batch, out_dir)
+    candidates = sorted({c for row in rows for c in row["shares"]})
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES / "forensik")), autoescape=True,
+                                     undefined=jinja2.StrictUndefined)
+    html = environment.get_template("batch-index.html.j2").render(
+        csp=CONTENT_SECURITY_POLICY, css=stylesheet(), code_version=code_version(), rows=rows, national=national,
+        candidates=candidates, total=len(batch.reports), failed=len(batch.failed),
+        provenance=_provenance(batch, generated),
+    )
+    path = write_atomic(out_dir / "index.html", check_inert(html, str(out_dir / "index.html")))
     machine = {
-        "generated": context["generated"], "data_path": batch.data_path, "code_version": context["code_version"],
+        "generated": generated,
+        "data_file": Path(batch.data_path).name,
+        "data_sha256": batch.data_sha256,
+        "code_version": code_version(),
         "parameters": dict(batch.parameters),
-        "reports": [{"code": r.code, "status": r.status, "seconds": r.seconds, "error": r.error,
-                     "html": r.html_path, "summary": r.summary_path} for r in batch.reports],
-        "provinces": rows,
+        "ok": batch.ok,
+        "reports": [
+            {"code": r.code, "status": r.status, "seconds": r.seconds, "error": r.error,
+             "html": _relative(r.html_path, out_dir), "notebook": _relative(r.notebook_path, out_dir),
+             "summary_path": _relative(r.summary_path, out_dir), "summary": _summary(r)[0]}
+            for r in batch.reports
+        ],
     }
-    (out_dir / "index.json").write_text(json.dumps(machine, indent=1, default=str), encoding="utf-8")
+    write_atomic(out_dir / "index.json", json.dumps(machine, indent=1, default=str, ensure_ascii=False))
     return path
