@@ -36,6 +36,7 @@ from scipy import stats
 __all__ = [
     "BENFORD_FIRST",
     "BENFORD_SECOND",
+    "BENFORD_FIRST_TWO",
     "UNIFORM_LAST",
     "DigitTest",
     "DigitTable",
@@ -44,7 +45,11 @@ __all__ = [
     "digit_z",
     "group_shares",
     "overdispersion_moments",
+    "benford_tests",
     "first_digit_test",
+    "first_two_digits_test",
+    "PairTest",
+    "last_pair_test",
     "second_digit_test",
     "last_digit_test",
     "digit_tests",
@@ -54,6 +59,8 @@ __all__ = [
 BENFORD_FIRST: np.ndarray = np.log10(1 + 1 / np.arange(1, 10))
 #: Benford's second-digit law, P(d) = sum_k log10(1 + 1/(10k + d)), d = 0..9.
 BENFORD_SECOND: np.ndarray = np.log10(1 + 1 / (10 * np.arange(1, 10)[:, None] + np.arange(10)[None, :])).sum(axis=0)
+#: Benford's law for the first two digits, P(d) = log10(1 + 1/d), d = 10..99.
+BENFORD_FIRST_TWO: np.ndarray = np.log10(1 + 1 / np.arange(10, 100))
 #: Last digits of fair counts spread over many values (Beber & Scacco 2012).
 UNIFORM_LAST: np.ndarray = np.full(10, 0.1)
 
@@ -80,6 +87,8 @@ _TESTS = {
               "textbook_null": "Benford 1BL (textbook)", "family": "first"},
     "second": {"name": "second digit", "digits": np.arange(10), "textbook": BENFORD_SECOND,
                "textbook_null": "Benford 2BL (textbook)", "family": "second"},
+    "first two": {"name": "first two digits", "digits": np.arange(10, 100), "textbook": BENFORD_FIRST_TWO,
+                  "textbook_null": "Benford first two digits (textbook)", "family": "first two"},
     "last": {"name": "last digit", "digits": np.arange(10), "textbook": UNIFORM_LAST,
              "textbook_null": "uniform last digit (textbook)", "family": None},
 }
@@ -87,10 +96,10 @@ _TESTS = {
 
 # ------------------------------------------------------------------------------------ digits
 def extract_digit(values: Any, position: str) -> np.ndarray:
-    """The ``position`` ("first", "second" or "last") decimal digit of non-negative integers.
+    """The ``position`` ("first", "second", "first two" or "last") decimal digit(s) of non-negative integers.
 
     Returns int8 with -1 where the digit does not exist (zero has no first or second digit, a
-    one-digit number no second). Exact for every int64, unlike a log10-based extraction.
+    one-digit number no second and no first two; "first two" gives 10..99). Exact for every int64, unlike a log10-based extraction.
     """
     x = np.asarray(values)
     if x.dtype.kind not in "iu":
@@ -107,7 +116,10 @@ def extract_digit(values: Any, position: str) -> np.ndarray:
     if position == "second":
         out = (x // _POW10[np.maximum(n_digits - 2, 0)]) % 10
         return np.where(n_digits >= 2, out, -1).astype(np.int8)
-    raise ValueError(f"position must be 'first', 'second' or 'last', not {position!r}")
+    if position == "first two":
+        out = x // _POW10[np.maximum(n_digits - 2, 0)]
+        return np.where(n_digits >= 2, out, -1).astype(np.int8)
+    raise ValueError(f"position must be 'first', 'second', 'first two' or 'last', not {position!r}")
 
 
 def nigrini_conformity(mad: float, digit: str) -> str:
@@ -157,9 +169,11 @@ def _as_counts(values: Any, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarr
     if array.dtype.kind in "iu":
         if array.dtype.kind == "u" and array.size and array.max() > np.iinfo(np.int64).max:
             raise ValueError(f"{name}: counts above 2**63 - 1 are not supported")
-        ints = array.astype(np.int64)
+        ints = array.astype(np.int64, copy=False)
         missing = np.zeros(len(ints), dtype=bool)
         bad = ints < 0
+        if not bad.any():  # the common case: no copy of a large clean array
+            return ints, missing, bad
     else:
         floats = array.astype(float)
         missing = np.isnan(floats)
@@ -203,9 +217,9 @@ def _prepare(counts, *, position: str, min_count: int, totals=None) -> _Prepared
     for reason, mask in reasons:
         take(reason, mask)
     base = used.copy()
-    if position in ("first", "second"):
+    if position in ("first", "second", "first two"):
         take("zero", ints == 0)
-    if position == "second":
+    if position in ("second", "first two"):
         take("one digit (< 10)", ints < 10)
     if position == "last" and min_count > 0:
         take(f"below min_count ({min_count})", ints < min_count)
@@ -220,6 +234,8 @@ class DigitTest:
     ``mad`` is Nigrini's MAD against the textbook law (Benford, or uniform for last digits) and
     ``conformity`` its Nigrini class; ``mad_null`` is the MAD against the null actually tested
     (equal to ``mad`` for a textbook null). For last digits Nigrini defines no classes.
+    ``g_statistic`` is the likelihood-ratio G = 2 sum O ln(O / E) against the same null, with its
+    p-value from the same reference distribution (chi-square, or the simulated draws).
     ``digits`` has one row per digit: observed count and share, the null's expected share, the
     textbook share, Z with continuity correction against the null, and the null's 2.5-97.5 %
     band of shares (``band_low``, ``band_high``).
@@ -241,6 +257,8 @@ class DigitTest:
     expected_mean: float
     mad_null: float
     overdispersion: float = np.nan
+    g_statistic: float = np.nan
+    g_pvalue: float = np.nan
     n_sim: int = 0
     seed: int | None = None
     note: str = ""
@@ -250,7 +268,7 @@ class DigitTest:
         return pd.DataFrame([{
             "test": self.name, "statistic": self.statistic, "pvalue": self.pvalue, "dof": self.dof,
             "textbook_statistic": self.textbook_statistic, "textbook_pvalue": self.textbook_pvalue,
-            "mad": self.mad, "conformity": self.conformity, "mad_null": self.mad_null,
+            "g_statistic": self.g_statistic, "g_pvalue": self.g_pvalue, "mad": self.mad, "conformity": self.conformity, "mad_null": self.mad_null,
             "mean_digit": self.mean_digit, "expected_mean": self.expected_mean,
             "overdispersion": self.overdispersion, "n": self.n,
             "excluded": int(sum(self.excluded.values())), "null": self.null, "note": self.note,
@@ -281,9 +299,18 @@ def _chi_square(observed: np.ndarray, n: np.ndarray | int, expected: np.ndarray)
     return terms.sum(axis=-1)
 
 
+def _g_statistic(observed: np.ndarray, n: np.ndarray | int, expected: np.ndarray) -> np.ndarray:
+    """Likelihood-ratio G = 2 sum O ln(O / E) of digit counts (last axis); empty digits add nothing."""
+    n = np.asarray(n, dtype=float)[..., None]
+    expect = n * expected
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(observed > 0, observed * np.log(observed / expect), 0.0)
+    return 2 * terms.sum(axis=-1)
+
+
 def _finish(*, kind: str, observed: np.ndarray, n: int, expected: np.ndarray, band: np.ndarray,
             statistic: float, pvalue: float, excluded: dict, null: str, overdispersion=np.nan,
-            n_sim: int = 0, seed=None, note: str = "") -> DigitTest:
+            n_sim: int = 0, seed=None, note: str = "", g_null: np.ndarray | None = None) -> DigitTest:
     spec = _TESTS[kind]
     digits, textbook = spec["digits"], spec["textbook"]
     observed_share = _shares(observed.astype(float))
@@ -297,6 +324,13 @@ def _finish(*, kind: str, observed: np.ndarray, n: int, expected: np.ndarray, ba
     })
     if n == 0 and not note:
         note = "no usable counts"
+    g_statistic = float(_g_statistic(observed.astype(float), n, expected)) if n else np.nan
+    if not n:
+        g_pvalue = np.nan
+    elif g_null is None:
+        g_pvalue = float(stats.chi2.sf(g_statistic, dof))
+    else:
+        g_pvalue = (1 + int(np.sum(g_null >= g_statistic * (1 - 1e-12)))) / (1 + len(g_null))
     return DigitTest(
         name=spec["name"], statistic=float(statistic), pvalue=float(pvalue), dof=dof, mad=mad,
         conformity=nigrini_conformity(mad, spec["family"]) if spec["family"] else NO_CLASS,
@@ -306,7 +340,8 @@ def _finish(*, kind: str, observed: np.ndarray, n: int, expected: np.ndarray, ba
         mean_digit=float(observed @ digits / n) if n else np.nan,
         expected_mean=float(expected @ digits),
         mad_null=float(np.mean(np.abs(observed_share - expected))) if n else np.nan,
-        overdispersion=float(overdispersion), n_sim=int(n_sim), seed=seed, note=note,
+        overdispersion=float(overdispersion), g_statistic=g_statistic, g_pvalue=float(g_pvalue),
+        n_sim=int(n_sim), seed=seed, note=note,
     )
 
 
@@ -315,7 +350,12 @@ def _textbook_result(kind: str, prepared: _Prepared, note: str = "") -> DigitTes
     digits = extract_digit(prepared.counts[prepared.used], kind)
     offset = spec["digits"][0]
     observed = np.bincount(digits - offset, minlength=len(spec["digits"])).astype(float)
-    n = int(prepared.used.sum())
+    return _textbook_from_counts(kind, observed, prepared.excluded, note)
+
+
+def _textbook_from_counts(kind: str, observed: np.ndarray, excluded: Mapping[str, int], note: str = "") -> DigitTest:
+    spec = _TESTS[kind]
+    n = int(observed.sum())
     expected = spec["textbook"]
     statistic = float(_chi_square(observed, n, expected)) if n else np.nan
     pvalue = float(stats.chi2.sf(statistic, len(expected) - 1)) if n else np.nan
@@ -323,7 +363,7 @@ def _textbook_result(kind: str, prepared: _Prepared, note: str = "") -> DigitTes
     band = (np.vstack([stats.binom.ppf(0.025, n, expected), stats.binom.ppf(0.975, n, expected)]) / n
             if n else np.full((2, len(expected)), np.nan))
     return _finish(kind=kind, observed=observed, n=n, expected=expected, band=band, statistic=statistic,
-                   pvalue=pvalue, excluded=prepared.excluded, null=spec["textbook_null"], note=note)
+                   pvalue=pvalue, excluded=dict(excluded), null=spec["textbook_null"], note=note)
 
 
 # ------------------------------------------------------------------------------------ simulation
@@ -444,6 +484,7 @@ def _simulated_result(kind: str, prepared: _Prepared, simulated: np.ndarray, *, 
     # The null's expected frequencies are the simulated ones (bounded counts do not follow Benford).
     expected = sim_counts.sum(axis=0) / sim_n.sum() if sim_n.sum() > 0 else np.full(n_digits, np.nan)
     null_stats = np.where(sim_n > 0, _chi_square(sim_counts, sim_n, expected), 0.0)
+    null_g = np.where(sim_n > 0, _g_statistic(sim_counts, sim_n, expected), 0.0)
     model = (f"beta-binomial per station (rho = {rho:.4g}, method of moments)" if rho > 0
              else "binomial per station (moment estimate of overdispersion <= 0)")
     null = f"simulated: {model}, mean share {share_source}, {n_sim} draws, seed {seed}"
@@ -460,7 +501,7 @@ def _simulated_result(kind: str, prepared: _Prepared, simulated: np.ndarray, *, 
             else np.full((2, n_digits), np.nan))
     return _finish(kind=kind, observed=observed, n=n, expected=expected, band=band, statistic=statistic,
                    pvalue=pvalue, excluded=prepared.excluded, null=null, overdispersion=rho, n_sim=n_sim,
-                   seed=seed, note=note)
+                   seed=seed, note=note, g_null=null_g)
 
 
 def _null_kind(null: str, textbook: str) -> str:
@@ -524,6 +565,67 @@ def _run(kinds: Sequence[tuple[str, int]], counts, *, null: str, totals, shares,
 
 
 # ------------------------------------------------------------------------------------ kernels
+_SPAN_NOTE = ("counts span less than two orders of magnitude: Benford's law does not apply, "
+              "a deviation is not evidence of anything")
+
+
+def benford_tests(counts, *, tests: Sequence[str] = ("first", "second", "first two", "last"),
+                  min_count: int = 10) -> dict[str, DigitTest]:
+    """Textbook digit tests on one array of counts in a single pass: Benford first, second and first
+    two digits (Nigrini 2012, ch. 5; Mebane 2006) and uniform last digits (Beber & Scacco 2012).
+
+    Each count's decimal length is found once and every digit follows from its leading two digits,
+    so the four tests cost about as much as one. Exclusions are counted per test as in the single
+    kernels (``first_digit_test`` and friends call this). ``note`` warns when the middle 98 % of the
+    usable counts spans less than two orders of magnitude (then Benford's law does not apply).
+    """
+    tests = tuple(tests)
+    unknown = [t for t in tests if t not in ("first", "second", "first two", "last")]
+    if unknown:
+        raise ValueError(f"unknown digit tests {unknown!r}: choose among 'first', 'second', 'first two', 'last'")
+    min_count = int(min_count)
+    if min_count < 0:
+        raise ValueError(f"min_count must be >= 0, got {min_count}")
+    ints, missing, bad = _as_counts(counts, "counts")   # unusable counts are 0 here
+    base = {"missing": int(missing.sum()), "negative or fractional": int(bad.sum())}
+    n_unusable = base["missing"] + base["negative or fractional"]
+    n_digits = np.searchsorted(_POW10, ints, side="right")
+    # The leading two digits (10..99), or the number itself when it has one digit (0..9).
+    lead = ints // _POW10[np.maximum(n_digits - 2, 0)]
+    lead_counts = np.bincount(lead, minlength=100)
+    zeros = int(lead_counts[0]) - n_unusable
+    one_digit = int(lead_counts[1:10].sum())
+    length_counts = np.bincount(n_digits, minlength=2)[1:]   # how many usable counts have 1, 2, ... digits
+    note = ""
+    if length_counts.sum():
+        cumulative = np.cumsum(length_counts) / length_counts.sum()
+        low, high = np.searchsorted(cumulative, 0.01), np.searchsorted(cumulative, 0.99)
+        if high - low < 2:
+            note = _SPAN_NOTE
+    out: dict[str, DigitTest] = {}
+    two = lead_counts[10:100].astype(float)
+    for kind in tests:
+        if kind == "first":
+            observed = two.reshape(9, 10).sum(axis=1) + lead_counts[1:10]
+            out[kind] = _textbook_from_counts(kind, observed, {**base, "zero": zeros}, note)
+        elif kind == "second":
+            observed = two.reshape(9, 10).sum(axis=0)
+            out[kind] = _textbook_from_counts(kind, observed, {**base, "zero": zeros, "one digit (< 10)": one_digit})
+        elif kind == "first two":
+            out[kind] = _textbook_from_counts(kind, two, {**base, "zero": zeros, "one digit (< 10)": one_digit}, note)
+        else:
+            small = np.bincount(ints[ints < min_count], minlength=max(min_count, 1)) if min_count else np.zeros(1, int)
+            below = int(small.sum()) - n_unusable if min_count else 0
+            last = np.bincount(ints % 10, minlength=10).astype(float)
+            if min_count:
+                last -= np.bincount(np.arange(len(small)) % 10, weights=small, minlength=10)
+            else:
+                last[0] -= n_unusable  # unusable counts were set to 0
+            excluded = {**base, f"below min_count ({min_count})": below} if min_count else dict(base)
+            out[kind] = _textbook_from_counts(kind, last, excluded)
+    return out
+
+
 def first_digit_test(counts) -> DigitTest:
     """First-digit (1BL) Pearson chi-square against Benford, 8 df; textbook null only (Nigrini 2012, ch. 5).
 
@@ -531,15 +633,85 @@ def first_digit_test(counts) -> DigitTest:
     the middle 98 % of the counts spans less than two orders of magnitude the result says so in
     ``note``: at TPS level a 1BL deviation is never evidence.
     """
-    prepared = _prepare(counts, position="first", min_count=0)
+    return benford_tests(counts, tests=("first",))["first"]
+
+
+def first_two_digits_test(counts) -> DigitTest:
+    """First-two-digits Pearson chi-square against Benford, P(d) = log10(1 + 1/d), d = 10..99, 89 df (Nigrini 2012, ch. 5).
+
+    Counts below 10 have no first two digits and are excluded (counted). Like the first-digit test
+    it needs counts spanning several orders of magnitude; ``note`` says when they do not.
+    """
+    return benford_tests(counts, tests=("first two",))["first two"]
+
+
+@dataclass(frozen=True, eq=False)
+class PairTest:
+    """Beber & Scacco's (2012, Political Analysis 20:211) tests on the last two digits of counts.
+
+    People who invent numbers repeat a digit too rarely and put neighbouring digits side by side too
+    often. Null: the last two digits of counts of at least ``min_count`` (>= 10) are uniform over
+    00..99, so a repeated pair (11, 22, ...) has probability 0.1 and an adjacent pair (|tens - units|
+    = 1 mod 10, e.g. 12, 21, 90) 0.2; each share has an exact two-sided binomial test (scipy).
+    """
+
+    n: int
+    excluded: Mapping[str, int]
+    repeated: int
+    adjacent: int
+    repeated_pvalue: float
+    adjacent_pvalue: float
+    min_count: int
+    null: str = "uniform last two digits: repeated 0.1, adjacent 0.2 (binomial)"
+    expected_repeated: float = 0.1
+    expected_adjacent: float = 0.2
+
+    @property
+    def repeated_share(self) -> float:
+        return self.repeated / self.n if self.n else np.nan
+
+    @property
+    def adjacent_share(self) -> float:
+        return self.adjacent / self.n if self.n else np.nan
+
+    def to_frame(self) -> pd.DataFrame:
+        """Two rows (repeated, adjacent pairs): count, share, expected share, binomial p-value, n."""
+        return pd.DataFrame({
+            "test": ["repeated final pair", "adjacent final pair"],
+            "count": [self.repeated, self.adjacent],
+            "share": [self.repeated_share, self.adjacent_share],
+            "expected_share": [self.expected_repeated, self.expected_adjacent],
+            "pvalue": [self.repeated_pvalue, self.adjacent_pvalue],
+            "n": [self.n, self.n],
+            "excluded": [int(sum(self.excluded.values()))] * 2,
+            "null": [self.null] * 2,
+        })
+
+    def _repr_html_(self) -> str:
+        excluded = ", ".join(f"{k}: {v:,}" for k, v in self.excluded.items() if v) or "none"
+        title = f"Last-two-digit pair tests (Beber & Scacco 2012); n = {self.n:,}; excluded: {excluded}"
+        return (f"<p><b>{html.escape(title)}</b></p>\n"
+                + self.to_frame().to_html(escape=True, index=False, float_format=lambda v: f"{v:.4f}"))
+
+
+def last_pair_test(counts, *, min_count: int = 10) -> PairTest:
+    """Repeated and adjacent final digit pairs against 10 % and 20 % (Beber & Scacco 2012, section 3).
+
+    Counts below ``min_count`` (at least 10: a pair needs two digits) are excluded and counted.
+    """
+    min_count = int(min_count)
+    if min_count < 10:
+        raise ValueError(f"min_count must be at least 10 (a pair needs two digits), got {min_count}")
+    prepared = _prepare(counts, position="last", min_count=min_count)
     used = prepared.counts[prepared.used]
-    note = ""
-    if len(used):
-        low, high = np.quantile(used, [0.01, 0.99])
-        if high < 100 * max(low, 1):
-            note = ("counts span less than two orders of magnitude: the first-digit law does not apply, "
-                    "a deviation is not evidence of anything")
-    return _textbook_result("first", prepared, note=note)
+    tens, units = (used // 10) % 10, used % 10
+    repeated = int(np.sum(tens == units))
+    adjacent = int(np.sum((tens - units) % 10 == 1) + np.sum((units - tens) % 10 == 1))
+    n = len(used)
+    pvalue = (lambda k, p: float(stats.binomtest(k, n, p).pvalue) if n else np.nan)
+    return PairTest(n=n, excluded=dict(prepared.excluded), repeated=repeated, adjacent=adjacent,
+                    repeated_pvalue=pvalue(repeated, 0.1), adjacent_pvalue=pvalue(adjacent, 0.2),
+                    min_count=min_count)
 
 
 def second_digit_test(counts, *, null: str = "benford", totals=None, shares=None, n_sim: int = 1000,
@@ -739,3 +911,9 @@ def digit_tests(election, *, level: str, columns: Sequence[str] | None = None,
     results = results[RESULT_COLUMNS]
     return DigitTable(results=results, level=level, null=null_label, n_sim=int(n_sim) if mode == "simulated" else 0,
                       seed=int(seed), details=details)
+
+
+# The toolkit statistics live in analysis.eft; they are digit statistics too and are reachable here.
+from .eft import EftStatistics, EftTable, eft_statistics, eft_table  # noqa: E402
+
+__all__ += ["EftStatistics", "EftTable", "eft_statistics", "eft_table"]

@@ -14,6 +14,10 @@ from scipy import stats
 
 from analysis.digits import (
     BENFORD_FIRST,
+    BENFORD_FIRST_TWO,
+    benford_tests,
+    first_two_digits_test,
+    last_pair_test,
     BENFORD_SECOND,
     DigitTable,
     digit_tests,
@@ -328,3 +332,101 @@ def test_digit_tests_share_level_and_other_columns(small_election):
     assert voters.excluded.get("count > total", 0) == 0 and voters.n == 210
     with pytest.raises(KeyError):
         digit_tests(small_election, level="province", share_level="village")
+
+
+# ------------------------------------------------------------------------------------ issue 4 kernels
+def _spread_counts(n: int = 50_000, seed: int = 0) -> np.ndarray:
+    """Counts over several orders of magnitude (where Benford's law can apply)."""
+    return np.random.default_rng(seed).lognormal(5, 2, n).astype(np.int64)
+
+
+def test_first_digit_chi_square_and_mad_equal_benford_py():
+    bf = pytest.importorskip("benford", reason="benford-py (a dev dependency) is not installed")
+    counts = _spread_counts()
+    counts[:50] = 0  # zeros are excluded by both
+    base = bf.Base(pd.Series(counts), decimals=0, sign="pos")
+    theirs = bf.Test(base, 1, confidence=None)
+    ours = first_digit_test(counts)
+    assert ours.n == len(base)
+    assert ours.statistic == pytest.approx(theirs.chi_square, rel=1e-12)
+    assert ours.mad == pytest.approx(theirs.MAD, rel=1e-12)
+    np.testing.assert_array_equal(ours.digits["observed"].to_numpy(), theirs["Counts"].to_numpy())
+
+
+def test_second_and_first_two_digits_equal_benford_py():
+    """Chi-square always; MAD only where every count has two digits: benford_py divides the
+    second- and first-two-digit shares by all nonzero counts, one-digit counts included, so its
+    MAD differs from Nigrini's whenever counts below 10 are present (a quirk of benford_py 0.5)."""
+    bf = pytest.importorskip("benford", reason="benford-py (a dev dependency) is not installed")
+    counts = _spread_counts(seed=1)
+    for data, compare_mad in ((counts, False), (counts[counts >= 10], True)):
+        base = bf.Base(pd.Series(data), decimals=0, sign="pos")
+        for digs, ours in ((22, second_digit_test(data)), (2, first_two_digits_test(data))):
+            theirs = bf.Test(base, digs, confidence=None)
+            assert ours.statistic == pytest.approx(theirs.chi_square, rel=1e-10)
+            if compare_mad:
+                assert ours.mad == pytest.approx(theirs.MAD, rel=1e-10)
+
+
+def test_first_two_digits_constants_and_nigrini_class():
+    assert BENFORD_FIRST_TWO.sum() == pytest.approx(1)
+    assert BENFORD_FIRST_TWO[0] == pytest.approx(np.log10(1 + 1 / 10))
+    result = first_two_digits_test(_spread_counts(200_000, seed=3))
+    assert result.dof == 89 and len(result.digits) == 90
+    assert result.conformity == "close conformity" and result.note == ""
+    tps = first_two_digits_test(np.random.default_rng(0).integers(100, 300, 5000))
+    assert "does not apply" in tps.note
+
+
+@given(st.lists(st.one_of(st.none(), st.integers(-5, 10**7)), max_size=60),
+       st.integers(0, 40))
+@settings(max_examples=80, deadline=None)
+def test_single_pass_equals_the_per_test_kernels(values, min_count):
+    """benford_tests (one pass) gives the digit counts and exclusions of the per-test extraction."""
+    from analysis.digits import _prepare, _textbook_result
+
+    series = pd.array(values, dtype="Int64")
+    fast = benford_tests(series, min_count=min_count)
+    for kind in ("first", "second", "first two"):
+        slow = _textbook_result(kind, _prepare(series, position=kind, min_count=0))
+        np.testing.assert_array_equal(fast[kind].digits["observed"], slow.digits["observed"])
+        assert fast[kind].excluded == slow.excluded
+        assert fast[kind].n + sum(fast[kind].excluded.values()) == len(values)
+    slow_last = last_digit_test(series, min_count=min_count)
+    np.testing.assert_array_equal(fast["last"].digits["observed"], slow_last.digits["observed"])
+    assert fast["last"].n == slow_last.n
+
+
+def test_g_statistic_is_the_likelihood_ratio():
+    counts = _spread_counts(20_000, seed=4)
+    result = first_digit_test(counts)
+    observed = result.digits["observed"].to_numpy(float)
+    expected = result.n * BENFORD_FIRST
+    g = 2 * np.sum(observed * np.log(observed / expected))
+    assert result.g_statistic == pytest.approx(g)
+    assert result.g_pvalue == pytest.approx(stats.chi2.sf(g, 8))
+    assert set(result.to_frame().columns) >= {"g_statistic", "g_pvalue", "mad", "conformity", "statistic", "pvalue"}
+    simulated = second_digit_test(np.random.default_rng(1).integers(50, 250, 2000), null="simulated",
+                                  totals=np.full(2000, 300), n_sim=99, seed=0)
+    assert 0 < simulated.g_pvalue <= 1 and np.isfinite(simulated.g_statistic)
+
+
+def test_pair_tests_on_uniform_and_invented_numbers():
+    rng = np.random.default_rng(8)
+    uniform = rng.integers(100, 1000, 20_000)
+    fair = last_pair_test(uniform)
+    assert fair.repeated_share == pytest.approx(0.1, abs=0.01)
+    assert fair.adjacent_share == pytest.approx(0.2, abs=0.012)
+    assert fair.repeated_pvalue > 1e-3 and fair.adjacent_pvalue > 1e-3
+    # invented: the units digit never repeats the tens digit, and often sits next to it
+    tens = (uniform // 10) % 10
+    units = np.where(rng.random(len(uniform)) < 0.5, (tens + 1) % 10, (tens + 3) % 10)
+    invented = last_pair_test(uniform - uniform % 10 + units)
+    assert invented.repeated == 0 and invented.repeated_pvalue < 1e-10
+    assert invented.adjacent_share > 0.45 and invented.adjacent_pvalue < 1e-10
+    assert list(invented.to_frame()["test"]) == ["repeated final pair", "adjacent final pair"]
+    small = last_pair_test([1, 5, None, 12, 99, 90, 45])
+    assert small.n == 4 and small.repeated == 1 and small.adjacent == 3  # 99 repeated; 12, 90 and 45 adjacent
+    assert small.excluded["missing"] == 1 and small.excluded["below min_count (10)"] == 2
+    with pytest.raises(ValueError, match="at least 10"):
+        last_pair_test([10, 20], min_count=5)
