@@ -508,9 +508,9 @@ def _null_kind(null: str, textbook: str) -> str:
     key = str(null).strip().lower()
     if key in (textbook, "textbook"):
         return "textbook"
-    if key == "simulated":
-        return "simulated"
-    raise ValueError(f"null must be {textbook!r} (or 'textbook') or 'simulated', not {null!r}")
+    if key in ("simulated", "exact"):
+        return key
+    raise ValueError(f"null must be {textbook!r} (or 'textbook'), 'simulated' or 'exact', not {null!r}")
 
 
 def _model(prepared: _Prepared, shares, share_label: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, str]:
@@ -534,6 +534,158 @@ def _model(prepared: _Prepared, shares, share_label: str | None = None) -> tuple
     return totals, share_array, counts, rho, source
 
 
+# ------------------------------------------------------------------------------------ exact null
+# Stations per block when digit probabilities are computed from pmfs (block x (max total + 1) floats).
+_EXACT_BLOCK_ELEMENTS = 4_000_000
+
+
+def station_digit_probabilities(totals: np.ndarray, shares: np.ndarray, rho: float, kind: str,
+                                min_count: int = 10) -> np.ndarray:
+    """Per station, the probability of each digit (columns 0..k-1) and of an excluded draw (last column)
+    when its count is Binomial(N_i, p_i) or, with rho > 0, beta-binomial with intra-class correlation rho.
+
+    Exact sums of the (beta-)binomial pmf over the values with each digit (scipy.stats.binom /
+    betabinom), the same model the simulated null draws from.
+    """
+    totals = np.asarray(totals, dtype=np.int64)
+    shares = np.asarray(shares, dtype=float)
+    n_digits = len(_TESTS[kind]["digits"])
+    top = int(totals.max(initial=0))
+    values = np.arange(top + 1, dtype=np.int64)
+    codes = _digits_or_ten(values, kind, min_count).astype(np.int64) if kind != "first two" else np.where(
+        values >= 10, extract_digit(values, "first two").astype(np.int64) - 10, 90)
+    codes = np.where(codes >= n_digits, n_digits, codes)
+    onehot = np.zeros((top + 1, n_digits + 1))
+    onehot[values, codes] = 1.0
+    return _station_pmf_sums(totals, shares, rho, onehot)
+
+
+def _station_pmf_sums(totals: np.ndarray, shares: np.ndarray, rho: float, onehot: np.ndarray) -> np.ndarray:
+    """Per station, sum over x of pmf_i(x) * onehot[x]: the probability of each class of values."""
+    totals = np.asarray(totals, dtype=np.int64)
+    shares = np.asarray(shares, dtype=float)
+    top = onehot.shape[0] - 1
+    values = np.arange(top + 1, dtype=np.int64)
+    out = np.empty((len(totals), onehot.shape[1]))
+    block = max(1, _EXACT_BLOCK_ELEMENTS // (top + 1))
+    clipped = np.clip(shares, 0.0, 1.0)
+    for start in range(0, len(totals), block):
+        stop = min(start + block, len(totals))
+        n = totals[start:stop, None]
+        p = clipped[start:stop, None]
+        inner = (p > 0) & (p < 1)
+        pmf = _pmf_by_ratios(n, np.where(inner, p, 0.5), rho, top)
+        if not inner.all():  # a share of exactly 0 or 1 is a point mass whatever the overdispersion
+            pmf = np.where(inner, pmf, stats.binom.pmf(values[None, :], n, p))
+        out[start:stop] = pmf @ onehot
+    return out
+
+
+def _pmf_by_ratios(n: np.ndarray, p: np.ndarray, rho: float, top: int) -> np.ndarray:
+    """Binomial (rho = 0) or beta-binomial pmf at 0..top for each row's (n, p), 0 < p < 1.
+
+    Built from pmf(0) and the ratios pmf(x+1) / pmf(x) = (n - x) / (x + 1) * (x + a) / (n - x - 1 + b)
+    (a = p s, b = (1 - p) s, s = 1 / rho - 1; binomial: the last factor is p / (1 - p)), summed
+    on the log scale: a few logarithms per value instead of log-beta functions, same numbers as
+    scipy.stats to ~1e-12.
+    """
+    from scipy.special import betaln
+
+    j = np.arange(top, dtype=float)[None, :]
+    alive = j < n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if rho > 0:
+            scale = 1 / rho - 1
+            a, b = p * scale, (1 - p) * scale
+            log0 = betaln(a, n + b) - betaln(a, b)
+            steps = np.log(n - j) - np.log1p(j) + np.log(j + a) - np.log(n - j - 1 + b)
+        else:
+            log0 = n * np.log1p(-p)
+            steps = np.log(n - j) - np.log1p(j) + np.log(p) - np.log1p(-p)
+    steps = np.where(alive, steps, -np.inf)
+    logpmf = np.concatenate([np.broadcast_to(log0, (len(n), 1)), log0 + np.cumsum(steps, axis=1)], axis=1)
+    return np.exp(logpmf)
+
+
+def weighted_chi2_sf(q: float, weights: np.ndarray) -> float:
+    """P(sum_j w_j Z_j^2 > q) for independent standard normal Z_j and w_j >= 0, by Imhof's (1961,
+    Biometrika 48:419) inversion integral (scipy.integrate.quad); a Satterthwaite scaled chi-square
+    where the integral cannot resolve a very small tail."""
+    from scipy.integrate import simpson
+
+    w = np.asarray(weights, dtype=float)
+    w = w[w > 1e-12 * max(w.max(initial=0), 1e-300)]
+    if len(w) == 0 or not np.isfinite(q):
+        return np.nan if not np.isfinite(q) else float(q <= 0)
+    if q <= 0:
+        return 1.0
+
+    # Imhof's truncation bound: beyond U the integral's tail is below 1e-11.
+    k = len(w)
+    upper = (1e-11 * np.pi * (k / 2) * np.exp(0.5 * np.sum(np.log(w)))) ** (-2 / k)
+    def integrand(u: np.ndarray) -> np.ndarray:
+        scaled = np.outer(u, w)
+        theta = 0.5 * np.arctan(scaled).sum(axis=1) - 0.5 * q * u
+        rho = np.exp(0.25 * np.log1p(scaled ** 2).sum(axis=1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = np.sin(theta) / (u * rho)
+        return np.where(u > 0, out, 0.5 * (w.sum() - q))  # the limit at u = 0
+
+    # Geometric pieces (the integrand changes on the scale 1 / w near 0 and decays slowly far
+    # out), each with enough points for the oscillation, of period about 4 pi / q.
+    edges = np.concatenate([[0.0], np.geomspace(0.05 / w.max(), upper, 30)])
+    value = 0.0
+    for a, b in zip(edges[:-1], edges[1:]):
+        points = int(min(200_001, max(65, 40 * (b - a) * (q + w.sum()) / (4 * np.pi)))) | 1
+        u = np.linspace(a, b, points)
+        value += simpson(integrand(u), x=u)
+    p = 0.5 + value / np.pi
+    if p < 1e-6:  # quadrature error dominates here; the moment-matched tail is accurate enough
+        scale = np.sum(w ** 2) / np.sum(w)
+        dof = np.sum(w) ** 2 / np.sum(w ** 2)
+        p = float(stats.chi2.sf(q / scale, dof))
+    return float(np.clip(p, 0.0, 1.0))
+
+
+def _exact_result(kind: str, prepared: _Prepared, totals: np.ndarray, shares: np.ndarray, rho: float, *,
+                  min_count: int, share_source: str, note: str = "") -> DigitTest:
+    """The chi-square against exact null frequencies, with its null distribution as a weighted chi-square.
+
+    Under the per-station model the digit counts O are a sum of independent categorical draws, with
+    mean mu = sum_i P_i and covariance S = diag(mu) - sum_i P_i P_i^T (excluded draws fall outside
+    the digits). The Pearson statistic against e = mu / sum(mu) is, to first order, a quadratic form
+    z^T z with z ~ N(0, D^-1/2 A S A^T D^-1/2), A = I - e 1^T, D = diag(mu): a weighted sum of chi-squares
+    whose weights are the eigenvalues of that matrix (Imhof 1961 gives its tail).
+    """
+    spec = _TESTS[kind]
+    n_digits = len(spec["digits"])
+    digits = extract_digit(prepared.counts[prepared.used], kind) - spec["digits"][0]
+    observed = np.bincount(digits, minlength=n_digits).astype(float)
+    n = int(prepared.used.sum())
+    probabilities = station_digit_probabilities(totals, shares, rho, kind, min_count)[:, :n_digits]
+    mu = probabilities.sum(axis=0)
+    model = (f"beta-binomial per station (rho = {rho:.4g}, method of moments)" if rho > 0
+             else "binomial per station (moment estimate of overdispersion <= 0)")
+    null = f"exact: {model}, mean share {share_source}; chi-square tail as a weighted sum of chi-squares (Imhof)"
+    if mu.sum() <= 0 or n == 0:
+        return _finish(kind=kind, observed=observed, n=n, expected=np.full(n_digits, np.nan),
+                       band=np.full((2, n_digits), np.nan), statistic=np.nan, pvalue=np.nan,
+                       excluded=prepared.excluded, null=null, overdispersion=rho, note=note or "no usable counts")
+    expected = mu / mu.sum()
+    covariance = np.diag(mu) - probabilities.T @ probabilities
+    centring = np.eye(n_digits) - np.outer(expected, np.ones(n_digits))
+    centred = centring @ covariance @ centring.T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(mu > 0, 1 / np.sqrt(mu), 0.0)
+    weights = np.linalg.eigvalsh(scale[:, None] * centred * scale[None, :])
+    statistic = float(_chi_square(observed, n, expected))
+    pvalue = weighted_chi2_sf(statistic, np.clip(weights, 0, None))
+    sd = np.sqrt(np.clip(np.diag(centred), 0, None)) / mu.sum()
+    band = np.vstack([expected - 1.96 * sd, expected + 1.96 * sd])
+    return _finish(kind=kind, observed=observed, n=n, expected=expected, band=band, statistic=statistic,
+                   pvalue=pvalue, excluded=prepared.excluded, null=null, overdispersion=rho, note=note)
+
+
 def _run(kinds: Sequence[tuple[str, int]], counts, *, null: str, totals, shares, n_sim: int, seed: int,
          notes: Mapping[str, str] | None = None, share_label: str | None = None) -> dict[str, DigitTest]:
     """Run several digit tests on one count array, sharing one set of simulated draws."""
@@ -547,13 +699,18 @@ def _run(kinds: Sequence[tuple[str, int]], counts, *, null: str, totals, shares,
             out[kind] = _textbook_result(kind, prepared, note=notes.get(kind, ""))
         return out
     if totals is None:
-        raise ValueError("null='simulated' needs totals (each station's size, e.g. its valid votes)")
+        raise ValueError(f"null={mode!r} needs totals (each station's size, e.g. its valid votes)")
     if int(n_sim) < 1:
         raise ValueError(f"n_sim must be at least 1, got {n_sim}")
     seed = int(seed)
     prepared = {kind: _prepare(counts, position=kind, min_count=m, totals=totals) for kind, m in kinds}
     first = prepared[kinds[0][0]]
     sim_totals, sim_shares, _, rho, source = _model(first, shares, share_label)
+    if mode == "exact":
+        for kind, min_count in kinds:
+            out[kind] = _exact_result(kind, prepared[kind], sim_totals, sim_shares, rho, min_count=min_count,
+                                      share_source=source, note=notes.get(kind, ""))
+        return out
     if len(sim_totals) == 0:
         simulated = [np.zeros((int(n_sim), 11), dtype=np.int64) for _ in kinds]
     else:
@@ -694,24 +851,68 @@ class PairTest:
                 + self.to_frame().to_html(escape=True, index=False, float_format=lambda v: f"{v:.4f}"))
 
 
-def last_pair_test(counts, *, min_count: int = 10) -> PairTest:
+def _pair_codes(values: np.ndarray, min_count: int) -> np.ndarray:
+    """0 for a repeated final pair, 1 for an adjacent one, 2 for neither, 3 for a count below min_count."""
+    tens, units = (values // 10) % 10, values % 10
+    code = np.where(tens == units, 0, np.where(((tens - units) % 10 == 1) | ((units - tens) % 10 == 1), 1, 2))
+    return np.where(values >= min_count, code, 3)
+
+
+def last_pair_test(counts, *, min_count: int = 10, null: str = "binomial", totals=None, shares=None) -> PairTest:
     """Repeated and adjacent final digit pairs against 10 % and 20 % (Beber & Scacco 2012, section 3).
 
     Counts below ``min_count`` (at least 10: a pair needs two digits) are excluded and counted.
+    ``null="binomial"``: the textbook shares and exact binomial tests. ``null="exact"``: each
+    station's probability of a repeated or adjacent pair under its own (beta-)binomial model (size
+    ``totals``, mean share pooled or ``shares``, overdispersion by moments, as the calibrated digit
+    nulls); the number of pairs is then a sum of independent Bernoullis with exact mean and
+    variance, tested two-sided on the normal approximation. TPS-sized counts are not uniform over
+    00..99, so the binomial null is off at that scale.
     """
     min_count = int(min_count)
     if min_count < 10:
         raise ValueError(f"min_count must be at least 10 (a pair needs two digits), got {min_count}")
-    prepared = _prepare(counts, position="last", min_count=min_count)
+    mode = str(null).lower()
+    if mode not in ("binomial", "textbook", "exact"):
+        raise ValueError(f"null must be 'binomial' (or 'textbook') or 'exact', not {null!r}")
+    if mode == "exact" and totals is None:
+        raise ValueError("null='exact' needs totals (each station's size, e.g. its valid votes)")
+    prepared = _prepare(counts, position="last", min_count=min_count,
+                        totals=totals if mode == "exact" else None)
     used = prepared.counts[prepared.used]
-    tens, units = (used // 10) % 10, used % 10
-    repeated = int(np.sum(tens == units))
-    adjacent = int(np.sum((tens - units) % 10 == 1) + np.sum((units - tens) % 10 == 1))
+    code = _pair_codes(used, min_count)
+    repeated, adjacent = int(np.sum(code == 0)), int(np.sum(code == 1))
     n = len(used)
-    pvalue = (lambda k, p: float(stats.binomtest(k, n, p).pvalue) if n else np.nan)
+    if mode != "exact":
+        pvalue = (lambda k, p: float(stats.binomtest(k, n, p).pvalue) if n else np.nan)
+        return PairTest(n=n, excluded=dict(prepared.excluded), repeated=repeated, adjacent=adjacent,
+                        repeated_pvalue=pvalue(repeated, 0.1), adjacent_pvalue=pvalue(adjacent, 0.2),
+                        min_count=min_count)
+    sim_totals, sim_shares, _, rho, source = _model(prepared, shares)
+    top = int(sim_totals.max(initial=0))
+    onehot = np.eye(4)[_pair_codes(np.arange(top + 1), min_count)]
+    probabilities = _station_pmf_sums(sim_totals, sim_shares, rho, onehot)
+    tested = probabilities[:, :3].sum(axis=1)  # P(the count has a pair at all)
+    pvalues, expected_shares = [], []
+    for column, k in ((0, repeated), (1, adjacent)):
+        # Conditional on which stations have a pair would be exact; the unconditional count given
+        # n is close when almost every station has one (TPS counts are mostly >= 10).
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p_given = np.where(tested > 0, probabilities[:, column] / tested, 0.0)
+        mean = float(np.sum(tested * p_given))
+        variance = float(np.sum(probabilities[:, column] * (1 - probabilities[:, column])))
+        expected_shares.append(mean / tested.sum() if tested.sum() > 0 else np.nan)
+        if n == 0 or variance <= 0:
+            pvalues.append(np.nan)
+            continue
+        expected_k = n * expected_shares[-1]
+        z = (abs(k - expected_k) - 0.5) / np.sqrt(variance)
+        pvalues.append(float(min(1.0, 2 * stats.norm.sf(max(z, 0.0)))))
+    model = f"beta-binomial per station (rho = {rho:.4g})" if rho > 0 else "binomial per station"
     return PairTest(n=n, excluded=dict(prepared.excluded), repeated=repeated, adjacent=adjacent,
-                    repeated_pvalue=pvalue(repeated, 0.1), adjacent_pvalue=pvalue(adjacent, 0.2),
-                    min_count=min_count)
+                    repeated_pvalue=pvalues[0], adjacent_pvalue=pvalues[1], min_count=min_count,
+                    null=f"exact: {model}, mean share {source}; normal approximation to the sum of Bernoullis",
+                    expected_repeated=float(expected_shares[0]), expected_adjacent=float(expected_shares[1]))
 
 
 def second_digit_test(counts, *, null: str = "benford", totals=None, shares=None, n_sim: int = 1000,
@@ -828,9 +1029,9 @@ def digit_tests(election, *, level: str, columns: Sequence[str] | None = None,
     bad = [t for t in tests if t not in ("second", "last")]
     if bad or not tests:
         raise ValueError(f"tests must be among 'second' and 'last', got {tests!r}")
-    mode = "simulated" if str(null).lower() == "simulated" else "textbook"
+    mode = str(null).lower() if str(null).lower() in ("simulated", "exact") else "textbook"
     if mode == "textbook" and str(null).lower() not in ("textbook", "benford", "uniform"):
-        raise ValueError(f"null must be 'simulated' or 'textbook', not {null!r}")
+        raise ValueError(f"null must be 'simulated', 'exact' or 'textbook', not {null!r}")
 
     table = election.table
     if totals is not None and totals not in table.columns:
@@ -864,7 +1065,7 @@ def digit_tests(election, *, level: str, columns: Sequence[str] | None = None,
         region_name = str(names[mask][0]) if names is not None else ""
         for column in columns:
             counts = values[column][mask]
-            region_totals = sizes[column][mask] if mode == "simulated" else None
+            region_totals = sizes[column][mask] if mode != "textbook" else None
             region_seed = _region_seed(seed, region, column)
             base = {"region": region, "region_name": region_name, "column": column}
             try:
@@ -872,8 +1073,8 @@ def digit_tests(election, *, level: str, columns: Sequence[str] | None = None,
                           for kind, m in kinds}
                 runnable = [(k, m) for k, m in kinds if usable[k] >= min_stations]
                 shares = (group_shares(counts, region_totals, share_groups[mask])
-                          if runnable and mode == "simulated" and share_groups is not None else None)
-                results = (_run(runnable, counts, null=null if mode == "simulated" else "textbook",
+                          if runnable and mode != "textbook" and share_groups is not None else None)
+                results = (_run(runnable, counts, null=mode,
                                 totals=region_totals, shares=shares, n_sim=n_sim, seed=region_seed,
                                 share_label=f"pooled per {share_level}")
                            if runnable else {})
@@ -907,7 +1108,7 @@ def digit_tests(election, *, level: str, columns: Sequence[str] | None = None,
         where = (results["test"] == _TESTS[kind]["name"]) & results["pvalue"].notna()
         if where.any():
             results.loc[where, "qvalue"] = multipletests(results.loc[where, "pvalue"].to_numpy(), method="fdr_bh")[1]
-    null_label = mode if mode == "textbook" else "simulated"
+    null_label = mode
     results = results[RESULT_COLUMNS]
     return DigitTable(results=results, level=level, null=null_label, n_sim=int(n_sim) if mode == "simulated" else 0,
                       seed=int(seed), details=details)
@@ -917,3 +1118,61 @@ def digit_tests(election, *, level: str, columns: Sequence[str] | None = None,
 from .eft import EftStatistics, EftTable, eft_statistics, eft_table  # noqa: E402
 
 __all__ += ["EftStatistics", "EftTable", "eft_statistics", "eft_table"]
+
+
+def pair_tests(election, *, level: str, columns: Sequence[str] | None = None, null: str = "exact",
+               share_level: str | None = None, min_stations: int = 50, min_count: int = 10) -> pd.DataFrame:
+    """Beber & Scacco's repeated and adjacent final-pair tests per region and column, with BH q-values.
+
+    One row per (region, column, test) with the observed and expected shares; ``null="exact"``
+    (default) uses each station's own (beta-)binomial model as ``last_pair_test`` does, with mean
+    shares pooled per region or per ``share_level`` area; "binomial" uses the textbook 10 % / 20 %.
+    q-values: Benjamini-Hochberg per test across regions and columns (statsmodels).
+    """
+    from statsmodels.stats.multitest import multipletests
+
+    if level not in election.levels:
+        raise KeyError(f"{level!r} is not a level of this election ({', '.join(election.levels)})")
+    if share_level is not None and share_level not in election.levels:
+        raise KeyError(f"share_level {share_level!r} is not a level of this election")
+    columns = tuple(election.candidates if columns is None else columns)
+    table = election.table
+    regions = table[level].astype(str).to_numpy()
+    groups = table[share_level].astype(str).to_numpy() if share_level else regions
+    name_col = f"{level}_name"
+    names = table[name_col].astype(str).to_numpy() if name_col in table.columns else None
+    valid = election.column("valid")
+    rows = []
+    for region in sorted(pd.unique(regions)):
+        mask = regions == region
+        for column in columns:
+            counts = election.column(column)[mask]
+            base = {"region": region, "region_name": str(names[mask][0]) if names is not None else "", "column": column}
+            extra = {}
+            if str(null).lower() == "exact":
+                extra = {"totals": valid[mask], "shares": group_shares(counts, valid[mask], groups[mask])}
+            try:
+                result = last_pair_test(counts, min_count=min_count, null=null, **extra)
+            except ValueError as err:
+                rows.append({**base, "test": "final pairs", "n": 0, "note": f"failed: {err}"})
+                continue
+            frame = result.to_frame()
+            for _, r in frame.iterrows():
+                enough = result.n >= min_stations
+                rows.append({**base, "test": r["test"], "count": r["count"], "share": r["share"],
+                             "expected_share": r["expected_share"], "pvalue": r["pvalue"] if enough else np.nan,
+                             "n": result.n, "null": result.null,
+                             "note": "" if enough else f"too few usable stations ({result.n} < {min_stations})"})
+    out = pd.DataFrame(rows, columns=["region", "region_name", "column", "test", "count", "share", "expected_share",
+                                      "pvalue", "n", "null", "note"])
+    out["pvalue"] = out["pvalue"].astype(float)
+    out["qvalue"] = np.nan
+    for test, group in out.groupby("test"):
+        tested = group["pvalue"].notna()
+        if tested.any():
+            out.loc[group.index[tested], "qvalue"] = multipletests(group.loc[tested, "pvalue"], method="fdr_bh")[1]
+    out["note"] = out["note"].fillna("")
+    return out
+
+
+__all__ += ["pair_tests", "weighted_chi2_sf", "station_digit_probabilities"]

@@ -430,3 +430,63 @@ def test_pair_tests_on_uniform_and_invented_numbers():
     assert small.excluded["missing"] == 1 and small.excluded["below min_count (10)"] == 2
     with pytest.raises(ValueError, match="at least 10"):
         last_pair_test([10, 20], min_count=5)
+
+
+# ------------------------------------------------------------------------------------ exact null
+def test_weighted_chi_square_tail_matches_scipy_where_known():
+    from analysis.digits import weighted_chi2_sf
+
+    for q in (0.5, 4.0, 16.9, 35.0):
+        assert weighted_chi2_sf(q, np.ones(9)) == pytest.approx(stats.chi2.sf(q, 9), abs=1e-7)
+        assert weighted_chi2_sf(q, np.full(4, 2.0)) == pytest.approx(stats.chi2.sf(q / 2, 4), abs=1e-7)
+    # an unequal mix against a large Monte Carlo
+    weights = np.array([3.0, 1.0, 0.5, 0.2])
+    draws = (np.random.default_rng(0).standard_normal((400_000, 4)) ** 2) @ weights
+    for q in (2.0, 6.0, 12.0):
+        assert weighted_chi2_sf(q, weights) == pytest.approx(np.mean(draws > q), abs=3e-3)
+    assert weighted_chi2_sf(0.0, weights) == 1.0
+
+
+def test_exact_null_agrees_with_its_simulation():
+    """The exact expected frequencies and p-values match the simulated null they replace."""
+    from analysis.digits import station_digit_probabilities
+
+    rng = np.random.default_rng(21)
+    votes, totals, area = clean_stations(rng, n=2000)
+    shares = group_shares(votes, totals, area)
+    for test in (second_digit_test, last_digit_test):
+        exact = test(votes, null="exact", totals=totals, shares=shares)
+        simulated = test(votes, null="simulated", totals=totals, shares=shares, n_sim=2000, seed=3)
+        assert exact.null.startswith("exact: beta-binomial")
+        np.testing.assert_allclose(exact.digits["expected_share"], simulated.digits["expected_share"], atol=1.5e-3)
+        assert exact.statistic == pytest.approx(simulated.statistic, rel=0.1)
+        assert exact.pvalue == pytest.approx(simulated.pvalue, abs=0.05)
+        np.testing.assert_allclose(exact.digits["band_low"], simulated.digits["band_low"], atol=4e-3)
+    probabilities = station_digit_probabilities(totals[:50], shares[:50], 0.02, "second")
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+    binomial = station_digit_probabilities(np.array([12]), np.array([0.5]), 0.0, "last", min_count=10)
+    # P(X = 10) + P(X = 11) + P(X = 12) split over last digits 0, 1, 2; the rest is excluded
+    expected = stats.binom.pmf([10, 11, 12], 12, 0.5)
+    np.testing.assert_allclose(binomial[0, :3], expected)
+    assert binomial[0, 10] == pytest.approx(1 - expected.sum())
+
+
+def test_exact_pair_null_is_centred_on_tps_data():
+    rng = np.random.default_rng(4)
+    votes, totals, area = clean_stations(rng, n=3000)
+    shares = group_shares(votes, totals, area)
+    exact = last_pair_test(votes, null="exact", totals=totals, shares=shares)
+    assert 0.05 < exact.expected_repeated < 0.15 and 0.1 < exact.expected_adjacent < 0.3
+    assert exact.null.startswith("exact:")
+    with pytest.raises(ValueError, match="needs totals"):
+        last_pair_test(votes, null="exact")
+    with pytest.raises(ValueError, match="null must be"):
+        last_pair_test(votes, null="poisson")
+
+
+def test_digit_tests_accept_the_exact_null(small_election):
+    table = digit_tests(small_election, level="regency", null="exact")
+    tested = table.results.dropna(subset=["pvalue"])
+    assert table.null == "exact" and len(tested) >= 6
+    assert tested["null"].str.startswith("exact:").all()
+    assert ((tested["pvalue"] >= 0) & (tested["pvalue"] <= 1)).all()
