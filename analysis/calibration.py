@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import json
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -19,7 +22,11 @@ import pandas as pd
 
 from .digits import digit_tests, group_shares, last_pair_test
 
-__all__ = ["INVENTED_LAST_DIGIT", "DigitCalibration", "invent_last_digits", "digit_calibration"]
+__all__ = ["INVENTED_LAST_DIGIT", "DigitCalibration", "invent_last_digits", "digit_calibration",
+           "save_calibration", "load_calibration"]
+
+#: Where measured calibration tables ship with the package (written by ``forensik calibrate``).
+CALIBRATION_DIR = Path(__file__).resolve().parent / "data" / "calibration"
 
 #: How people pick a final digit when they make a number up: 0 and 5 twice as often as the others
 #: combined would allow (Beber & Scacco 2012, section 2; Mosimann et al. 1995).
@@ -67,11 +74,55 @@ class DigitCalibration:
     def false_positive_rates(self) -> pd.DataFrame:
         return self.table[self.table["condition"] == "clean"].reset_index(drop=True)
 
+    def appendix(self) -> pd.DataFrame:
+        """One row per test and null: the clean rejection rate with its Monte Carlo SE, then the power per condition."""
+        table = self.table.copy()
+        table["rate"] = [f"{100 * r:.1f} % ({t:,})" if t else "" for r, t in zip(table["rate"], table["trials"])]
+        clean = table["condition"] == "clean"
+        table.loc[clean, "rate"] = [f"{100 * r:.1f} % ± {100 * se:.1f} ({t:,})" for r, se, t in
+                                    zip(self.table.loc[clean, "rate"], self.table.loc[clean, "mc_se"],
+                                        self.table.loc[clean, "trials"])]
+        wide = table.pivot(index=["test", "null"], columns="condition", values="rate")
+        order = list(dict.fromkeys(self.table["condition"]))
+        wide = wide[[c for c in order if c in wide.columns]]
+        wide = wide.rename(columns={"clean": f"false-positive rate at alpha = {self.alpha:g} (± MC SE, trials)"})
+        return wide.reset_index()
+
     def _repr_html_(self) -> str:
         title = (f"Digit tests on {self.n_elections} clean synthetic elections and with invented last digits: "
                  f"share of {self.level}-candidate tests with p < {self.alpha:g}")
-        return f"<p><b>{html.escape(title)}</b></p>\n" + self.table.to_html(
-            escape=True, index=False, float_format=lambda v: f"{v:.4f}")
+        return f"<p><b>{html.escape(title)}</b></p>\n" + self.appendix().to_html(escape=True, index=False)
+
+
+def save_calibration(result: DigitCalibration, name: str, directory: str | Path = CALIBRATION_DIR) -> Path:
+    """Write a calibration table as ``<name>.csv`` with its settings in ``<name>.json`` (atomic renames)."""
+    from .election import code_version
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    meta = {"alpha": result.alpha, "n_elections": result.n_elections, "level": result.level,
+            "settings": result.settings, "code_version": code_version(),
+            "written": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    for suffix, write in ((".csv", lambda f: result.table.to_csv(f, index=False)),
+                          (".json", lambda f: json.dump(meta, f, indent=1, default=str))):
+        temporary = directory / f".{name}{suffix}.tmp"
+        with open(temporary, "w", encoding="utf-8", newline="") as handle:
+            write(handle)
+        temporary.replace(directory / f"{name}{suffix}")
+    return directory / f"{name}.csv"
+
+
+def load_calibration(name: str, directory: str | Path = CALIBRATION_DIR) -> DigitCalibration:
+    """A calibration table written by ``save_calibration`` (e.g. ``load_calibration("digits")``)."""
+    directory = Path(directory)
+    path = directory / f"{name}.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"no calibration table {path}; make it with `forensik calibrate {name}`")
+    meta = json.loads((directory / f"{name}.json").read_text(encoding="utf-8"))
+    table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    settings = dict(meta.get("settings", {}), code_version=meta.get("code_version"), written=meta.get("written"))
+    return DigitCalibration(table=table, alpha=float(meta["alpha"]), n_elections=int(meta["n_elections"]),
+                            level=str(meta["level"]), settings=settings)
 
 
 def _fabricated(election, fraction: float, rng: np.random.Generator):

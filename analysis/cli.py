@@ -71,6 +71,18 @@ def _cmd_build(args: argparse.Namespace) -> int:
     return _write(election, rejects, args.out, "bodies")
 
 
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibration import CALIBRATION_DIR, digit_calibration, save_calibration
+
+    started = time.perf_counter()
+    result = digit_calibration(n_elections=args.n_elections, seed=args.seed, scale=args.scale,
+                               nulls=tuple(args.nulls.split(",")), n_sim=args.n_sim, progress=True)
+    path = save_calibration(result, "digits", args.out or CALIBRATION_DIR)
+    print(result.appendix().to_string(index=False))
+    print(f"written to {path} in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
 def _cmd_import(args: argparse.Namespace) -> int:
     from .sources.tabular import load_mapping, read_table
 
@@ -127,6 +139,19 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--ballot", default="ppwp", help="ballot kind (only ppwp so far)")
     build.add_argument("--out", required=True, help="Parquet file to write")
     build.set_defaults(func=_cmd_build)
+
+    calibrate = sub.add_parser("calibrate", help="measure the digit tests' false-positive rate and power on synthetic elections",
+                               description="Run each digit test on clean synthetic elections and on the same elections with "
+                               "invented last digits on 1, 5 and 20 %% of TPS; write the rejection rates to "
+                               "analysis/data/calibration/digits.csv (shown in the national report's methods appendix).")
+    calibrate.add_argument("what", choices=["digits"], help="which family of tests")
+    calibrate.add_argument("--n-elections", type=int, default=20, help="synthetic elections (default: %(default)s)")
+    calibrate.add_argument("--seed", type=int, default=1000, help="first election's seed (default: %(default)s)")
+    calibrate.add_argument("--scale", type=float, default=0.02, help="election size, as for demo (default: %(default)s)")
+    calibrate.add_argument("--nulls", default="textbook,exact,simulated", help="nulls to compare (default: %(default)s)")
+    calibrate.add_argument("--n-sim", type=int, default=500, help="draws per simulated null (default: %(default)s)")
+    calibrate.add_argument("--out", default="", help="folder for the table (default: the package's data/calibration)")
+    calibrate.set_defaults(func=_cmd_calibrate)
 
     imp = sub.add_parser("import", help="turn any country's CSV/Parquet plus a TOML mapping into an Election",
                          description="Read a polling-station table with a column mapping (a shipped name such as "
