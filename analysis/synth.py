@@ -7,7 +7,10 @@ result (24.95 / 58.59 / 16.47 %). Irregularities follow the literature's models:
 - OCR misreadings: one digit inserted, dropped or confused in one number of a form;
 - incremental ballot stuffing (Klimek et al. 2012, PNAS 109:16469, the f_i / alpha model);
 - extreme stuffing: a cluster of TPS at ~100 % turnout and ~100 % for one candidate (f_e);
-- fabricated round percentages (Kobak, Shpilkin & Pshenichnikov 2016, Ann. Appl. Stat. 10:54).
+- fabricated round percentages (Kobak, Shpilkin & Pshenichnikov 2016, Ann. Appl. Stat. 10:54);
+- directional misreadings: OCR-like edits (a digit inserted, or confused upwards) that only ever
+  inflate one candidate's number, in one province: the "systematic" pattern the TSM synthesis
+  (analysis/tsm.py) must tell apart from the symmetric OCR noise above.
 """
 
 from __future__ import annotations
@@ -34,7 +37,10 @@ DEFAULT_PLAN: Mapping[str, str] = {
     "incremental_stuffing": "73",  # Sulawesi Selatan
     "extreme_cluster": "18",  # Lampung
     "round_percentages": "61",  # Kalimantan Barat
+    "directional_misreading": "35",  # Jawa Timur
 }
+#: Plants that change what OCR read (after the form was written), not the form itself.
+MISREADING_KINDS = ("ocr_misreading", "directional_misreading")
 
 # OCR confusions of handwritten digits: pairs seen in Sirekap complaints ("1 became 4", 1/7,
 # 3/8, 0/8) are more likely than others.
@@ -287,6 +293,32 @@ def _misread(rng: np.random.Generator, value: int) -> tuple[int, str]:
     return int(new), str(kind)
 
 
+def _inflating_misread(rng: np.random.Generator, value: int) -> tuple[int, str]:
+    """An OCR-like edit that makes a number larger: a digit inserted ("78" -> "780") or a digit
+    confused with a larger one ("1" -> "4" or "7", "3" -> "8", "0" -> "8" or "6", ...)."""
+    digits = str(int(value))
+    upward = [(pos, new) for pos, d in enumerate(digits) for new in _CONFUSIONS[d] if new > d]
+    if upward and rng.random() < 0.5:
+        pos, new = upward[int(rng.integers(0, len(upward)))]
+        return int(digits[:pos] + new + digits[pos + 1:]), "substituted"
+    pos = int(rng.integers(0, len(digits) + 1))
+    digit = str(int(rng.integers(1 if pos == 0 else 0, 10)))  # a leading 0 would change nothing
+    return int(digits[:pos] + digit + digits[pos:]), "inserted"
+
+
+def _plant_directional(rng, counts, rows, candidate, share_of_tps, skip):
+    """Misreadings in one direction: ``candidate``'s number read larger than written at a share
+    of the province's TPS (never a TPS that already has a random misreading)."""
+    chosen = rows[(rng.random(len(rows)) < share_of_tps) & ~rows.isin(list(skip))]
+    records = []
+    for unit in chosen:
+        original = int(counts.at[unit, candidate])
+        reported, edit = _inflating_misread(rng, original)
+        counts.at[unit, candidate] = reported
+        records.append((unit, candidate, original, reported, edit))
+    return records
+
+
 def _plant_ocr(rng, counts, share_of_tps):
     fields = list(CANDIDATES) + ["valid", "invalid", "voters", "dpt"]
     weights = np.array([3, 3, 3, 2, 1, 1, 1], dtype=float)
@@ -315,6 +347,7 @@ def make_election(
     incremental: Mapping[str, float] | None = None,
     extreme_share: float = 0.04,
     round_share: float = 0.2,
+    directional_share: float = 0.015,
     missing_chart: float = 0.03,
     missing_administrasi: float = 0.05,
     winner: str = "02",
@@ -324,7 +357,10 @@ def make_election(
     ``scale=1.0`` gives the real number of TPS per province (~820,000); ``min_tps`` keeps small
     provinces analysable at small scales. ``plan`` maps irregularity kind -> province code
     (``DEFAULT_PLAN``; pass ``{}`` for a clean election apart from OCR misreadings, and
-    ``ocr_rate=0`` for a fully clean one).
+    ``ocr_rate=0`` for a fully clean one). ``directional_share`` of the TPS of the
+    ``directional_misreading`` province get ``winner``'s number misread upwards; its random
+    numbers come from a generator of their own (seed ``[seed, 7]``), so adding or removing it
+    leaves every other draw, and hence every other plant, as it was.
     """
     rng = np.random.default_rng(seed)
     plan = dict(DEFAULT_PLAN if plan is None else plan)
@@ -342,7 +378,7 @@ def make_election(
     records: list[tuple] = []
     for kind, province in plan.items():
         rows = units.index[units["province"] == province]
-        if len(rows) == 0:
+        if len(rows) == 0 or kind == "directional_misreading":  # planted after the forms are written
             continue
         if kind == "incremental_stuffing":
             found = _plant_incremental(rng, counts, rows, winner, **incremental)
@@ -359,6 +395,11 @@ def make_election(
     counts["ballots"] = counts["valid"] + counts["invalid"]
     as_written = counts.copy()
     records += [(unit, "ocr_misreading", fld, orig, rep, edit) for unit, fld, orig, rep, edit in _plant_ocr(rng, counts, ocr_rate)]
+    if "directional_misreading" in plan:
+        rows = units.index[units["province"] == plan["directional_misreading"]]
+        misread = {r[0] for r in records if r[1] == "ocr_misreading"}
+        found = _plant_directional(np.random.default_rng([seed, 7]), counts, rows, winner, directional_share, misread)
+        records += [(unit, "directional_misreading", fld, orig, rep, edit) for unit, fld, orig, rep, edit in found]
     counts["registered"] = counts["dpt"] + counts["dptb_voters"]
 
     table_out = units.join(counts)
@@ -373,6 +414,7 @@ def make_election(
     parameters = {
         "scale": scale, "seed": seed, "min_tps": min_tps, "plan": plan, "ocr_rate": ocr_rate,
         "incremental": incremental, "extreme_share": extreme_share, "round_share": round_share,
+        "directional_share": directional_share,
         "missing_chart": missing_chart, "missing_administrasi": missing_administrasi, "winner": winner,
     }
     provenance = {

@@ -18,6 +18,7 @@ EXPECTED_TEST = {
     "incremental_stuffing": "turnout-share association",
     "extreme_cluster": "extreme cluster",
     "round_percentages": "integer percentages",
+    "directional_misreading": "broken forms rate",
 }
 RENDERED = sorted(set(DEFAULT_PLAN.values()) | {"31", "11"})
 

@@ -83,3 +83,31 @@ def test_clean_election_has_no_truth_rows():
 def test_unknown_province_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown province codes: 00"):
         make_election(provinces_only=["00"])
+
+
+def test_directional_misreadings_only_inflate_the_winner_in_their_province(demo):
+    planted = demo.truth[demo.truth["kind"] == "directional_misreading"]
+    assert len(planted) > 5
+    assert set(planted["province"]) == {DEFAULT_PLAN["directional_misreading"]}
+    assert set(planted["field"]) == {"02"}
+    assert (planted["reported"] > planted["original"]).all()
+    assert set(planted["detail"]) <= {"inserted", "substituted"}
+    # one misreading per TPS: never on a TPS that already has a random one
+    assert not planted["unit_id"].isin(demo.truth.loc[demo.truth["kind"] == "ocr_misreading", "unit_id"]).any()
+    table = demo.election.table.loc[planted["unit_id"], "02"].to_numpy()
+    shown = ~pd.isna(table)
+    assert (table[shown] == planted["reported"].to_numpy()[shown]).all()
+
+
+def test_directional_plant_leaves_every_other_draw_unchanged(demo):
+    # Its random numbers come from a generator of its own: without it, the same seed gives the
+    # same table outside the planted cells and the same truth for every other plant.
+    plan = {k: v for k, v in DEFAULT_PLAN.items() if k != "directional_misreading"}
+    without = make_election(scale=0.01, seed=7, min_tps=200, plan=plan)
+    planted = demo.truth[demo.truth["kind"] == "directional_misreading"]
+    others = demo.election.table.index.difference(planted["unit_id"])
+    pd.testing.assert_frame_equal(without.election.table.loc[others], demo.election.table.loc[others])
+    rest = demo.truth[demo.truth["kind"] != "directional_misreading"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(without.truth, rest)
+    changed = demo.election.table.loc[planted["unit_id"]].compare(without.election.table.loc[planted["unit_id"]])
+    assert set(changed.columns.get_level_values(0)) <= {"02"}
