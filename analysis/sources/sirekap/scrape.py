@@ -1,0 +1,404 @@
+"""A polite, resumable crawler of the Sirekap JSON tree (httpx, asyncio) into a snapshot store.
+
+It walks ``wilayah`` under a region, fetches the candidate or party list, the ``hhcw`` aggregate of
+every region, and either every TPS body (``level="tps"``) or only down to the desa tables
+(``level="desa"``); ``official=True`` adds the ``hr`` recapitulation tree. Politeness and robustness
+follow sirekap-api.md: browser-like headers with a Referer, a request-rate limit, bounded
+concurrency, timeouts, retries with exponential backoff and jitter (honouring Retry-After) on 5xx,
+429, timeouts, cut-off bodies and bodies that are not JSON; a 404 is recorded as not published.
+It talks to its base URL only: no redirects are followed, every request's origin is checked, and
+region codes from the network are validated before they become paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import ipaddress
+import json
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timezone
+from typing import Any, Callable
+
+import httpx
+import pandas as pd
+from tqdm import tqdm
+
+from . import endpoints as ep
+from .store import SnapshotStore, read_meta, utc_now
+
+USER_AGENT = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Chrome/122.0.0.0 Safari/537.36")
+#: Bodies larger than this are refused (the national aggregate is ~9 KB, a TPS body ~1.3 KB).
+MAX_BODY = 32 << 20
+LEVELS = ("tps", "desa")
+
+
+class HostError(RuntimeError):
+    """A request to a host other than the configured base URL."""
+
+
+@dataclass(frozen=True)
+class ScrapeConfig:
+    """What to scrape and how politely. Delays are in seconds; ``rate`` is requests per second."""
+
+    ballot: str
+    region: str = "0"
+    level: str = "tps"
+    base_url: str = ep.DATA_HOST
+    out: str = "data/raw/sirekap"
+    snapshot: str | None = None
+    concurrency: int = 4
+    rate: float = 5.0
+    official: bool = False
+    timeout: float = 30.0
+    retries: int = 6
+    backoff: float = 1.0
+    max_backoff: float = 120.0
+    max_retry_after: float = 600.0
+    progress: bool = True
+    referer: str = ep.REFERER
+
+    def __post_init__(self):
+        ep.check_ballot(self.ballot)
+        ep.check_code(self.region)
+        if self.level not in LEVELS:
+            raise ValueError(f"level must be one of {', '.join(LEVELS)}; got {self.level!r}")
+        if not (1 <= self.concurrency <= 64):
+            raise ValueError("concurrency must be between 1 and 64")
+        if not (0 < self.rate <= 1000):
+            raise ValueError("rate must be a positive number of requests per second (at most 1000)")
+        if self.retries < 0 or self.timeout <= 0 or self.backoff < 0:
+            raise ValueError("retries must be >= 0, timeout > 0, backoff >= 0")
+        check_base_url(self.base_url)
+
+
+def check_base_url(base_url: str) -> httpx.URL:
+    """The base URL if it is https, or plain http to a loopback address (local tests); else ValueError."""
+    url = httpx.URL(base_url)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"base URL must be http(s)://host[:port]; got {base_url!r}")
+    if url.scheme == "http" and not _loopback(url.host):
+        raise ValueError("a plain-http base URL is allowed only for a loopback address (tests); use https")
+    if url.query or url.fragment:
+        raise ValueError("the base URL must not carry a query or fragment")
+    return url
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class ScrapeSummary:
+    """What one scrape did: counts per outcome, the failures with their reasons, and the traffic."""
+
+    snapshot: str
+    path: str
+    known: int
+    fetched: int
+    unchanged: int
+    resumed: int
+    not_published: int
+    failed: tuple[tuple[str, str], ...]
+    requests: int
+    retried: int
+    bytes_received: int
+    new_blob_bytes: int
+    seconds: float
+    walk_errors: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.walk_errors
+
+    def reasons(self) -> Counter:
+        return Counter(reason for _, reason in (*self.failed, *self.walk_errors))
+
+    def to_frame(self) -> pd.DataFrame:
+        rows = [("known", self.known), ("fetched (new or changed)", self.fetched), ("unchanged", self.unchanged),
+                ("already in this snapshot (resumed)", self.resumed), ("not published (404)", self.not_published),
+                ("failed", len(self.failed)), ("tree errors", len(self.walk_errors)), ("requests", self.requests),
+                ("retried requests", self.retried), ("bytes received", self.bytes_received),
+                ("new blob bytes", self.new_blob_bytes), ("seconds", round(self.seconds, 2))]
+        return pd.DataFrame(rows, columns=["what", "count"]).set_index("what")
+
+    def text(self, max_reasons: int = 10) -> str:
+        lines = [f"snapshot {self.snapshot} in {self.path}",
+                 f"  {self.known:,} files known: {self.fetched:,} fetched, {self.unchanged:,} unchanged, "
+                 f"{self.resumed:,} already there (resumed), {self.not_published:,} not published, {len(self.failed):,} failed",
+                 f"  {self.requests:,} requests ({self.retried:,} retries), {self.bytes_received:,} bytes received, "
+                 f"{self.new_blob_bytes:,} new bytes stored, {self.seconds:.1f} s"]
+        for reason, n in self.reasons().most_common(max_reasons):
+            lines.append(f"  FAILED {n:,} x {reason}")
+        for path, reason in [*self.failed, *self.walk_errors][:max_reasons]:
+            lines.append(f"    e.g. {path}: {reason}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        return self.to_frame().to_html(escape=True)
+
+
+class _Pacer:
+    """Spaces request starts at least 1/rate seconds apart across all workers."""
+
+    def __init__(self, rate: float):
+        self.interval = 1.0 / rate
+        self.next = time.monotonic()
+        self.lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        async with self.lock:
+            now = time.monotonic()
+            start = max(now, self.next)
+            self.next = start + self.interval
+        if start > now:
+            await asyncio.sleep(start - now)
+
+
+@dataclass
+class _Result:
+    outcome: str  # ok | not_published | failed
+    status: int | None
+    body: bytes | None = None
+    data: Any = None
+    reason: str = ""
+    attempts: int = 1
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+@dataclass
+class _Walk:
+    config: ScrapeConfig
+    store: SnapshotStore
+    client: httpx.AsyncClient
+    pacer: _Pacer
+    queue: asyncio.LifoQueue = field(default_factory=asyncio.LifoQueue)
+    seen: set = field(default_factory=set)
+    counts: Counter = field(default_factory=Counter)
+    failed: list = field(default_factory=list)
+    walk_errors: list = field(default_factory=list)
+    bar: Any = None
+    sleep: Callable = asyncio.sleep
+
+    def add(self, path: str, kind: str, code: str | None = None) -> None:
+        if path in self.seen:
+            return
+        self.seen.add(path)
+        self.queue.put_nowait((path, kind, code))
+        if self.bar is not None:
+            self.bar.total = len(self.seen)
+
+    def start(self) -> None:
+        config, region = self.config, self.config.region
+        provinces = [region[:2]] if region != "0" else []
+        for path in ep.contestant_paths(config.ballot, provinces):
+            self.add(path, "contestants")
+        if len(region) == 13:
+            self.add(ep.hhcw_path(config.ballot, region), "tps", region)
+            return
+        self._region(region)
+
+    def _region(self, code: str) -> None:
+        """The aggregate, the recapitulation and the children list of a region above TPS level."""
+        config = self.config
+        self.add(ep.hhcw_path(config.ballot, code), "hhcw", code)
+        if config.official:
+            self.add(ep.hr_path(config.ballot, code), "hr", code)
+        if not (config.level == "desa" and len(code) == 10):
+            self.add(ep.wilayah_path(code), "wilayah", code)
+
+    def expand(self, path: str, parent: str, data: Any) -> None:
+        if not isinstance(data, list):
+            self.walk_errors.append((path, "the wilayah list is not a JSON list"))
+            return
+        bad = 0
+        for item in data:
+            child = item.get("kode") if isinstance(item, dict) else None
+            if not ep.is_child(parent, child):
+                bad += 1
+                continue
+            if self.config.ballot == "pdpd" and len(child) == 2:
+                for contestants in ep.contestant_paths("pdpd", [child]):
+                    self.add(contestants, "contestants")
+            if len(child) == 13:
+                if self.config.level == "tps":
+                    self.add(ep.hhcw_path(self.config.ballot, child), "tps", child)
+            else:
+                self._region(child)
+        if bad:
+            # A code that is not a child of this region never becomes a path (it could point anywhere).
+            self.walk_errors.append((path, f"{bad} entries without a valid child code were not followed"))
+
+    async def fetch(self, path: str) -> _Result:
+        config = self.config
+        reason, status, attempt = "", None, 0
+        for attempt in range(1, config.retries + 2):
+            await self.pacer.wait()
+            self.counts["requests"] += 1
+            if attempt > 1:
+                self.counts["retried"] += 1
+            retry_after = None
+            try:
+                async with self.client.stream("GET", path) as response:
+                    status = response.status_code
+                    if status == 200:
+                        chunks, size = [], 0
+                        async for chunk in response.aiter_bytes():
+                            size += len(chunk)
+                            if size > MAX_BODY:
+                                return _Result("failed", status, reason=f"body larger than {MAX_BODY:,} bytes", attempts=attempt)
+                            chunks.append(chunk)
+                        body = b"".join(chunks)
+                        self.counts["bytes"] += len(body)
+                        try:
+                            return _Result("ok", status, body=body, data=json.loads(body), attempts=attempt)
+                        except (ValueError, RecursionError):
+                            reason = "HTTP 200 with a body that is not JSON (cut off or an error page)"
+                    elif status == 404:
+                        return _Result("not_published", status, reason="HTTP 404 (not published)", attempts=attempt)
+                    elif status in (408, 429) or status >= 500:
+                        reason = f"HTTP {status}"
+                        retry_after = retry_after_seconds(response.headers.get("retry-after"))
+                    elif 300 <= status < 400:
+                        return _Result("failed", status, reason=f"HTTP {status} redirect not followed (only the base URL is used)", attempts=attempt)
+                    else:
+                        return _Result("failed", status, reason=f"HTTP {status}", attempts=attempt)
+            except HostError as err:
+                return _Result("failed", None, reason=str(err), attempts=attempt)
+            except httpx.TimeoutException:
+                reason, status = "timeout", None
+            except httpx.HTTPError as err:  # connection refused or reset, body cut off (RemoteProtocolError), ...
+                reason, status = f"transport error ({type(err).__name__})", None
+            if attempt > config.retries:
+                break
+            cap = min(config.max_backoff, config.backoff * 2 ** (attempt - 1))
+            delay = cap / 2 + random.uniform(0, cap / 2)  # exponential backoff with jitter
+            if retry_after is not None:
+                delay = max(delay, min(retry_after, config.max_retry_after))
+            await self.sleep(delay)
+        return _Result("failed", status, reason=f"{reason} after {attempt} attempts", attempts=attempt)
+
+    async def handle(self, path: str, kind: str, code: str | None) -> None:
+        store = self.store
+        if store.settled(path):
+            self.counts["resumed"] += 1
+            record = store.records[path]
+            if kind == "wilayah" and record["outcome"] == "ok":
+                try:
+                    data = json.loads(store.read(path))
+                except (OSError, ValueError):
+                    data = None
+                self.expand(path, code, data)
+            return
+        result = await self.fetch(path)
+        url = f"{self.config.base_url.rstrip('/')}/{path}"
+        if result.outcome == "ok":
+            _, how = store.put(path, url, result.body, status=result.status, attempts=result.attempts)
+            self.counts[how] += 1
+            if kind == "wilayah":
+                self.expand(path, code, result.data)
+        else:
+            store.miss(path, url, outcome=result.outcome, status=result.status, reason=result.reason, attempts=result.attempts)
+            if result.outcome == "not_published":
+                self.counts["not_published"] += 1
+            else:
+                self.failed.append((path, result.reason))
+
+    async def worker(self) -> None:
+        while True:
+            path, kind, code = await self.queue.get()
+            try:
+                await self.handle(path, kind, code)
+            except Exception as err:  # noqa: BLE001 - one bad file (disk full, ...) is a failure, not a dead worker
+                self.failed.append((path, f"{type(err).__name__}: {err}"[:200]))
+            finally:
+                self.queue.task_done()
+                if self.bar is not None:
+                    errors = len(self.failed) + len(self.walk_errors)
+                    self.bar.set_postfix_str(f"errors={errors}", refresh=False)
+                    self.bar.update(1)
+
+
+def _client(config: ScrapeConfig) -> httpx.AsyncClient:
+    base = check_base_url(config.base_url)
+    origin = (base.scheme, base.host, base.port)
+
+    async def only_base(request: httpx.Request) -> None:
+        if (request.url.scheme, request.url.host, request.url.port) != origin:
+            raise HostError(f"refused a request to {request.url.host} (only {base.host} is allowed)")
+
+    headers = {"User-Agent": USER_AGENT, "Referer": config.referer, "Accept": "application/json, text/plain, */*",
+               "Accept-Language": "id-ID,id;q=0.9,en;q=0.8"}
+    limits = httpx.Limits(max_connections=config.concurrency, max_keepalive_connections=config.concurrency)
+    return httpx.AsyncClient(base_url=str(base).rstrip("/") + "/", headers=headers, timeout=config.timeout,
+                             limits=limits, follow_redirects=False, verify=True, event_hooks={"request": [only_base]})
+
+
+async def scrape_async(config: ScrapeConfig, *, sleep: Callable = asyncio.sleep) -> ScrapeSummary:
+    """Run one scrape (or resume one: same ``snapshot``) and return its summary."""
+    started = time.perf_counter()
+    store = SnapshotStore(config.out, config.snapshot)
+    meta = {"name": store.name, "ballot": config.ballot, "region": config.region, "level": config.level,
+            "official": config.official, "base_url": config.base_url, "started_at": utc_now(),
+            "previous_snapshot": store.previous_name, "rate": config.rate, "concurrency": config.concurrency}
+    old = read_meta(store.path)
+    if old.get("started_at"):
+        meta["first_started_at"] = old.get("first_started_at", old["started_at"])
+    store.write_meta(meta)
+    async with _client(config) as client:
+        walk = _Walk(config=config, store=store, client=client, pacer=_Pacer(config.rate), sleep=sleep)
+        with tqdm(total=0, unit="file", desc=f"scrape {config.ballot} {config.region}", disable=not config.progress,
+                  dynamic_ncols=True, smoothing=0.05) as bar:
+            walk.bar = bar
+            walk.start()
+            workers = [asyncio.create_task(walk.worker()) for _ in range(config.concurrency)]
+            try:
+                await walk.queue.join()
+            finally:
+                for task in workers:
+                    task.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+    store.close()
+    counts = walk.counts
+    summary = ScrapeSummary(
+        snapshot=store.name, path=str(store.path), known=len(walk.seen), fetched=counts["fetched"],
+        unchanged=counts["unchanged"], resumed=counts["resumed"], not_published=counts["not_published"],
+        failed=tuple(walk.failed), requests=counts["requests"], retried=counts["retried"],
+        bytes_received=counts["bytes"], new_blob_bytes=store.new_blob_bytes, seconds=time.perf_counter() - started,
+        walk_errors=tuple(walk.walk_errors))
+    store.write_meta({**meta, "finished_at": utc_now(), "complete": summary.ok, "summary": {
+        "known": summary.known, "fetched": summary.fetched, "unchanged": summary.unchanged, "resumed": summary.resumed,
+        "not_published": summary.not_published, "failed": len(summary.failed), "tree_errors": len(summary.walk_errors),
+        "requests": summary.requests, "failure_reasons": dict(summary.reasons())}})
+    return summary
+
+
+def scrape(config: ScrapeConfig) -> ScrapeSummary:
+    """Blocking wrapper around :func:`scrape_async`."""
+    return asyncio.run(scrape_async(config))

@@ -1,0 +1,206 @@
+"""The snapshot store: every response kept as received, atomically, content-addressed across snapshots.
+
+Layout under the output folder ``DIR``::
+
+    DIR/.blobs/ab/abcdef...          one read-only file per distinct body, named by its SHA-256
+    DIR/NAME/manifest.jsonl          one JSON line per fetch outcome (the last line for a URL wins)
+    DIR/NAME/snapshot.json           what was scraped (ballot, region, level, base URL) and the summary
+    DIR/NAME/pemilu/hhcw/ppwp/...    the API tree, each file a hard link to its blob
+
+A file is written to a temporary name and renamed into place, and its manifest line is appended only
+after the rename, so a kill -9 leaves either a complete file with its line, a complete file without
+its line (fetched again on resume), or nothing. Unchanged files across hourly snapshots share one
+blob, so a snapshot of an unchanged tree adds directory entries, not bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+MANIFEST = "manifest.jsonl"
+META = "snapshot.json"
+BLOBS = ".blobs"
+SNAPSHOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+#: Outcomes after which a resumed scrape does not ask again.
+SETTLED = ("ok", "not_published")
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_snapshot_name() -> str:
+    """A snapshot name from the UTC time, e.g. ``20240215T101421Z``."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def check_snapshot_name(name: str) -> str:
+    if not isinstance(name, str) or not SNAPSHOT_NAME.fullmatch(name) or name in (".", ".."):
+        raise ValueError(f"snapshot name must be letters, digits, '.', '_' or '-' (at most 80); got {str(name)[:40]!r}")
+    return name
+
+
+@dataclass(frozen=True)
+class Record:
+    """One manifest line: what happened to one URL."""
+
+    url: str
+    path: str
+    outcome: str  # ok | not_published | failed
+    status: int | None
+    fetched_at: str
+    file: str | None = None
+    size: int | None = None
+    sha256: str | None = None
+    attempts: int = 1
+    reason: str | None = None
+
+
+def read_manifest(snapshot: str | Path) -> dict[str, dict[str, Any]]:
+    """API path -> its last manifest record; a line cut off by a crash is ignored."""
+    records: dict[str, dict[str, Any]] = {}
+    path = Path(snapshot) / MANIFEST
+    if not path.exists():
+        return records
+    with open(path, "rb") as handle:
+        for line in handle:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # the half-written last line of a killed run
+            if isinstance(record, dict) and isinstance(record.get("path"), str):
+                records[record["path"]] = record
+    return records
+
+
+def manifest_sha256(snapshot: str | Path) -> str | None:
+    path = Path(snapshot) / MANIFEST
+    if not path.exists():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def is_snapshot(path: str | Path) -> bool:
+    return (Path(path) / MANIFEST).is_file()
+
+
+class SnapshotStore:
+    """Write side of one snapshot ``DIR/NAME``; see the module docstring for the layout."""
+
+    def __init__(self, root: str | Path, name: str | None = None):
+        self.root = Path(root)
+        self.name = check_snapshot_name(name) if name else new_snapshot_name()
+        self.path = self.root / self.name
+        self.blobs = self.root / BLOBS
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.blobs.mkdir(parents=True, exist_ok=True)
+        self.records = read_manifest(self.path)
+        self.previous_name, self.previous = self._previous_snapshot()
+        self.new_blob_bytes = 0
+        self._manifest = open(self.path / MANIFEST, "ab")
+
+    def _previous_snapshot(self) -> tuple[str | None, dict[str, str]]:
+        """The latest other snapshot in DIR (by name, which sorts by time), as path -> sha256."""
+        others = sorted(p for p in self.root.iterdir() if p.is_dir() and p.name != self.name and is_snapshot(p))
+        earlier = [p for p in others if p.name < self.name] or others
+        if not earlier:
+            return None, {}
+        latest = earlier[-1]
+        return latest.name, {k: r["sha256"] for k, r in read_manifest(latest).items() if r.get("outcome") == "ok" and r.get("sha256")}
+
+    # ------------------------------------------------------------------ reading
+    def settled(self, path: str) -> bool:
+        """Whether a resumed scrape can skip this path: stored intact, or recorded as not published."""
+        record = self.records.get(path)
+        if not record or record.get("outcome") not in SETTLED:
+            return False
+        if record["outcome"] == "ok":
+            file = self.path / record["file"]
+            return file.is_file() and file.stat().st_size == record.get("size")
+        return True
+
+    def read(self, path: str) -> bytes:
+        return (self.path / self.records[path]["file"]).read_bytes()
+
+    # ------------------------------------------------------------------ writing
+    def _append(self, record: Record) -> None:
+        data = asdict(record)
+        self._manifest.write(json.dumps(data, separators=(",", ":")).encode() + b"\n")
+        # A flush puts the line in the kernel: it survives kill -9 (not a power cut, which fsync would need).
+        self._manifest.flush()
+        self.records[record.path] = data
+
+    def _blob(self, body: bytes, sha: str) -> Path:
+        blob = self.blobs / sha[:2] / sha
+        if blob.exists() and blob.stat().st_size == len(body):
+            return blob
+        blob.parent.mkdir(exist_ok=True)
+        temp = blob.with_name(f".{sha}.{os.getpid()}.tmp")
+        with open(temp, "wb") as handle:
+            handle.write(body)
+        os.chmod(temp, 0o444)
+        os.replace(temp, blob)
+        self.new_blob_bytes += len(body)
+        return blob
+
+    def put(self, path: str, url: str, body: bytes, *, status: int, attempts: int, fetched_at: str | None = None) -> tuple[Record, str]:
+        """Store a good body; returns its record and ``fetched`` or ``unchanged`` (same bytes as the previous snapshot)."""
+        sha = hashlib.sha256(body).hexdigest()
+        blob = self._blob(body, sha)
+        dest = self.path / path
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        temp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+        if temp.exists() or temp.is_symlink():
+            temp.unlink()
+        try:
+            os.link(blob, temp)
+        except OSError:  # a file system without hard links: a copy, still renamed atomically
+            shutil.copyfile(blob, temp)
+        os.replace(temp, dest)
+        record = Record(url=url, path=path, outcome="ok", status=status, fetched_at=fetched_at or utc_now(),
+                        file=path, size=len(body), sha256=sha, attempts=attempts)
+        self._append(record)
+        return record, ("unchanged" if self.previous.get(path) == sha else "fetched")
+
+    def miss(self, path: str, url: str, *, outcome: str, status: int | None, reason: str, attempts: int) -> Record:
+        """Record a URL that gave no good body: ``not_published`` (404) or ``failed`` with the reason."""
+        record = Record(url=url, path=path, outcome=outcome, status=status, fetched_at=utc_now(), attempts=attempts, reason=reason)
+        self._append(record)
+        return record
+
+    def write_meta(self, meta: Mapping[str, Any]) -> None:
+        target = self.path / META
+        temp = target.with_name(f".{META}.{os.getpid()}.tmp")
+        temp.write_text(json.dumps(dict(meta), indent=1, default=str))
+        os.replace(temp, target)
+
+    def close(self) -> None:
+        self._manifest.close()
+
+
+def read_meta(snapshot: str | Path) -> dict[str, Any]:
+    path = Path(snapshot) / META
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def iter_ok(snapshot: str | Path, records: Mapping[str, Mapping[str, Any]] | None = None) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(path, record) of every stored body of a snapshot."""
+    records = read_manifest(snapshot) if records is None else records
+    for path, record in records.items():
+        if record.get("outcome") == "ok" and record.get("file"):
+            yield path, record

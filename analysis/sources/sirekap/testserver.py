@@ -1,0 +1,315 @@
+"""A local stand-in for the Sirekap data host: a tree in the real API shape, served on 127.0.0.1 with faults.
+
+Used by the tests and the scrape benchmark, never against the internet. :func:`tree_from_election`
+turns an Election (e.g. from :func:`analysis.synth.make_election`) into the ``wilayah`` lists, ``hhcw``
+aggregates at every level, TPS bodies and candidate list of the API; :func:`legislative_tree` does the
+same for a party ballot, with per-candidate votes inside each party as the legislative bodies carry
+them. :class:`TreeServer` serves such a tree with ``http.server`` in a thread and injects the faults
+the scraper must survive: 503, 429 with Retry-After, bodies cut off mid-way, HTML error pages with
+status 200, slow answers, dropped connections, redirects, and (for paths absent from the tree)
+permanent 404s. It counts every request per path.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import threading
+import time
+from collections import Counter, defaultdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from . import endpoints as ep
+from .parse import ADMINISTRASI_FIELDS, PPWP_CANDIDATES
+
+FAULTS = ("503", "429", "cut", "cut_chunked", "html200", "slow", "drop")
+_LEVEL_COLUMNS = ("province", "regency", "district", "village")
+
+
+def _dump(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None or pd.isna(value) else int(value)
+
+
+def _wib(ts: Any) -> str | None:
+    if ts is None or pd.isna(ts):
+        return None
+    return pd.Timestamp(ts).tz_convert("Asia/Jakarta").strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _wilayah(table: pd.DataFrame) -> dict[str, bytes]:
+    """wilayah lists: every region's children, sorted by name as the API does."""
+    tree: dict[str, bytes] = {}
+    codes = {"0": sorted(table["province"].unique())}
+    for parent, child in zip(_LEVEL_COLUMNS, (*_LEVEL_COLUMNS[1:], None)):
+        groups = table.groupby(parent, sort=True)
+        for code, group in groups:
+            codes[code] = sorted(group[child].unique()) if child else sorted(group.index)
+    names = dict(zip(table["province"], table["province_name"])) if "province_name" in table else {}
+    ident = 100000
+    for parent, children in codes.items():
+        items = []
+        for child in children:
+            ident += 1
+            level = list(ep.LENGTHS).index(len(child)) + 1
+            name = names.get(child) or (f"TPS {child[-3:]}" if len(child) == 13 else f"WILAYAH {child}")
+            items.append({"nama": name, "id": ident, "kode": child, "tingkat": level})
+        tree[ep.wilayah_path(parent)] = _dump(sorted(items, key=lambda item: item["nama"]))
+    return tree
+
+
+def _aggregates(ballot: str, table: pd.DataFrame, votes: pd.DataFrame, keys: Mapping[str, str], *, root: str = "hhcw",
+                ts: str = "2024-02-20 13:00:00") -> dict[str, bytes]:
+    """hhcw (or hr) bodies for the country and every region, each with a table keyed by child code."""
+    tree: dict[str, bytes] = {}
+    reported = votes.notna().any(axis=1)
+    path = ep.hhcw_path if root == "hhcw" else ep.hr_path
+    levels = [("0", None, "province"), *[(lvl, lvl, child) for lvl, child in zip(_LEVEL_COLUMNS, (*_LEVEL_COLUMNS[1:], "unit_id"))]]
+    frame = votes.copy()
+    frame.index = frame.index.rename(None)
+    frame["unit_id"] = frame.index
+    for column in _LEVEL_COLUMNS:
+        frame[column] = table[column]
+    frame["_reported"] = reported
+    for _, parent_col, child_col in levels:
+        groups = [("0", frame)] if parent_col is None else frame.groupby(parent_col, sort=True)
+        for parent, group in groups:
+            rows = {}
+            for child, sub in group.groupby(child_col, sort=True):
+                entry: dict[str, Any] = {"psu": "Reguler"}
+                if sub["_reported"].any():
+                    for column, key in keys.items():
+                        entry[key] = int(sub[column].sum(skipna=True))
+                entry["persen"] = round(100 * float(sub["_reported"].mean()), 2)
+                entry["status_progress"] = bool(sub["_reported"].any())
+                rows[child] = entry
+            chart = {key: int(group[column].sum(skipna=True)) for column, key in keys.items()}
+            chart["persen"] = round(100 * float(group["_reported"].mean()), 2)
+            body = {"ts": ts, "psu": "Reguler", "mode": root, "chart": chart, "table": rows,
+                    "progres": {"total": int(len(group)), "progres": int(group["_reported"].sum())}}
+            tree[path(ballot, parent)] = _dump(body)
+    return tree
+
+
+def _administrasi(row: pd.Series) -> dict[str, int | None] | None:
+    values = {name: _int(row.get(name)) for name in ADMINISTRASI_FIELDS}
+    return None if all(v is None for v in values.values()) else values
+
+
+def tree_from_election(election, *, unpublished: float = 0.0, seed: int = 0, official: bool = False) -> dict[str, bytes]:
+    """The presidential API tree of an Election with Sirekap columns; ``unpublished`` TPS are listed but 404."""
+    table = election.table
+    rng = np.random.default_rng(seed)
+    ids = {number: sirekap_id for sirekap_id, number in PPWP_CANDIDATES.items()}
+    tree = _wilayah(table)
+    tree["pemilu/ppwp.json"] = _dump({sid: {"ts": "2024-02-14 18:44:00", "nama": f"PASLON {num}", "warna": "#000000",
+                                            "nomor_urut": int(num)} for sid, num in PPWP_CANDIDATES.items()})
+    hidden = set(table.index[rng.random(len(table)) < unpublished])
+    records = table.to_dict("index")
+    for code, row in records.items():
+        if code in hidden:
+            continue
+        votes = {ids[n]: _int(row.get(n)) for n in ids}
+        chart = None if all(v is None for v in votes.values()) else {"null": None, **votes}
+        images = [f"https://sirekap-obj-formc.kpu.go.id/204f/pemilu/ppwp/{code[:2]}/{code[2:4]}/{code[4:6]}/{code[6:8]}/"
+                  f"{code[8:10]}/{code}-20240215-101421--0000.jpg", None, None]
+        psu = row.get("psu")
+        body = {"chart": chart, "images": images, "administrasi": _administrasi(row),
+                "psu": psu if isinstance(psu, str) else None, "ts": _wib(row.get("ts")) or "2024-02-15 07:00:44",
+                "status_suara": chart is not None, "status_adm": _administrasi(row) is not None}
+        tree[ep.hhcw_path("ppwp", code)] = _dump(body)
+    served = table.loc[~table.index.isin(hidden), list(ids)].astype("Float64")
+    served = served.reindex(table.index)
+    tree.update(_aggregates("ppwp", table, served, {n: ids[n] for n in ids}))
+    if official:
+        tree.update(_aggregates("ppwp", table, served, {n: ids[n] for n in ids}, root="hr"))
+    return tree
+
+
+#: National parties (1-17, 24) and Aceh's local parties (18-23).
+PARTIES = tuple(str(n) for n in (*range(1, 18), 24))
+
+
+def legislative_votes(election, *, ballot: str = "pdpr", seed: int = 0, candidates_per_party: int = 3) -> pd.DataFrame:
+    """Long per-TPS votes of a party ballot (party-only and per-candidate), splitting each TPS's valid ballots."""
+    rng = np.random.default_rng(seed)
+    table = election.table
+    valid = table["valid"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    weights = rng.dirichlet(np.full(len(PARTIES), 2.0))
+    rows = []
+    for code, total in zip(table.index, valid):
+        if np.isnan(total):
+            continue
+        per_party = rng.multinomial(int(total), weights)
+        for party, n in zip(PARTIES, per_party):
+            split = rng.multinomial(int(n), np.full(candidates_per_party + 1, 1 / (candidates_per_party + 1)))
+            rows.append((code, party, "", int(split[0])))
+            for k in range(candidates_per_party):
+                rows.append((code, party, str(int(party) * 1000 + k + 1), int(split[k + 1])))
+    return pd.DataFrame(rows, columns=["unit_id", "party", "candidate", "votes"])
+
+
+def legislative_tree(election, *, ballot: str = "pdpr", seed: int = 0, unpublished: float = 0.0) -> tuple[dict[str, bytes], pd.DataFrame]:
+    """The API tree of a party ballot and the long votes it serves (the ground truth for ``build``)."""
+    table = election.table
+    rng = np.random.default_rng(seed + 1)
+    long = legislative_votes(election, ballot=ballot, seed=seed)
+    tree = _wilayah(table)
+    tree["pemilu/partai.json"] = _dump({p: {"ts": "2024-02-14 18:44:00", "id_partai": int(p), "id_pilihan": int(p),
+                                            "is_aceh": int(p) in range(18, 24), "nama": f"PARTAI {p}",
+                                            "nama_lengkap": f"PARTAI NOMOR {p}", "nomor_urut": int(p), "warna": "#000000"}
+                                        for p in PARTIES})
+    hidden = set(table.index[rng.random(len(table)) < unpublished])
+    grouped = {code: group for code, group in long.groupby("unit_id", sort=False)}
+    records = table.to_dict("index")
+    for code, row in records.items():
+        if code in hidden:
+            continue
+        group = grouped.get(code)
+        chart = None
+        if group is not None:
+            chart = {"null": None}
+            for party, sub in group.groupby("party", sort=False):
+                entry = {"jml_suara_total": int(sub["votes"].sum())}
+                for cand, votes in zip(sub["candidate"], sub["votes"]):
+                    entry["jml_suara_partai" if cand == "" else cand] = int(votes)
+                chart[party] = entry
+        body = {"chart": chart, "images": [None, None, None], "administrasi": _administrasi(row), "psu": None,
+                "ts": _wib(row.get("ts")) or "2024-02-15 07:00:44", "status_suara": chart is not None,
+                "status_adm": _administrasi(row) is not None}
+        tree[ep.hhcw_path(ballot, code)] = _dump(body)
+    totals = long.groupby(["unit_id", "party"])["votes"].sum().unstack("party").reindex(index=table.index, columns=list(PARTIES))
+    totals.loc[totals.index.isin(hidden)] = np.nan
+    tree.update(_aggregates(ballot, table, totals.astype("Float64"), {p: p for p in PARTIES}))
+    served = long[~long["unit_id"].isin(hidden)].reset_index(drop=True)
+    return tree, served
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):  # a client that gave up on a slow answer is expected
+        pass
+
+
+class TreeServer:
+    """Serve ``tree`` (API path -> bytes) on 127.0.0.1 with injected faults; use as a context manager.
+
+    ``faults`` maps a path to the faults of its successive requests (e.g. ``["503", "429"]``: the
+    first two requests fail, the third is served). ``fault_rate`` adds a random fault from ``mix``
+    to that share of first requests of each path (seeded). ``delay`` slows every answer; ``slow``
+    is how long a "slow" fault sleeps (longer than the client's timeout in tests).
+    """
+
+    def __init__(self, tree: Mapping[str, bytes], *, faults: Mapping[str, Iterable[str]] | None = None,
+                 fault_rate: float = 0.0, mix: Iterable[str] = FAULTS, seed: int = 0, delay: float = 0.0,
+                 slow: float = 1.0, retry_after: str = "1", redirect_to: str | None = None):
+        self.tree = dict(tree)
+        self.faults: dict[str, list[str]] = defaultdict(list, {k: list(v) for k, v in (faults or {}).items()})
+        rng = random.Random(seed)
+        mix = list(mix)
+        if fault_rate > 0:
+            for path in sorted(self.tree):
+                if rng.random() < fault_rate:
+                    self.faults[path].append(rng.choice(mix))
+        self.delay, self.slow, self.retry_after, self.redirect_to = delay, slow, retry_after, redirect_to
+        self.requests: Counter = Counter()
+        self.served: Counter = Counter()
+        self.injected: Counter = Counter()
+        self.headers: list[dict[str, str]] = []
+        self.lock = threading.Lock()
+        self.server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> "TreeServer":
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _send(self, status: int, body: bytes, headers: Mapping[str, str] = {}, close: bool = False):
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json" if status == 200 else "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                if close:
+                    self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):  # noqa: N802 - http.server's name
+                path = self.path.split("?", 1)[0].lstrip("/")
+                with owner.lock:
+                    owner.requests[path] += 1
+                    if len(owner.headers) < 50:
+                        owner.headers.append(dict(self.headers))
+                    fault = owner.faults[path].pop(0) if owner.faults.get(path) else None
+                    if fault:
+                        owner.injected[fault] += 1
+                if owner.delay:
+                    time.sleep(owner.delay)
+                body = owner.tree.get(path)
+                if fault == "redirect" and owner.redirect_to:
+                    return self._send(302, b"", {"Location": f"{owner.redirect_to}/{path}"})
+                if fault == "503":
+                    return self._send(503, b"<html><body>503 Service Unavailable</body></html>")
+                if fault == "429":
+                    return self._send(429, b"<html>Too Many Requests</html>", {"Retry-After": owner.retry_after})
+                if fault == "html200":
+                    return self._send(200, b"<!DOCTYPE html><html><body>Sedang pemeliharaan</body></html>")
+                if fault == "drop":
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if fault == "slow":
+                    time.sleep(owner.slow)
+                if body is None:
+                    return self._send(404, b"<html>404 Not Found</html>")
+                if fault == "cut":
+                    # Content-Length promises the whole body; the connection closes half-way through.
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if fault == "cut_chunked":
+                    # No length at all: the client only sees that the JSON stops half-way.
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.write(body[: len(body) // 2])
+                    self.close_connection = True
+                    return
+                with owner.lock:
+                    owner.served[path] += 1
+                return self._send(200, body)
+
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
