@@ -11,6 +11,15 @@ from pathlib import Path
 CODE = re.compile(r"^[0-9]{2,13}$")
 
 
+BALLOTS = ("ppwp", "pdpr", "pdpd", "pdprdp", "pdprdk")
+
+
+def _region_code(text: str) -> str:
+    if text != "0" and not (CODE.fullmatch(text) and len(text) in (2, 4, 6, 10, 13)):
+        raise argparse.ArgumentTypeError(f"region must be 0 (all) or a code of 2, 4, 6, 10 or 13 digits; got {text!r}")
+    return text
+
+
 def _province_list(text: str) -> list[str] | str:
     if text.strip().lower() == "all":
         return "all"
@@ -62,13 +71,40 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from .sources.sirekap.parse import read_tps_bodies
+    from .sources.sirekap import store
+    from .sources.sirekap.parse import read_snapshot, read_tps_bodies
 
-    if args.ballot != "ppwp":
-        print("forensik build: only --ballot ppwp is supported so far", file=sys.stderr)
+    if Path(args.raw).is_dir() and store.is_snapshot(args.raw):
+        built = read_snapshot(args.raw, ballot=args.ballot)
+        status = _write(built.election, built.rejects, args.out, "bodies")
+        if built.votes_long is not None:
+            long_path = Path(args.out).with_name(Path(args.out).stem + "-candidates.parquet")
+            built.votes_long.to_parquet(long_path, index=False)
+            print(f"  per-candidate votes ({len(built.votes_long):,} rows) in {long_path}")
+        print("  " + ", ".join(f"{k.replace('fetch_', '')} {v:,}" for k, v in built.counts.items()))
+        return status
+    if args.ballot not in (None, "ppwp"):
+        print("forensik build: a plain folder or zip of bodies is read as ppwp; other ballots need a snapshot of "
+              "`forensik scrape`", file=sys.stderr)
         return 2
     election, rejects = read_tps_bodies(args.raw)
     return _write(election, rejects, args.out, "bodies")
+
+
+def _cmd_scrape(args: argparse.Namespace) -> int:
+    from .sources.sirekap.scrape import ScrapeConfig, scrape
+
+    config = ScrapeConfig(
+        ballot=args.ballot, region=args.region, level=args.level, base_url=args.base_url, out=args.out,
+        snapshot=args.snapshot, concurrency=args.concurrency, rate=args.rate, official=args.official,
+        timeout=args.timeout, retries=args.retries, backoff=args.backoff, progress=not args.no_progress,
+    )
+    summary = scrape(config)
+    print(summary.text())
+    if not summary.ok:
+        print(f"forensik scrape: {len(summary.failed) + len(summary.walk_errors):,} files failed; run the same "
+              f"command with --snapshot {summary.snapshot} to fetch only what is missing", file=sys.stderr)
+    return 0 if summary.ok else 1
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
@@ -132,11 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--no-national", action="store_true", help="skip the national report")
     report.set_defaults(func=_cmd_report)
 
-    build = sub.add_parser("build", help="turn a folder or zip of raw Sirekap TPS bodies into an Election",
-                           description="Parse raw Sirekap TPS JSON bodies (pemilu/hhcw/ppwp/.../{tps}.json) into an "
-                           "Election Parquet file; bodies that cannot be used go to *-rejects.csv with a reason.")
-    build.add_argument("--raw", required=True, help="folder (searched recursively for *.json) or .zip of TPS bodies")
-    build.add_argument("--ballot", default="ppwp", help="ballot kind (only ppwp so far)")
+    build = sub.add_parser("build", help="turn a scrape snapshot, or a folder or zip of raw Sirekap TPS bodies, into an Election",
+                           description="Parse a snapshot of `forensik scrape` (DIR/NAME: every TPS of the walked tree, "
+                           "unpublished ones as <NA>, provenance from the manifest; party ballots also write "
+                           "*-candidates.parquet with per-candidate votes) or a folder/zip of raw ppwp TPS bodies "
+                           "(pemilu/hhcw/ppwp/.../{tps}.json) into an Election Parquet file; bodies that cannot be "
+                           "used go to *-rejects.csv with a reason.")
+    build.add_argument("--raw", required=True, help="snapshot folder DIR/NAME, or a folder (searched recursively for *.json) or .zip of TPS bodies")
+    build.add_argument("--ballot", choices=BALLOTS, default=None, help="ballot (default: the snapshot's; ppwp for a folder of bodies)")
     build.add_argument("--out", required=True, help="Parquet file to write")
     build.set_defaults(func=_cmd_build)
 
@@ -152,6 +191,28 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--n-sim", type=int, default=500, help="draws per simulated null (default: %(default)s)")
     calibrate.add_argument("--out", default="", help="folder for the table (default: the package's data/calibration)")
     calibrate.set_defaults(func=_cmd_calibrate)
+
+    scr = sub.add_parser("scrape", help="fetch a Sirekap tree politely and resumably into a versioned snapshot",
+                         description="Walk the wilayah tree under a region and fetch the candidate or party list, the "
+                         "hhcw aggregate of every region and every TPS body (--level tps) or only the desa tables "
+                         "(--level desa); --official adds the hr recapitulation. Rate-limited, bounded concurrency, "
+                         "retries with backoff; every response kept as received under DIR/NAME with a manifest; "
+                         "unchanged files are stored once across snapshots. Run again with the same --snapshot to "
+                         "resume. Exits 1 if anything failed.")
+    scr.add_argument("--ballot", required=True, choices=BALLOTS, help="ppwp (president), pdpr (DPR RI), pdpd (DPD), pdprdp (DPRD provinsi), pdprdk (DPRD kab/kota)")
+    scr.add_argument("--region", required=True, type=_region_code, help="0 for the whole country, or a province, kabupaten, kecamatan, desa or TPS code")
+    scr.add_argument("--level", choices=("tps", "desa"), default="tps", help="tps: every TPS body (default); desa: stop at the desa tables (per-TPS votes, no DPT)")
+    scr.add_argument("--base-url", default="https://sirekap-obj-data.kpu.go.id", help="data host; the only host contacted (default: %(default)s)")
+    scr.add_argument("--out", default="data/raw/sirekap", help="snapshot store folder DIR (default: %(default)s)")
+    scr.add_argument("--snapshot", default=None, help="snapshot NAME to create or resume (default: the UTC time, e.g. 20240215T101421Z)")
+    scr.add_argument("--concurrency", type=int, default=4, help="requests in flight at most (default: %(default)s)")
+    scr.add_argument("--rate", type=float, default=5.0, help="requests per second at most (default: %(default)s)")
+    scr.add_argument("--official", action="store_true", help="also fetch the hr (official recapitulation) tree")
+    scr.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default: %(default)s)")
+    scr.add_argument("--retries", type=int, default=6, help="retries per file after the first attempt (default: %(default)s)")
+    scr.add_argument("--backoff", type=float, default=1.0, help="first backoff delay in seconds, doubled per retry, with jitter (default: %(default)s)")
+    scr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    scr.set_defaults(func=_cmd_scrape)
 
     imp = sub.add_parser("import", help="turn any country's CSV/Parquet plus a TOML mapping into an Election",
                          description="Read a polling-station table with a column mapping (a shipped name such as "

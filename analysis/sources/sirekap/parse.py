@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ...election import Election
+from . import endpoints, store
 
 #: Sirekap candidate ids of the 2024 presidential ballot -> ballot numbers.
 PPWP_CANDIDATES: Mapping[str, str] = {"100025": "01", "100026": "02", "100027": "03"}
@@ -35,6 +36,10 @@ ADMINISTRASI_FIELDS = (
 LEVELS = ("province", "regency", "district", "village")
 TPS_CODE = re.compile(r"([0-9]{13})(?:\.json)?$")
 PHOTO_TIME = re.compile(r"/([0-9]{13})-([0-9]{8})-([0-9]{6})--[^/]*$")
+PARTY_TOTAL, PARTY_ONLY = "jml_suara_total", "jml_suara_partai"
+#: Party numbers of 2024: national 1-17 and 24, Aceh's local parties 18-23 -> vote columns.
+PARTY_COLUMNS: Mapping[str, str] = {str(n): f"{n:02d}" for n in range(1, 25)}
+BALLOT_NAMES = {"ppwp": "presiden", "pdpr": "DPR RI", "pdpd": "DPD", "pdprdp": "DPRD provinsi", "pdprdk": "DPRD kabupaten/kota"}
 PSU_KINDS = {
     "Pemungutan Suara Ulang", "Penghitungan Suara Ulang", "Pemungutan Suara Susulan",
     "Penghitungan Suara Susulan", "Pemungutan Suara Lanjutan",
@@ -52,6 +57,8 @@ class ParsedTps:
     table: pd.DataFrame
     rejects: pd.DataFrame
     counts: Mapping[str, int] = field(default_factory=dict)
+    #: Party ballots: one row per TPS, party and candidate (``candidate`` "" is the party-only vote).
+    votes_long: pd.DataFrame | None = None
 
 
 def _code(key: str) -> str:
@@ -103,7 +110,27 @@ def _flag(value: Any) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
-def _row(code: str, body: Any, candidates: Mapping[str, str]) -> dict[str, Any]:
+def _party_chart(code: str, chart: Mapping[str, Any], parties: Mapping[str, str], row: dict[str, Any], long: list) -> None:
+    """A legislative chart ``{party: {jml_suara_total, jml_suara_partai, <candidate id>: votes}}`` into row and long."""
+    for party, entry in chart.items():
+        column = parties.get(party)
+        if column is None:
+            raise BodyError(f"chart has an unknown party number: {str(party)[:20]}")
+        if entry is None:
+            continue
+        if isinstance(entry, dict):
+            total = _count(entry.get(PARTY_TOTAL), f"chart[{party}].{PARTY_TOTAL}")
+            for key, value in entry.items():
+                if key == PARTY_ONLY:
+                    long.append((code, party, "", _count(value, f"chart[{party}].{PARTY_ONLY}")))
+                elif key.isdigit():
+                    long.append((code, party, key, _count(value, f"chart[{party}][{key}]")))
+        else:  # desa tables and some bodies carry the party total alone
+            total = _count(entry, f"chart[{party}]")
+        row[column] = total
+
+
+def _row(code: str, body: Any, candidates: Mapping[str, str], long: list | None = None) -> dict[str, Any]:
     if isinstance(body, (bytes, bytearray)):
         try:
             body = body.decode("utf-8")
@@ -130,11 +157,25 @@ def _row(code: str, body: Any, candidates: Mapping[str, str]) -> dict[str, Any]:
     # has_chart follows the API: the vote page was published (even if, as happens, it is empty).
     row_has_chart = chart is not None
     chart = {k: v for k, v in (chart or {}).items() if k != "null"}
-    unknown = sorted(set(chart) - set(candidates))
-    if unknown:
-        raise BodyError(f"chart has unknown candidate ids: {', '.join(map(str, unknown))[:80]}")
-    for sirekap_id, number in candidates.items():
-        row[number] = _count(chart.get(sirekap_id), f"chart[{sirekap_id}]")
+    if long is not None:
+        for column in candidates.values():
+            row[column] = None
+        _party_chart(code, chart, candidates, row, long)
+    else:
+        unknown = sorted(set(chart) - set(candidates))
+        if unknown:
+            raise BodyError(f"chart has unknown candidate ids: {', '.join(map(str, unknown))[:80]}")
+        if len(candidates) == len(set(candidates.values())):
+            for sirekap_id, number in candidates.items():
+                row[number] = _count(chart.get(sirekap_id), f"chart[{sirekap_id}]")
+        else:  # DPD: ids of every province map to ballot numbers; a body holds one province's ids
+            for number in candidates.values():
+                row.setdefault(number, None)
+            for sirekap_id, value in chart.items():
+                number = candidates[sirekap_id]
+                if row[number] is not None:
+                    raise BodyError(f"chart has two candidates with ballot number {number}")
+                row[number] = _count(value, f"chart[{sirekap_id}]")
 
     administrasi = body.get("administrasi")
     if administrasi is not None and not isinstance(administrasi, dict):
@@ -159,16 +200,27 @@ def _row(code: str, body: Any, candidates: Mapping[str, str]) -> dict[str, Any]:
 
 
 def parse_tps_bodies(bodies: Mapping[str, bytes | str | dict | None], *,
-                     candidates: Mapping[str, str] = PPWP_CANDIDATES) -> ParsedTps:
-    """Parse raw TPS bodies keyed by TPS code or file name; each ends in ``table`` or ``rejects``."""
+                     candidates: Mapping[str, str] = PPWP_CANDIDATES, parties: bool = False) -> ParsedTps:
+    """Parse raw TPS bodies keyed by TPS code or file name; each ends in ``table`` or ``rejects``.
+
+    ``candidates`` maps the chart's keys to vote columns: Sirekap candidate ids for ppwp and pdpd,
+    party numbers for the party ballots (``parties=True``), whose per-candidate votes go to ``votes_long``.
+    """
     rows, rejects, seen = [], [], set()
+    long: list | None = [] if parties else None
     for key, body in bodies.items():
         source = str(key)
         try:
             code = _code(source)
             if code in seen:
                 raise BodyError("a second body for the same TPS code")
-            rows.append(_row(code, body, candidates))
+            mark = len(long) if long is not None else 0
+            try:
+                rows.append(_row(code, body, candidates, long))
+            except BaseException:
+                if long is not None:
+                    del long[mark:]  # a rejected body leaves no votes behind
+                raise
             seen.add(code)
         except BodyError as err:
             match = TPS_CODE.search(source.replace("\\", "/").rsplit("/", 1)[-1])
@@ -178,11 +230,15 @@ def parse_tps_bodies(bodies: Mapping[str, bytes | str | dict | None], *,
     table = _frame(rows, candidates)
     rejects_frame = pd.DataFrame(rejects, columns=["unit_id", "source", "reason"])
     counts = {"bodies": len(bodies), "rows": len(table), "rejected": len(rejects_frame)}
-    return ParsedTps(table=table, rejects=rejects_frame, counts=counts)
+    votes_long = None
+    if long is not None:
+        votes_long = pd.DataFrame(long, columns=["unit_id", "party", "candidate", "votes"])
+        votes_long["votes"] = pd.array(votes_long["votes"].to_numpy(), dtype="Int64")
+    return ParsedTps(table=table, rejects=rejects_frame, counts=counts, votes_long=votes_long)
 
 
 def _frame(rows: list[dict[str, Any]], candidates: Mapping[str, str]) -> pd.DataFrame:
-    numbers = list(candidates.values())
+    numbers = list(dict.fromkeys(candidates.values()))
     columns = ["unit_id", *numbers, *ADMINISTRASI_FIELDS, "has_chart", "has_administrasi", "psu", "ts",
                "status_suara", "status_adm", "photo_1_time", "photo_2_time", "photo_3_time"]
     raw = pd.DataFrame(rows, columns=columns)
@@ -221,7 +277,7 @@ def to_election(parsed: ParsedTps, *, name: str = "", provenance: Mapping[str, A
                 candidates: Mapping[str, str] = PPWP_CANDIDATES) -> Election:
     """The parsed rows as an Election with levels province / regency / district / village."""
     prov = {"source": "Sirekap hhcw TPS bodies", **dict(provenance or {}), **{f"bodies_{k}": v for k, v in parsed.counts.items()}}
-    return Election.from_frame(parsed.table, levels=LEVELS, candidates=tuple(candidates.values()),
+    return Election.from_frame(parsed.table, levels=LEVELS, candidates=tuple(dict.fromkeys(candidates.values())),
                                name=name or "Sirekap Pemilu 2024, presiden", provenance=prov)
 
 
@@ -236,8 +292,14 @@ def _read_bodies(path: Path) -> dict[str, bytes]:
 
 
 def read_tps_bodies(path: str | Path, *, candidates: Mapping[str, str] = PPWP_CANDIDATES) -> tuple[Election, pd.DataFrame]:
-    """A folder (searched recursively for ``*.json``) or a zip of TPS bodies -> (Election, rejects)."""
+    """A folder (searched recursively for ``*.json``) or a zip of TPS bodies -> (Election, rejects).
+
+    A snapshot folder of ``forensik scrape`` (it has a ``manifest.jsonl``) is read by :func:`read_snapshot`.
+    """
     path = Path(path)
+    if path.is_dir() and store.is_snapshot(path):
+        built = read_snapshot(path)
+        return built.election, built.rejects
     bodies = _read_bodies(path)
     digest = hashlib.sha256()
     for key in sorted(bodies):
@@ -250,3 +312,175 @@ def read_tps_bodies(path: str | Path, *, candidates: Mapping[str, str] = PPWP_CA
         "snapshot": None if latest is None or pd.isna(latest) else str(latest),
     })
     return election, parsed.rejects
+
+
+# --------------------------------------------------------------------------- snapshots of `forensik scrape`
+
+@dataclass(frozen=True)
+class BuiltSnapshot:
+    """A snapshot as an Election, its rejects, and (party ballots) the long per-candidate votes."""
+
+    election: Election
+    rejects: pd.DataFrame
+    votes_long: pd.DataFrame | None
+    counts: Mapping[str, int] = field(default_factory=dict)
+
+
+def _json_file(root: Path, record: Mapping[str, Any]) -> Any:
+    try:
+        return json.loads((root / record["file"]).read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
+def contestant_columns(snapshot: str | Path, ballot: str, records: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, str]:
+    """Chart key -> vote column for a ballot, from the candidate or party list stored in the snapshot.
+
+    Columns are two-digit ballot numbers (``nomor_urut``): 01-03 for president, party numbers for party
+    ballots, the candidate's number within the province for DPD. Without a stored list the 2024
+    defaults are used (president, parties 1-24); DPD needs its lists.
+    """
+    root = Path(snapshot)
+    records = store.read_manifest(root) if records is None else records
+    mapping: dict[str, str] = {}
+    for path in endpoints.contestant_paths(ballot, [p.rsplit("/", 1)[-1][:-5] for p in records if p.startswith("pemilu/caleg/dpd/")]):
+        record = records.get(path)
+        data = _json_file(root, record) if record and record.get("outcome") == "ok" else None
+        items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+        for key, value in items:
+            number = value.get("nomor_urut") if isinstance(value, dict) else None
+            if isinstance(number, int) and not isinstance(number, bool) and 0 < number < 1000:
+                mapping[str(key)] = f"{number:02d}"
+    if mapping:
+        if ballot in endpoints.LEGISLATIVE_PARTY_BALLOTS:
+            # Charts key parties by their number; the list's keys may be ids: key by the number too.
+            mapping = {str(int(col)): col for col in mapping.values()} | {k: v for k, v in mapping.items() if k.isdigit()}
+        return mapping
+    if ballot == "ppwp":
+        return dict(PPWP_CANDIDATES)
+    if ballot in endpoints.LEGISLATIVE_PARTY_BALLOTS:
+        return dict(PARTY_COLUMNS)
+    raise ValueError(f"the snapshot has no candidate list for {ballot} (pemilu/caleg/dpd/<province>.json)")
+
+
+def read_snapshot(path: str | Path, *, ballot: str | None = None) -> BuiltSnapshot:
+    """A ``forensik scrape`` snapshot (``DIR/NAME``) -> every TPS of the walked tree as an Election.
+
+    TPS come from the ``wilayah`` lists (and the desa tables); a TPS whose body was not published,
+    failed or was rejected is a row of ``<NA>`` with its ``fetch_status``. With TPS bodies the numbers
+    are the bodies'; a snapshot scraped at ``--level desa`` gives the desa tables' per-TPS votes
+    (no DPT, no administration page). Provenance records the snapshot, fetch times and manifest hash.
+    """
+    root = Path(path)
+    if not store.is_snapshot(root):
+        raise FileNotFoundError(f"{root} is not a snapshot of `forensik scrape` (no {store.MANIFEST})")
+    meta = store.read_meta(root)
+    records = store.read_manifest(root)
+    ballot = endpoints.check_ballot(ballot or meta.get("ballot") or _guess_ballot(records))
+    columns = contestant_columns(root, ballot, records)
+    parties = ballot in endpoints.LEGISLATIVE_PARTY_BALLOTS
+
+    names: dict[str, str] = {}
+    listed: set[str] = set()
+    tps_records: dict[str, Mapping[str, Any]] = {}
+    desa_tables: dict[str, Mapping[str, Any]] = {}
+    for api_path, record in records.items():
+        kind, record_ballot, code = endpoints.classify(api_path)
+        if kind == "tps" and record_ballot == ballot:
+            tps_records[code] = record
+        elif record.get("outcome") != "ok":
+            continue
+        elif kind == "wilayah":
+            data = _json_file(root, record)
+            for item in data if isinstance(data, list) else ():
+                child = item.get("kode") if isinstance(item, dict) else None
+                if endpoints.is_child(code, child):
+                    if isinstance(item.get("nama"), str):
+                        names[child] = item["nama"]
+                    if len(child) == 13:
+                        listed.add(child)
+        elif kind == "hhcw" and record_ballot == ballot and code and len(code) == 10:
+            desa_tables[code] = record
+
+    bodies: dict[str, Any] = {}
+    status: dict[str, str] = {}
+    fetched_at: dict[str, str] = {}
+    from_bodies = bool(tps_records) or meta.get("level") == "tps"
+    if from_bodies:
+        for code, record in tps_records.items():
+            fetched_at[code] = record.get("fetched_at")
+            if record.get("outcome") == "ok":
+                try:
+                    bodies[code] = (root / record["file"]).read_bytes()
+                    status[code] = "ok"
+                except OSError:
+                    status[code] = "failed"
+            else:
+                status[code] = record.get("outcome", "failed")
+    else:
+        for desa, record in desa_tables.items():
+            data = _json_file(root, record)
+            table = data.get("table") if isinstance(data, dict) else None
+            for code, entry in (table or {}).items() if isinstance(table, dict) else ():
+                if not (isinstance(code, str) and endpoints.is_child(desa, code)):
+                    continue
+                listed.add(code)
+                entry = entry if isinstance(entry, dict) else {}
+                chart = {k: v for k, v in entry.items() if k in columns}
+                psu = entry.get("psu")
+                bodies[code] = {"chart": chart or None, "administrasi": None,
+                                "psu": None if psu in (None, "Reguler") else psu, "ts": data.get("ts")}
+                status[code] = "desa_table"
+                fetched_at[code] = record.get("fetched_at")
+
+    everything = sorted(listed | set(bodies) | set(status))
+    blank = {"chart": None, "administrasi": None}
+    inputs = {code: bodies.get(code, blank) for code in everything}
+    parsed = parse_tps_bodies(inputs, candidates=columns, parties=parties)
+    rejected = set(parsed.rejects["unit_id"])
+    # A rejected body's TPS still appears, as a row of <NA>; the reason is in the rejects.
+    if rejected:
+        again = parse_tps_bodies({code: blank for code in sorted(rejected) if code in inputs}, candidates=columns, parties=parties)
+        table = pd.concat([parsed.table, again.table]).sort_index()
+    else:
+        table = parsed.table
+    for code in rejected:
+        status[code] = "rejected"
+    table["fetch_status"] = pd.array([status.get(code, "not_fetched") for code in table.index], dtype="str")
+    table["fetched_at"] = pd.to_datetime(pd.Series([fetched_at.get(code) for code in table.index], index=table.index),
+                                         errors="coerce", utc=True).to_numpy()
+    for level in LEVELS:
+        table[f"{level}_name"] = pd.array(table[level].map(names).to_numpy(), dtype="str")
+    times = table["fetched_at"].dropna()
+    counts = {"tps": len(table), **{f"fetch_{k}": int(v) for k, v in table["fetch_status"].value_counts().items()},
+              "rejected": len(parsed.rejects)}
+    provenance = {
+        "source": f"Sirekap hhcw {'TPS bodies' if from_bodies else 'desa tables'} ({ballot}), snapshot {root.name}",
+        "snapshot": root.name, "snapshot_path": str(root), "ballot": ballot, "level": "tps" if from_bodies else "desa",
+        "region": meta.get("region"), "base_url": meta.get("base_url"), "scrape_started_at": meta.get("started_at"),
+        "scrape_finished_at": meta.get("finished_at"), "scrape_complete": meta.get("complete"),
+        "first_fetched_at": str(times.min()) if len(times) else None, "last_fetched_at": str(times.max()) if len(times) else None,
+        "manifest_sha256": store.manifest_sha256(root), "input_sha256": _records_sha256(records),
+        **{f"count_{k}": v for k, v in counts.items()},
+    }
+    election = Election.from_frame(table, levels=LEVELS, candidates=tuple(dict.fromkeys(columns.values())),
+                                   name=f"Sirekap Pemilu 2024, {BALLOT_NAMES[ballot]} ({root.name})", provenance=provenance)
+    return BuiltSnapshot(election=election, rejects=parsed.rejects, votes_long=parsed.votes_long, counts=counts)
+
+
+def _records_sha256(records: Mapping[str, Mapping[str, Any]]) -> str:
+    """A SHA-256 over (path, body SHA-256) of every stored body: equal for equal snapshots."""
+    digest = hashlib.sha256()
+    for api_path in sorted(records):
+        record = records[api_path]
+        if record.get("outcome") == "ok":
+            digest.update(api_path.encode() + b"\0" + str(record.get("sha256")).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def _guess_ballot(records: Mapping[str, Any]) -> str:
+    for api_path in records:
+        kind, ballot, _ = endpoints.classify(api_path)
+        if kind in ("tps", "hhcw") and ballot in endpoints.BALLOTS:
+            return ballot
+    raise ValueError("cannot tell the ballot of this snapshot; pass --ballot")
