@@ -41,6 +41,8 @@ class Rule:
     expected: Callable[[Columns], np.ndarray]
     reported: Callable[[Columns], np.ndarray]
     relation: str = "=="  # "==" or "<="
+    #: Columns the rule also reads when they exist but does not require (a capacity reads the roll).
+    uses: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.relation not in ("==", "<="):
@@ -74,12 +76,18 @@ def _col(name: str) -> Callable[[Columns], np.ndarray]:
 
 
 def _sum(*names: str) -> Callable[[Columns], np.ndarray]:
-    # NaN propagates: a sum with a missing term is missing, not a smaller number.
-    return lambda c: np.sum([c[n] for n in names], axis=0)
+    # NaN propagates: a sum with a missing term is missing, not a smaller number. Added pairwise
+    # (not np.sum of a list) so that columns of different shapes broadcast in the repair search.
+    def total(c: Columns) -> np.ndarray:
+        out = c[names[0]]
+        for n in names[1:]:
+            out = out + c[n]
+        return out
+    return total
 
 
 def _constant(value: float, like: str) -> Callable[[Columns], np.ndarray]:
-    return lambda c: np.full(len(c[like]), float(value))
+    return lambda c: np.full(np.shape(c[like]), float(value))
 
 
 def _ceil(values: np.ndarray) -> np.ndarray:
@@ -126,8 +134,17 @@ def tps_capacity(columns: Columns, *, capacity: int | None = 300, reserve: float
 
 def default_rules(candidates: Sequence[str], columns: Sequence[str], *, capacity: int | None = 300,
                   reserve: float = 0.02, headroom: int = 100) -> list[Rule]:
-    """Every rule for an election with these candidates and columns (absent columns: not checked)."""
+    """Every rule of a correct C.Hasil form for an election with these candidates and columns.
+
+    Sums (candidates = valid, valid + invalid = ballots, DPT + DPTb + DPK voters = all voters for
+    the totals and for men and women separately, male + female = total for each administrasi
+    triple), bounds (ballots, valid <= voters; valid <= ballots; voters <= DPT + DPTb + DPK; DPT
+    voters <= DPT; not by sex, which the synthetic generator does not keep) and capacities (DPT <= 300; each candidate, valid, ballots and
+    voters <= what the TPS can have had, ``tps_capacity``). Rules whose columns are absent are
+    returned all the same: ``check_consistency`` lists them as not checked.
+    """
     candidates = tuple(candidates)
+    columns = tuple(columns)
     has_dpk = "dpk_voters" in columns
     rules = [
         Rule("candidates_sum_to_valid", "the candidates' votes add up to the valid ballots",
@@ -138,6 +155,10 @@ def default_rules(candidates: Sequence[str], columns: Sequence[str], *, capacity
              ("voters", "dpt_voters", "dptb_voters", "dpk_voters"), _col("voters"),
              _sum("dpt_voters", "dptb_voters", "dpk_voters")),
     ]
+    for suffix, sex in (("l", "male"), ("p", "female")):
+        parts = tuple(f"{kind}_{suffix}" for kind in ("pengguna_dpt", "pengguna_dptb", "pengguna_non_dpt"))
+        rules.append(Rule(f"voter_kinds_sum_to_total:{sex}", f"{sex} DPT + DPTb + DPK voters = all {sex} voters",
+                          (f"pengguna_total_{suffix}", *parts), _col(f"pengguna_total_{suffix}"), _sum(*parts)))
     for kind in SIREKAP_TRIPLES:
         total, male, female = f"{kind}_j", f"{kind}_l", f"{kind}_p"
         rules.append(Rule(f"male_plus_female_is_total:{kind}", f"{kind}: male + female = total",
@@ -147,10 +168,14 @@ def default_rules(candidates: Sequence[str], columns: Sequence[str], *, capacity
              _col("voters"), _col("ballots"), "<="),
         Rule("valid_within_voters", "valid ballots <= voters", ("valid", "voters"),
              _col("voters"), _col("valid"), "<="),
+        Rule("valid_within_ballots", "valid ballots <= ballots counted", ("valid", "ballots"),
+             _col("ballots"), _col("valid"), "<="),
         Rule("voters_within_registered_plus_dpk",
              "voters <= registered (DPT + DPTb) + DPK voters" if has_dpk else "voters <= registered",
              ("voters", "registered", "dpk_voters") if has_dpk else ("voters", "registered"),
              _sum("registered", "dpk_voters") if has_dpk else _col("registered"), _col("voters"), "<="),
+        Rule("dpt_voters_within_dpt", "DPT voters who voted <= DPT", ("dpt_voters", "dpt"),
+             _col("dpt"), _col("dpt_voters"), "<="),
     ]
     if capacity is not None:
         rules.append(Rule("dpt_within_capacity", f"DPT of a TPS <= {capacity}", ("dpt",),
@@ -164,14 +189,31 @@ def default_rules(candidates: Sequence[str], columns: Sequence[str], *, capacity
     def capacity_of(c: Columns) -> np.ndarray:
         return tps_capacity(c, capacity=capacity, reserve=reserve, headroom=headroom)
 
-    # Only the candidate is a required input: where the roll is missing the hard cap still applies
-    # (a 780 read at a TPS without an administrasi page is impossible all the same).
+    # Only the number itself is a required input: where the roll is missing the hard cap still
+    # applies (a 780 read at a TPS without an administrasi page is impossible all the same).
     needs = () if ("dpt" in columns or "registered" in columns) else ("registered",)
+    uses = tuple(c for c in ("dpt", "dptb_voters", "dpk_voters", "registered") if c in columns)
     for candidate in candidates:
         rules.append(Rule(f"candidate_within_capacity:{candidate}",
                           f"votes for {candidate} <= ballots the TPS can have had ({limit_text})",
-                          (candidate, *needs), capacity_of, _col(candidate), "<="))
+                          (candidate, *needs), capacity_of, _col(candidate), "<=", uses))
+    for total in ("valid", "ballots", "voters"):
+        rules.append(Rule(f"total_within_capacity:{total}",
+                          f"{total} <= ballots the TPS can have had ({limit_text})",
+                          (total, *needs), capacity_of, _col(total), "<=", uses))
     return rules
+
+
+def _evaluate(rule: Rule, columns: Columns) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(evaluable, broken, expected, reported) of one rule; evaluable where every input is published."""
+    expected = np.asarray(rule.expected(columns), dtype=float)
+    reported = np.asarray(rule.reported(columns), dtype=float)
+    present = ~np.isnan(expected) & ~np.isnan(reported)
+    for name in rule.inputs:
+        present = present & ~np.isnan(columns[name])
+    with np.errstate(invalid="ignore"):
+        broken = (reported != expected) if rule.relation == "==" else (reported > expected)
+    return present, broken & present, expected, reported
 
 
 @dataclass(frozen=True, eq=False)
@@ -268,14 +310,7 @@ def check_consistency(election, *, rules: Sequence[Rule] | None = None, capacity
         if missing:
             not_checked[rule.id] = missing
             continue
-        expected = np.asarray(rule.expected(columns), dtype=float)
-        reported = np.asarray(rule.reported(columns), dtype=float)
-        present = ~np.isnan(expected) & ~np.isnan(reported)
-        for name in rule.inputs:
-            present &= ~np.isnan(columns[name])
-        with np.errstate(invalid="ignore"):
-            broken = (reported != expected) if rule.relation == "==" else (reported > expected)
-        broken &= present
+        present, broken, expected, reported = _evaluate(rule, columns)
         evaluable[rule.id], failed[rule.id] = present, broken
         coverage.append({"rule": rule.id, "description": rule.description, "relation": rule.relation,
                          "evaluable": int(present.sum()), "passed": int((present & ~broken).sum()),
@@ -403,3 +438,457 @@ def monitor_flags(election) -> MonitorFlags:
     shares.index.name = "candidate"
     return MonitorFlags(unit_ids=tuple(table.index[flagged]), n=int(checked.sum()), stations=int(published.sum()),
                         shares=shares)
+
+
+# ==================================================================================== misreadings
+#: What OCR did to the written number, from the original to the reported one.
+EDITS = ("digit substituted", "digit inserted", "digit dropped", "digits swapped")
+#: Prior share of each kind of one-digit OCR edit (an assumption, not estimated from Sirekap:
+#: a confused digit is the commonest complaint, "78 became 780" a stray stroke read as a digit).
+EDIT_PRIORS: Mapping[str, float] = {"digit substituted": 0.45, "digit inserted": 0.30, "digit dropped": 0.15,
+                                    "digits swapped": 0.10}
+#: Relative weight of reading one handwritten digit as another (symmetric; pairs not listed
+#: weigh 1). 8: the pairs named in Sirekap complaints ("1 became 4", 1/7, 3/8, 0/8); 3: pairs
+#: frequent in confusion matrices of handwritten-digit readers (LeCun, Bottou, Bengio & Haffner
+#: 1998, Proc. IEEE 86:2278; MNIST errors 4/9, 2/7, 3/5, 7/9, 5/6, 0/6, 8/9, 5/8, 2/3, 6/8).
+CONFUSION_WEIGHTS: Mapping[tuple[str, str], float] = {
+    **{pair: 8.0 for pair in (("1", "4"), ("1", "7"), ("3", "8"), ("0", "8"))},
+    **{pair: 3.0 for pair in (("4", "9"), ("2", "7"), ("3", "5"), ("7", "9"), ("5", "6"), ("0", "6"),
+                              ("8", "9"), ("5", "8"), ("2", "3"), ("6", "8"))},
+}
+#: Sirekap administrasi names that carry the same box as a domain column.
+ALIASES: Mapping[str, str] = {
+    "pemilih_dpt_j": "dpt", "pengguna_dpt_j": "dpt_voters", "pengguna_dptb_j": "dptb_voters",
+    "pengguna_non_dpt_j": "dpk_voters", "pengguna_total_j": "voters", "suara_sah": "valid",
+    "suara_tidak_sah": "invalid", "suara_total": "ballots",
+}
+#: Parts of a C.Hasil form that Sirekap publishes as all zeros when nobody filled them in.
+SECTIONS: Mapping[str, tuple[str, ...]] = {
+    "votes": ("valid", "invalid", "ballots"),
+    "voters": ("voters", "dpt_voters", "dptb_voters", "dpk_voters", "pengguna_dpt_l", "pengguna_dpt_p",
+               "pengguna_dptb_l", "pengguna_dptb_p", "pengguna_non_dpt_l", "pengguna_non_dpt_p",
+               "pengguna_total_l", "pengguna_total_p"),
+    "roll": ("dpt", "pemilih_dpt_l", "pemilih_dpt_p"),
+}
+MISREADING_MODEL = (
+    "one number of the form was misread by one OCR edit (a digit substituted, inserted, dropped, or two "
+    "adjacent digits swapped) and the form as written satisfies every rule that can be checked; "
+    "prior of a repair = P(edit kind) x P(position) x P(digit | kind) [confusion weights for "
+    "substitutions, uniform digit for insertions] x plausibility of the repaired value / plausibility "
+    "of the reported value (smoothed histogram of that box over the election); confidence = the "
+    "repair's share of the prior mass of every repair that makes all rules hold"
+)
+
+
+def _confusion_matrix(weights: Mapping[tuple[str, str], float]) -> np.ndarray:
+    """P(read b | written a): row a, column b, diagonal 0, rows summing to 1."""
+    m = np.ones((10, 10))
+    for (a, b), w in weights.items():
+        m[int(a), int(b)] = m[int(b), int(a)] = float(w)
+    np.fill_diagonal(m, 0.0)
+    return m / m.sum(axis=1, keepdims=True)
+
+
+def _valid_number(text: str) -> bool:
+    return bool(text) and (text == "0" or text[0] != "0")
+
+
+def one_edit_originals(reported: int, *, priors: Mapping[str, float] = EDIT_PRIORS,
+                       confusions: Mapping[tuple[str, str], float] = CONFUSION_WEIGHTS) -> list[tuple[int, str, float]]:
+    """Every number one OCR edit away from ``reported``: (original, edit, P(reported | original)).
+
+    ``edit`` says what OCR did to the original: "digit inserted" (78 -> 780), "digit dropped"
+    (780 -> 78), "digit substituted" (1 -> 4), "digits swapped" (12 -> 21). Numbers are written
+    without leading zeros, so originals such as "05" are not generated. Where two edits lead to
+    the same original their probabilities add and the likelier edit names it.
+    """
+    return list(_originals(int(reported), tuple(sorted(priors.items())), tuple(sorted(confusions.items()))))
+
+
+from functools import lru_cache  # noqa: E402 - kept beside its only use
+
+
+@lru_cache(maxsize=200_000)
+def _originals(reported: int, priors: tuple, confusions: tuple) -> tuple[tuple[int, str, float], ...]:
+    p = dict(priors)
+    confusion = _confusion_matrix(dict(confusions))
+    text = str(reported)
+    found: dict[int, dict[str, float]] = {}
+
+    def add(original: str, edit: str, probability: float) -> None:
+        if probability > 0 and _valid_number(original) and original != text:
+            kinds = found.setdefault(int(original), {})
+            kinds[edit] = kinds.get(edit, 0.0) + probability
+
+    n = len(text)
+    for i in range(n):  # OCR inserted text[i]: the original lacks it; n positions, 10 digits
+        add(text[:i] + text[i + 1:], "digit inserted", p.get("digit inserted", 0) / n / 10)
+    for i in range(n + 1):  # OCR dropped a digit d at i: the original has one more digit
+        for d in "0123456789":
+            add(text[:i] + d + text[i:], "digit dropped", p.get("digit dropped", 0) / (n + 1))
+    for i in range(n):  # OCR read written digit a as text[i]
+        b = int(text[i])
+        for a in range(10):
+            if a != b:
+                add(text[:i] + str(a) + text[i + 1:], "digit substituted",
+                    p.get("digit substituted", 0) / n * confusion[a, b])
+    for i in range(n - 1):  # OCR swapped two adjacent digits
+        if text[i] != text[i + 1]:
+            add(text[:i] + text[i + 1] + text[i] + text[i + 2:], "digits swapped",
+                p.get("digits swapped", 0) / (n - 1))
+    return tuple((value, max(kinds, key=kinds.get), sum(kinds.values())) for value, kinds in sorted(found.items()))
+
+
+class _Rows(Mapping[str, np.ndarray]):
+    """Columns of the searched TPS gathered at candidate rows, with some columns overridden."""
+
+    def __init__(self, base: Mapping[str, np.ndarray], rows: np.ndarray, overrides: Mapping[str, np.ndarray]):
+        self._base, self._rows, self._over, self._cache = base, rows, overrides, {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name in self._over:
+            return self._over[name]
+        if name not in self._cache:
+            self._cache[name] = self._base[name][self._rows]
+        return self._cache[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._base
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._base)
+
+    def __len__(self) -> int:
+        return len(self._base)
+
+
+@dataclass(frozen=True, eq=False)
+class Misreadings:
+    """Suspected OCR misreadings: one row per TPS whose form breaks a rule for no other known reason.
+
+    ``table`` columns: ``unit_id``, ``field`` (the box), ``reported``, ``proposed`` (<NA> when no
+    one-edit repair makes every rule hold), ``edit``, ``confidence``, ``unique``, then
+    ``explained``, ``n_repairs``, ``difference`` (reported - proposed), ``alternatives``,
+    ``rules_broken``, ``blanked`` (sections read as all zeros, treated as unpublished) and the levels.
+    ``excluded``: inconsistent TPS not called misreadings, with the reason.
+    """
+
+    table: pd.DataFrame
+    excluded: pd.DataFrame
+    counts: Mapping[str, int]
+    candidates: tuple[str, ...]
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    model: str = MISREADING_MODEL
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table.copy()
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def summary(self) -> pd.DataFrame:
+        """How many TPS were checked, broke a rule, were excluded, explained (uniquely), not explained."""
+        labels = {
+            "tps": "TPS in the election", "checked": "TPS where at least one rule could be checked",
+            "inconsistent": "TPS that break at least one rule", "excluded_psu": "excluded: re-vote or recount (psu)",
+            "excluded_blank": "excluded: a section left at zero, nothing else wrong",
+            "searched": "searched for a one-edit repair", "explained": "explained by one OCR edit",
+            "unique": "explained by exactly one repair", "confident": "explained with confidence >= 0.9",
+            "unexplained": "no one-edit repair makes every rule hold",
+        }
+        return pd.DataFrame({"what": [labels[k] for k in labels], "TPS": [int(self.counts.get(k, 0)) for k in labels]},
+                            index=pd.Index(list(labels), name="count"))
+
+    def by_candidate(self, *, min_confidence: float = 0.0) -> pd.DataFrame:
+        """Per candidate: explained misreadings of their number, how many inflated or deflated it, by how many votes.
+
+        Inflated = the reported number is above the repaired one (the misreading added votes).
+        """
+        t = self.table
+        t = t[t["explained"] & (t["confidence"] >= min_confidence)]
+        rows = []
+        for c in self.candidates:
+            part = t[t["field"] == c]
+            diff = part["difference"].astype("float64")
+            rows.append({"candidate": c, "misreadings": len(part),
+                         "inflated": int((diff > 0).sum()), "votes_added": int(diff[diff > 0].sum()),
+                         "deflated": int((diff < 0).sum()), "votes_removed": int(-diff[diff < 0].sum()),
+                         "net_votes": int(diff.sum())})
+        return pd.DataFrame(rows).set_index("candidate")
+
+    def _repr_html_(self) -> str:
+        c = self.counts
+        head = (f"{c.get('inconsistent', 0):,} of {c.get('tps', 0):,} TPS break a rule; "
+                f"{c.get('excluded_psu', 0) + c.get('excluded_blank', 0):,} excluded (re-votes, blank sections); "
+                f"{c.get('explained', 0):,} explained by one OCR edit ({c.get('unique', 0):,} uniquely), "
+                f"{c.get('unexplained', 0):,} not.")
+        shown = self.table.head(HTML_ROWS)
+        return (f"<p><b>{html.escape(head)}</b></p>" + self.summary().to_html(escape=True)
+                + self.by_candidate().to_html(escape=True)
+                + f"<p>{html.escape(f'First {len(shown)} of {len(self.table):,} rows.')}</p>"
+                + shown.to_html(escape=True, index=False, na_rep="")
+                + f"<p><small>{html.escape('Model: ' + self.model)}</small></p>")
+
+
+def _boxes(table: pd.DataFrame, candidates: Sequence[str]) -> tuple[dict[str, list[str]], bool]:
+    """Box name -> the table columns that carry it; whether ``registered`` is derived (DPT + DPTb)."""
+    columns = set(table.columns)
+    names = [*candidates, "valid", "invalid", "ballots", "voters", "registered", "dpt", "dpt_voters",
+             "dptb_voters", "dpk_voters"]
+    for kind in SIREKAP_TRIPLES:
+        names += [f"{kind}_l", f"{kind}_p"]
+    boxes = {name: [name] for name in names if name in columns}
+
+    def same(a: str, b: str) -> bool:
+        x, y = table[a].astype("Float64"), table[b].astype("Float64")
+        both = x.notna() & y.notna()
+        return bool((x[both] == y[both]).all())
+
+    for alias, box in ALIASES.items():
+        if alias not in columns:
+            continue
+        if box in boxes and same(alias, box):
+            boxes[box].append(alias)
+        elif box not in boxes:
+            boxes[box] = [alias]
+        else:
+            boxes[alias] = [alias]
+    derived = False
+    if {"registered", "dpt", "dptb_voters"} <= columns:
+        sums = table["dpt"].astype("Float64") + table["dptb_voters"].astype("Float64")
+        reg = table["registered"].astype("Float64")
+        both = sums.notna() & reg.notna()
+        derived = bool((sums[both] == reg[both]).all()) and bool((reg.isna() | sums.notna()).all())
+        if derived:
+            boxes.pop("registered", None)
+    return boxes, derived
+
+
+def _plausibility(values: np.ndarray, top: int = 2000, window: int = 2, floor: float = 0.5) -> np.ndarray:
+    """log P(value) of a box: its histogram over the election, smoothed over +-``window`` and floored."""
+    v = values[~np.isnan(values)]
+    v = v[(v >= 0) & (v <= top)].astype(np.int64)
+    counts = np.bincount(v, minlength=top + 1).astype(float)
+    kernel = np.ones(2 * window + 1) / (2 * window + 1)
+    smooth = np.convolve(counts, kernel, mode="same") + floor
+    return np.log(smooth / (smooth.sum() + floor * 10 * top))
+
+
+def _log_plausibility(table: np.ndarray, values: np.ndarray) -> np.ndarray:
+    top = len(table) - 1
+    # Beyond the histogram (numbers above any TPS's) every value gets the smallest plausibility.
+    out = np.full(values.shape, table.min())
+    inside = (values >= 0) & (values <= top)
+    out[inside] = table[values[inside].astype(np.int64)]
+    return out
+
+
+def find_misreadings(election, *, capacity: int | None = 300, reserve: float = 0.02, headroom: int = 100,
+                     priors: Mapping[str, float] = EDIT_PRIORS,
+                     confusions: Mapping[tuple[str, str], float] = CONFUSION_WEIGHTS,
+                     plausibility: bool = True, zeros_as_blank: bool = True,
+                     alternatives: int = 3) -> Misreadings:
+    """Which published number of an inconsistent form was misread, and what was written: one OCR edit away.
+
+    For every TPS that breaks a rule of ``default_rules``: forms under re-vote or recount (``psu``
+    set) are excluded; sections published as all zeros (votes, voters, roll: nobody filled them
+    in) are treated as unpublished, and a form that is then consistent is excluded too. For the
+    rest, every box that takes part in every broken rule is a suspect, and every number one OCR
+    edit away from its reading (``one_edit_originals``) is tried; a repair is kept when every rule
+    that can be checked holds with it. Confidence follows ``MISREADING_MODEL`` (a Bayesian
+    posterior under the assumption that exactly one box was misread by one edit; compare Kobak et
+    al.'s and Mebane's use of digit models, but here the form's own arithmetic is the likelihood).
+    ``unique`` means exactly one repair works. Rows with ``proposed`` <NA> are forms no single
+    edit explains (two misreadings, a tally error by the officials, a DPTb/DPK entry error).
+    """
+    table = election.table
+    candidates = tuple(election.candidates)
+    levels = list(election.levels)
+    rules = default_rules(candidates, table.columns, capacity=capacity, reserve=reserve, headroom=headroom)
+    rules = [r for r in rules if all(c in table.columns for c in r.inputs)]
+    columns = _Columns(table)
+    n = len(table)
+    checked = np.zeros(n, dtype=bool)
+    broken_any = np.zeros(n, dtype=bool)
+    for rule in rules:
+        present, broken, _, _ = _evaluate(rule, columns)
+        checked |= present
+        broken_any |= broken
+    counts: dict[str, int] = {"tps": n, "checked": int(checked.sum()), "inconsistent": int(broken_any.sum())}
+    idx = np.flatnonzero(broken_any)
+    excluded: list[pd.DataFrame] = []
+
+    if "psu" in table.columns and len(idx):
+        psu = table["psu"].iloc[idx]
+        revote = (psu.notna() & (psu.astype("str").str.strip() != "")).to_numpy()
+        if revote.any():
+            excluded.append(pd.DataFrame({"unit_id": table.index[idx[revote]],
+                                          "reason": "re-vote or recount (psu: " + psu[revote].astype(str).str[:60] + ")"}))
+        idx = idx[~revote]
+    counts["excluded_psu"] = int(sum(len(e) for e in excluded))
+
+    boxes, derived = _boxes(table, candidates)
+    used = sorted({c for r in rules for c in (*r.inputs, *r.uses) if c in table.columns}
+                  | {c for cols in boxes.values() for c in cols})
+    sub = {c: columns[c][idx].copy() for c in used}
+    blanked = np.full(len(idx), "", dtype=object)
+    if zeros_as_blank and len(idx):
+        for section, names in SECTIONS.items():
+            cols = [c for name in names if name in boxes for c in boxes[name]]
+            if not cols:
+                continue
+            block = np.column_stack([sub[c] for c in cols])
+            published = ~np.isnan(block)
+            zero = published.any(axis=1) & np.all(~published | (block == 0), axis=1)
+            if zero.any():
+                for c in cols:
+                    sub[c][zero] = np.nan
+                blanked[zero] = np.where(blanked[zero] == "", section, blanked[zero] + ", " + section)
+        if derived:
+            sub["registered"] = sub["dpt"] + sub["dptb_voters"]
+
+    # Per searched TPS and rule: broken after blanking.
+    broken_sub = np.zeros((len(idx), len(rules)), dtype=bool)
+    for j, rule in enumerate(rules):
+        broken_sub[:, j] = _evaluate(rule, sub)[1]
+    fine = ~broken_sub.any(axis=1)
+    if fine.any():
+        excluded.append(pd.DataFrame({"unit_id": table.index[idx[fine]],
+                                      "reason": "half-published: the " + blanked[fine].astype(str)
+                                      + " section read as all zeros (not filled in); nothing else breaks"}))
+    counts["excluded_blank"] = int(fine.sum())
+    keep = ~fine
+    idx, blanked, broken_sub = idx[keep], blanked[keep], broken_sub[keep]
+    sub = {c: v[keep] for c, v in sub.items()}
+    counts["searched"] = len(idx)
+
+    # Which rules each box takes part in (registered, when derived, moves with DPT and DPTb).
+    column_box = {c: box for box, cols in boxes.items() for c in cols}
+    touches = np.zeros((len(boxes), len(rules)), dtype=bool)
+    box_names = list(boxes)
+    for j, rule in enumerate(rules):
+        for c in (*rule.inputs, *rule.uses):
+            hit = {column_box[c]} if c in column_box else set()
+            if c == "registered" and derived:
+                hit = {b for b in ("dpt", "dptb_voters") if b in boxes}
+            for b in hit:
+                touches[box_names.index(b), j] = True
+
+    log_q = {}
+    if plausibility:
+        for box, cols in boxes.items():
+            log_q[box] = _plausibility(columns[cols[0]])
+
+    prior_key = (tuple(sorted(priors.items())), tuple(sorted(confusions.items())))
+    found_rows, found_box, found_value, found_edit, found_weight = [], [], [], [], []
+    for b, box in enumerate(box_names):
+        values = sub[boxes[box][0]]
+        suspect = ~np.isnan(values) & broken_sub.any(axis=1) & ~(broken_sub & ~touches[b]).any(axis=1)
+        rows = np.flatnonzero(suspect)
+        if not len(rows):
+            continue
+        reported = values[rows].astype(np.int64)
+        unique_values, inverse = np.unique(reported, return_inverse=True)
+        lists = [_originals(int(u), *prior_key) for u in unique_values]
+        lengths = np.array([len(l) for l in lists], dtype=np.int64)
+        flat_value = np.array([v for l in lists for v, _, _ in l], dtype=float)
+        flat_edit = np.array([EDITS.index(e) for l in lists for _, e, _ in l], dtype=np.int8)
+        flat_prob = np.array([p for l in lists for _, _, p in l], dtype=float)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        per_row = lengths[inverse]
+        owner = np.repeat(np.arange(len(rows)), per_row)
+        offset = np.arange(per_row.sum()) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+        flat = starts[inverse][owner] + offset
+        cand_rows = rows[owner]
+        cand_value = flat_value[flat]
+        overrides = {c: cand_value for c in boxes[box]}
+        if derived and box in ("dpt", "dptb_voters"):
+            other = "dptb_voters" if box == "dpt" else "dpt"
+            overrides["registered"] = cand_value + sub[other][cand_rows]
+        view = _Rows(sub, cand_rows, overrides)
+        ok = np.ones(len(cand_rows), dtype=bool)
+        for j in np.flatnonzero(touches[b]):
+            ok &= ~_evaluate(rules[j], view)[1]
+        weight = flat_prob[flat]
+        if plausibility:
+            weight = weight * np.exp(_log_plausibility(log_q[box], cand_value)
+                                     - _log_plausibility(log_q[box], reported[owner].astype(float)))
+        found_rows.append(cand_rows[ok])
+        found_box.append(np.full(int(ok.sum()), b, dtype=np.int32))
+        found_value.append(cand_value[ok])
+        found_edit.append(flat_edit[flat][ok])
+        found_weight.append(weight[ok])
+
+    hyp = pd.DataFrame({
+        "row": np.concatenate(found_rows) if found_rows else np.array([], dtype=np.int64),
+        "box": np.concatenate(found_box) if found_box else np.array([], dtype=np.int32),
+        "value": np.concatenate(found_value) if found_value else np.array([], dtype=float),
+        "edit": np.concatenate(found_edit) if found_edit else np.array([], dtype=np.int8),
+        "weight": np.concatenate(found_weight) if found_weight else np.array([], dtype=float),
+    })
+    hyp = hyp.sort_values(["row", "weight"], ascending=[True, False], kind="stable")
+    total = hyp.groupby("row")["weight"].transform("sum")
+    hyp["confidence"] = hyp["weight"] / total
+    hyp["rank"] = hyp.groupby("row").cumcount()
+    n_repairs = hyp.groupby("row").size()
+    best = hyp[hyp["rank"] == 0].set_index("row")
+
+    m = len(idx)
+    explained = np.zeros(m, dtype=bool)
+    explained[best.index.to_numpy()] = True
+    # The box shown for an unexplained form: the one in most broken rules (first in form order).
+    implicated = broken_sub.astype(np.int64) @ touches.T.astype(np.int64)
+    for b, box in enumerate(box_names):
+        implicated[np.isnan(sub[boxes[box][0]]), b] = -1
+    field_index = implicated.argmax(axis=1) if m else np.array([], dtype=np.int64)
+    field_index[best.index.to_numpy()] = best["box"].to_numpy()
+    field_names = np.array(box_names, dtype=object)[field_index] if m else np.array([], dtype=object)
+    reported_values = np.array([sub[boxes[box_names[b]][0]][r] for r, b in enumerate(field_index)], dtype=float)
+
+    proposed = np.full(m, np.nan)
+    proposed[best.index.to_numpy()] = best["value"].to_numpy()
+    edit = np.full(m, "", dtype=object)
+    edit[best.index.to_numpy()] = np.array(EDITS, dtype=object)[best["edit"].to_numpy().astype(int)]
+    confidence = np.zeros(m)
+    confidence[best.index.to_numpy()] = best["confidence"].to_numpy()
+    repairs = np.zeros(m, dtype=np.int64)
+    repairs[n_repairs.index.to_numpy()] = n_repairs.to_numpy()
+    others = hyp[(hyp["rank"] > 0) & (hyp["rank"] <= alternatives)]
+    alt_text = np.full(m, "", dtype=object)
+    if len(others):
+        labels = (np.array(box_names, dtype=object)[others["box"].to_numpy()] + "="
+                  + others["value"].astype(np.int64).astype(str).to_numpy()
+                  + " (" + others["confidence"].round(2).astype(str).to_numpy() + ")")
+        joined = pd.Series(labels, index=others["row"].to_numpy()).groupby(level=0).agg("; ".join)
+        alt_text[joined.index.to_numpy()] = joined.to_numpy()
+    rule_ids = np.array([r.id for r in rules], dtype=object)
+    broken_text = np.array(["; ".join(rule_ids[row]) for row in broken_sub], dtype=object)
+
+    out = pd.DataFrame({
+        "unit_id": pd.array(table.index[idx], dtype="str"),
+        "field": pd.array(field_names, dtype="str"),
+        "reported": pd.array(reported_values, dtype="Int64") if m else pd.array([], dtype="Int64"),
+        "proposed": pd.array(np.where(np.isnan(proposed), None, proposed), dtype="Int64"),
+        "edit": pd.array(edit, dtype="str"),
+        "confidence": confidence,
+        "unique": repairs == 1,
+        "explained": explained,
+        "n_repairs": repairs,
+    })
+    out["difference"] = out["reported"] - out["proposed"]
+    out["alternatives"] = pd.array(alt_text, dtype="str")
+    out["rules_broken"] = pd.array(broken_text, dtype="str")
+    out["blanked"] = pd.array(blanked, dtype="str")
+    for level in levels:
+        out[level] = table[level].to_numpy()[idx]
+    counts.update({"explained": int(explained.sum()), "unique": int((explained & (repairs == 1)).sum()),
+                   "confident": int((explained & (confidence >= 0.9)).sum()), "unexplained": int((~explained).sum())})
+    excluded_frame = (pd.concat(excluded, ignore_index=True) if excluded
+                      else pd.DataFrame({"unit_id": pd.Series(dtype="str"), "reason": pd.Series(dtype="str")}))
+    return Misreadings(
+        table=out, excluded=excluded_frame, counts=counts, candidates=candidates,
+        parameters={"capacity": capacity, "reserve": reserve, "headroom": headroom, "priors": dict(priors),
+                    "confusions": {f"{a}/{b}": w for (a, b), w in confusions.items()},
+                    "plausibility": plausibility, "zeros_as_blank": zeros_as_blank,
+                    "rules": tuple(r.id for r in rules)},
+    )

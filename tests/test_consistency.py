@@ -52,7 +52,8 @@ def test_a_correct_form_passes_every_rule():
     result = check_consistency(election([form()]))
     assert result.violations.empty and not result.not_checked
     assert (result.coverage["evaluable"] == 1).all() and (result.coverage["failed"] == 0).all()
-    assert len(result.coverage) == 15  # 3 sums + 5 male/female + 3 bounds + dpt + 3 candidates
+    # 3 sums + 2 sums by sex + 5 male/female + 5 bounds + DPT + 3 candidates + valid, ballots, voters
+    assert len(result.coverage) == 22
 
 
 @pytest.mark.parametrize("changes, rule, difference", [
