@@ -1,0 +1,302 @@
+"""The Sirekap scraper against a local server in the API's shape, with faults; never the internet."""
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from analysis.cli import main
+from analysis.sources.sirekap import endpoints as ep
+from analysis.sources.sirekap.parse import read_snapshot, read_tps_bodies
+from analysis.sources.sirekap.scrape import ScrapeConfig, retry_after_seconds, scrape, scrape_async
+from analysis.sources.sirekap.store import BLOBS, read_manifest
+from analysis.sources.sirekap.testserver import FAULTS, PARTIES, TreeServer, legislative_tree, tree_from_election
+from analysis.synth import make_election
+
+EXAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sirekap" / "examples"
+REPO = Path(__file__).resolve().parents[1]
+FAST = dict(rate=1000.0, concurrency=4, timeout=0.25, backoff=0.002, max_backoff=0.02, progress=False)
+VOTES = ["01", "02", "03", "registered", "voters", "valid", "invalid", "dpt"]
+
+
+@pytest.fixture(scope="module")
+def election():
+    return make_election(scale=0.0002, min_tps=25, provinces_only=["31", "11"], seed=5).election
+
+
+@pytest.fixture(scope="module")
+def tree(election):
+    return tree_from_election(election, unpublished=0.06, seed=3, official=True)
+
+
+def run(config, sleeps=None):
+    """scrape_async with a sleep that records the delays asked for and waits a token time instead."""
+    async def sleep(delay):
+        if sleeps is not None:
+            sleeps.append(delay)
+        await asyncio.sleep(min(delay, 0.002))
+    return asyncio.run(scrape_async(config, sleep=sleep))
+
+
+def stored_tree(snapshot: Path) -> dict[str, bytes]:
+    return {p: (snapshot / r["file"]).read_bytes() for p, r in read_manifest(snapshot).items() if r["outcome"] == "ok"}
+
+
+def walked(tree: dict[str, bytes], official: bool) -> dict[str, bytes]:
+    return {p: b for p, b in tree.items() if official or not p.startswith("pemilu/hr/")}
+
+
+# ----------------------------------------------------------------------------- endpoints
+
+def test_paths_nest_codes_and_refuse_anything_but_digits():
+    assert ep.hhcw_path("ppwp", "3101011001001") == "pemilu/hhcw/ppwp/31/3101/310101/3101011001/3101011001001.json"
+    assert ep.wilayah_path("0") == "wilayah/pemilu/ppwp/0.json" and ep.hhcw_path("pdpr", "0") == "pemilu/hhcw/pdpr.json"
+    assert ep.hr_path("ppwp", "3101") == "pemilu/hr/ppwp/31/3101.json"
+    assert ep.classify("pemilu/hhcw/pdprdp/33/3302/330214/3302142011/3302142011001.json") == ("tps", "pdprdp", "3302142011001")
+    for bad in ("../31", "3a", 31, "123", "31010110010011", "", None, "31/01"):
+        with pytest.raises(ep.CodeError):
+            ep.hhcw_path("ppwp", bad)
+    assert ep.is_child("0", "31") and ep.is_child("3101011001", "3101011001901")
+    assert not ep.is_child("31", "3201") and not ep.is_child("31", "310101") and not ep.is_child("31", "../x")
+    with pytest.raises(ValueError):
+        ep.hhcw_path("pilkada", "31")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=16))
+def test_any_text_is_refused_or_becomes_a_path_of_digits(text):
+    try:
+        path = ep.hhcw_path("ppwp", text)
+    except ep.CodeError:
+        return
+    assert set(path.removeprefix("pemilu/hhcw/ppwp").removesuffix(".json")) <= set("0123456789/")
+
+
+def test_retry_after_in_seconds_or_as_a_date():
+    assert retry_after_seconds("7") == 7
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == pytest.approx(10.0)
+    assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
+
+
+def test_config_refuses_plain_http_to_another_host_and_bad_values():
+    with pytest.raises(ValueError, match="loopback"):
+        ScrapeConfig(ballot="ppwp", base_url="http://sirekap-obj-data.kpu.go.id")
+    for bad in ({"region": "../1"}, {"level": "kecamatan"}, {"rate": 0}, {"concurrency": 0}, {"ballot": "pilkada"}):
+        with pytest.raises(ValueError):
+            ScrapeConfig(**{"ballot": "ppwp", **bad})
+
+
+# ----------------------------------------------------------------------------- scraping with faults
+
+@pytest.fixture(scope="module")
+def faulty_scrape(tree, tmp_path_factory):
+    """One scrape of the whole tree through every kind of fault (about a third of the files hit)."""
+    out = tmp_path_factory.mktemp("store")
+    target = "pemilu/hhcw/ppwp/31.json"
+    sleeps: list[float] = []
+    with TreeServer(tree, fault_rate=0.35, seed=11, slow=0.6, retry_after="7",
+                    faults={target: ["429", "503", "cut"]}) as server:
+        summary = run(ScrapeConfig(ballot="ppwp", region="0", base_url=server.url, out=str(out), snapshot="a",
+                                   official=True, **FAST), sleeps)
+    return summary, server, out / "a", sleeps
+
+
+def test_faults_are_survived_and_the_stored_tree_equals_the_served_one(faulty_scrape, tree):
+    summary, server, snapshot, sleeps = faulty_scrape
+    assert set(server.injected) == set(FAULTS), server.injected  # every kind of fault was met
+    assert sum(server.injected.values()) >= 30
+    assert summary.ok, summary.text()
+    assert stored_tree(snapshot) == walked(tree, official=True)
+    # Retry-After: 7 was honoured (the recorded wait), while plain retries back off by milliseconds here.
+    assert max(sleeps) >= 7 and min(sleeps) < 0.05
+    headers = server.headers[0]
+    assert headers.get("Referer") == ep.REFERER and "Mozilla/5.0" in headers.get("User-Agent", "")
+
+
+def test_nothing_corrupt_is_stored_and_the_manifest_matches_the_files(faulty_scrape):
+    import hashlib
+
+    _, _, snapshot, _ = faulty_scrape
+    records = read_manifest(snapshot)
+    for path, record in records.items():
+        if record["outcome"] == "ok":
+            body = (snapshot / record["file"]).read_bytes()
+            json.loads(body)
+            assert hashlib.sha256(body).hexdigest() == record["sha256"] and len(body) == record["size"]
+            assert record["status"] == 200 and record["url"].endswith("/" + path)
+    on_disk = {str(p.relative_to(snapshot)) for p in snapshot.rglob("*") if p.is_file()} - {"manifest.jsonl", "snapshot.json"}
+    assert on_disk == {r["file"] for r in records.values() if r["outcome"] == "ok"}  # no temp files, nothing unlisted
+
+
+def test_404_is_recorded_as_not_published_and_asked_once(faulty_scrape, tree, election):
+    summary, server, snapshot, _ = faulty_scrape
+    missing = [ep.hhcw_path("ppwp", code) for code in election.table.index if ep.hhcw_path("ppwp", code) not in tree]
+    assert missing and summary.not_published == len(missing)
+    records = read_manifest(snapshot)
+    for path in missing:
+        assert records[path]["outcome"] == "not_published" and records[path]["status"] == 404
+        assert server.requests[path] == 1  # a 404 is an answer, not a fault: never asked again
+
+
+def test_build_reproduces_the_served_numbers(faulty_scrape, election, tree, tmp_path):
+    _, _, snapshot, _ = faulty_scrape
+    built = read_snapshot(snapshot)
+    table, truth = built.election.table, election.table
+    assert set(table.index) == set(truth.index)  # every TPS of the walked tree, published or not
+    served = [c for c in truth.index if ep.hhcw_path("ppwp", c) in tree]
+    assert (table.loc[served, "fetch_status"] == "ok").all()
+    pd.testing.assert_frame_equal(table.loc[served, VOTES], truth.loc[served, VOTES], check_names=False)
+    hidden = table.index.difference(served)
+    assert (table.loc[hidden, "fetch_status"] == "not_published").all() and table.loc[hidden, VOTES].isna().all().all()
+    # The TPS add up to the served province aggregates.
+    national = json.loads(tree["pemilu/hhcw/ppwp.json"])["table"]
+    sums = table.groupby("province")[["01", "02", "03"]].sum()
+    for province, row in national.items():
+        assert [int(sums.loc[province, n]) for n in ("01", "02", "03")] == [row["100025"], row["100026"], row["100027"]]
+    prov = built.election.provenance
+    assert prov["snapshot"] == "a" and len(prov["manifest_sha256"]) == 64 and prov["first_fetched_at"] <= prov["last_fetched_at"]
+    # The CLI writes the same Election, and read_tps_bodies reads a snapshot folder too.
+    assert main(["build", "--raw", str(snapshot), "--out", str(tmp_path / "s.parquet")]) == 0
+    again, rejects = read_tps_bodies(snapshot)
+    pd.testing.assert_frame_equal(again.table[VOTES], table[VOTES]) and rejects.empty
+
+
+# ----------------------------------------------------------------------------- failures, resume, dedup, hosts
+
+def test_a_file_that_keeps_failing_fails_with_its_reason_and_a_resume_fetches_only_it(tree, tmp_path):
+    target = "pemilu/hhcw/ppwp/11.json"
+    config = ScrapeConfig(ballot="ppwp", region="11", base_url="http://127.0.0.1:1", out=str(tmp_path), snapshot="s",
+                          retries=2, **FAST)
+    with TreeServer(tree, faults={target: ["503"] * 3}) as server:
+        first = run(ScrapeConfig(**{**config.__dict__, "base_url": server.url}))
+        assert not first.ok and first.failed == ((target, "HTTP 503 after 3 attempts"),)
+        assert not (tmp_path / "s" / target).exists() and server.requests[target] == 3
+        before = sum(server.requests.values())
+        second = run(ScrapeConfig(**{**config.__dict__, "base_url": server.url}))
+        assert second.ok and second.fetched == 1 and second.resumed == first.known - 1
+        assert sum(server.requests.values()) - before == 1  # only the failed file was asked again
+    assert main(["scrape", "--ballot", "ppwp", "--region", "11", "--base-url", "http://127.0.0.1:9", "--out",
+                 str(tmp_path), "--snapshot", "t", "--retries", "0", "--timeout", "0.2", "--no-progress"]) == 1
+
+
+def test_a_second_snapshot_of_an_unchanged_tree_adds_no_blob_bytes(tree, tmp_path):
+    def blob_bytes():
+        return sum(p.stat().st_size for p in (tmp_path / BLOBS).rglob("*") if p.is_file())
+
+    config = dict(ballot="ppwp", region="31", out=str(tmp_path), **FAST)
+    changed = dict(tree)
+    with TreeServer(changed) as server:
+        first = run(ScrapeConfig(base_url=server.url, snapshot="20240215T100000Z", **config))
+        size = blob_bytes()
+        second = run(ScrapeConfig(base_url=server.url, snapshot="20240215T110000Z", **config))
+        assert second.ok and second.fetched == 0 and second.unchanged == first.fetched
+        assert second.new_blob_bytes == 0 and blob_bytes() == size
+        path = next(p for p in read_manifest(tmp_path / "20240215T100000Z") if p.endswith(".json") and len(p) > 60)
+        a, b = tmp_path / "20240215T100000Z" / path, tmp_path / "20240215T110000Z" / path
+        assert os.stat(a).st_ino == os.stat(b).st_ino  # one file on disk, two names
+        body = json.loads(changed[path])
+        body["ts"] = "2024-02-20 13:00:00"
+        server.tree[path] = json.dumps(body).encode()
+        third = run(ScrapeConfig(base_url=server.url, snapshot="20240215T120000Z", **config))
+    assert third.fetched == 1 and third.new_blob_bytes == len(server.tree[path]) and blob_bytes() == size + len(server.tree[path])
+
+
+def test_the_scraper_talks_to_its_base_url_only(tree, tmp_path):
+    poisoned = dict(tree)
+    provinces = json.loads(tree["wilayah/pemilu/ppwp/0.json"])
+    provinces += [{"nama": "X", "id": 1, "kode": "../../etc"}, {"nama": "Y", "id": 2, "kode": "3101"},
+                  {"nama": "Z", "id": 3, "kode": "http://evil.invalid/31"}, {"nama": "W", "id": 4, "kode": 31}]
+    poisoned["wilayah/pemilu/ppwp/0.json"] = json.dumps(provinces).encode()
+    with TreeServer({"pemilu/hhcw/ppwp.json": b"{}"}) as elsewhere:
+        with TreeServer(poisoned, faults={"pemilu/hhcw/ppwp/11.json": ["redirect"]}, redirect_to=elsewhere.url) as server:
+            summary = run(ScrapeConfig(ballot="ppwp", region="0", base_url=server.url, out=str(tmp_path), snapshot="h", **FAST))
+        assert sum(elsewhere.requests.values()) == 0
+    assert dict(summary.failed) == {"pemilu/hhcw/ppwp/11.json": "HTTP 302 redirect not followed (only the base URL is used)"}
+    assert summary.walk_errors == (("wilayah/pemilu/ppwp/0.json", "4 entries without a valid child code were not followed"),)
+    assert all(".." not in p and "evil" not in p for p in server.requests)
+
+
+def test_kill_9_in_the_middle_then_resume_completes_with_few_refetches(tree, tmp_path):
+    command = [sys.executable, "-m", "analysis.cli", "scrape", "--ballot", "ppwp", "--region", "0", "--out", str(tmp_path),
+               "--snapshot", "k", "--rate", "200", "--concurrency", "3", "--no-progress"]
+    manifest = tmp_path / "k" / "manifest.jsonl"
+    with TreeServer(tree, delay=0.02) as server:
+        process = subprocess.Popen([*command, "--base-url", server.url], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and process.poll() is None:
+            if manifest.exists() and manifest.read_bytes().count(b"\n") >= 40:
+                break
+            time.sleep(0.005)
+        assert process.poll() is None, "the scrape ended before it could be killed"
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        asked_before = sum(server.requests.values())
+        assert asked_before < len(walked(tree, official=False)) + 3
+        resumed = subprocess.run([*command, "--base-url", server.url], cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert resumed.returncode == 0, resumed.stderr[-2000:]
+        refetched = sum(server.requests.values()) - len(server.requests)
+    assert refetched <= 3 + 1  # at most the requests in flight when killed (plus a half-written manifest line)
+    assert stored_tree(tmp_path / "k") == walked(tree, official=False)
+    assert "already there (resumed)" in resumed.stdout
+
+
+# ----------------------------------------------------------------------------- desa level, legislative, real bodies
+
+def test_desa_level_stops_at_the_desa_tables_and_builds_their_votes(election, tree, tmp_path):
+    with TreeServer(tree) as server:
+        summary = run(ScrapeConfig(ballot="ppwp", region="31", level="desa", base_url=server.url, out=str(tmp_path), snapshot="d", **FAST))
+    assert summary.ok and not any(len(p.rsplit("/", 1)[-1]) == 18 for p in server.requests)  # no TPS body asked
+    table = read_snapshot(tmp_path / "d").election.table
+    truth = election.table[election.table["province"] == "31"]
+    assert set(table.index) == set(truth.index) and (table["fetch_status"] == "desa_table").all()
+    served = [c for c in truth.index if ep.hhcw_path("ppwp", c) in tree]
+    pd.testing.assert_frame_equal(table.loc[served, ["01", "02", "03"]], truth.loc[served, ["01", "02", "03"]], check_names=False)
+    assert table["registered"].isna().all()  # desa tables carry no DPT
+
+
+def test_a_party_ballot_scrapes_and_builds_parties_and_candidates(election, tmp_path):
+    tree, long = legislative_tree(election, ballot="pdprdp", seed=4, unpublished=0.05)
+    with TreeServer(tree, fault_rate=0.1, seed=5, mix=("503", "cut", "html200")) as server:
+        summary = run(ScrapeConfig(ballot="pdprdp", region="11", base_url=server.url, out=str(tmp_path), snapshot="l", **FAST))
+    assert summary.ok, summary.text()
+    assert main(["build", "--raw", str(tmp_path / "l"), "--out", str(tmp_path / "l.parquet")]) == 0
+    built = read_snapshot(tmp_path / "l")
+    table, served = built.election.table, long[long["unit_id"].str.startswith("11")]
+    assert built.election.candidates == tuple(f"{int(p):02d}" for p in PARTIES)  # the served party list
+    totals = served.groupby(["unit_id", "party"])["votes"].sum().unstack()
+    for party in totals.columns:
+        assert (table.loc[totals.index, f"{int(party):02d}"].astype(int) == totals[party]).all()
+    got = pd.read_parquet(tmp_path / "l-candidates.parquet").sort_values(["unit_id", "party", "candidate"]).reset_index(drop=True)
+    want = served.sort_values(["unit_id", "party", "candidate"]).reset_index(drop=True)
+    assert got[["unit_id", "party", "candidate"]].equals(want[["unit_id", "party", "candidate"]])
+    assert (got["votes"].astype(int) == want["votes"]).all()
+
+
+@pytest.mark.skipif(not EXAMPLES.exists(), reason="../shared/data/sirekap/examples is absent")
+def test_real_bodies_served_and_built(tmp_path):
+    read = lambda name: (EXAMPLES / name).read_bytes()  # noqa: E731
+    desa = "1101012001"
+    tree = {ep.wilayah_path(desa): read("wilayah_ppwp_desa_1101012001_tps_list.json"),
+            ep.hhcw_path("ppwp", desa): read("hhcw_ppwp_desa_1101012001__ridwaanhall.json"),
+            ep.hhcw_path("ppwp", desa + "001"): read("tps_1101012001001__ridwaanhall.json"),
+            ep.hhcw_path("ppwp", desa + "002"): read("tps_adm_null_3101011001008__hendragunawan.json"),
+            "pemilu/ppwp.json": read("ppwp_candidates__rfaturriza.json")}
+    with TreeServer(tree, faults={ep.hhcw_path("ppwp", desa + "001"): ["html200", "cut"]}) as server:
+        summary = run(ScrapeConfig(ballot="ppwp", region=desa, base_url=server.url, out=str(tmp_path), snapshot="r", **FAST))
+        desa_level = run(ScrapeConfig(ballot="ppwp", region=desa, level="desa", base_url=server.url, out=str(tmp_path), snapshot="q", **FAST))
+    assert summary.ok and summary.not_published == 1 and desa_level.ok
+    table = read_snapshot(tmp_path / "r").election.table
+    assert list(table.index) == [desa + "001", desa + "002", desa + "003"]
+    assert list(table.loc[desa + "001", ["01", "02", "03", "voters"]]) == [144, 19, 2, 239]  # the revised real body
+    assert list(table["fetch_status"]) == ["ok", "ok", "not_published"] and table.loc[desa + "003", VOTES].isna().all()
+    assert table.loc[desa + "001", "village_name"] != "<NA>"
+    from_desa = read_snapshot(tmp_path / "q").election.table
+    assert list(from_desa.loc[desa + "002", ["01", "02", "03"]]) == [209, 37, 6]  # the real desa table's row
