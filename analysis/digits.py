@@ -1176,3 +1176,32 @@ def pair_tests(election, *, level: str, columns: Sequence[str] | None = None, nu
 
 
 __all__ += ["pair_tests", "weighted_chi2_sf", "station_digit_probabilities"]
+
+
+def region_total_tests(election, *, level: str, columns: Sequence[str] | None = None,
+                       tests: Sequence[str] = ("first", "first two", "second")) -> pd.DataFrame:
+    """Benford tests on the totals of the regions at ``level`` (e.g. every kecamatan's votes per candidate).
+
+    First-digit laws are only worth testing on counts that span several orders of magnitude, which
+    TPS counts never do and kecamatan or kabupaten totals sometimes do (Nigrini 2012, ch. 5;
+    Mebane 2006). One row per column and test with the textbook statistic, p-value, MAD and
+    Nigrini's class; ``note`` says when the totals span less than two orders of magnitude, in
+    which case the row is a description, not evidence (Deckert, Myagkov & Ordeshook 2011).
+    """
+    if level not in election.levels:
+        raise KeyError(f"{level!r} is not a level of this election ({', '.join(election.levels)})")
+    columns = tuple(election.candidates if columns is None else columns)
+    totals = election.totals(level)
+    rows = []
+    for column in columns:
+        results = benford_tests(totals[column].astype("Float64").to_numpy(dtype=float, na_value=np.nan),
+                                tests=tuple(tests))
+        for kind, result in results.items():
+            rows.append({"column": column, "test": result.name, "regions": len(totals), "n": result.n,
+                         "statistic": result.statistic, "dof": result.dof, "pvalue": result.pvalue,
+                         "mad": result.mad, "conformity": result.conformity, "note": result.note})
+    return pd.DataFrame(rows, columns=["column", "test", "regions", "n", "statistic", "dof", "pvalue", "mad",
+                                       "conformity", "note"])
+
+
+__all__ += ["region_total_tests"]

@@ -490,3 +490,47 @@ def test_digit_tests_accept_the_exact_null(small_election):
     assert table.null == "exact" and len(tested) >= 6
     assert tested["null"].str.startswith("exact:").all()
     assert ((tested["pvalue"] >= 0) & (tested["pvalue"] <= 1)).all()
+
+
+def test_pair_tests_per_region_flag_invented_pairs_only_where_planted():
+    from analysis.digits import pair_tests
+
+    rng = np.random.default_rng(8)
+    n = 6000
+    regions = np.repeat(["A", "B", "C"], n // 3)
+    totals = rng.integers(150, 301, n)
+    votes = rng.binomial(totals, rng.beta(20, 20, n)).astype(float)
+    # In region C every count gets an adjacent final pair (tens digit + 1), as an inventor might write.
+    in_c = regions == "C"
+    tens = (votes[in_c] // 10) % 10
+    votes[in_c] = votes[in_c] - votes[in_c] % 10 + (tens + 1) % 10
+    table = pd.DataFrame({"unit_id": [f"u{i}" for i in range(n)], "province": regions, "registered": totals + 20,
+                          "voters": totals, "valid": totals, "invalid": 0, "01": votes.astype(int)})
+    election = Election.from_frame(table, levels=["province"], candidates=["01"])
+    result = pair_tests(election, level="province", share_level=None)
+    adjacent = result[result["test"] == "adjacent final pair"].set_index("region")
+    assert adjacent.loc["C", "qvalue"] < 1e-6 and adjacent.loc["C", "share"] > 0.9
+    assert (adjacent.loc[["A", "B"], "qvalue"] > 0.05).all()
+    assert result["null"].str.startswith("exact").all()
+    with pytest.raises(KeyError):
+        pair_tests(election, level="regency")
+
+
+def test_region_total_tests_warn_where_benford_cannot_apply():
+    from analysis.digits import region_total_tests
+
+    rng = np.random.default_rng(2)
+    # Area totals spanning four orders of magnitude follow Benford's law closely (log-uniform sizes) ...
+    sizes = np.round(10 ** rng.uniform(1, 5, 4000)).astype(int)
+    table = pd.DataFrame({"unit_id": [f"u{i}" for i in range(4000)], "province": "11",
+                          "district": [f"11010{i:04d}" for i in range(4000)], "registered": sizes * 2,
+                          "voters": sizes, "valid": sizes, "invalid": 0, "01": sizes,
+                          "02": rng.integers(100, 300, 4000)})
+    election = Election.from_frame(table, levels=["province", "district"], candidates=["01", "02"])
+    result = region_total_tests(election, level="district").set_index(["column", "test"])
+    assert result.loc[("01", "first digit"), "pvalue"] > 0.001 and result.loc[("01", "first digit"), "note"] == ""
+    assert result.loc[("01", "first digit"), "regions"] == 4000
+    # ... totals within one order of magnitude are flagged as outside the law's reach, whatever their p-value
+    assert "does not apply" in result.loc[("02", "first digit"), "note"]
+    with pytest.raises(KeyError):
+        region_total_tests(election, level="village")

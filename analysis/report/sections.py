@@ -124,16 +124,24 @@ def _flags(rows: list[dict[str, Any]], alpha: float, note: str) -> list:
     ]
 
 
-def national_flags(forms: pd.DataFrame, digit_table, turnout_table, *, alpha: float) -> list:
+def _all_rows(forms: pd.DataFrame, tables: tuple) -> list[dict[str, Any]]:
+    """Flag rows of the forms table and of every further per-region table (a DataFrame with ``test``,
+    ``region``, ``pvalue``, ``qvalue`` columns, or a result object holding one as ``results``)."""
+    rows = _rows(forms, "broken forms rate")
+    for table in tables:
+        rows += _rows(table.results if hasattr(table, "results") else table)
+    return rows
+
+
+def national_flags(forms: pd.DataFrame, *tables, alpha: float) -> list:
     """Every per-province test as a Flag (q-values across provinces), for the summary and index."""
-    rows = _rows(forms, "broken forms rate") + _rows(digit_table.results) + _rows(turnout_table.results)
-    return _flags(rows, alpha, note="q-value across provinces (Benjamini-Hochberg)")
+    return _flags(_all_rows(forms, tables), alpha, note="q-value across provinces (Benjamini-Hochberg)")
 
 
-def province_flags(forms: pd.DataFrame, digit_table, turnout_table, *, alpha: float) -> list:
+def province_flags(forms: pd.DataFrame, *tables, alpha: float) -> list:
     """Every per-kabupaten test of a province as a Flag (q-values across its kabupaten/kota)."""
-    rows = _rows(forms, "broken forms rate") + _rows(digit_table.results) + _rows(turnout_table.results)
-    return _flags(rows, alpha, note="q-value across the province's kabupaten/kota (Benjamini-Hochberg)")
+    return _flags(_all_rows(forms, tables), alpha,
+                  note="q-value across the province's kabupaten/kota (Benjamini-Hochberg)")
 
 
 def flag_table(flags: list, election: Election | None = None, level: str = "province") -> pd.DataFrame:
