@@ -10,7 +10,7 @@ country's results, a synthetic table without the male/female boxes) is listed as
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -464,6 +464,7 @@ ALIASES: Mapping[str, str] = {
 }
 #: Parts of a C.Hasil form that Sirekap publishes as all zeros when nobody filled them in.
 SECTIONS: Mapping[str, tuple[str, ...]] = {
+    "chart": (),  # the candidates' boxes, filled in per election
     "votes": ("valid", "invalid", "ballots"),
     "voters": ("voters", "dpt_voters", "dptb_voters", "dpk_voters", "pengguna_dpt_l", "pengguna_dpt_p",
                "pengguna_dptb_l", "pengguna_dptb_p", "pengguna_non_dpt_l", "pengguna_non_dpt_p",
@@ -734,6 +735,7 @@ def find_misreadings(election, *, capacity: int | None = 300, reserve: float = 0
     blanked = np.full(len(idx), "", dtype=object)
     if zeros_as_blank and len(idx):
         for section, names in SECTIONS.items():
+            names = candidates if section == "chart" else names
             cols = [c for name in names if name in boxes for c in boxes[name]]
             if not cols:
                 continue
@@ -836,10 +838,15 @@ def find_misreadings(election, *, capacity: int | None = 300, reserve: float = 0
     m = len(idx)
     explained = np.zeros(m, dtype=bool)
     explained[best.index.to_numpy()] = True
-    # The box shown for an unexplained form: the one in most broken rules (first in form order).
-    implicated = broken_sub.astype(np.int64) @ touches.T.astype(np.int64)
+    # The box shown for an unexplained form is a guess: the one in most broken rules, and among
+    # those the least plausible reading (a 641 among votes of ~100), else the largest number.
+    implicated = (broken_sub.astype(np.int64) @ touches.T.astype(np.int64)).astype(float)
     for b, box in enumerate(box_names):
-        implicated[np.isnan(sub[boxes[box][0]]), b] = -1
+        values = sub[boxes[box][0]]
+        surprise = (-_log_plausibility(log_q[box], np.nan_to_num(values, nan=0.0)) if plausibility
+                    else np.log1p(np.nan_to_num(values, nan=0.0)))
+        implicated[:, b] += surprise / (1.0 + np.abs(surprise).max(initial=0.0)) / 2  # below one rule
+        implicated[np.isnan(values), b] = -1
     field_index = implicated.argmax(axis=1) if m else np.array([], dtype=np.int64)
     field_index[best.index.to_numpy()] = best["box"].to_numpy()
     field_names = np.array(box_names, dtype=object)[field_index] if m else np.array([], dtype=object)
@@ -891,4 +898,92 @@ def find_misreadings(election, *, capacity: int | None = 300, reserve: float = 0
                     "confusions": {f"{a}/{b}": w for (a, b), w in confusions.items()},
                     "plausibility": plausibility, "zeros_as_blank": zeros_as_blank,
                     "rules": tuple(r.id for r in rules)},
+    )
+
+
+CHANCE_NULL = ("correct forms (every checkable rule holds) given one non-OCR error: the valid total written "
+               "off by a difference drawn from the given ones (a tally slip); the share that one OCR edit "
+               "would nonetheless 'explain' is the rate of explanations by coincidence")
+
+
+@dataclass(frozen=True, eq=False)
+class ChanceExplained:
+    """How often a form broken by a tally slip, not by OCR, would still be 'explained' by one edit."""
+
+    n: int  # forms with a slip planted
+    explained: int
+    confident: int  # explained with confidence >= min_confidence
+    unique: int
+    min_confidence: float
+    columns: tuple[str, ...]
+    null: str = CHANCE_NULL
+    seed: int = 0
+
+    def to_frame(self) -> pd.DataFrame:
+        from statsmodels.stats.proportion import proportion_confint
+
+        rows = []
+        for label, k in (("explained", self.explained), (f"confidence >= {self.min_confidence:g}", self.confident),
+                         ("unique repair", self.unique)):
+            low, high = proportion_confint(k, self.n, alpha=0.05, method="wilson") if self.n else (np.nan, np.nan)
+            rows.append({"by chance": label, "forms": k, "of": self.n, "share": k / self.n if self.n else np.nan,
+                         "ci_low": low, "ci_high": high})
+        return pd.DataFrame(rows).set_index("by chance")
+
+    def _repr_html_(self) -> str:
+        head = f"Explanations by coincidence, {self.n:,} correct forms with a tally slip ({', '.join(self.columns)} published)."
+        return (f"<p><b>{html.escape(head)}</b></p>" + self.to_frame().to_html(escape=True, float_format="{:.3f}".format)
+                + f"<p><small>{html.escape('Null: ' + self.null)}</small></p>")
+
+
+def chance_explained(base, shifts: Sequence[int] | np.ndarray, *, columns: Sequence[str] | None = None,
+                     n: int = 2000, seed: int = 0, min_confidence: float = 0.9, **search: Any) -> ChanceExplained:
+    """The rate at which ``find_misreadings`` 'explains' a form whose only error is not OCR (simulated).
+
+    ``n`` correct forms of ``base`` (an Election; every rule that can be checked holds, the
+    candidates' sum among them) get their valid total moved by a difference drawn from
+    ``shifts`` (non-zero integers, e.g. the candidates-minus-valid differences observed in a real
+    set). ``columns``: keep only these count columns published (e.g. the flagged files' valid,
+    ballots and candidates), so the null sees the same rules the real set does. The result is a
+    coincidence rate with Wilson 95 % intervals, to set beside the share explained in real data.
+    """
+    shifts = np.asarray(shifts, dtype=np.int64)
+    shifts = shifts[shifts != 0]
+    if not len(shifts):
+        raise ValueError("chance_explained needs at least one non-zero shift")
+    table = base.table.copy()
+    if columns is not None:
+        keep = set(columns) | set(base.candidates) | {"valid"}
+        for name in base.counts:
+            if name not in keep:
+                table[name] = pd.array([pd.NA] * len(table), dtype="Int64")
+        for name in [c for c in table.columns if c.startswith(("pemilih_", "pengguna_", "suara_"))
+                     or c in ("dpt", "dpt_voters", "dptb_voters", "dpk_voters")]:
+            if name not in keep:
+                table = table.drop(columns=name)
+    reduced = replace(base, table=table)
+    checks = check_consistency(reduced)
+    ok = checks.evaluable["candidates_sum_to_valid"].to_numpy() & ~checks.failed.any(axis=1).to_numpy()
+    if "psu" in table.columns:
+        ok &= table["psu"].isna().to_numpy()
+    rng = np.random.default_rng(seed)
+    pool = np.flatnonzero(ok)
+    if not len(pool):
+        raise ValueError("the base election has no correct form with the candidates' sum checkable")
+    rows = rng.choice(pool, size=min(n, len(pool)), replace=False)
+    sample = table.iloc[rows].copy()
+    valid = sample["valid"].astype("Int64").to_numpy(dtype=np.int64) + rng.choice(shifts, len(sample))
+    # A slip cannot make a total negative; such draws are moved to the other side.
+    valid = np.where(valid < 0, -valid, valid)
+    for name in ("valid", "suara_sah"):
+        if name in sample.columns:
+            sample[name] = pd.array(valid, dtype="Int64")
+    found = find_misreadings(replace(base, table=sample), **search)
+    t = found.table
+    called = t["explained"].to_numpy()
+    return ChanceExplained(
+        n=len(sample), explained=int(called.sum()),
+        confident=int((called & (t["confidence"].to_numpy() >= min_confidence)).sum()),
+        unique=int((called & t["unique"].to_numpy()).sum()), min_confidence=min_confidence,
+        columns=tuple(c for c in base.counts if c in sample.columns and sample[c].notna().any()), seed=seed,
     )
