@@ -82,14 +82,18 @@ def test_province_summaries_carry_headlines(batch):
         assert summary["headline"]["stations"] >= 400
 
 
-def test_explore_notebook_runs_on_the_demo(batch, tmp_path):
+@pytest.mark.parametrize("name, parameters", [
+    ("region.ipynb", {"level": "regency", "code": "7301", "n_sim": 100}),
+    ("digits.ipynb", {"level": "regency", "code": "7301", "candidate": "02", "n_sim": 100}),
+])
+def test_explore_notebooks_run_on_the_demo(batch, tmp_path, name, parameters):
     import papermill
 
     synthetic, _, site, _ = batch
     data = site.parent / "demo.parquet"
     notebooks = Path(__file__).resolve().parents[1] / "notebooks" / "explore"
-    papermill.execute_notebook(str(notebooks / "region.ipynb"), str(tmp_path / "region.ipynb"), kernel_name="python3",
-                               parameters={"data_path": str(data), "level": "regency", "code": "7301", "n_sim": 100},
+    papermill.execute_notebook(str(notebooks / name), str(tmp_path / name), kernel_name="python3",
+                               parameters={"data_path": str(data), **parameters},
                                cwd=str(notebooks), progress_bar=False)
 
 
