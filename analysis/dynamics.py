@@ -32,7 +32,7 @@ from .election import Election
 #: How many rows ``_repr_html_`` shows.
 HTML_ROWS = 20
 #: Status of a TPS between two snapshots.
-STATUSES = ("published", "withdrawn", "revised", "unchanged", "absent")
+STATUSES = ("published", "withdrawn", "revised", "unchanged", "dropped", "added")
 
 
 def _html(head: str, *frames: pd.DataFrame) -> str:
@@ -46,11 +46,11 @@ class ElectionDiff:
     """Cell-level changes between two snapshots A and B of one ballot, with net change per region.
 
     ``changes``: unit_id, column, old, new (``<NA>`` = not published), one row per changed cell,
-    including every cell of a TPS present in only one snapshot. ``units``: unit_id and status
-    (published: no votes in A, votes in B; withdrawn: the reverse; revised: some number changed;
-    unchanged). ``net``: level, region, contestant, before, after, change, and the change split
-    into newly published, withdrawn and revised TPS (missing counts as 0 in the sums, as in the
-    published aggregates).
+    including every cell of a TPS present in only one snapshot. ``units``: unit_id, in_a, in_b and
+    status (published: no votes in A, votes in B; withdrawn: the reverse; revised: some number
+    changed; unchanged; dropped: only in A; added: only in B, without votes). ``net``: level, region, contestant, before, after, change, and the change split
+    into newly published, withdrawn, revised and dropped TPS (they add up to the change; missing
+    counts as 0 in the sums, as in the published aggregates).
     """
 
     changes: pd.DataFrame
@@ -61,29 +61,31 @@ class ElectionDiff:
     levels: tuple[str, ...]
     names: tuple[str, str] = ("A", "B")
     n: Mapping[str, int] = field(default_factory=dict)
+    before: pd.DataFrame = field(default_factory=pd.DataFrame)   # A's numbers of the TPS that changed
+    after: pd.DataFrame = field(default_factory=pd.DataFrame)    # B's numbers of the TPS that changed
 
     def counts(self) -> pd.Series:
         """TPS per status."""
         return self.units["status"].value_counts().reindex(list(STATUSES), fill_value=0)
 
     def changed_tps(self) -> pd.DataFrame:
-        """One row per TPS that is not unchanged: status and, per column, old -> new."""
+        """One row per TPS that is not unchanged: status and, per column, old and new (blank: not published)."""
         moved = self.units[self.units["status"] != "unchanged"].set_index("unit_id")
-        wide = self.changes.pivot_table(index="unit_id", columns="column", values=["old", "new"], aggfunc="first")
-        wide.columns = [f"{col}_{which}" for which, col in wide.columns]
-        order = [f"{c}_{w}" for c in self.columns for w in ("old", "new") if f"{c}_{w}" in wide.columns]
-        return moved.join(wide[order], how="left").reset_index()
+        old = self.before.reindex(moved.index).add_suffix("_old")
+        new = self.after.reindex(moved.index).add_suffix("_new")
+        order = [f"{c}_{w}" for c in self.columns for w in ("old", "new")]
+        return moved.join(old).join(new)[["in_a", "in_b", "status", *order]].reset_index()
 
     def apply(self, table: pd.DataFrame) -> pd.DataFrame:
         """Snapshot A's table with every reported change applied (what B should be, on ``columns``)."""
         out = table[list(self.columns)].copy()
-        gone = self.units.loc[self.units["status"] == "absent", "unit_id"]
-        out = out.drop(index=[u for u in gone if u in out.index])
-        new_ids = pd.Index(self.changes["unit_id"].unique()).difference(out.index)
+        out = out.drop(index=self.units.loc[~self.units["in_b"], "unit_id"].to_numpy())
+        new_ids = pd.Index(self.units.loc[~self.units["in_a"], "unit_id"].to_numpy())
         if len(new_ids):
             out = pd.concat([out, pd.DataFrame(index=pd.Index(new_ids, name=out.index.name), columns=out.columns)
                              .astype(out.dtypes.to_dict())])
-        for column, part in self.changes.groupby("column", sort=False):
+        kept = self.changes[self.changes["unit_id"].isin(out.index)]
+        for column, part in kept.groupby("column", sort=False):
             out.loc[part["unit_id"].to_numpy(), column] = part["new"].astype(out[column].dtype).to_numpy()
         return out
 
@@ -94,7 +96,7 @@ class ElectionDiff:
     def _repr_html_(self) -> str:
         c = self.counts()
         head = (f"{self.names[0]} -> {self.names[1]}: {c['revised']:,} TPS revised, {c['published']:,} newly "
-                f"published, {c['withdrawn']:,} withdrawn, {c['absent']:,} only in one snapshot, "
+                f"published, {c['withdrawn']:,} withdrawn, {c['dropped']:,} only in A, {c['added']:,} only in B without votes, "
                 f"{c['unchanged']:,} unchanged; {len(self.changes):,} numbers changed.")
         return _html(head, self.net, self.changed_tps())
 
@@ -104,8 +106,8 @@ def diff_elections(a: Election, b: Election, *, columns: Sequence[str] | None = 
     """Which TPS changed between snapshots A and B, and the net change per candidate per region.
 
     Compares ``columns`` (default: every count column both have); a TPS is matched by its
-    unit_id. A TPS only in A is "absent" with its cells going to ``<NA>``; one only in B is
-    "published" (or "absent" when it has no votes either). ``levels`` (default: all of A's) are
+    unit_id. A TPS only in A is "dropped" with its cells going to ``<NA>``; one only in B is
+    "published" (or "added" when it has no votes either). ``levels`` (default: all of A's) are
     where ``net`` sums the candidates.
     """
     if tuple(a.candidates) != tuple(b.candidates):
@@ -137,9 +139,9 @@ def diff_elections(a: Election, b: Election, *, columns: Sequence[str] | None = 
     status = np.where(differ.any(axis=1), "revised", "unchanged").astype(object)
     status[~votes_a & votes_b] = "published"
     status[votes_a & ~votes_b] = "withdrawn"
-    status[in_a & ~in_b] = "absent"
-    status[~in_a & in_b & ~votes_b] = "absent"
-    units = pd.DataFrame({"unit_id": ids.astype(str), "status": status})
+    status[in_a & ~in_b] = "dropped"
+    status[~in_a & in_b & ~votes_b] = "added"
+    units = pd.DataFrame({"unit_id": ids.astype(str), "in_a": in_a, "in_b": in_b, "status": status})
 
     # Region codes come from whichever snapshot has the TPS.
     region = a.table[list(levels)].reindex(ids).fillna(b.table[list(levels)].reindex(ids))
@@ -156,15 +158,17 @@ def diff_elections(a: Election, b: Election, *, columns: Sequence[str] | None = 
             change = after - before
             piece = pd.DataFrame({"level": level, "region": before.index.astype(str), "contestant": c,
                                   "before": before.to_numpy(), "after": after.to_numpy(), "change": change.to_numpy()})
-            for kind in ("published", "withdrawn", "revised"):
+            for kind in ("published", "withdrawn", "revised", "dropped"):
                 sub = frame[frame["status"] == kind]
                 by = (sub[f"after_{c}"] - sub[f"before_{c}"]).groupby(sub["region"]).sum()
                 piece[f"from_{kind}"] = by.reindex(before.index, fill_value=0).to_numpy()
             parts.append(piece)
     net = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     n = {"tps_a": len(a.table), "tps_b": len(b.table), "tps_compared": len(ids)}
+    moved = ids[differ.any(axis=1) | (in_a != in_b)]
     return ElectionDiff(changes=changes, units=units, net=net, columns=columns, candidates=tuple(cand),
-                        levels=levels, names=(a.name or "A", b.name or "B"), n=n)
+                        levels=levels, names=(a.name or "A", b.name or "B"), n=n,
+                        before=ta.loc[moved], after=tb.loc[moved])
 
 
 # ==================================================================================== aggregate series
