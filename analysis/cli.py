@@ -126,6 +126,57 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return _write(election, rejects, args.out, "rows")
 
 
+def _load_snapshot(path: str):
+    """An Election from a Parquet file, a `forensik scrape` snapshot folder, or a folder/zip of TPS bodies."""
+    from .election import Election
+    from .sources.sirekap.parse import read_tps_bodies
+
+    p = Path(path)
+    if p.is_file() and p.suffix == ".parquet":
+        return Election.read_parquet(p), 0
+    if not p.exists():
+        raise FileNotFoundError(f"no snapshot at {path} (an Election .parquet, a scrape snapshot, or a folder/zip of TPS bodies)")
+    if p.is_dir():
+        from .sources.sirekap import store
+        from .sources.sirekap.parse import read_snapshot
+
+        if store.is_snapshot(p):
+            built = read_snapshot(p, ballot="ppwp")
+            return built.election, len(built.rejects)
+    election, rejects = read_tps_bodies(p)
+    return election, len(rejects)
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .dynamics import diff_elections
+
+    (a, rej_a), (b, rej_b) = _load_snapshot(args.a), _load_snapshot(args.b)
+    if args.level not in a.levels:
+        raise ValueError(f"--level {args.level!r} is not a level of these elections ({', '.join(a.levels)})")
+    diff = diff_elections(a, b, levels=[args.level])
+    counts = diff.counts()
+    print(f"A: {args.a} ({len(a):,} TPS, {rej_a:,} rejected bodies)\nB: {args.b} ({len(b):,} TPS, {rej_b:,} rejected bodies)")
+    print("TPS: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()) + f"; {len(diff.changes):,} numbers changed")
+    net = diff.net.pivot_table(index="region", columns="contestant", values="change", aggfunc="sum")
+    net = net[(net != 0).any(axis=1)]
+    with pd.option_context("display.width", 160, "display.max_rows", args.rows):
+        print(f"net change per candidate per {args.level} ({len(net):,} regions changed):")
+        print(net.to_string() if len(net) else "  none")
+        changed = diff.changed_tps()
+        print(f"changed TPS ({len(changed):,}; first {min(args.rows, len(changed))}):")
+        print(changed.head(args.rows).to_string(index=False) if len(changed) else "  none")
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        diff.changed_tps().to_csv(out, index=False)
+        net_path = out.with_name(out.stem + "-net.csv")
+        diff.net.to_csv(net_path, index=False)
+        print(f"changed TPS written to {out}; net change per region to {net_path}")
+    return 0
+
+
 def _write(election, rejects, out: str, what: str) -> int:
     """The Election to Parquet and its rejects beside it as ``*-rejects.csv``."""
     out_path = Path(out)
@@ -221,6 +272,17 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--mapping", required=True, help="mapping name (russia_2011, russia_2012, albania_2013, poland_2020, uganda_2011) or TOML path")
     imp.add_argument("--out", required=True, help="Parquet file to write")
     imp.set_defaults(func=_cmd_import)
+
+    dif = sub.add_parser("diff", help="what changed between two snapshots of a ballot: changed TPS and net change per region",
+                         description="Compare two snapshots (Election .parquet files, `forensik scrape` snapshot folders, or "
+                         "folders/zips of raw TPS bodies): TPS whose numbers changed with old and new values, TPS newly "
+                         "published or withdrawn, and the net change per candidate per region.")
+    dif.add_argument("a", help="the earlier snapshot")
+    dif.add_argument("b", help="the later snapshot")
+    dif.add_argument("--level", default="province", help="region level of the net change (default: %(default)s)")
+    dif.add_argument("--rows", type=int, default=20, help="rows of each table to print (default: %(default)s)")
+    dif.add_argument("--out", default="", help="CSV of the changed TPS; the net change goes beside it as *-net.csv")
+    dif.set_defaults(func=_cmd_diff)
     return parser
 
 
