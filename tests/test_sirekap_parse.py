@@ -143,3 +143,100 @@ def test_a_folder_and_a_zip_give_the_same_election(tmp_path):
     assert len(from_folder) == 3 and len(rejects_folder) == len(rejects_zip) == 1
     with pytest.raises(FileNotFoundError):
         read_tps_bodies(tmp_path / "nothing")
+
+
+# ----------------------------------------------------------------------------- party ballots (DPR, DPRD) and DPD
+
+from analysis.sources.sirekap.parse import PARTY_COLUMNS  # noqa: E402
+
+PDPRDP = SHARED / "pdprdp_tps"
+
+
+def party_body(**changes):
+    """A DPRD/DPR TPS body: per party its total, its party-only votes and its candidates' votes."""
+    data = body(chart={"null": None,
+                       "1": {"jml_suara_total": 19, "jml_suara_partai": 4, "1001": 10, "1002": 5},
+                       "15": {"jml_suara_total": 4, "jml_suara_partai": 4},
+                       "24": {"jml_suara_total": 0, "jml_suara_partai": 0, "24001": 0}})
+    data.update(changes)
+    return data
+
+
+def test_a_party_body_gives_party_columns_and_long_candidate_votes():
+    parsed = parse_tps_bodies({CODE: json.dumps(party_body())}, candidates=PARTY_COLUMNS, parties=True)
+    row = parsed.table.loc[CODE]
+    assert (row["01"], row["15"], row["24"]) == (19, 4, 0) and pd.isna(row["02"]) and row["voters"] == 239
+    long = parsed.votes_long
+    assert list(long.itertuples(index=False, name=None)) == [
+        (CODE, "1", "", 4), (CODE, "1", "1001", 10), (CODE, "1", "1002", 5), (CODE, "15", "", 4), (CODE, "24", "", 0),
+        (CODE, "24", "24001", 0)]
+    election = to_election(parsed, candidates=PARTY_COLUMNS)
+    assert election.candidates == tuple(f"{n:02d}" for n in range(1, 25))
+
+
+@pytest.mark.parametrize("chart, reason", [
+    ({"31": {"jml_suara_total": 3}}, "unknown party number"),
+    ({"1": {"jml_suara_total": 3, "1001": -1}}, "negative"),
+    ({"1": {"jml_suara_total": "banyak"}}, "not a count"),
+    ({"1": [1, 2]}, "not a count"),
+])
+def test_bad_party_bodies_are_rejected_and_leave_no_votes_behind(chart, reason):
+    bodies = {CODE: party_body(chart=chart), "3101011001002": party_body()}
+    parsed = parse_tps_bodies(bodies, candidates=PARTY_COLUMNS, parties=True)
+    assert list(parsed.rejects["unit_id"]) == [CODE] and reason in parsed.rejects["reason"].iloc[0]
+    assert set(parsed.votes_long["unit_id"]) == {"3101011001002"}
+
+
+def test_dpd_ids_of_every_province_map_to_ballot_numbers():
+    candidates = {"9001": "01", "9002": "02", "7001": "01", "7002": "02"}
+    bodies = {"1101012001001": body(chart={"9001": 5, "9002": 7}), "3101011001001": body(chart={"7001": 1, "7002": 2}),
+              "3101011001002": body(chart={"7001": 1, "9001": 2})}
+    parsed = parse_tps_bodies(bodies, candidates=candidates)
+    assert parsed.table.loc["1101012001001", ["01", "02"]].tolist() == [5, 7]
+    assert parsed.table.loc["3101011001001", ["01", "02"]].tolist() == [1, 2]
+    assert "two candidates with ballot number 01" in parsed.rejects["reason"].iloc[0]
+
+
+PARTY_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 10**10) | st.text(max_size=6),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(
+        st.sampled_from(["1", "2", "24", "99", "jml_suara_total", "jml_suara_partai", "1001", "null"]) | st.text(max_size=4),
+        children, max_size=4),
+    max_leaves=16)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.from_regex(r"[0-9]{13}", fullmatch=True),
+                       st.one_of(PARTY_JSON.map(lambda chart: {"chart": chart, "administrasi": None}), PARTY_JSON), max_size=5))
+def test_party_parser_never_raises_and_accounts_for_every_body(bodies):
+    parsed = parse_tps_bodies(bodies, candidates=PARTY_COLUMNS, parties=True)
+    assert len(parsed.table) + len(parsed.rejects) == len(bodies)
+    assert set(parsed.votes_long["unit_id"]) <= set(parsed.table.index)
+    if len(parsed.table):
+        to_election(parsed, candidates=PARTY_COLUMNS)
+
+
+@pytest.mark.skipif(not PDPRDP.exists(), reason="../shared/data/sirekap/pdprdp_tps is absent")
+def test_real_dprd_provinsi_rows_as_party_bodies_keep_every_total():
+    """Real Banyumas/Cilacap DPRD-provinsi TPS rows, put in the party-body shape, come back party by party."""
+    for path in sorted(PDPRDP.glob("*.csv.gz")):
+        frame = pd.read_csv(path, sep=";", dtype=str)
+        parties = {column.split(" ", 1)[0]: column for column in frame.columns[3:]}
+        bodies, numbers = {}, {}
+        for i, row in enumerate(frame.itertuples(index=False)):
+            code = f"3302{i:09d}"
+            values = [row[3 + k] for k in range(len(parties))]
+            if all(isinstance(v, str) and v.strip().isdigit() for v in values):
+                chart = {p: {"jml_suara_total": int(v)} for p, v in zip(parties, values)}
+                numbers[code] = [int(v) for v in values]
+            else:  # "Data sedang diproses ...": published without numbers
+                chart = None
+            bodies[code] = {"chart": chart, "administrasi": None}
+        parsed = parse_tps_bodies(bodies, candidates=PARTY_COLUMNS, parties=True)
+        assert parsed.rejects.empty and len(parsed.table) == len(frame)
+        columns = [f"{int(p):02d}" for p in parties]
+        got = parsed.table.loc[list(numbers), columns].astype(int).to_numpy()
+        assert (got == pd.DataFrame(numbers).T.to_numpy()).all()
+        waiting = parsed.table.index.difference(list(numbers))
+        assert len(waiting) > 0 and parsed.table.loc[waiting, columns].isna().all().all()
+        assert int(parsed.table[columns].sum().sum()) == sum(map(sum, numbers.values()))
