@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -981,12 +982,27 @@ class DigitTable:
     def to_frame(self) -> pd.DataFrame:
         return self.results.copy()
 
+    def display(self) -> pd.DataFrame:
+        """The results as a reader sees them: rounded, one null description instead of one per row."""
+        shown = self.results.drop(columns=["null", "mad_null"])
+        if not shown["note"].astype(bool).any():
+            shown = shown.drop(columns="note")
+        for column in ("pvalue", "textbook_pvalue", "qvalue"):
+            shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else f"{v:.3g}")
+        for column, decimals in (("statistic", 1), ("mad", 4), ("mean_digit", 2), ("expected_mean", 2)):
+            shown[column] = shown[column].map(lambda v, d=decimals: "" if pd.isna(v) else f"{v:.{d}f}")
+        return shown.rename(columns={"pvalue": "p", "textbook_pvalue": "textbook p", "qvalue": "q",
+                                     "statistic": "chi-square", "mean_digit": "mean digit",
+                                     "expected_mean": "expected mean"})
+
     def _repr_html_(self) -> str:
-        title = (f"Digit tests per {self.level}; null: {self.null}"
+        kinds = {re.sub(r" \(rho = [^)]*\)", "", str(n).split(";")[0]) for n in self.results["null"] if str(n)}
+        title = (f"Digit tests per {self.level}; null: {'; '.join(sorted(kinds)) or self.null}"
                  + (f" ({self.n_sim} draws, seed {self.seed})" if self.null == "simulated" else "")
-                 + "; q-values: Benjamini-Hochberg per test across regions and columns")
+                 + "; q-values: Benjamini-Hochberg per test across regions and columns"
+                 + "; overdispersion per row in to_frame()")
         return (f"<p><b>{html.escape(title)}</b></p>\n"
-                + self.results.to_html(escape=True, index=False, na_rep=""))
+                + self.display().to_html(escape=True, index=False, na_rep=""))
 
 
 def _region_seed(seed: int, region: str, column: str) -> int:
