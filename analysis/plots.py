@@ -196,3 +196,76 @@ def region_failure_rates(table: pd.DataFrame, *, labels: bool | None = None) -> 
     ax.set_title(f"{rule}: red = more failures than elsewhere, blue = fewer (q < {alpha:g}); "
                  "bars: 95 % interval", fontsize=9, parse_math=False)
     return fig
+
+
+# ------------------------------------------------------------------------------------ dynamics
+def increment_shares(test, contestant: str, *, region: str = "0", ax=None, title: str = "") -> Figure:
+    """A contestant's share of the votes added in each tested interval, against the null's expectation.
+
+    ``test`` is a ``dynamics.CompositionTest`` run with ``focus`` including ``contestant``. Dots:
+    the share of each increment (area ~ votes added); line: the expected share (the region's
+    earlier increments); grey band: expected +- 1.96 sd under the overdispersed null; red:
+    intervals that depart from the null at q < alpha (whichever contestant drives them).
+    """
+    if ax is None:
+        fig = Figure(figsize=(9, 3.8), layout="constrained")
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    t = test.table
+    if f"share_{contestant}" not in t:
+        raise KeyError(f"run composition_test with focus=({contestant!r},) to plot its shares")
+    t = t[t["region"] == str(region)].sort_values("end")
+    n = t["n"].to_numpy(dtype=float)
+    p = t[f"expected_{contestant}"].to_numpy(dtype=float)
+    sd = np.sqrt(t["phi"].to_numpy(dtype=float) * p * (1 - p) / n)
+    x = t["end"].dt.tz_localize(None) if t["end"].dt.tz is not None else t["end"]
+    ax.fill_between(x, 100 * np.clip(p - 1.96 * sd, 0, 1), 100 * np.clip(p + 1.96 * sd, 0, 1),
+                    color="0.85", step="mid", label="null: expected +- 1.96 sd")
+    ax.step(x, 100 * p, where="mid", color="0.3", linewidth=1, label="expected share (" + ("totals so far" if test.parameters.get("baseline") == "cumulative"
+                                             else "earlier increments") + ")")
+    flagged = t["flagged"].to_numpy(dtype=bool)
+    size = 8 + 60 * np.sqrt(n / max(n.max(), 1.0))
+    share = 100 * t[f"share_{contestant}"].to_numpy(dtype=float)
+    ax.scatter(x[~flagged], share[~flagged], s=size[~flagged], color=_NEUTRAL, label="increment")
+    ax.scatter(x[flagged], share[flagged], s=size[flagged], color=_BROKEN,
+               label=f"departs from the null (q < {test.parameters['alpha']:g})")
+    ax.set_ylabel("share of votes added, %")
+    ax.set_xlabel("end of interval (WIB)")
+    _plain(ax.legend(fontsize=8, frameon=False, loc="upper left").get_texts())
+    name = test.labels.get(contestant, contestant)
+    head = f"{name}: share of each increment, region {region}"
+    ax.set_title(f"{title}\n{head}" if title else head, fontsize=9, parse_math=False)
+    fig.autofmt_xdate()
+    return fig
+
+
+def series_decreases(decreases, *, region: str = "0", ax=None, title: str = "") -> Figure:
+    """Votes removed from each contestant's total, per interval (a published total went down).
+
+    ``decreases`` is a ``dynamics.Decreases``. One stem per fall, coloured by contestant, at the
+    end of the interval; the y axis is symmetric-log so falls of 10 and 50,000 votes both show.
+    """
+    if ax is None:
+        fig = Figure(figsize=(9, 3.5), layout="constrained")
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    t = decreases.table
+    t = t[t["region"] == str(region)]
+    colours = ["#8CB9BD", "#C7B7A3", "#B67352", "#4C72B0", "#DD8452", "#55A868"]
+    for i, (c, part) in enumerate(t.groupby("contestant", sort=True)):
+        x = part["end"].dt.tz_localize(None)
+        ax.vlines(x, 0, part["change"], color=colours[i % len(colours)], linewidth=1.2)
+        ax.scatter(x, part["change"], s=10, color=colours[i % len(colours)],
+                   label=f"{decreases.labels.get(c, c)}: {len(part):,} falls, {-int(part['change'].sum()):,} votes")
+    ax.set_yscale("symlog", linthresh=10)
+    ax.axhline(0, color="0.3", linewidth=0.8)
+    ax.set_ylabel("change of the total (votes)")
+    ax.set_xlabel("end of interval (WIB)")
+    if len(t):
+        _plain(ax.legend(fontsize=8, frameon=False, loc="lower left").get_texts())
+    head = f"falls of published totals, region {region}"
+    ax.set_title(f"{title}\n{head}" if title else head, fontsize=9, parse_math=False)
+    fig.autofmt_xdate()
+    return fig
