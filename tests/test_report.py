@@ -1,5 +1,7 @@
 """The batch runner, the HTML export and the index, on tiny notebooks the tests write themselves."""
 
+import base64
+import hashlib
 import json
 import sys
 from html.parser import HTMLParser
@@ -22,20 +24,32 @@ HOSTILE_HTML = ("<script>alert(1)</script><img src=x onerror=alert(2)><a href='j
                 "<img src='https://evil.example/track.png'><p onclick='alert(5)'>kept text</p>")
 
 
+SORT_JS = (Path(__file__).resolve().parents[1] / "analysis" / "report" / "static" / "sort.js").read_text()
+SORT_JS_HASH = "'sha256-" + base64.b64encode(hashlib.sha256(SORT_JS.encode()).digest()).decode() + "'"
+
+
 class Page(HTMLParser):
-    """What a browser would see: tags, attributes, and the text a reader reads (independent of export.py)."""
+    """What a browser would see: tags, attributes, scripts, and the text a reader reads (independent of export.py)."""
 
     def __init__(self, html):
         super().__init__(convert_charrefs=True)
-        self.tags, self.attributes, self.text = [], [], []
+        self.tags, self.attributes, self.text, self.scripts = [], [], [], []
+        self._in = None
         self.feed(html)
 
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
         self.attributes += [(tag, k, (v or "").strip()) for k, v in attrs]
+        self._in = tag
+
+    def handle_endtag(self, tag):
+        self._in = None
 
     def handle_data(self, data):
-        self.text.append(data)
+        if self._in == "script":
+            self.scripts.append(data)
+        elif self._in != "style":
+            self.text.append(data)
 
     @property
     def words(self):
@@ -44,19 +58,23 @@ class Page(HTMLParser):
 
 
 def assert_safe(html, verbatim=True):
-    """No script, no event handler, no javascript: URL, nothing loaded from another host, a strict CSP.
+    """One script, the pinned sort.js; no event handler, no javascript: URL, nothing loaded from another host;
+    a strict CSP that allows that one script by its hash and nothing else.
 
-    ``verbatim``: not even as escaped text (a failed report's traceback may quote code as text).
+    ``verbatim``: no other script even as escaped text (a failed report's traceback may quote code as text).
     """
     lowered = html.lower()
     if verbatim:
-        assert "<script" not in lowered and "onerror" not in lowered and "javascript:" not in lowered
+        assert lowered.count("<script") == 1 and "onerror" not in lowered and "javascript:" not in lowered
     page = Page(html)
-    assert not {"script", "iframe", "object", "embed", "base", "link"} & set(page.tags)
+    assert page.tags.count("script") == 1 and page.scripts == [SORT_JS]
+    assert not [a for a in page.attributes if a[0] == "script"]  # inline, no src
+    assert not {"iframe", "object", "embed", "base", "link", "svg", "form"} & set(page.tags)
     assert not [a for a in page.attributes if a[1].startswith("on")]
     assert not [a for a in page.attributes if a[1] in ("src", "href") and ("://" in a[2] or a[2].startswith("//"))]
     csp = [v for tag, k, v in page.attributes if tag == "meta" and k == "content" and "default-src 'none'" in v]
-    assert csp and "script-src" not in csp[0]  # no script source is allowed at all
+    assert len(csp) == 1 and f"script-src {SORT_JS_HASH};" in csp[0]  # that script and no other
+    assert "unsafe" not in csp[0] and "img-src data:;" in csp[0]
     assert ("meta", "http-equiv", "Content-Security-Policy") in page.attributes
     return page
 

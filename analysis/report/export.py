@@ -1,17 +1,26 @@
-"""Executed notebook -> one safe HTML page: inputs hidden, outputs sanitised, no scripts, strict CSP.
+"""Executed notebook -> one safe HTML page: inputs hidden, outputs sanitised, one pinned script, strict CSP.
 
 The page comes from the project's own nbconvert template (``templates/forensik``, built on
 nbconvert's ``lab`` cell markup): every ``text/html`` and Markdown output goes through ``sanitise``
 (nh3), JavaScript and widget outputs are dropped, SVG is shown only as an ``<img>``, PNG figures are
-inline ``data:`` images, and the shared stylesheet is inlined so that one file is the whole report
-(it can be mailed or archived alone). A final check refuses to write a page that still holds a
-script, an event handler, a ``javascript:`` URL or a load from another host.
+inline ``data:`` images (compacted to palette PNGs) inside ``<figure>`` with their caption, and the
+shared stylesheet is inlined so that one file is the whole report (it can be mailed or archived alone).
+
+Scripts: the page carries exactly one, ``static/sort.js`` (click a column heading to sort a table),
+inlined and allowed by its SHA-256 in the Content-Security-Policy; no other script, inline or from
+anywhere, can run, and without scripts (a mail client) the tables keep the report's own order. The
+stylesheet is pinned the same way, so no injected style can apply either. A final check refuses to
+write a page that holds any other script, an event handler, a ``javascript:`` URL or a load from
+another host.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import secrets
+from functools import lru_cache
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Mapping
@@ -20,12 +29,23 @@ import nh3
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 STYLESHEET = Path(__file__).resolve().parent / "static" / "report.css"
+SORT_SCRIPT = Path(__file__).resolve().parent / "static" / "sort.js"
 
-#: No scripts at all; images only inline (or from the report's own folder); styles inline only.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-)
+
+def _csp_hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
+
+
+@lru_cache(maxsize=1)
+def content_security_policy() -> str:
+    """The pages' policy: nothing loads from anywhere; images only inline; the one stylesheet and the one
+    script (sort.js) run only because their SHA-256 is listed. (``frame-ancestors`` is not honoured in a
+    ``meta`` tag, so it is left out rather than pretended.)"""
+    return (
+        f"default-src 'none'; img-src data:; style-src {_csp_hash(stylesheet())}; "
+        f"script-src {_csp_hash(sort_script())}; base-uri 'none'; form-action 'none'; "
+        "require-trusted-types-for 'script'; trusted-types 'none'"
+    )
 
 ALLOWED_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "col", "colgroup", "dd", "del",
@@ -76,14 +96,18 @@ def sanitise(html: str) -> str:
 
 
 class _ActiveContent(HTMLParser):
-    """Everything in a page a browser would run or fetch by itself."""
+    """Everything in a page a browser would run or fetch by itself (the pinned sort script excepted)."""
 
-    def __init__(self) -> None:
+    def __init__(self, allowed_scripts: frozenset[str] = frozenset()) -> None:
         super().__init__(convert_charrefs=True)
         self.found: list[str] = []
+        self.allowed_scripts = allowed_scripts
+        self._script: list[str] | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ACTIVE_TAGS:
+        if tag == "script" and not attrs and self.allowed_scripts:
+            self._script = []  # judged on its text, at its end tag
+        elif tag in ACTIVE_TAGS:
             self.found.append(f"<{tag}>")
         for name, value in attrs:
             value = (value or "").strip()
@@ -96,26 +120,52 @@ class _ActiveContent(HTMLParser):
             elif name in LOADING_ATTRIBUTES and tag != "a" and ("://" in value or value.startswith("//")):
                 self.found.append(f"<{tag} {name}={value[:60]!r}>")
 
+    def handle_data(self, data: str) -> None:
+        if self._script is not None:
+            self._script.append(data)
 
-def active_content(html: str) -> list[str]:
-    """Scripts, event handlers, ``javascript:`` URLs and loads from other hosts in ``html`` (empty: none)."""
-    parser = _ActiveContent()
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script" and self._script is not None:
+            if "".join(self._script) not in self.allowed_scripts:
+                self.found.append("<script> (not the pinned sort script)")
+            self._script = None
+
+
+def active_content(html: str, allowed_scripts: frozenset[str] = frozenset()) -> list[str]:
+    """Scripts (but those in ``allowed_scripts``, by exact text), event handlers, ``javascript:`` URLs and
+    loads from other hosts in ``html`` (empty: none)."""
+    parser = _ActiveContent(allowed_scripts)
     parser.feed(html)
     parser.close()
+    if parser._script is not None:
+        parser.found.append("<script> (unterminated)")
     return parser.found
 
 
 def check_inert(html: str, where: str) -> str:
-    """``html`` unchanged when it holds no active content; ``ExportError`` naming what it holds otherwise."""
-    found = active_content(html)
+    """``html`` unchanged when it holds no active content but the pinned sort script; ``ExportError``
+    naming what it holds otherwise."""
+    found = active_content(html, frozenset({sort_script()}))
     if found:
         raise ExportError(f"{where}: refusing to write a page with active content: {', '.join(found[:5])}")
     return html
 
 
+@lru_cache(maxsize=1)
 def stylesheet() -> str:
     """The shared stylesheet's text."""
     return STYLESHEET.read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=1)
+def sort_script() -> str:
+    """The table-sorting script's text (the only script a page carries)."""
+    return SORT_SCRIPT.read_text(encoding="utf-8")
+
+
+def page_assets() -> dict[str, str]:
+    """What every page's ``<head>`` and end of ``<body>`` carry: the policy, the stylesheet, the script."""
+    return {"csp": content_security_policy(), "css": stylesheet(), "script": sort_script()}
 
 
 def write_atomic(path: str | Path, text: str) -> Path:
@@ -133,6 +183,37 @@ def write_atomic(path: str | Path, text: str) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def write_bytes_atomic(path: str | Path, raw: bytes) -> Path:
+    """Write bytes to ``path`` through a temp file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "xb") as out:
+            out.write(raw)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def compact_images(notebook) -> int:
+    """Re-encode every PNG output as a palette PNG when smaller (``figures.compact_png``); bytes saved."""
+    from .figures import compact_png_base64
+
+    saved = 0
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "image/png" in data:
+                text = "".join(data["image/png"]) if isinstance(data["image/png"], list) else data["image/png"]
+                small = compact_png_base64(text.replace("\n", ""))
+                saved += len(text) - len(small)
+                data["image/png"] = small
+    return saved
 
 
 def _exporter():
@@ -157,8 +238,9 @@ def export_html(executed_ipynb: str | Path, html_path: str | Path, *, title: str
     from ..election import code_version
 
     notebook = nbformat.read(str(executed_ipynb), as_version=4)
+    compact_images(notebook)
     resources = {"forensik": {
-        "title": str(title), "csp": CONTENT_SECURITY_POLICY, "css": stylesheet(), "error": str(error or ""),
+        "title": str(title), **page_assets(), "error": str(error or ""),
         "footer": {str(k): str(v) for k, v in (footer or {}).items()}, "index_href": index_href,
         "code_version": code_version(),
     }}

@@ -11,8 +11,8 @@ from typing import Any
 import jinja2
 
 from ..election import code_version
-from .export import CONTENT_SECURITY_POLICY, TEMPLATES, check_inert, stylesheet, write_atomic
-from .runner import NATIONAL, BatchResult, ReportResult
+from .export import TEMPLATES, check_inert, page_assets, write_atomic
+from .runner import NATIONAL, BatchResult, ReportResult, footer_pairs
 from .summary import SummaryError, read_summary
 
 
@@ -92,22 +92,10 @@ def index_rows(batch: BatchResult, out_dir: str | Path) -> tuple[list[dict[str, 
 
 def _provenance(batch: BatchResult, generated: str) -> list[tuple[str, str]]:
     """What the batch was made from, as (label, value) pairs for the page's footer."""
-    summaries = [s for s in (_summary(r)[0] for r in batch.reports) if s]
-    # Every report read the same file; the national summary (last) describes the whole table.
-    provenance = summaries[-1]["provenance"] if summaries else {}
-    pairs = [
-        ("generated (UTC)", generated),
-        ("data file", Path(batch.data_path).name),
-        ("data file SHA-256", batch.data_sha256),
-        ("source", provenance.get("source", "")),
-        ("input SHA-256", provenance.get("input_sha256", "")),
-        ("table SHA-256", provenance.get("table_sha256", "")),
-        ("snapshot / fetch time", provenance.get("snapshot", provenance.get("fetched", ""))),
-        ("forensik version", code_version()),
-        ("batch time", f"{batch.seconds:.0f} s" if batch.seconds else ""),
-    ]
-    # Parameters verbatim: a seed of 2024 is not "2,024".
-    pairs += [(f"parameter {key}", str(value)) for key, value in batch.parameters.items()]
+    pairs = list(footer_pairs(batch.build).items()) if batch.build else [
+        ("data file", Path(batch.data_path).name), ("data file SHA-256 (as read)", batch.data_sha256),
+        ("code version", code_version()), *((f"parameter {k}", str(v)) for k, v in batch.parameters.items())]
+    pairs += [("batch time", f"{batch.seconds:.0f} s" if batch.seconds else ""), ("rendered (UTC)", generated)]
     return [(str(k), str(v)) for k, v in pairs if v not in (None, "")]
 
 
@@ -121,7 +109,7 @@ def write_index(out_dir: str | Path, batch: BatchResult) -> Path:
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES / "forensik")), autoescape=True,
                                      undefined=jinja2.StrictUndefined)
     html = environment.get_template("batch-index.html.j2").render(
-        csp=CONTENT_SECURITY_POLICY, css=stylesheet(), code_version=code_version(), rows=rows, national=national,
+        **page_assets(), code_version=code_version(), rows=rows, national=national,
         candidates=candidates, total=len(batch.reports), failed=len(batch.failed),
         provenance=_provenance(batch, generated),
     )
@@ -132,9 +120,11 @@ def write_index(out_dir: str | Path, batch: BatchResult) -> Path:
         "data_sha256": batch.data_sha256,
         "code_version": code_version(),
         "parameters": dict(batch.parameters),
+        "build": dict(batch.build),
         "ok": batch.ok,
         "reports": [
             {"code": r.code, "status": r.status, "seconds": r.seconds, "error": r.error,
+             "peak_memory_mb": r.peak_memory_mb,
              "html": _relative(r.html_path, out_dir), "notebook": _relative(r.notebook_path, out_dir),
              "summary_path": _relative(r.summary_path, out_dir), "summary": _summary(r)[0]}
             for r in batch.reports

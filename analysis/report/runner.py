@@ -3,40 +3,61 @@
 Layout of ``out_dir`` (every report in its own folder, so a report's URL is its folder)::
 
     index.html, index.json          written by ``index.write_index``
-    <code>/index.html               the report, script-free HTML (a failed one too, showing its error)
-    <code>/province-<code>.ipynb    the executed notebook
-    <code>/summary.json             what the notebook wrote at its end (``summary.write_summary``)
-    national/index.html, national/national.ipynb, national/summary.json
-    logs/<code>.log                 the kernel's own stderr, for whoever debugs a failure
+    <code>/index.html               the report: one self-contained HTML file (a failed one too, showing its error)
+    <code>/summary.json             what the notebook wrote at its end, plus the batch's ``build`` record
+    national/index.html, national/summary.json
+    _build/<code>.ipynb             the executed notebooks (audit copies; not needed to read the site)
+    _build/logs/<code>.log          the kernel's own stderr, for whoever debugs a failure
 
-The kernel is always the interpreter running the batch (``sys.executable``, its ipykernel), whatever
+The executed notebooks hold every figure a second time, so they stay out of the report folders:
+publishing a site means copying everything but ``_build/`` (``index.json`` links them for auditors).
+
+The national file is read once, hashed as read, and split into one small Election file per province
+(``data.split_by_province``); each province notebook reads only its own file. Provinces run largest
+first, so that the biggest ones do not start last and hold up the batch.
+
+Executors: ``"local"`` runs ``jobs`` worker processes on this machine; ``"dask"`` submits one task per
+notebook to a Dask distributed scheduler (``pip install .[dask]``). A Dask task carries its notebook,
+its data file and (for the national report) the province summaries as bytes and returns its output
+files as bytes, so the workers need forensik installed but no shared file system.
+
+The kernel is always the interpreter running the worker (``sys.executable``, its ipykernel), whatever
 ``python3`` kernelspec the user has installed elsewhere: the runner puts a ``python3`` spec naming
 ``sys.executable`` first on ``JUPYTER_PATH`` in its workers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import multiprocessing
 import os
 import re
+import resource
 import shutil
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 CODE = re.compile(r"[0-9]{2,13}")
 NATIONAL = "national"
 KERNEL_NAME = "python3"
+BUILD_DIR = "_build"
+EXECUTORS = ("local", "dask")
 #: matplotlib's inline backend draws with Agg (no display needed) and puts each figure in the notebook
 #: as PNG. Plain ``MPLBACKEND=Agg`` would be inherited by the kernel and leave every figure out of it.
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+#: Redirecting fd 2 is process-wide: one notebook at a time per process (Dask workers may have threads).
+_STDERR_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -50,6 +71,10 @@ class ReportResult:
     html_path: str | None
     summary_path: str
     error: str = ""
+    #: Peak resident memory of the worker and every kernel it ran so far, in MB (None: not measured).
+    peak_memory_mb: float | None = None
+    #: Where it ran: "local" or the Dask worker's address.
+    worker: str = ""
 
     @property
     def ok(self) -> bool:
@@ -66,6 +91,10 @@ class BatchResult:
     data_sha256: str = ""
     parameters: Mapping[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    #: What every page and summary says it was made from (``build_record``).
+    build: Mapping[str, Any] = field(default_factory=dict)
+    #: Seconds spent before the first notebook started (reading, hashing and splitting the data).
+    prepare_seconds: float = 0.0
 
     @property
     def failed(self) -> list[ReportResult]:
@@ -76,11 +105,11 @@ class BatchResult:
         return not self.failed
 
     def to_frame(self):
-        """One row per report: code, status, seconds, error."""
+        """One row per report: code, status, seconds, peak memory, error."""
         import pandas as pd
 
-        return pd.DataFrame([{"code": r.code, "status": r.status, "seconds": r.seconds, "error": r.error}
-                             for r in self.reports])
+        return pd.DataFrame([{"code": r.code, "status": r.status, "seconds": r.seconds,
+                              "peak_memory_mb": r.peak_memory_mb, "error": r.error} for r in self.reports])
 
     def _repr_html_(self) -> str:
         return self.to_frame().to_html(index=False, escape=True)
@@ -108,6 +137,63 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def code_revision() -> str:
+    """The code version: the package version, plus the git commit (and "modified") in a source checkout."""
+    from ..election import code_version
+
+    version = f"forensik {code_version()}"
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists() or not shutil.which("git"):
+        return version
+    try:
+        run = lambda *args: subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,  # noqa: E731
+                                           timeout=10)
+        commit = run("rev-parse", "--short=12", "HEAD").stdout.strip()
+        if not commit:
+            return version
+        dirty = run("status", "--porcelain", "--untracked-files=no", "--", "analysis", "notebooks").stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return version
+    return f"{version}, git {commit}" + (" with uncommitted changes in analysis/ or notebooks/" if dirty else "")
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def build_record(data_file: str, data_sha256: str, provenance: Mapping[str, Any], parameters: Mapping[str, Any],
+                 election_name: str = "") -> dict[str, Any]:
+    """What a batch was made from: the data file as read, its provenance times, the code, the parameters."""
+    from .data import data_times
+
+    record: dict[str, Any] = {
+        "data_file": data_file,
+        "data_sha256": data_sha256,
+        "election": election_name,
+        "source": str(provenance.get("source", "")),
+        "table_sha256": str(provenance.get("table_sha256", "")),
+        "input_sha256": str(provenance.get("input_sha256", "")),
+        **{f"{key}_time": value for key, value in data_times(provenance).items()},
+        "code_version": code_revision(),
+        "python": sys.version.split()[0],
+        "parameters": {str(k): v for k, v in parameters.items()},
+        "batch_started": utc_now(),
+    }
+    return {k: v for k, v in record.items() if v not in ("", None)}
+
+
+def footer_pairs(build: Mapping[str, Any]) -> dict[str, str]:
+    """``build_record`` as the (label, text) pairs a page's footer shows."""
+    labels = {"data_file": "data file", "data_sha256": "data file SHA-256 (as read)", "election": "election",
+              "source": "source", "table_sha256": "table SHA-256", "input_sha256": "input SHA-256",
+              "snapshot_time": "snapshot time", "fetched_time": "fetch time", "created_time": "table created",
+              "code_version": "code version", "python": "python", "batch_started": "batch started (UTC)"}
+    pairs = {labels[k]: str(v) for k, v in build.items() if k in labels}
+    # Parameters verbatim: a seed of 2024 is not "2,024".
+    pairs.update({f"parameter {k}": str(v) for k, v in dict(build.get("parameters", {})).items()})
+    return pairs
 
 
 def short_error(err: BaseException, timeout: float | None = None) -> str:
@@ -138,6 +224,40 @@ def _report_title(code: str, summary_path: Path) -> str:
     return f"{label}: {name}" if name and name != code else label
 
 
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process or any child it waited for (its kernels), in MB."""
+    scale = 1 / 1024 if sys.platform != "darwin" else 1 / 2**20  # ru_maxrss: KiB on Linux, bytes on macOS
+    return round(max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                     resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) * scale, 1)
+
+
+def _paths(job: Mapping[str, Any]) -> dict[str, Path]:
+    """Where one job reads and writes, all under its ``site`` folder."""
+    site = Path(job["site"])
+    code = job["code"]
+    return {"report_dir": site / code, "html": site / code / "index.html", "summary": site / code / "summary.json",
+            "executed": site / BUILD_DIR / f"{code}.ipynb", "log": site / BUILD_DIR / "logs" / f"{code}.log"}
+
+
+def _parameters(job: Mapping[str, Any]) -> dict[str, Any]:
+    paths = _paths(job)
+    params = {**job["extra"], "data_path": job["data_path"], "summary_path": str(paths["summary"])}
+    if job["code"] == NATIONAL:
+        params["province_summaries_dir"] = job["site"]
+    else:
+        params["province"] = job["code"]
+    return params
+
+
+def _add_build(summary_path: Path, build: Mapping[str, Any]) -> None:
+    """Put the batch's ``build`` record (data, code, parameters, rendering time) into a report's summary."""
+    from .export import write_atomic
+
+    body = json.loads(summary_path.read_text(encoding="utf-8"))
+    body["build"] = dict(build)
+    write_atomic(summary_path, json.dumps(body, indent=1, allow_nan=False, ensure_ascii=False, default=str))
+
+
 def _run_one(job: dict[str, Any]) -> ReportResult:
     """Execute one notebook with papermill and export it to HTML; never raises (a failure is a result)."""
     import papermill
@@ -146,24 +266,21 @@ def _run_one(job: dict[str, Any]) -> ReportResult:
     from .summary import SummaryError, read_summary
 
     started = time.perf_counter()
-    report_dir = Path(job["report_dir"])
-    report_dir.mkdir(parents=True, exist_ok=True)
-    executed = report_dir / job["executed_name"]
-    html_path = report_dir / "index.html"
-    summary_path = Path(job["parameters"]["summary_path"])
+    paths = _paths(job)
+    paths["report_dir"].mkdir(parents=True, exist_ok=True)
+    paths["executed"].parent.mkdir(parents=True, exist_ok=True)
     # A previous run's files must not pass for this run's.
-    for stale in (executed, html_path, summary_path):
+    for stale in (paths["executed"], paths["html"], paths["summary"]):
         stale.unlink(missing_ok=True)
     error = ""
     # The kernel writes to the stderr it inherits from this worker: into a log, not over the progress bar.
-    log_path = Path(job["log_path"])
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    saved_stderr = os.dup(2)
-    with open(log_path, "wb") as log:
+    paths["log"].parent.mkdir(parents=True, exist_ok=True)
+    with _STDERR_LOCK, open(paths["log"], "wb") as log:
+        saved_stderr = os.dup(2)
         os.dup2(log.fileno(), 2)
         try:
             papermill.execute_notebook(
-                job["template"], str(executed), parameters=job["parameters"], kernel_name=KERNEL_NAME,
+                job["template"], str(paths["executed"]), parameters=_parameters(job), kernel_name=KERNEL_NAME,
                 cwd=job["cwd"], progress_bar=False, log_output=False, execution_timeout=job["timeout"],
             )
         except Exception as err:  # noqa: BLE001 - one report failing must not stop the batch (Ctrl-C does)
@@ -171,37 +288,64 @@ def _run_one(job: dict[str, Any]) -> ReportResult:
         finally:
             os.dup2(saved_stderr, 2)
             os.close(saved_stderr)
+    rendered = utc_now()
     if not error:
         try:
-            summary = read_summary(summary_path)
+            summary = read_summary(paths["summary"])
             if summary["code"] != job["code"]:
                 error = f"the notebook wrote a summary for {summary['code']!r}, not {job['code']!r}"
+            else:
+                _add_build(paths["summary"], {**job["build"], "scope": job["code"], "rendered": rendered})
         except SummaryError as err:
-            error = f"no usable summary: {err}" if summary_path.exists() else "the notebook ran but wrote no summary"
+            error = f"no usable summary: {err}" if paths["summary"].exists() else "the notebook ran but wrote no summary"
     html = None
-    if executed.exists():
+    if paths["executed"].exists():
+        footer = {"report": job["code"], **footer_pairs(job["build"]), "rendered (UTC)": rendered}
         try:
-            html = str(export_html(executed, html_path, title=_report_title(job["code"], summary_path), error=error,
-                                   footer=job["footer"]))
+            html = str(export_html(paths["executed"], paths["html"], title=_report_title(job["code"], paths["summary"]),
+                                   error=error, footer=footer))
         except Exception as err:  # noqa: BLE001 - the report's failure is the news, not a traceback
             error = error or f"HTML export failed: {short_error(err)}"
     return ReportResult(
         code=job["code"], status="failed" if error else "ok", seconds=round(time.perf_counter() - started, 2),
-        notebook_path=str(executed) if executed.exists() else None, html_path=html,
-        summary_path=str(summary_path), error=error,
+        notebook_path=str(paths["executed"]) if paths["executed"].exists() else None, html_path=html,
+        summary_path=str(paths["summary"]), error=error, peak_memory_mb=peak_memory_mb(),
+        worker=job.get("worker", "local"),
     )
 
 
 def _worker_init(scratch: str) -> None:
     """Environment every worker (and so every kernel it starts) runs with."""
-    os.environ["MPLBACKEND"] = INLINE_BACKEND
-    mpl_dir = Path(scratch) / "matplotlib"
+    os.environ.update(_kernel_environment(Path(scratch)))
+
+
+def _kernel_environment(scratch: Path) -> dict[str, str]:
+    """The variables that make a kernel draw inline figures with Agg and run this interpreter."""
+    mpl_dir = scratch / "matplotlib"
     mpl_dir.mkdir(parents=True, exist_ok=True)
-    os.environ["MPLCONFIGDIR"] = str(mpl_dir)
-    kernels = Path(scratch) / "jupyter"
-    os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(kernels), os.environ.get("JUPYTER_PATH", "")]))
-    # The debugger's warning about frozen modules is noise in a batch run.
-    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    _write_kernelspec(scratch)
+    return {
+        "MPLBACKEND": INLINE_BACKEND,
+        "MPLCONFIGDIR": str(mpl_dir),
+        "JUPYTER_PATH": os.pathsep.join(filter(None, [str(scratch / "jupyter"), os.environ.get("JUPYTER_PATH", "")])),
+        # The debugger's warning about frozen modules is noise in a batch run.
+        "PYDEVD_DISABLE_FILE_VALIDATION": os.environ.get("PYDEVD_DISABLE_FILE_VALIDATION", "1"),
+    }
+
+
+@contextlib.contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``values`` set, restored afterwards (a Dask worker runs other tasks too)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _write_kernelspec(scratch: Path) -> Path:
@@ -212,6 +356,96 @@ def _write_kernelspec(scratch: Path) -> Path:
             "display_name": "Python 3 (forensik batch)", "language": "python", "metadata": {"debugger": False}}
     (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
     return spec_dir
+
+
+# ---------------------------------------------------------------------------------------------- Dask
+
+
+def _run_packed(packed: dict[str, Any]) -> tuple[ReportResult, dict[str, bytes]]:
+    """One job on a Dask worker: unpack notebook, data and summaries into a temp folder, run, return the files.
+
+    Returned paths in the result are relative to the site folder; the client writes the files.
+    """
+    import socket
+
+    with tempfile.TemporaryDirectory(prefix="forensik-task-") as tmp:
+        tmp = Path(tmp)
+        site, notebooks = tmp / "site", tmp / "notebooks"
+        notebooks.mkdir()
+        template = notebooks / packed["template_name"]
+        template.write_bytes(packed["template"])
+        data = tmp / packed["data_name"]
+        data.write_bytes(packed["data"])
+        for code, raw in packed.get("summaries", {}).items():
+            (site / check_code(code)).mkdir(parents=True, exist_ok=True)
+            (site / code / "summary.json").write_bytes(raw)
+        job = {**packed["job"], "site": str(site), "data_path": str(data), "template": str(template),
+               "cwd": str(notebooks), "worker": f"dask {socket.gethostname()} pid {os.getpid()}"}
+        with _environment(_kernel_environment(tmp / "scratch")):
+            result = _run_one(job)
+        mine = {_paths(job)[k] for k in ("html", "summary", "executed", "log")}
+        files = {p.relative_to(site).as_posix(): p.read_bytes() for p in mine if p.is_file()}
+
+        def rel(path: str | None) -> str | None:
+            return Path(path).relative_to(site).as_posix() if path else None
+
+        return replace(result, notebook_path=rel(result.notebook_path), html_path=rel(result.html_path),
+                       summary_path=rel(result.summary_path)), files
+
+
+class _DaskExecutor:
+    """Submits packed jobs to a Dask scheduler; results come back as files the client writes."""
+
+    def __init__(self, scheduler: Any):
+        try:
+            from distributed import Client
+        except ImportError:
+            raise ValueError("the dask executor needs the optional extra: pip install 'forensik[dask]' "
+                             "(dask and distributed)") from None
+        self._own = not hasattr(scheduler, "submit")
+        if self._own and not scheduler:
+            raise ValueError("the dask executor needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
+        self.client = Client(scheduler, timeout="30s") if self._own else scheduler
+
+    def close(self) -> None:
+        if self._own:
+            self.client.close()
+
+    def run_stage(self, jobs: list[dict[str, Any]], record: Callable[[ReportResult], None],
+                  crashed: Callable[[dict[str, Any], BaseException], ReportResult]) -> None:
+        from distributed import as_completed as dask_completed
+
+        futures = {}
+        for job in jobs:
+            packed = {"job": {k: v for k, v in job.items() if k not in ("site", "data_path", "template", "cwd")},
+                      "template_name": Path(job["template"]).name, "template": Path(job["template"]).read_bytes(),
+                      "data_name": Path(job["data_path"]).name}
+            # Data goes once to the cluster (scatter), not inside every task's graph.
+            packed["data"] = self.client.scatter(Path(job["data_path"]).read_bytes(), hash=False)
+            if job["code"] == NATIONAL:
+                packed["summaries"] = {p.parent.name: p.read_bytes() for p in Path(job["site"]).glob("*/summary.json")
+                                       if CODE.fullmatch(p.parent.name)}
+            future = self.client.submit(_run_packed, packed, pure=False, retries=0,
+                                        key=f"forensik-{job['code']}-{os.urandom(4).hex()}")
+            futures[future] = job
+        for future in dask_completed(list(futures)):
+            job = futures[future]
+            try:
+                result, files = future.result()
+            except Exception as err:  # noqa: BLE001 - a task that raised or a worker that died: one failed report
+                record(crashed(job, err))
+                continue
+            from .export import write_bytes_atomic
+
+            site = Path(job["site"])
+            for rel, raw in files.items():
+                write_bytes_atomic(site / rel, raw)
+            absolute = lambda p: str(site / p) if p else None  # noqa: E731
+            record(replace(result, notebook_path=absolute(result.notebook_path), html_path=absolute(result.html_path),
+                           summary_path=absolute(result.summary_path)))
+
+
+# ---------------------------------------------------------------------------------------------- batch
 
 
 def _codes(data_path: Path, provinces: Sequence[str] | str) -> tuple[list[str], set[str], list[str]]:
@@ -243,20 +477,28 @@ def run_reports(
     parameters: Mapping[str, Any] | None = None,
     timeout_per_cell: float = 600,
     progress: bool = True,
+    executor: str = "local",
+    scheduler: Any = None,
 ) -> BatchResult:
     """Run ``province.ipynb`` for each province, then ``national.ipynb``, with papermill; export each to HTML.
 
     Parameters go through papermill's Python API, so codes stay strings. Provinces run in
-    ``jobs`` separate processes; a report that fails (an exception, a timeout, a dead kernel) is
-    recorded with its error, its partial HTML is still exported, and the others go on. The
-    national report runs after the provinces, with ``province_summaries_dir`` = ``out_dir``.
+    ``jobs`` separate processes (``executor="local"``) or as one Dask task each
+    (``executor="dask"``, ``scheduler`` an address such as ``tcp://host:8786`` or a ``distributed.Client``);
+    a report that fails (an exception, a timeout, a dead kernel or worker) is recorded with its
+    error, its partial HTML is still exported, and the others go on. The national report runs
+    after the provinces, with ``province_summaries_dir`` = ``out_dir``.
     """
     from tqdm import tqdm
+
+    from .data import split_by_province
 
     started = time.perf_counter()
     data_path = Path(data_path).resolve()
     if not data_path.is_file():
         raise FileNotFoundError(f"no election file at {data_path}")
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     if int(jobs) < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
     out_dir = Path(out_dir).resolve()
@@ -271,84 +513,94 @@ def run_reports(
     missing = [str(templates[k]) for k in needed if not templates[k].is_file()]
     if missing:
         raise FileNotFoundError(f"notebook template missing: {', '.join(missing)}")
+    runner = _DaskExecutor(scheduler) if executor == "dask" else None
     out_dir.mkdir(parents=True, exist_ok=True)
-    data_sha256 = file_sha256(data_path)
-    footer = {"data": data_path.name, "data SHA-256": data_sha256, **{k: str(v) for k, v in extra.items()}}
-
-    def job(code: str) -> dict[str, Any]:
-        report_dir = out_dir / code
-        common = {"data_path": str(data_path), "summary_path": str(report_dir / "summary.json")}
-        if code == NATIONAL:
-            params, template, executed = {**common, "province_summaries_dir": str(out_dir)}, "national", "national.ipynb"
-        else:
-            params, template, executed = {**common, "province": code}, "province", f"province-{code}.ipynb"
-        return {"code": code, "template": str(templates[template]), "report_dir": str(report_dir),
-                "executed_name": executed, "cwd": str(notebooks_dir), "timeout": timeout_per_cell,
-                "log_path": str(out_dir / "logs" / f"{code}.log"), "footer": footer,
-                "parameters": {**extra, **params}}
-
-    results: dict[str, ReportResult] = {}
-    for code in invalid:
-        # Recorded as failed without touching a path: the code is not a safe folder name.
-        results[code] = ReportResult(code, "failed", 0.0, None, None, "",
-                                     f"the data holds province code {code!r}, which is not 2 to 13 digits")
-    runnable = []
-    for code in codes:
-        if code in present:
-            runnable.append(code)
-        else:
-            results[code] = ReportResult(code, "failed", 0.0, None, None, str(out_dir / code / "summary.json"),
-                                         f"no TPS of province {code} in {data_path.name}")
-
     scratch = Path(tempfile.mkdtemp(prefix="forensik-batch-"))
-    _write_kernelspec(scratch)
-    total = len(runnable) + len(results) + bool(national)
-    bar = tqdm(total=total, desc="reports", unit="report", disable=not progress, file=sys.stderr)
-    bar.update(len(results))
-    failures = len(results)
-    bar.set_postfix(failed=failures)
-
-    def record(result: ReportResult) -> None:
-        nonlocal failures
-        results[result.code] = result
-        failures += not result.ok
-        bar.set_postfix(failed=failures, last=result.code)
-        bar.update()
-
-    def crashed(j: dict[str, Any], err: BaseException) -> ReportResult:
-        hint = ""
-        if isinstance(err, BrokenProcessPool):
-            hint = (" (a worker process died; from a script, call run_reports under "
-                    "`if __name__ == \"__main__\":`, since workers are spawned and import the script)")
-        return ReportResult(j["code"], "failed", 0.0, None, None, j["parameters"]["summary_path"],
-                            f"worker crashed: {short_error(err)}{hint}")
-
+    results: dict[str, ReportResult] = {}
     try:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=int(jobs), mp_context=context, initializer=_worker_init,
-                                 initargs=(str(scratch),)) as pool:
-            # Provinces first; the national report after them, so it can read their summaries.
-            for stage in ([job(c) for c in runnable], [job(NATIONAL)] if national else []):
-                futures = {}
-                for j in stage:
-                    try:
-                        futures[pool.submit(_run_one, j)] = j
-                    except BrokenProcessPool as err:
-                        record(crashed(j, err))
-                try:
-                    for future in as_completed(futures):
-                        try:
-                            result = future.result()
-                        except Exception as err:  # noqa: BLE001 - a crashed worker is one failed report
-                            result = crashed(futures[future], err)
-                        record(result)
-                except KeyboardInterrupt:
-                    # Stop now: without this the pool would still run every queued report.
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    raise
+        runnable = [c for c in codes if c in present]
+        split = split_by_province(data_path, scratch / "data", runnable)
+        build = build_record(split.data_file, split.data_sha256, split.provenance, extra,
+                             election_name=split.provenance.get("name", ""))
+        prepare_seconds = round(time.perf_counter() - started, 2)
+
+        def job(code: str) -> dict[str, Any]:
+            kind = "national" if code == NATIONAL else "province"
+            return {"code": code, "template": str(templates[kind]), "site": str(out_dir), "cwd": str(notebooks_dir),
+                    "data_path": str(data_path if code == NATIONAL else split.files[code]),
+                    "timeout": timeout_per_cell, "build": build, "extra": extra}
+
+        for code in invalid:
+            # Recorded as failed without touching a path: the code is not a safe folder name.
+            results[code] = ReportResult(code, "failed", 0.0, None, None, "",
+                                         f"the data holds province code {code!r}, which is not 2 to 13 digits")
+        for code in codes:
+            if code not in present:
+                results[code] = ReportResult(code, "failed", 0.0, None, None, str(out_dir / code / "summary.json"),
+                                             f"no TPS of province {code} in {data_path.name}")
+        # Largest first: the batch ends soonest when the long reports do not start last.
+        ordered = sorted(runnable, key=lambda c: -split.stations.get(c, 0))
+        total = len(runnable) + len(results) + bool(national)
+        bar = tqdm(total=total, desc="reports", unit="report", disable=not progress, file=sys.stderr)
+        bar.update(len(results))
+        failures = len(results)
+        bar.set_postfix(failed=failures)
+
+        def record(result: ReportResult) -> None:
+            nonlocal failures
+            results[result.code] = result
+            failures += not result.ok
+            bar.set_postfix(failed=failures, last=result.code)
+            bar.update()
+
+        def crashed(j: dict[str, Any], err: BaseException) -> ReportResult:
+            hint = ""
+            if isinstance(err, BrokenProcessPool):
+                hint = (" (a worker process died; from a script, call run_reports under "
+                        "`if __name__ == \"__main__\":`, since workers are spawned and import the script)")
+            return ReportResult(j["code"], "failed", 0.0, None, None, str(_paths(j)["summary"]),
+                                f"worker crashed: {short_error(err)}{hint}")
+
+        # Provinces first; the national report after them, so it can read their summaries.
+        stages = ([job(c) for c in ordered], [job(NATIONAL)] if national else [])
+        try:
+            if runner is not None:
+                for stage in stages:
+                    runner.run_stage(stage, record, crashed)
+            else:
+                _run_local(stages, int(jobs), scratch, record, crashed)
+        finally:
+            bar.close()
     finally:
-        bar.close()
+        if runner is not None:
+            runner.close()
         shutil.rmtree(scratch, ignore_errors=True)
     order = invalid + codes + ([NATIONAL] if national else [])
     return BatchResult(reports=tuple(results[c] for c in order), out_dir=str(out_dir), data_path=str(data_path),
-                       data_sha256=data_sha256, parameters=extra, seconds=round(time.perf_counter() - started, 2))
+                       data_sha256=split.data_sha256, parameters=extra, seconds=round(time.perf_counter() - started, 2),
+                       build=build, prepare_seconds=prepare_seconds)
+
+
+def _run_local(stages, jobs: int, scratch: Path, record, crashed) -> None:
+    """Each stage's jobs on ``jobs`` spawned worker processes of this machine."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_init,
+                             initargs=(str(scratch),)) as pool:
+        for stage in stages:
+            futures = {}
+            for j in stage:
+                try:
+                    futures[pool.submit(_run_one, j)] = j
+                except BrokenProcessPool as err:
+                    record(crashed(j, err))
+            try:
+                for future in as_completed(futures):
+                    try:
+                        result = future.result()
+                    except Exception as err:  # noqa: BLE001 - a crashed worker is one failed report
+                        result = crashed(futures[future], err)
+                    record(result)
+            except KeyboardInterrupt:
+                # Stop now: without this the pool would still run every queued report.
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
