@@ -59,7 +59,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     parameters = {"seed": args.seed, "n_sim": args.n_sim}
     batch = run_reports(
         args.data, provinces=args.province, out_dir=args.out, jobs=args.jobs,
-        national=not args.no_national, parameters=parameters,
+        national=not args.no_national, parameters=parameters, executor=args.executor, scheduler=args.scheduler,
     )
     index = write_index(args.out, batch)
     failed = batch.failed
@@ -214,6 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--province", type=_province_list, default="all", help="comma-separated province codes, or 'all' (default)")
     report.add_argument("--out", default="reports", help="output folder (default: %(default)s)")
     report.add_argument("--jobs", type=int, default=2, help="parallel notebook processes (default: %(default)s)")
+    report.add_argument("--executor", choices=("local", "dask"), default="local",
+                        help="local: --jobs processes on this machine (default); dask: one task per notebook on a "
+                        "Dask distributed cluster (pip install 'forensik[dask]')")
+    report.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="Dask scheduler address for --executor dask, e.g. tcp://10.0.0.5:8786")
     report.add_argument("--seed", type=int, default=2024, help="seed for every simulated null (default: %(default)s)")
     report.add_argument("--n-sim", type=int, default=1000, help="draws per simulated null (default: %(default)s)")
     report.add_argument("--no-national", action="store_true", help="skip the national report")
