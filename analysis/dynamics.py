@@ -509,26 +509,30 @@ def composition_test(series, *, regions: Iterable[str] | None = None, contestant
 
 
 # ---------------------------------------------------------------------------------- share windows
-def share_of_added(series, contestant: str, *, region: str = "0", periods: Mapping[str, tuple[str, str]]) -> pd.DataFrame:
-    """A contestant's share of the votes added in named periods (WIB times ``(start, end]``).
+def share_of_added(series, contestant: str, *, periods: Mapping[str, tuple[str, str]],
+                   regions: Iterable[str] = ("0",)) -> pd.DataFrame:
+    """A contestant's share of the votes added in named periods (WIB times), per region.
 
-    Sums increments over each period (falls included, as the totals moved); ``share`` is the
-    contestant's added votes over all contestants' added votes.
+    For each period ``(start, end)`` the increment runs from the last snapshot at or before
+    ``start`` to the last at or before ``end`` (falls included, as the totals moved); ``share``
+    is the contestant's added votes over all contestants' added votes, ``share_at_end`` its
+    share of the region's total at the end.
     """
-    votes = series.wide(region).astype("Float64")
     rows = []
-    for name, (start, end) in periods.items():
-        s, e = pd.Timestamp(start, tz=votes.index.tz), pd.Timestamp(end, tz=votes.index.tz)
-        before = votes[votes.index <= s]
-        upto = votes[votes.index <= e]
-        if before.empty or upto.empty:
-            raise ValueError(f"period {name!r}: no snapshot at or before {start} / {end}")
-        first, last = before.iloc[-1], upto.iloc[-1]
-        added = (last - first).astype(float)
-        rows.append({"period": name, "from": before.index[-1], "to": upto.index[-1],
-                     "added": float(added.sum()), f"added_{contestant}": float(added[contestant]),
-                     "share": float(added[contestant] / added.sum()) if added.sum() > 0 else float("nan"),
-                     "total_share_at_end": float(last[contestant] / last.sum())})
+    for region in regions:
+        votes = series.wide(str(region)).astype("Float64")
+        for name, (start, end) in periods.items():
+            s, e = pd.Timestamp(start, tz=votes.index.tz), pd.Timestamp(end, tz=votes.index.tz)
+            before, upto = votes[votes.index <= s], votes[votes.index <= e]
+            if before.empty or upto.empty:
+                raise ValueError(f"period {name!r}: region {region} has no snapshot at or before {start} / {end}")
+            first, last = before.iloc[-1], upto.iloc[-1]
+            added = (last - first).astype(float)
+            total = float(added.sum())
+            rows.append({"region": str(region), "period": name, "from": before.index[-1], "to": upto.index[-1],
+                         "added": total, f"added_{contestant}": float(added[contestant]),
+                         "share": float(added[contestant]) / total if total > 0 else float("nan"),
+                         "share_at_end": float(last[contestant] / last.sum())})
     return pd.DataFrame(rows)
 
 
