@@ -539,7 +539,7 @@ def share_of_added(series, contestant: str, *, periods: Mapping[str, tuple[str, 
 # ---------------------------------------------------------------------------------- synthetic series
 def synthetic_series(*, regions: int = 4, intervals: int = 300, contestants: int = 5, tps_per_interval: float = 100,
                      decay: float = 60.0, voters: int = 220, concentration: float = 30.0, drift: float = 0.02,
-                     seed: int = 0, inject: Mapping[str, Any] | None = None):
+                     seed: int = 0, inject: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None):
     """A clean aggregate series built from whole TPS, optionally with one skewed increment injected.
 
     Interval t adds Poisson(``tps_per_interval`` x exp(-t / ``decay``)) TPS per region (reporting
@@ -547,12 +547,14 @@ def synthetic_series(*, regions: int = 4, intervals: int = 300, contestants: int
     Dirichlet(``concentration`` x the region's current shares) and its votes Multinomial(voters);
     the region's shares drift as a random walk on the log scale (sd ``drift`` per interval).
     ``inject={"region": "1", "interval": 150, "contestant": "01", "votes": 2000}`` adds ``votes``
-    to one contestant's increment at one interval (the irregularity to detect). Returns an
+    to one contestant's increment at one interval (the irregularity to detect); a list of such
+    mappings injects several. Returns an
     ``AggregateSeries`` with regions "1".., contestants "01".. and exact TPS progress.
     """
     from .sources.sirekap.aggregates import PROGRESS_COLUMNS, VOTE_COLUMNS, AggregateSeries
 
     rng = np.random.default_rng(seed)
+    injections = [inject] if isinstance(inject, Mapping) else list(inject or [])
     names = [f"{k + 1:02d}" for k in range(contestants)]
     times = pd.date_range("2024-02-15 20:00", periods=intervals + 1, freq="h", tz="Asia/Jakarta")
     vote_rows, prog_rows = [], []
@@ -569,8 +571,9 @@ def synthetic_series(*, regions: int = 4, intervals: int = 300, contestants: int
             if m:
                 shares = rng.dirichlet(concentration * p, size=m)
                 total += np.array([rng.multinomial(voters, s) for s in shares]).sum(axis=0)
-            if inject and inject.get("region") == region and inject.get("interval") == t:
-                total[names.index(inject["contestant"])] += int(inject["votes"])
+            for plant in injections:
+                if str(plant["region"]) == region and int(plant["interval"]) == t:
+                    total[names.index(plant["contestant"])] += int(plant["votes"])
             reported += m
             for k, c in enumerate(names):
                 vote_rows.append((times[t], pd.NaT, region, "province", c, int(total[k])))

@@ -276,7 +276,10 @@ def read_national_history(path: str | Path) -> AggregateSeries:
     for number, line in enumerate(lines, start=1):
         where = f"line {number}"
         try:
-            record = json.loads(line)
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"not JSON ({err.msg} at character {err.pos})") from None
             body = record.get("raw_data") if isinstance(record, dict) else None
             if not isinstance(body, dict):
                 raise ValueError("no raw_data body")
