@@ -35,7 +35,7 @@ import pandas as pd
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
-from .consistency import hard_cap
+from .consistency import CONFUSION_WEIGHTS, hard_cap, one_edit_originals
 
 __all__ = [
     "MISREADING_COLUMNS",
@@ -46,13 +46,14 @@ __all__ = [
     "TSMResult",
     "misreading_table",
     "classify_edit",
-    "one_edit_sources",
+    "confusion_up",
     "edit_model",
     "poisson_binomial_pmf",
     "massive",
     "systematic",
     "structured",
     "tsm",
+    "systematic_calibration",
 ]
 
 #: The columns ``find_misreadings`` promises (extra columns are kept).
@@ -128,26 +129,6 @@ def classify_edit(written: int, read: int) -> str:
     return "other"
 
 
-def one_edit_sources(read: int, upper: float = np.inf) -> np.ndarray:
-    """Every number (0 <= w <= upper) that one OCR edit (a digit inserted, dropped, confused or two
-    adjacent digits swapped) turns into ``read``: what the form may have said."""
-    b = str(int(read))
-    found: set[int] = set()
-    for i in range(len(b)):  # b had a digit inserted: the written number lacks it
-        found.add(int(b[:i] + b[i + 1:] or "0"))
-    for i in range(len(b) + 1):  # b had a digit dropped: the written number had one more
-        for d in "0123456789":
-            found.add(int(b[:i] + d + b[i:]))
-    for i in range(len(b)):  # one digit confused
-        for d in "0123456789":
-            found.add(int(b[:i] + d + b[i + 1:]))
-    for i in range(len(b) - 1):
-        found.add(int(b[:i] + b[i + 1] + b[i] + b[i + 2:]))
-    found.discard(int(read))
-    values = np.array(sorted(v for v in found if 0 <= v <= upper), dtype=np.int64)
-    return values
-
-
 # ------------------------------------------------------------------------------------ edit model
 @dataclass(frozen=True)
 class EditModel:
@@ -199,7 +180,7 @@ class EditModel:
                else "a candidate's number misread with probability proportional to its written digits")
         return (f"random OCR edits: {kinds} (estimated from {self.n_reference:,} {self.reference}); "
                 f"{hit}; a confused digit read larger or smaller as those misreadings show, "
-                f"shrunk towards a uniform confusion")
+                f"shrunk towards the symmetric confusion weights of consistency.CONFUSION_WEIGHTS")
 
     def to_frame(self) -> pd.DataFrame:
         rows = [("kind", k, v) for k, v in self.kinds.items()]
@@ -210,6 +191,16 @@ class EditModel:
         return f"<p>{html.escape(self.describe())}</p>" + self.to_frame().to_html(escape=True, index=False)
 
 
+def confusion_up(weights: Mapping[tuple[str, str], float] = CONFUSION_WEIGHTS) -> np.ndarray:
+    """Per written digit d: P(read as a larger digit | d confused), from symmetric pair weights
+    (pairs not listed weigh 1), the prior of ``edit_model``."""
+    w = np.ones((10, 10))
+    for (a, b), value in weights.items():
+        w[int(a), int(b)] = w[int(b), int(a)] = float(value)
+    np.fill_diagonal(w, 0.0)
+    return np.array([w[d, d + 1:].sum() / w[d].sum() for d in range(10)])
+
+
 def edit_model(misreadings: pd.DataFrame, candidates: Sequence[str], *, min_reference: int = 30,
                hit: str = "equal", prior_weight: float = 2.0) -> EditModel:
     """Estimate the random-OCR edit model from misreadings that cannot favour a candidate.
@@ -218,8 +209,8 @@ def edit_model(misreadings: pd.DataFrame, candidates: Sequence[str], *, min_refe
     DPT...), when there are at least ``min_reference``; else every repaired misreading (said in
     ``reference``: a directed manipulation then leaks into its own null and makes it conservative).
     Kinds: Dirichlet(1)-smoothed frequencies of ``classify_edit(proposed, reported)``. Confusions:
-    for each digit, the share read larger, shrunk towards (9 - d) / 9 (a uniform confusion) with
-    ``prior_weight`` pseudo-observations.
+    for each digit, the share read larger, shrunk towards ``confusion_up()`` (the project's symmetric
+    confusion weights, ``consistency.CONFUSION_WEIGHTS``) with ``prior_weight`` pseudo-observations.
     """
     if hit not in ("equal", "digits"):
         raise ValueError(f"hit must be 'equal' or 'digits', not {hit!r}")
@@ -242,8 +233,7 @@ def edit_model(misreadings: pd.DataFrame, candidates: Sequence[str], *, min_refe
         i = next(i for i in range(len(a)) if a[i] != b[i])
         n[int(a[i])] += 1
         up[int(a[i])] += b[i] > a[i]
-    prior = (9 - np.arange(10)) / 9
-    up_sub = (up + prior_weight * prior) / (n + prior_weight)
+    up_sub = (up + prior_weight * confusion_up()) / (n + prior_weight)
     return EditModel(kinds=probabilities, up_substituted=tuple(float(x) for x in up_sub),
                      n_reference=int(len(reference)), reference=label, hit=hit)
 
@@ -335,7 +325,7 @@ def _gain_bounds(rows: pd.DataFrame, cap: float) -> tuple[np.ndarray, np.ndarray
     point = np.where(proposed.notna(), reported - proposed.fillna(0).astype(np.int64).to_numpy(), 0).astype(float)
     low, high = point.copy(), point.copy()
     for i in np.flatnonzero(proposed.isna().to_numpy()):
-        sources = one_edit_sources(int(reported[i]), cap)
+        sources = np.array([v for v, _, _ in one_edit_originals(int(reported[i])) if v <= cap], dtype=np.int64)
         if len(sources) == 0:
             sources = np.array([0, int(cap)])
         low[i], high[i] = reported[i] - sources.max(), reported[i] - sources.min()
@@ -801,3 +791,56 @@ def tsm(election, misreadings: Any, *, level: str | None = "province", flags: pd
                      flags=flags, parameters={"level": level, "alpha": alpha, "n_boot": n_boot, "n_perm": n_perm,
                                               "seed": seed, "hit": hit, "capacity": capacity,
                                               "time_column": time_column, "min_reference": min_reference})
+
+
+# ------------------------------------------------------------------------------------ calibration
+def systematic_calibration(seeds: Sequence[int], *, planted: str | None = None, scale: float = 0.02,
+                           ocr_rate: float = 0.004, directional_share: float = 0.015, alpha: float = 0.05,
+                           finder: str = "find_misreadings", provinces_only: Sequence[str] | None = None,
+                           min_tps: int = 400) -> pd.DataFrame:
+    """False-positive rate and power of ``systematic`` on synthetic elections, one row per seed.
+
+    ``planted=None``: clean elections whose only irregularity is symmetric random OCR noise at
+    ``ocr_rate`` (the null holds everywhere). ``planted="35"``: the same plus directional
+    misreadings in that province (``synth``'s ``directional_misreading``). ``finder``:
+    "find_misreadings" (the misreadings the project finds) or "truth" (the planted ones, with
+    their true written numbers). Columns: tests, false discoveries at p < alpha and q < alpha in
+    regions without a plant, national p-values, and whether the planted province has q < alpha.
+    """
+    from .synth import make_election
+
+    rows = []
+    for seed in seeds:
+        plan = {} if planted is None else {"directional_misreading": planted}
+        synthetic = make_election(scale=scale, seed=seed, plan=plan, ocr_rate=ocr_rate, min_tps=min_tps,
+                                  directional_share=directional_share, provinces_only=provinces_only)
+        election = synthetic.election
+        if finder == "truth":
+            truth = synthetic.truth
+            misread = truth[truth["kind"].str.endswith("misreading")]
+            shown = [not pd.isna(election.table.at[u, f]) for u, f in zip(misread["unit_id"], misread["field"])]
+            misread = misread[shown]
+            table = pd.DataFrame({"unit_id": misread["unit_id"], "field": misread["field"],
+                                  "reported": misread["reported"], "proposed": misread["original"],
+                                  "edit": misread["detail"], "confidence": 1.0, "unique": True})
+        elif finder == "find_misreadings":
+            from .consistency import find_misreadings
+
+            table = find_misreadings(election)
+        else:
+            raise ValueError(f"finder must be 'find_misreadings' or 'truth', not {finder!r}")
+        result = systematic(election, table, level="province", alpha=alpha).table
+        regional = result[result["region"] != "all"]
+        clean = regional[regional["region"] != planted]
+        national = result[result["region"] == "all"].set_index("candidate")["pvalue"]
+        row = {"seed": seed, "tests": int(clean["pvalue"].notna().sum()),
+               "false_p": int((clean["pvalue"] < alpha).sum()), "false_q": int((clean["qvalue"] < alpha).sum()),
+               "misreadings": int(result.loc[result["region"] == "all", "misreadings"].iloc[0])}
+        row.update({f"national_p_{c}": float(p) for c, p in national.items()})
+        if planted is not None:
+            hit = regional[regional["region"] == planted]
+            row["planted_q"] = float(hit["qvalue"].min()) if len(hit) else np.nan
+            row["planted_found"] = bool((hit["qvalue"] < alpha).any())
+            row["planted_candidate"] = str(hit.sort_values("qvalue")["candidate"].iloc[0]) if len(hit) else ""
+        rows.append(row)
+    return pd.DataFrame(rows)
