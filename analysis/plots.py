@@ -269,3 +269,151 @@ def series_decreases(decreases, *, region: str = "0", ax=None, title: str = "") 
     ax.set_title(f"{title}\n{head}" if title else head, fontsize=9, parse_math=False)
     fig.autofmt_xdate()
     return fig
+
+
+# ------------------------------------------------------------------------------------ TSM and sources
+def tsm_gains(result, *, top: int = 15, title: str = "") -> Figure:
+    """Net votes each candidate gains from misreadings (reported minus repaired), per region, with
+    the bootstrap interval widened by unrepaired forms (``tsm.Massive``): the regions with the
+    largest absolute gain first. A bar far from zero for one candidate only is what "systematic"
+    would look like; the systematic test says whether it is beyond random OCR errors."""
+    table = result.table if hasattr(result, "table") else result.massive.table
+    candidates = [c[len("gain_"):] for c in table.columns if c.startswith("gain_") and c.count("_") == 1]
+    regional = table[table["region"] != "all"].copy()
+    regional["size"] = regional[[f"gain_{c}" for c in candidates]].abs().max(axis=1)
+    regional = regional.sort_values("size", ascending=False).head(top).iloc[::-1]
+    fig = Figure(figsize=(7, 0.35 * max(len(regional), 4) + 1.2), layout="constrained")
+    ax = fig.add_subplot()
+    colours = ["#8CB9BD", "#C7B7A3", "#B67352", "#4C72B0"]
+    y = np.arange(len(regional))
+    height = 0.8 / max(len(candidates), 1)
+    for i, c in enumerate(candidates):
+        pos = y + (i - (len(candidates) - 1) / 2) * height
+        gain = regional[f"gain_{c}"].to_numpy(dtype=float)
+        low, high = regional[f"gain_{c}_low"].to_numpy(dtype=float), regional[f"gain_{c}_high"].to_numpy(dtype=float)
+        ax.barh(pos, gain, height=height, color=colours[i % len(colours)], label=c)
+        ax.errorbar(gain, pos, xerr=[np.maximum(gain - low, 0), np.maximum(high - gain, 0)], fmt="none",
+                    ecolor="0.25", elinewidth=0.8, capsize=2)
+    ax.axvline(0, color="0.3", linewidth=0.8)
+    ax.set_yticks(y, [f"{r} {n}"[:32] for r, n in zip(regional["region"], regional["name"])], fontsize=8)
+    _plain(ax.get_yticklabels())
+    ax.set_xlabel("net votes gained from misreadings (reported - repaired)")
+    _plain(ax.legend(fontsize=8, frameon=False, title="candidate").get_texts())
+    head = "misreadings: net votes per candidate, 95 % interval"
+    ax.set_title(f"{title}\n{head}" if title else head, fontsize=9, parse_math=False)
+    return fig
+
+
+def source_differences(comparison, *, title: str = "") -> Figure:
+    """Two sources compared (``compare.SourceComparison``): per candidate, the difference a - b of
+    each region against b's value; points on the zero line agree. Points mostly on one side of
+    the line mean one source is systematically higher for that candidate."""
+    candidates = list(comparison.parameters.get("candidates", ()))
+    a, b = comparison.names
+    fig = Figure(figsize=(3.2 * max(len(candidates), 1), 3.2), layout="constrained")
+    axes = fig.subplots(1, max(len(candidates), 1), squeeze=False)[0]
+    unit = "votes" if comparison.measure == "votes" else "share, %"
+    regions = comparison.regions
+    for ax, c in zip(axes, candidates):
+        x, d = regions[f"{b}_{c}"].to_numpy(dtype=float), regions[f"diff_{c}"].to_numpy(dtype=float)
+        ax.scatter(x, d, s=10, alpha=0.7, color="#4C72B0")
+        ax.axhline(0, color="0.3", linewidth=0.8)
+        ax.set_xlabel(f"{b}: {c} ({unit})")
+        ax.set_title(f"{c}: higher in {a} {int((d > 0).sum())}, in {b} {int((d < 0).sum())}, equal {int((d == 0).sum())}",
+                     fontsize=8, parse_math=False)
+    axes[0].set_ylabel(f"{a} - {b} ({unit})")
+    head = f"{a} against {b} by {comparison.on}: {comparison.counts['compared']:,} regions"
+    _plain([fig.suptitle(f"{title}\n{head}" if title else head, fontsize=9)])
+    return fig
+
+
+# ------------------------------------------------------------------------------------ misreadings
+def misreading_outcomes(result, *, title: str = "") -> Figure:
+    """What became of every form that breaks a rule (``consistency.Misreadings``): excluded
+    (re-vote, blank section), explained by one OCR edit (unique, or the likeliest of several, by
+    confidence), or not explained; and, per box, how many explained misreadings touched it."""
+    c = result.counts
+    t = result.table
+    called = t[t["explained"]]
+    outcomes = {
+        "re-vote / recount (psu)": c.get("excluded_psu", 0),
+        "half-published (section at 0)": c.get("excluded_blank", 0),
+        "one edit, unique repair": int(called["unique"].sum()),
+        "one edit, several; confidence >= 0.9": int((~called["unique"] & (called["confidence"] >= 0.9)).sum()),
+        "one edit, several; confidence < 0.9": int((~called["unique"] & (called["confidence"] < 0.9)).sum()),
+        "no one-edit repair": c.get("unexplained", 0),
+    }
+    fig = Figure(figsize=(9.5, 3.4), layout="constrained")
+    left, right = fig.subplots(1, 2, width_ratios=[1.1, 1])
+    labels = list(outcomes)[::-1]
+    left.barh(labels, [outcomes[k] for k in labels],
+              color=["0.55", "#dd8452", "#f2c14e", "#8fbf6f", "#4c72b0", "0.75"][: len(labels)][::-1] and
+              ["0.55", "#dd8452", "#f2c14e", "#8fbf6f", "#4c72b0", "0.75"])
+    for y, k in enumerate(labels):
+        left.annotate(f"{outcomes[k]:,}", (outcomes[k], y), xytext=(3, 0), textcoords="offset points",
+                      va="center", fontsize=8)
+    left.set_xlabel("TPS")
+    left.set_title(f"{c.get('inconsistent', 0):,} of {c.get('tps', 0):,} TPS break a rule", fontsize=9)
+    left.margins(x=0.2)
+    if len(called):
+        counts = called.groupby(["field", "edit"]).size().unstack(fill_value=0)
+        order = counts.sum(axis=1).sort_values().index
+        counts = counts.loc[order]
+        bottom = np.zeros(len(counts))
+        colours = {"digit substituted": "#4c72b0", "digit inserted": "#dd8452", "digit dropped": "#55a868",
+                   "digits swapped": "#c44e52"}
+        for edit in counts.columns:
+            right.barh(counts.index.astype(str), counts[edit], left=bottom, color=colours.get(edit, "0.5"), label=edit)
+            bottom += counts[edit].to_numpy()
+        _plain(right.get_yticklabels())
+        _plain(right.legend(fontsize=7, frameon=False).get_texts())
+    right.set_xlabel("explained misreadings")
+    right.set_title("which box, which edit", fontsize=9)
+    if title:
+        _plain([fig.suptitle(title, fontsize=9)])
+    return fig
+
+
+def misreading_votes(result, *, min_confidence: float = 0.0, title: str = "") -> Figure:
+    """Per candidate, the votes explained misreadings added (reported above the repair) and
+    removed (reported below it), and their net; TPS counts in the labels. Equal bars on both sides
+    are what symmetric OCR noise looks like; the TSM synthesis tests whether the net is beyond it."""
+    table = result.by_candidate(min_confidence=min_confidence)
+    fig = Figure(figsize=(6.5, 0.6 * max(len(table), 2) + 1.4), layout="constrained")
+    ax = fig.add_subplot()
+    y = np.arange(len(table))
+    ax.barh(y, table["votes_added"], color="#c44e52", label="added (reading above the repair)")
+    ax.barh(y, -table["votes_removed"], color="#4c72b0", label="removed (reading below the repair)")
+    ax.scatter(table["net_votes"], y, color="black", zorder=3, s=18, label="net")
+    ax.axvline(0, color="0.3", linewidth=0.8)
+    ax.set_yticks(y, [f"{c}: +{a} / -{d} TPS" for c, a, d in zip(table.index, table["inflated"], table["deflated"])],
+                  fontsize=8)
+    _plain(ax.get_yticklabels())
+    ax.set_xlabel("votes (reported - repaired)")
+    _plain(ax.legend(fontsize=7, frameon=False, loc="best").get_texts())
+    head = "votes moved by misreadings explained by one edit" + (
+        f" (confidence >= {min_confidence:g})" if min_confidence > 0 else "")
+    ax.set_title(f"{title}\n{head}" if title else head, fontsize=9, parse_math=False)
+    return fig
+
+
+def misreading_scatter(result, *, title: str = "") -> Figure:
+    """Reported against repaired number for every explained misreading (log scales; the diagonal
+    is no change); colour = confidence. Points far above the diagonal are "78 became 780"."""
+    t = result.table[result.table["explained"]]
+    fig = Figure(figsize=(4.8, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    if len(t):
+        x = t["proposed"].astype("float64").to_numpy() + 1
+        y = t["reported"].astype("float64").to_numpy() + 1
+        points = ax.scatter(x, y, c=t["confidence"].to_numpy(dtype=float), cmap="viridis", vmin=0, vmax=1, s=9, alpha=0.7)
+        fig.colorbar(points, ax=ax, label="confidence")
+        top = max(float(np.nanmax(x)), float(np.nanmax(y))) * 1.5
+        ax.plot([1, top], [1, top], color="0.4", linewidth=0.8)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    ax.set_xlabel("repaired number + 1")
+    ax.set_ylabel("reported number + 1")
+    head = f"{len(t):,} misreadings explained by one edit"
+    ax.set_title(f"{title}\n{head}" if title else head, fontsize=9, parse_math=False)
+    return fig
