@@ -346,9 +346,8 @@ def misreading_outcomes(result, *, title: str = "") -> Figure:
     fig = Figure(figsize=(9.5, 3.4), layout="constrained")
     left, right = fig.subplots(1, 2, width_ratios=[1.1, 1])
     labels = list(outcomes)[::-1]
-    left.barh(labels, [outcomes[k] for k in labels],
-              color=["0.55", "#dd8452", "#f2c14e", "#8fbf6f", "#4c72b0", "0.75"][: len(labels)][::-1] and
-              ["0.55", "#dd8452", "#f2c14e", "#8fbf6f", "#4c72b0", "0.75"])
+    colours = dict(zip(outcomes, ["0.55", "0.75", "#2a7a3b", "#8fbf6f", "#f2c14e", "#c44e52"]))
+    left.barh(labels, [outcomes[k] for k in labels], color=[colours[k] for k in labels])
     for y, k in enumerate(labels):
         left.annotate(f"{outcomes[k]:,}", (outcomes[k], y), xytext=(3, 0), textcoords="offset points",
                       va="center", fontsize=8)
@@ -379,7 +378,7 @@ def misreading_votes(result, *, min_confidence: float = 0.0, title: str = "") ->
     removed (reported below it), and their net; TPS counts in the labels. Equal bars on both sides
     are what symmetric OCR noise looks like; the TSM synthesis tests whether the net is beyond it."""
     table = result.by_candidate(min_confidence=min_confidence)
-    fig = Figure(figsize=(6.5, 0.6 * max(len(table), 2) + 1.4), layout="constrained")
+    fig = Figure(figsize=(6.5, 0.6 * max(len(table), 2) + 1.8), layout="constrained")
     ax = fig.add_subplot()
     y = np.arange(len(table))
     ax.barh(y, table["votes_added"], color="#c44e52", label="added (reading above the repair)")
@@ -390,7 +389,7 @@ def misreading_votes(result, *, min_confidence: float = 0.0, title: str = "") ->
                   fontsize=8)
     _plain(ax.get_yticklabels())
     ax.set_xlabel("votes (reported - repaired)")
-    _plain(ax.legend(fontsize=7, frameon=False, loc="best").get_texts())
+    _plain(fig.legend(fontsize=7, frameon=False, loc="outside lower center", ncols=3).get_texts())
     head = "votes moved by misreadings explained by one edit" + (
         f" (confidence >= {min_confidence:g})" if min_confidence > 0 else "")
     ax.set_title(f"{title}\n{head}" if title else head, fontsize=9, parse_math=False)

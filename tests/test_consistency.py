@@ -637,3 +637,22 @@ def test_chance_explained_measures_coincidences():
     assert (frame["ci_low"] <= frame["share"]).all() and (frame["share"] <= frame["ci_high"]).all()
     with pytest.raises(ValueError, match="non-zero"):
         chance_explained(base, [0])
+
+
+def test_misreading_figures_draw():
+    from analysis.plots import misreading_outcomes, misreading_scatter, misreading_votes
+
+    written = form(**{"02": 78, "valid": 183, "suara_sah": 183, "voters": 188, "ballots": 188, "suara_total": 188,
+                      "pengguna_total_j": 188, "dpt_voters": 184, "pengguna_dpt_j": 184, "pengguna_dpt_p": 74,
+                      "pengguna_total_p": 75})
+    found = find_misreadings(election([written, dict(written, **{"02": 780}), form(**{"01": 40}),
+                                       form(ballots=233, suara_total=233, invalid=8, suara_tidak_sah=8),
+                                       form(regency="$x^2$", psu="Penghitungan Suara Ulang", **{"03": 0})]))
+    fig = misreading_outcomes(found, title="<b>$x$</b>")
+    widths = sorted(p.get_width() for p in fig.axes[0].patches)
+    # psu 1, unique 1 (780 -> 78), several 1 (40 could be 60, or 02 / 03 misread), unexplained 1 (a slip)
+    assert widths == [0, 0, 1, 1, 1, 1]
+    assert _png(fig).startswith(b"\x89PNG")
+    votes = misreading_votes(found)
+    assert len(votes.axes[0].patches) == 2 * len(CANDIDATES) and _png(votes).startswith(b"\x89PNG")
+    assert _png(misreading_scatter(found)).startswith(b"\x89PNG")
