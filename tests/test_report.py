@@ -15,7 +15,7 @@ import pytest
 from analysis.election import Election
 from analysis.report.export import ExportError, check_inert, export_html, sanitise
 from analysis.report.index import write_index
-from analysis.report.runner import check_code, run_reports
+from analysis.report.runner import check_code, file_sha256, run_reports
 from analysis.report.summary import Flag, SummaryError, read_summary, write_summary
 
 HOSTILE_NAME = '<b>Jakarta & "Barat"</b>'
@@ -379,3 +379,141 @@ def test_sections_headline_flags_and_provenance(tmp_path):
     assert read_summary(path)["name"] == "DKI JAKARTA"
     provenance = sections.provenance_frame(election, {"seed": 1})
     assert provenance.loc["table SHA-256", "value"] == election.provenance["table_sha256"]
+
+
+# ------------------------------------------------------------------ the real notebooks on hostile names
+
+
+@pytest.fixture(scope="module")
+def hostile():
+    from tests.hostile import hostile_site
+
+    return hostile_site()
+
+
+def test_hostile_names_reach_every_page_only_as_text(hostile):
+    from tests.hostile import CANDIDATES, PAYLOADS, PROVINCES
+
+    batch, index = hostile
+    pages = {r.code: Path(r.html_path) for r in batch.reports if r.html_path}
+    assert set(pages) == {"31", "73", "national"}, [(r.code, r.error) for r in batch.reports]
+    pages["index"] = Path(index)
+    for code, path in pages.items():
+        html = path.read_text()
+        page = assert_safe(html, verbatim=False)
+        for payload in PAYLOADS:
+            assert payload not in html, f"{code}: {payload!r} reached the HTML unescaped"
+        assert "iframe" not in page.tags and not [a for a in page.attributes if a[0] == "img" and a[1] == "src"
+                                                   and not a[2].startswith("data:image/")]
+    for code in ("31", "73"):
+        words = Page(pages[code].read_text()).words
+        assert PROVINCES[code] in words  # the region's name, in the title, as text
+        assert all(name in words for name in CANDIDATES.values())  # candidate names in the tables, as text
+    index_words = Page(pages["index"].read_text()).words
+    assert all(name in index_words for name in PROVINCES.values())
+    assert all(name in index_words for name in CANDIDATES.values())  # the shares' column headings
+
+
+def test_every_page_and_summary_says_what_it_was_made_from(hostile):
+    batch, index = hostile
+    data = Path(batch.data_path)
+    sha = file_sha256(data)
+    assert batch.data_sha256 == sha and batch.build["data_sha256"] == sha
+    for report in batch.reports:
+        words = Page(Path(report.html_path).read_text()).words
+        for text in (data.name, sha, "2024-02-15T10:00:00+07:00", "git ", "parameter seed3", "parameter n_sim40",
+                     "rendered (UTC)"):
+            assert text in words, f"{report.code}: footer lacks {text!r}"
+        if not report.ok:
+            assert report.code == "national", report.error  # the provinces must render; see the hostile test
+            continue
+        summary = read_summary(report.summary_path)
+        build = summary["build"]
+        assert build["data_file"] == data.name and build["data_sha256"] == sha
+        assert build["snapshot_time"] == "2024-02-15T10:00:00+07:00" and build["parameters"] == {"seed": 3, "n_sim": 40}
+        assert build["code_version"].startswith("forensik ") and build["rendered"] and build["scope"] == report.code
+        if report.code != "national":
+            # The notebook's own provenance table: the national file's hash, as the split file recorded it.
+            assert summary["provenance"]["data_sha256"] == sha
+            assert "data file SHA-256 (as read)" + sha in words
+    assert sha in Page(Path(index).read_text()).words
+
+
+def test_executed_notebooks_stay_out_of_the_report_folders(hostile):
+    batch, _ = hostile
+    site = Path(batch.out_dir)
+    assert not [p for p in site.glob("*/*.ipynb") if p.parent.name != "_build"]
+    assert {p.name for p in (site / "_build").glob("*.ipynb")} == {"31.ipynb", "73.ipynb", "national.ipynb"}
+    for report in batch.reports:
+        assert set(p.name for p in Path(report.html_path).parent.iterdir()) == {"index.html", "summary.json"}
+
+
+def test_split_files_hold_exactly_the_province_and_verify(tmp_path):
+    from analysis.report.data import read_election, split_by_province
+    from tests.hostile import hostile_election
+
+    national = hostile_election()
+    path = national.to_parquet(tmp_path / "n.parquet")
+    split = split_by_province(path, tmp_path / "split")
+    assert split.data_sha256 == file_sha256(path) and sorted(split.files) == ["31", "73"]
+    for code, file in split.files.items():
+        part = Election.read_parquet(file)  # verifies the subset's own table hash
+        pd.testing.assert_frame_equal(part.table, national.select(province=code).table)
+        assert part.provenance["source_table_sha256"] == national.provenance["table_sha256"]
+        assert part.provenance["data_sha256"] == split.data_sha256 and split.stations[code] == len(part)
+    election, digest = read_election(path)
+    assert digest == split.data_sha256 and len(election) == len(national)
+    tampered = tmp_path / "t.parquet"
+    table = national.table.copy()
+    table.iloc[0, table.columns.get_loc("voters")] += 1
+    from dataclasses import replace
+
+    replace(national, table=table).to_parquet(tampered)  # the recorded hash no longer matches the table
+    with pytest.raises(ValueError, match="changed after it was written"):
+        read_election(tampered)
+
+
+def test_check_inert_accepts_only_the_pinned_script():
+    from analysis.report.export import sort_script
+
+    assert check_inert(f"<html><body><script>{sort_script()}</script></body></html>", "p.html")
+    for bad in (f"<script>{sort_script()}alert(1)</script>", f"<script src='sort.js'>{sort_script()}</script>",
+                f"<script>{sort_script()}"):
+        with pytest.raises(ExportError, match="active content"):
+            check_inert(f"<html><body>{bad}</body></html>", "p.html")
+
+
+def test_figures_are_compact_captioned_and_escaped(tmp_path):
+    import base64
+    import io
+
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    from analysis.report import figures
+
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    ax.hist2d(np.random.default_rng(1).normal(size=5000), np.random.default_rng(2).normal(size=5000), bins=60)
+    figures.caption(fig, "A round blob is ordinary; <b>a smear</b> & a corner cluster are not.")
+    mime, data, meta = figures.render(fig)
+    assert meta["caption"].startswith("A round blob") and meta["width"] <= 6 * figures.DPI + 10
+    raw = io.BytesIO()
+    fig.savefig(raw, format="png", dpi=figures.DPI, bbox_inches="tight")
+    if mime == "image/png":
+        assert Image.open(io.BytesIO(data)).mode == "P" and len(data) < 0.7 * len(raw.getvalue())
+    out = nbformat.v4.new_output
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("fig")
+    payload = data if isinstance(data, str) else base64.b64encode(data).decode()
+    cell.outputs = [out("display_data", data={mime: payload}, metadata={mime: meta}),
+                    out("display_data", data={"image/png": base64.b64encode(raw.getvalue()).decode()})]
+    nb.cells = [cell]
+    nbformat.write(nb, tmp_path / "e.ipynb")
+    html = export_html(tmp_path / "e.ipynb", tmp_path / "p.html", title="t").read_text()
+    page = assert_safe(html)
+    assert page.tags.count("figure") == 2 and page.tags.count("figcaption") == 1 and "b" not in page.tags
+    assert "What to look at: A round blob is ordinary; <b>a smear</b> & a corner cluster are not." in page.words
+    pngs = [v for tag, k, v in page.attributes if tag == "img" and v.startswith("data:image/png")]
+    # The uncaptioned figure from a notebook that did not call figures.setup() is compacted on export too.
+    assert pngs and len(pngs[-1]) < 0.7 * len("data:image/png;base64," + base64.b64encode(raw.getvalue()).decode())

@@ -115,6 +115,9 @@ class _ActiveContent(HTMLParser):
             scheme = "".join(ch for ch in value.lower() if ch > " ")
             if name.startswith("on"):
                 self.found.append(f"<{tag} {name}=...>")
+            elif name == "style":
+                # Not active, but the policy refuses it and the browser reports an error: fail here instead.
+                self.found.append(f"<{tag} style=...>")
             elif scheme.startswith(("javascript:", "vbscript:")):
                 self.found.append(f"<{tag} {name}={value[:30]!r}>")
             elif name in LOADING_ATTRIBUTES and tag != "a" and ("://" in value or value.startswith("//")):
