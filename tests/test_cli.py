@@ -7,7 +7,7 @@ import pytest
 from analysis.cli import build_parser, main
 from analysis.election import Election
 
-SUBCOMMANDS = ("demo", "report", "build", "import")
+SUBCOMMANDS = ("demo", "report", "build", "import", "diff")
 
 
 def test_help_documents_every_subcommand():
@@ -74,3 +74,33 @@ def test_report_on_a_province_without_tps_fails_clearly_and_exits_non_zero(tmp_p
     out = capsys.readouterr().out
     assert "FAILED 99: no TPS of province 99 in d.parquet" in out
     assert "failed: no TPS of province 99" in (tmp_path / "r" / "index.html").read_text()
+
+
+def test_diff_of_two_body_folders_prints_and_writes_the_changes(tmp_path, capsys):
+    import json
+
+    chart = {"100025": 10, "100026": 20, "100027": 30, "null": None}
+    for name, bodies in (("a", {"3101011001001": chart, "3101011001002": chart, "3201011001001": None}),
+                         ("b", {"3101011001001": {**chart, "100026": 25}, "3101011001002": None,
+                                "3201011001001": chart})):
+        (tmp_path / name).mkdir()
+        for code, c in bodies.items():
+            (tmp_path / name / f"{code}.json").write_text(json.dumps({"chart": c, "administrasi": None, "ts": "2024-02-15 10:00:00"}))
+    out = tmp_path / "diff.csv"
+    assert main(["diff", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "revised 1" in printed and "withdrawn 1" in printed and "published 1" in printed
+    changed = pd.read_csv(out, dtype={"unit_id": str}).set_index("unit_id")
+    assert changed.loc["3101011001001", "02_old"] == 20 and changed.loc["3101011001001", "02_new"] == 25
+    net = pd.read_csv(tmp_path / "diff-net.csv", dtype={"region": str, "contestant": str}).set_index(["region", "contestant"])
+    assert net.loc[("31", "02"), "change"] == 5 - 20 and net.loc[("32", "01"), "change"] == 10
+
+
+def test_diff_of_parquet_files_and_a_missing_snapshot(tmp_path, capsys):
+    a = tmp_path / "a.parquet"
+    assert main(["demo", "--scale", "0.0005", "--min-tps", "5", "--seed", "1", "--out", str(a)]) == 0
+    assert main(["diff", str(a), str(a), "--level", "regency"]) == 0
+    assert "unchanged" in capsys.readouterr().out
+    assert main(["diff", str(a), str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert "no snapshot at" in err and "Traceback" not in err
