@@ -41,7 +41,7 @@ def _html(head: str, *frames: pd.DataFrame) -> str:
 
 
 # ==================================================================================== two snapshots
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ElectionDiff:
     """Cell-level changes between two snapshots A and B of one ballot, with net change per region.
 
@@ -92,6 +92,10 @@ class ElectionDiff:
     def to_frame(self) -> pd.DataFrame:
         """The net change per contestant per region."""
         return self.net
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{k} {v:,}" for k, v in self.counts().items())
+        return f"ElectionDiff({self.names[0]!r} -> {self.names[1]!r}: {counts}; {len(self.changes):,} numbers changed)"
 
     def _repr_html_(self) -> str:
         c = self.counts()
@@ -180,7 +184,7 @@ def _series_intervals(series, region: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     return votes, prog
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Increments:
     """Per interval between consecutive snapshots: votes added per contestant and TPS newly reported.
 
@@ -200,6 +204,9 @@ class Increments:
 
     def to_frame(self) -> pd.DataFrame:
         return self.table
+
+    def __repr__(self) -> str:
+        return f"Increments({len(self.table):,} intervals, {self.table['region'].nunique() if len(self.table) else 0} regions)"
 
     def summary(self) -> pd.DataFrame:
         """Per region: intervals, with a decrease, over capacity, votes added and removed."""
@@ -263,7 +270,7 @@ def increments(series, *, regions: Iterable[str] | None = None, capacity: int = 
                       per_tps=per_tps, parameters={"capacity": capacity, "reserve": reserve, "headroom": headroom})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Decreases:
     """Where totals went down: one row per (region, interval, contestant) with a fall."""
 
@@ -271,6 +278,9 @@ class Decreases:
     intervals: int                 # intervals examined per region, summed
     contestants: tuple[str, ...]
     labels: Mapping[str, str]
+
+    def __repr__(self) -> str:
+        return f"Decreases({len(self.table):,} falls in {self.intervals:,} region-intervals)"
 
     def summary(self) -> pd.DataFrame:
         """Per region and contestant: intervals with a fall, votes lost, the largest fall and when."""
@@ -319,7 +329,7 @@ def decreases(series, *, regions: Iterable[str] | None = None) -> Decreases:
 
 
 # ---------------------------------------------------------------------------------- composition test
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class CompositionTest:
     """Does an increment's split between contestants depart from what newly reported TPS make plausible?
 
@@ -344,8 +354,14 @@ class CompositionTest:
     n: int
     parameters: Mapping[str, Any]
 
+    def __repr__(self) -> str:
+        return (f"CompositionTest({self.n:,} intervals, {len(self.flagged()) if self.n else 0:,} flagged at "
+                f"q < {self.parameters['alpha']}, baseline {self.parameters['baseline']})")
+
     def flagged(self, alpha: float | None = None) -> pd.DataFrame:
         alpha = self.parameters["alpha"] if alpha is None else alpha
+        if self.table.empty:
+            return self.table
         return self.table[self.table["qvalue"] < alpha]
 
     def false_positive_share(self, alpha: float | None = None) -> float:
