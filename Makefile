@@ -11,13 +11,16 @@ SEED   ?= 2024
 JOBS   ?= 2
 PROVINCES ?= all
 REPORTS ?= reports
+# Extras installed into .venv: dev (tests). CI adds dask (the Dask executor's test) and explore (ipywidgets);
+# without them those tests skip with the reason.
+EXTRAS ?= dev
 
 .PHONY: venv report demo test lab bench clean help
 
 help:
 	@echo "make report  - set up .venv, build the demo election, render all reports to $(REPORTS)/index.html"
 	@echo "make test    - set up .venv and run the test suite"
-	@echo "make venv    - only set up .venv (python -m venv + pip install -e .[dev])"
+	@echo "make venv    - only set up .venv (python -m venv + pip install -e .[dev]; EXTRAS=dev,dask,explore for more)"
 	@echo "make lab     - start JupyterLab on the notebooks"
 	@echo "make bench   - run the benchmarks and print each figure beside its target"
 
@@ -25,7 +28,7 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
 	@touch $(STAMP)
 
 $(DEMO): $(STAMP) analysis/synth.py

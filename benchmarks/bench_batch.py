@@ -127,6 +127,12 @@ def main() -> int:
     line("  per-notebook overhead (kernel, papermill, export)", f"{per_notebook:.1f} s", "", None)
     slow = sorted(batch.reports, key=lambda r: -r.seconds)[:4]
     line("  slowest reports", ", ".join(f"{r.code} {r.seconds:.0f} s" for r in slow), "", None)
+    cpu = sum(r.cpu_seconds or 0 for r in batch.reports)
+    national_cpu = (national.cpu_seconds or 0) if national else 0
+    # On a quiet machine: the provinces share the workers, the national report runs alone after them.
+    quiet = batch.prepare_seconds + (cpu - national_cpu) / args.jobs + national_cpu
+    line("  CPU time of all reports (workers + kernels)", f"{cpu:.0f} s", "", None)
+    line("  wall time on a quiet machine (estimate from CPU)", f"{quiet:.0f} s", "target < 600 s", quiet < 600)
     line("  sum of report times / wall (parallelism)", f"{sum(r.seconds for r in batch.reports) / wall:.2f}",
          f"of {args.jobs} workers", None)
     line("peak memory per worker", f"{peak:,.0f} MB", "target < 2,048 MB", peak < 2048)
@@ -142,7 +148,8 @@ def main() -> int:
     print(f"\nbefore the batch: see above; after: {after}")
     (Path(args.out) / "bench.json").write_text(json.dumps({
         "wall_s": round(wall, 1), "prepare_s": batch.prepare_seconds, "overhead_s": per_notebook, "peak_mb": peak,
-        "reports": [{"code": r.code, "s": r.seconds, "mb": r.peak_memory_mb, "status": r.status} for r in batch.reports],
+        "reports": [{"code": r.code, "s": r.seconds, "cpu_s": r.cpu_seconds, "mb": r.peak_memory_mb, "status": r.status,
+                     "error": r.error} for r in batch.reports],
         "load_after": after}, indent=1))
     return 0 if batch.ok and wall < 600 and peak < 2048 else 1
 

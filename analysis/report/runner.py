@@ -75,6 +75,8 @@ class ReportResult:
     peak_memory_mb: float | None = None
     #: Where it ran: "local" or the Dask worker's address.
     worker: str = ""
+    #: CPU seconds of the worker and the notebook's kernel for this report (what a busy machine does not inflate).
+    cpu_seconds: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -231,6 +233,12 @@ def peak_memory_mb() -> float:
                      resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) * scale, 1)
 
 
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of every child it waited for (its kernels)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def _paths(job: Mapping[str, Any]) -> dict[str, Path]:
     """Where one job reads and writes, all under its ``site`` folder."""
     site = Path(job["site"])
@@ -265,7 +273,7 @@ def _run_one(job: dict[str, Any]) -> ReportResult:
     from .export import export_html
     from .summary import SummaryError, read_summary
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), cpu_seconds()
     paths = _paths(job)
     paths["report_dir"].mkdir(parents=True, exist_ok=True)
     paths["executed"].parent.mkdir(parents=True, exist_ok=True)
@@ -310,7 +318,7 @@ def _run_one(job: dict[str, Any]) -> ReportResult:
         code=job["code"], status="failed" if error else "ok", seconds=round(time.perf_counter() - started, 2),
         notebook_path=str(paths["executed"]) if paths["executed"].exists() else None, html_path=html,
         summary_path=str(paths["summary"]), error=error, peak_memory_mb=peak_memory_mb(),
-        worker=job.get("worker", "local"),
+        worker=job.get("worker", "local"), cpu_seconds=round(cpu_seconds() - cpu_started, 2),
     )
 
 
