@@ -540,6 +540,26 @@ def _originals(reported: int, priors: tuple, confusions: tuple) -> tuple[tuple[i
     return tuple((value, max(kinds, key=kinds.get), sum(kinds.values())) for value, kinds in sorted(found.items()))
 
 
+def describe_edit(original: int, reported: int) -> str:
+    """What one OCR edit did, in words: "1 read as 7", "8 inserted before 53", "0 dropped from 780"."""
+    a, b = str(int(original)), str(int(reported))
+    if len(b) == len(a) + 1:
+        for i in range(len(b)):
+            if b[:i] + b[i + 1:] == a:
+                return f"{b[i]} inserted " + ("at the start" if i == 0 else "at the end" if i == len(a) else "inside")
+    if len(b) == len(a) - 1:
+        for i in range(len(a)):
+            if a[:i] + a[i + 1:] == b:
+                return f"{a[i]} dropped " + ("from the start" if i == 0 else "from the end" if i == len(b) else "inside")
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        if len(diff) == 1:
+            return f"{a[diff[0]]} read as {b[diff[0]]}"
+        if len(diff) == 2 and diff[1] == diff[0] + 1:
+            return f"{a[diff[0]]}{a[diff[1]]} read as {b[diff[0]]}{b[diff[1]]}"
+    return ""
+
+
 class _Rows(Mapping[str, np.ndarray]):
     """Columns of the searched TPS gathered at candidate rows, with some columns overridden."""
 
@@ -569,7 +589,8 @@ class Misreadings:
 
     ``table`` columns: ``unit_id``, ``field`` (the box), ``reported``, ``proposed`` (<NA> when no
     one-edit repair makes every rule hold), ``edit``, ``confidence``, ``unique``, then
-    ``explained``, ``n_repairs``, ``difference`` (reported - proposed), ``alternatives``,
+    ``explained``, ``n_repairs``, ``difference`` (reported - proposed), ``detail`` (the edit in
+    words, ``describe_edit``), ``alternatives``,
     ``rules_broken``, ``blanked`` (sections read as all zeros, treated as unpublished) and the levels.
     ``excluded``: inconsistent TPS not called misreadings, with the reason.
     """
@@ -883,6 +904,8 @@ def find_misreadings(election, *, capacity: int | None = 300, reserve: float = 0
         "n_repairs": repairs,
     })
     out["difference"] = out["reported"] - out["proposed"]
+    out["detail"] = pd.array([describe_edit(p, r) if e else "" for p, r, e in
+                              zip(np.nan_to_num(proposed), np.nan_to_num(reported_values), explained)], dtype="str")
     out["alternatives"] = pd.array(alt_text, dtype="str")
     out["rules_broken"] = pd.array(broken_text, dtype="str")
     out["blanked"] = pd.array(blanked, dtype="str")
@@ -987,3 +1010,78 @@ def chance_explained(base, shifts: Sequence[int] | np.ndarray, *, columns: Seque
         unique=int((called & t["unique"].to_numpy()).sum()), min_confidence=min_confidence,
         columns=tuple(c for c in base.counts if c in sample.columns and sample[c].notna().any()), seed=seed,
     )
+
+
+def _wilson(k: int, n: int) -> tuple[float, float]:
+    from statsmodels.stats.proportion import proportion_confint
+
+    return proportion_confint(k, n, alpha=0.05, method="wilson") if n else (np.nan, np.nan)
+
+
+def misreading_shares(found: Misreadings, *, min_confidence: float = 0.9) -> pd.DataFrame:
+    """Among the forms searched and not excluded: the share explained, explained with confidence,
+    explained uniquely, with Wilson 95 % intervals (same rows as ``ChanceExplained.to_frame``)."""
+    t = found.table
+    n = len(t)
+    rows = []
+    for label, k in (("explained", int(t["explained"].sum())),
+                     (f"confidence >= {min_confidence:g}", int((t["explained"] & (t["confidence"] >= min_confidence)).sum())),
+                     ("unique repair", int((t["explained"] & t["unique"]).sum()))):
+        low, high = _wilson(k, n)
+        rows.append({"observed": label, "forms": k, "of": n, "share": k / n if n else np.nan, "ci_low": low, "ci_high": high})
+    return pd.DataFrame(rows).set_index("observed")
+
+
+def misreadings_by_region(found: Misreadings, level: str, *, min_confidence: float = 0.0) -> pd.DataFrame:
+    """Per region: forms listed, explained (uniquely, confidently), not explained, excluded elsewhere
+    not counted; and per candidate the net votes explained misreadings moved (reported - repaired)."""
+    t = found.table
+    if level not in t.columns:
+        raise KeyError(f"{level!r} is not a level of this result ({', '.join(c for c in t.columns if c not in CONTRACT_COLUMNS)})")
+    called = t["explained"] & (t["confidence"] >= min_confidence)
+    frame = pd.DataFrame({
+        level: t[level].to_numpy(), "listed": 1, "explained": called.to_numpy(dtype=int),
+        "unique": (called & t["unique"]).to_numpy(dtype=int), "unexplained": (~t["explained"]).to_numpy(dtype=int),
+    })
+    for c in found.candidates:
+        frame[f"net_{c}"] = np.where(called & (t["field"] == c), t["difference"].astype("float64").fillna(0), 0.0)
+    out = frame.groupby(level, sort=True).sum()
+    return out.astype({f"net_{c}": "int64" for c in found.candidates})
+
+
+CONTRACT_COLUMNS = ("unit_id", "field", "reported", "proposed", "edit", "confidence", "unique", "explained",
+                    "n_repairs", "difference", "detail", "alternatives", "rules_broken", "blanked")
+
+
+def misreading_recovery(election, truth: pd.DataFrame, found: Misreadings | None = None, *,
+                        kinds: Sequence[str] = ("ocr_misreading",)) -> pd.DataFrame:
+    """How many planted misreadings (``SyntheticElection.truth``) the search finds and repairs, with denominators.
+
+    Injected misreadings are detectable when the misread number is still published and the form
+    breaks a rule; found = the TPS is listed; precision = explained rows at a misread TPS among
+    all explained rows; repaired = the right box and the original number proposed.
+    """
+    truth = truth[truth["kind"].isin(kinds)]
+    found = find_misreadings(election) if found is None else found
+    table = election.table
+    values = np.array([table.at[u, f] if u in table.index else pd.NA for u, f in zip(truth["unit_id"], truth["field"])],
+                      dtype=object)
+    still = np.array([pd.notna(v) and int(v) == int(r) for v, r in zip(values, truth["reported"])], dtype=bool)
+    broken = check_consistency(election).failed.any(axis=1).reindex(truth["unit_id"]).fillna(False).to_numpy(dtype=bool)
+    detectable = truth[still & broken].set_index("unit_id")
+    rows = found.table.set_index("unit_id")
+    called = rows[rows["explained"]]
+    joined = detectable.join(rows[["field", "proposed"]].rename(columns={"field": "found_field"}), how="left")
+    right = ((joined["found_field"] == joined["field"]) & (joined["proposed"] == joined["original"])).fillna(False)
+    n_found = int(detectable.index.isin(rows.index).sum())
+    n_true = int(called.index.isin(truth["unit_id"]).sum())
+    n_right = int(right.astype(bool).sum())
+    measures = [
+        ("injected", len(truth), np.nan), ("on an unpublished page", int((~still).sum()), np.nan),
+        ("published but breaking no rule", int((still & ~broken).sum()), np.nan),
+        ("detectable", len(detectable), np.nan),
+        ("found (TPS listed)", n_found, n_found / len(detectable) if len(detectable) else np.nan),
+        ("explained rows at a misread TPS (precision)", n_true, n_true / len(called) if len(called) else np.nan),
+        ("original number proposed", n_right, n_right / len(detectable) if len(detectable) else np.nan),
+    ]
+    return pd.DataFrame(measures, columns=["measure", "count", "rate"]).set_index("measure")
