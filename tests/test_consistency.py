@@ -656,3 +656,41 @@ def test_misreading_figures_draw():
     votes = misreading_votes(found)
     assert len(votes.axes[0].patches) == 2 * len(CANDIDATES) and _png(votes).startswith(b"\x89PNG")
     assert _png(misreading_scatter(found)).startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("original, reported, words", [
+    (78, 780, "0 inserted at the end"), (45, 145, "1 inserted at the start"), (145, 45, "1 dropped from the start"),
+    (105, 15, "0 dropped inside"), (120, 720, "1 read as 7"), (12, 21, "12 read as 21"), (5, 5, ""),
+])
+def test_describe_edit_in_words(original, reported, words):
+    from analysis.consistency import describe_edit
+
+    assert describe_edit(original, reported) == words
+
+
+def test_shares_regions_and_recovery_tables():
+    from analysis.consistency import misreading_recovery, misreading_shares, misreadings_by_region
+
+    written = form(**{"02": 78, "valid": 183, "suara_sah": 183, "voters": 188, "ballots": 188, "suara_total": 188,
+                      "pengguna_total_j": 188, "dpt_voters": 184, "pengguna_dpt_j": 184, "pengguna_dpt_p": 74,
+                      "pengguna_total_p": 75})
+    rows = [written, dict(written, **{"02": 780}), form(regency="3102", **{"01": 40}),
+            form(regency="3102", ballots=233, suara_total=233, invalid=8, suara_tidak_sah=8), form()]
+    data = election(rows)
+    found = find_misreadings(data)
+    shares = misreading_shares(found)
+    assert shares["of"].tolist() == [3, 3, 3] and shares["forms"].tolist() == [2, 1, 1]
+    regions = misreadings_by_region(found, "regency")
+    assert regions.loc["3101", ["listed", "explained", "unique", "net_02"]].tolist() == [1, 1, 1, 702]
+    assert regions.loc["3102", ["listed", "explained", "unexplained"]].tolist() == [2, 1, 1]
+    with pytest.raises(KeyError):
+        misreadings_by_region(found, "village")
+    ids = list(data.table.index)
+    # Row 2: the truth says 02 was misread (140 -> 120), the search prefers 01 (60 -> 40): found, not repaired.
+    # Row 4: a correct form listed as misread breaks no rule.
+    truth = pd.DataFrame({"unit_id": [ids[1], ids[2], ids[4]], "kind": "ocr_misreading", "field": ["02", "02", "03"],
+                          "original": [78, 140, 4], "reported": [780, 120, 45]})
+    recovery = misreading_recovery(data, truth, found)["count"]
+    assert recovery.to_dict() == {"injected": 3, "on an unpublished page": 0, "published but breaking no rule": 1,
+                                  "detectable": 2, "found (TPS listed)": 2,
+                                  "explained rows at a misread TPS (precision)": 2, "original number proposed": 1}
