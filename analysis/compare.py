@@ -121,9 +121,14 @@ class SourceComparison:
                 f"They agree (every difference within {self.tolerance:g} {unit}) in {c['agree']:,} "
                 f"({100 * self.agreement_rate:.1f} %).")
         for row in self.summary.itertuples():
+            if not row.higher_in_a and not row.higher_in_b:
+                text += f" {row.candidate}: no difference in any region."
+                continue
             verdict = ("differences lean one way" if row.sign_pvalue < self.alpha else "no direction beyond chance")
+            size = (f"total {row.total_difference:+,.0f} votes" if self.measure == "votes"
+                    else f"mean {row.total_difference / row.regions:+.2f} points")
             text += (f" {row.candidate}: higher in {a} in {row.higher_in_a:,}, in {b} in {row.higher_in_b:,} regions, "
-                     f"median difference {row.median_difference:+.3g}, total {row.total_difference:+,.6g}; "
+                     f"median difference {row.median_difference:+.3g}, {size}; "
                      f"{verdict} (sign test p = {row.sign_pvalue:.2g}).")
         return text
 

@@ -120,3 +120,14 @@ def test_sirekap_desa_aggregates_against_kawalpemilu():
     # KawalPemilu's desa total carries the first reading (differences 42 / 25 / 6).
     assert list(differing.index) == ["1101012001"]
     assert differing.loc["1101012001", ["diff_01", "diff_02", "diff_03"]].tolist() == [186 - 144, 44 - 19, 8 - 2]
+
+
+@pytest.mark.slow
+def test_sources_notebook_runs_on_the_real_files(tmp_path):
+    if not (SHARED / "kawalpemilu" / "desa_ppwp_2024.csv.gz").exists():
+        pytest.skip(f"real data not found under {SHARED} (../shared is absent)")
+    papermill = pytest.importorskip("papermill")
+    notebooks = Path(__file__).resolve().parents[1] / "notebooks"
+    papermill.execute_notebook(str(notebooks / "sources.ipynb"), str(tmp_path / "sources.ipynb"), kernel_name="python3",
+                               parameters={"shared": str(SHARED), "sirekap_wilayah": ""}, cwd=str(notebooks),
+                               progress_bar=False)
