@@ -70,14 +70,16 @@ def read_manifest(snapshot: str | Path) -> dict[str, dict[str, Any]]:
     path = Path(snapshot) / MANIFEST
     if not path.exists():
         return records
+    decode = json.JSONDecoder().decode
     with open(path, "rb") as handle:
-        for line in handle:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue  # the half-written last line of a killed run
-            if isinstance(record, dict) and isinstance(record.get("path"), str):
-                records[record["path"]] = record
+        text = handle.read().decode("utf-8", errors="replace")
+    for line in text.splitlines():
+        try:
+            record = decode(line)
+        except ValueError:
+            continue  # the half-written last line of a killed run
+        if isinstance(record, dict) and isinstance(record.get("path"), str):
+            records[record["path"]] = record
     return records
 
 

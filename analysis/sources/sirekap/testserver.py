@@ -69,33 +69,39 @@ def _wilayah(table: pd.DataFrame) -> dict[str, bytes]:
 def _aggregates(ballot: str, table: pd.DataFrame, votes: pd.DataFrame, keys: Mapping[str, str], *, root: str = "hhcw",
                 ts: str = "2024-02-20 13:00:00") -> dict[str, bytes]:
     """hhcw (or hr) bodies for the country and every region, each with a table keyed by child code."""
-    tree: dict[str, bytes] = {}
-    reported = votes.notna().any(axis=1)
     path = ep.hhcw_path if root == "hhcw" else ep.hr_path
-    levels = [("0", None, "province"), *[(lvl, lvl, child) for lvl, child in zip(_LEVEL_COLUMNS, (*_LEVEL_COLUMNS[1:], "unit_id"))]]
-    frame = votes.copy()
+    columns = list(keys)
+    frame = votes[columns].astype("float64").copy()
     frame.index = frame.index.rename(None)
-    frame["unit_id"] = frame.index
+    frame["_reported"] = votes[columns].notna().any(axis=1).to_numpy()
+    frame["country"] = "0"
     for column in _LEVEL_COLUMNS:
-        frame[column] = table[column]
-    frame["_reported"] = reported
-    for _, parent_col, child_col in levels:
-        groups = [("0", frame)] if parent_col is None else frame.groupby(parent_col, sort=True)
-        for parent, group in groups:
-            rows = {}
-            for child, sub in group.groupby(child_col, sort=True):
-                entry: dict[str, Any] = {"psu": "Reguler"}
-                if sub["_reported"].any():
-                    for column, key in keys.items():
-                        entry[key] = int(sub[column].sum(skipna=True))
-                entry["persen"] = round(100 * float(sub["_reported"].mean()), 2)
-                entry["status_progress"] = bool(sub["_reported"].any())
-                rows[child] = entry
-            chart = {key: int(group[column].sum(skipna=True)) for column, key in keys.items()}
-            chart["persen"] = round(100 * float(group["_reported"].mean()), 2)
-            body = {"ts": ts, "psu": "Reguler", "mode": root, "chart": chart, "table": rows,
-                    "progres": {"total": int(len(group)), "progres": int(group["_reported"].sum())}}
-            tree[path(ballot, parent)] = _dump(body)
+        frame[column] = table[column].to_numpy()
+    frame["unit_id"] = frame.index
+    bodies: dict[str, dict[str, Any]] = {}
+    pairs = list(zip(("country", *_LEVEL_COLUMNS), (*_LEVEL_COLUMNS, "unit_id")))
+    for parent_col, child_col in pairs:
+        grouped = frame.groupby([parent_col, child_col], sort=True)
+        sums = grouped[columns].sum()
+        reported = grouped["_reported"].agg(["any", "mean", "sum", "size"])
+        for (parent, child), values, (anyr, mean, n_rep, size) in zip(sums.index, sums.to_numpy(), reported.to_numpy()):
+            body = bodies.setdefault(parent, {"ts": ts, "psu": "Reguler", "mode": root, "chart": dict.fromkeys(keys.values(), 0),
+                                              "table": {}, "progres": {"total": 0, "progres": 0}})
+            entry: dict[str, Any] = {"psu": "Reguler"}
+            if anyr:
+                for column, value in zip(columns, values):
+                    entry[keys[column]] = int(value)
+            entry["persen"] = round(100 * float(mean), 2)
+            entry["status_progress"] = bool(anyr)
+            body["table"][child] = entry
+            for column, value in zip(columns, values):
+                body["chart"][keys[column]] += int(value)
+            body["progres"]["total"] += int(size)
+            body["progres"]["progres"] += int(n_rep)
+    tree = {}
+    for parent, body in bodies.items():
+        body["chart"]["persen"] = round(100 * body["progres"]["progres"] / max(body["progres"]["total"], 1), 2)
+        tree[path(ballot, parent)] = _dump(body)
     return tree
 
 
@@ -238,6 +244,11 @@ class TreeServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                # Headers and body go out as separate writes: without NODELAY, Nagle and delayed ACKs add ~40 ms each.
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def log_message(self, *args):  # quiet
                 pass

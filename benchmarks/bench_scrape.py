@@ -1,0 +1,111 @@
+"""Scraping against the local test server, and building an Election from the snapshot it leaves.
+
+Figures: files per second and CPU per file of the scraper (in a process of its own, so the server's
+CPU is not counted), its peak memory, TPS per second of ``read_snapshot`` (disk, manifest, parse;
+target >= 20,000 TPS/s per core, design.md), and what a full national scrape would take at the
+default rate. Parsing alone is measured by ``bench_parse.py``.
+Run: ``.venv/bin/python benchmarks/bench_scrape.py [--scale 0.025]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from analysis.sources.sirekap.scrape import ScrapeConfig  # noqa: E402
+from analysis.sources.sirekap.testserver import TreeServer, tree_from_election  # noqa: E402
+from analysis.synth import make_election  # noqa: E402
+
+WILAYAH = REPO.parent / "shared" / "data" / "sirekap" / "wilayah_ppwp_all_levels.csv.gz"
+BUILD_TARGET = 20_000
+#: Universe of March 2024 (sirekap-api.md) when the shared region tree is absent.
+UNIVERSE = {"province": 39, "regency": 514, "district": 7_405, "village": 83_859, "tps": 823_378}
+
+CHILD = r"""
+import asyncio, json, resource, sys, time
+from analysis.sources.sirekap.scrape import ScrapeConfig, scrape_async
+config = ScrapeConfig(**json.loads(sys.argv[1]))
+cpu0, wall0 = time.process_time(), time.perf_counter()
+summary = asyncio.run(scrape_async(config))
+print(json.dumps({"cpu": time.process_time() - cpu0, "wall": time.perf_counter() - wall0, "files": summary.known,
+                  "requests": summary.requests, "ok": summary.ok, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def universe() -> dict[str, int]:
+    if not WILAYAH.exists():
+        return dict(UNIVERSE)
+    import pandas as pd
+
+    codes = pd.read_csv(WILAYAH, usecols=["kode"], dtype=str)["kode"].str.len().value_counts()
+    names = {2: "province", 4: "regency", 6: "district", 10: "village", 13: "tps"}
+    return {names[n]: int(codes.get(n, 0)) for n in names}
+
+
+def national_requests(u: dict[str, int], level: str) -> int:
+    regions = 1 + u["province"] + u["regency"] + u["district"] + u["village"]  # the country and every region above TPS
+    hhcw = regions
+    if level == "tps":
+        wilayah = regions  # every list down to the TPS of each desa
+        return 1 + wilayah + hhcw + u["tps"]
+    return 1 + (regions - u["village"]) + hhcw  # no desa lists, no TPS bodies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scale", type=float, default=0.025, help="synthetic election scale (0.025 is ~20,000 TPS)")
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    election = make_election(scale=args.scale, min_tps=30, seed=7).election
+    tree = tree_from_election(election, unpublished=0.02, seed=1)
+    print(f"# local tree: {len(tree):,} files ({len(election):,} TPS), made in {time.perf_counter() - started:.0f} s")
+    with tempfile.TemporaryDirectory() as out:
+        with TreeServer(tree) as server:
+            config = ScrapeConfig(ballot="ppwp", region="0", base_url=server.url, out=out, snapshot="bench",
+                                  rate=1000.0, concurrency=args.concurrency, progress=False)
+            result = subprocess.run([sys.executable, "-c", CHILD, json.dumps(config.__dict__)], cwd=REPO,
+                                    capture_output=True, text=True, check=True)
+        figures = json.loads(result.stdout.strip().splitlines()[-1])
+        assert figures["ok"], result.stdout
+        files_per_s = figures["files"] / figures["wall"]
+        cpu_ms = 1000 * figures["cpu"] / figures["files"]
+        default = ScrapeConfig(ballot="ppwp")
+        print(f"scrape, local server, {figures['files']:,} files   {files_per_s:,.0f} files/s at concurrency {args.concurrency} "
+              f"({figures['wall']:.1f} s)   target >= {10 * default.rate:,.0f} files/s (10x the default rate)   "
+              f"{'ok' if files_per_s >= 10 * default.rate else 'MISSED'}")
+        print(f"scrape, CPU per file   {cpu_ms:.2f} ms   target <= 5 ms   {'ok' if cpu_ms <= 5 else 'MISSED'}")
+        print(f"scrape, peak memory   {figures['peak_rss_mb']:,.0f} MB for {figures['files']:,} files   target <= 2,000 MB   "
+              f"{'ok' if figures['peak_rss_mb'] <= 2000 else 'MISSED'}")
+
+        from analysis.sources.sirekap.parse import read_snapshot
+
+        started = time.perf_counter()
+        cpu = time.process_time()
+        built = read_snapshot(Path(out) / "bench")
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        rate = len(built.election) / cpu
+        print(f"build from snapshot, {len(built.election):,} TPS   {rate:,.0f} TPS/s per core ({seconds:.1f} s wall)   "
+              f"target >= {BUILD_TARGET:,} TPS/s per core   {'ok' if rate >= BUILD_TARGET else 'MISSED'}")
+
+    u = universe()
+    for level in ("tps", "desa"):
+        n = national_requests(u, level)
+        hours = n / default.rate / 3600
+        cpu_h = n * cpu_ms / 1000 / 3600
+        print(f"national scrape --level {level}: {n:,} requests   {hours:,.1f} h at the default {default.rate:g} req/s "
+              f"({hours / 24:.1f} days), scraper CPU {cpu_h:.1f} h   (estimate, no target)")
+
+
+if __name__ == "__main__":
+    main()
