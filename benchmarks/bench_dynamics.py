@@ -73,18 +73,19 @@ def main() -> None:
     if AGGREGATES.is_dir():
         from analysis.sources.sirekap.aggregates import read_national_history, read_province_hourly
 
-        started = time.perf_counter()
+        # CPU seconds of this process: wall time on a shared machine mostly measures the others.
+        started = time.process_time()
         dpr = read_province_hourly(AGGREGATES / "province_hourly", ballot="pdpr")
-        line("read DPR province_hourly (39 files, 1.1 M numbers)", f"{time.perf_counter() - started:.1f} s", "< 10 s",
-             time.perf_counter() - started < 10)
-        started = time.perf_counter()
+        cpu = time.process_time() - started
+        line("read DPR province_hourly (39 files, 1.1 M numbers)", f"{cpu:.1f} s CPU", "< 10 s", cpu < 10)
+        started = time.process_time()
         read_national_history(AGGREGATES / "ppwp_national_hourly_history.jsonl.gz")
-        line("read national history (1,771 polls)", f"{time.perf_counter() - started:.1f} s", "< 10 s",
-             time.perf_counter() - started < 10)
-        started = time.perf_counter()
+        cpu = time.process_time() - started
+        line("read national history (1,771 polls)", f"{cpu:.1f} s CPU", "< 10 s", cpu < 10)
+        started = time.process_time()
         result = composition_test(dpr, focus=("15",))
-        line(f"composition test, every DPR increment ({result.n:,})", f"{time.perf_counter() - started:.1f} s", "< 30 s",
-             time.perf_counter() - started < 30)
+        cpu = time.process_time() - started
+        line(f"composition test, every DPR increment ({result.n:,})", f"{cpu:.1f} s CPU", "< 30 s", cpu < 30)
     else:
         print(f"real series not found at {AGGREGATES}: speed on the real files skipped")
     print(f"load average after: {os.getloadavg()[0]:.1f}")
