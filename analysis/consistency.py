@@ -5,6 +5,13 @@ form satisfies"); an OCR misreading of one digit usually breaks at least one of 
 evaluated only on the TPS where all its inputs are published: a missing number is "not
 evaluable", never a pass or a failure. A rule whose columns the Election lacks altogether (another
 country's results, a synthetic table without the male/female boxes) is listed as not checked.
+
+``find_misreadings`` then asks, of every form that breaks a rule, which one published number an
+OCR edit of one handwritten digit box (a digit substituted, inserted, dropped, two swapped) could
+have changed so that every rule holds again, with a confidence from a stated prior
+(``EDIT_PRIORS``, ``CONFUSION_WEIGHTS``, ``MISREADING_MODEL``); re-votes and sections published as
+all zeros are set aside. ``chance_explained`` measures how often a form broken by something else
+(a tally slip) would be "explained" all the same.
 """
 
 from __future__ import annotations
