@@ -399,3 +399,128 @@ def test_fingerprint_plot_draws_percent_axes():
     assert "Provinsi $x$" in ax.get_title()
     empty = fingerprint_plot(fingerprint([50], [10], [5], [10]))  # nothing to draw: still a figure
     assert isinstance(empty, Figure)
+
+
+# ------------------------------------------------------------------------------------ Kobak's integer test
+from pathlib import Path  # noqa: E402
+
+from analysis.turnout import kobak_integer_test, region_winners, turnout_models  # noqa: E402
+from analysis.turnout import _integer_probability, _is_integer_percent  # noqa: E402
+
+REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "reference"
+needs_reference = pytest.mark.skipif(not REFERENCE.is_dir(), reason="../shared/data/reference is absent")
+
+
+def test_exact_integer_probability_matches_the_full_binomial_sum():
+    from scipy import stats
+
+    rng = np.random.default_rng(8)
+    size = rng.integers(1, 3000, 1500)
+    count = rng.binomial(size, rng.uniform(0, 1, 1500))
+    count[:5], count[5:10] = 0, size[5:10]
+    fast = _integer_probability(size, count)
+    slow = [stats.binom.pmf(np.flatnonzero(_is_integer_percent(np.arange(n + 1), np.full(n + 1, n))), n, c / n).sum()
+            for n, c in zip(size, count)]
+    np.testing.assert_allclose(fast, slow, atol=1e-11)
+
+
+def test_kobak_exact_null_agrees_with_binomial_resampling():
+    rng = np.random.default_rng(9)
+    data = clean_province(rng, n_units=1500, n_groups=60)
+    received = data["valid"] + rng.binomial(data["voters"].astype(int), 0.01)
+    result = kobak_integer_test(data["registered"], data["voters"], data["winner_votes"], received, n_rep=400, seed=3)
+    table = result.table.set_index("kind")
+    for kind in ("either", "turnout", "share"):
+        se = table.loc[kind, "null_sd"] / np.sqrt(result.n_rep)
+        assert abs(table.loc[kind, "mc_mean"] - table.loc[kind, "null_mean"]) <= 4 * se, kind
+        assert table.loc[kind, "mc_sd"] == pytest.approx(table.loc[kind, "null_sd"], rel=0.15), kind
+    assert result.excess == pytest.approx(result.observed - result.null_mean)
+    assert result.null_q999 > result.null_mean + 2 * result.null_sd
+    fast = kobak_integer_test(data["registered"], data["voters"], data["winner_votes"], received, n_rep=400, seed=3,
+                              resample="indicator")
+    assert fast.null_mean == result.null_mean and abs(fast.null_q999 - result.null_q999) <= 3 * result.null_sd
+    # the same kernel as integer_percent_test: one exact mean, not two copies
+    single = integer_percent_test(data["registered"], data["voters"], data["winner_votes"], received, n_rep=50,
+                                  kind="share")
+    assert single.null_mean == pytest.approx(table.loc["share", "null_mean"])
+
+
+def test_kobak_inclusion_rules_are_counted():
+    registered = [99, 200, 200, 200, 200, 200]
+    issued = [50, 199, 150, 150, 150, 0]
+    leader = [20, 100, 149, 80, 80, 0]
+    received = [50, 199, 150, 150, 0, 0]
+    result = kobak_integer_test(registered, issued, leader, received, n_rep=10)
+    assert result.n == 2
+    assert result.excluded["registered < 100"] == 1 and result.excluded["turnout > 99 %"] == 1
+    assert result.excluded["share > 99 %"] == 1 and result.excluded["no valid votes"] == 2
+    assert result.n + sum(result.excluded.values()) == 6
+    assert "turnout or leader" in result._repr_html_()
+
+
+@pytest.fixture(scope="module")
+def russia():
+    from analysis.sources.tabular import read_table
+
+    def load(file, mapping, leader):
+        election = read_table(REFERENCE / file, mapping)[0]
+        # mapping: voters = ballots issued early + in station + outside (Kobak's "issued")
+        return {"registered": election.column("registered"), "issued": election.column("voters"),
+                "leader": election.column(leader), "received": election.column("valid") + election.column("invalid")}
+
+    return load
+
+
+@needs_reference
+@pytest.mark.parametrize("file, mapping, leader, either, turnout, share", [
+    ("russia_2011_duma.csv.gz", "russia_2011", "UR", 1003.5, 449.3, 767.1),            # Kobak et al. 2016
+    ("russia_2012_president.csv.gz", "russia_2012", "PUTIN", 1159.6, 634.6, 734.6),
+])
+def test_kobak_reproduces_published_excess(russia, file, mapping, leader, either, turnout, share):
+    # The excess and the null sd are exact; 20 draws only serve the percentile here (benchmarks: 1000).
+    result = kobak_integer_test(**russia(file, mapping, leader), n_rep=20, seed=42, resample="indicator")
+    table = result.table.set_index("kind")
+    assert abs(result.excess - either) <= 2 * result.null_sd
+    assert abs(result.excess_turnout - turnout) <= 2 * table.loc["turnout", "null_sd"]
+    assert abs(result.excess_leader - share) <= 2 * table.loc["share", "null_sd"]
+    assert 100 <= result.null_sd <= 125  # methods.md: "null sd about 110-120"
+    assert result.pvalue < 1e-10
+
+
+# ------------------------------------------------------------------------------------ Sirekap adaptation
+@pytest.fixture(scope="module")
+def demo():
+    from analysis.synth import make_election
+
+    return make_election(seed=2024, provinces_only=["11", "13", "18", "61", "73"])
+
+
+def test_winner_per_region_and_administration_pages(demo):
+    election = demo.election
+    winners = region_winners(election, "province")
+    totals = election.totals("province")[list(election.candidates)]
+    assert (winners == totals.idxmax(axis=1)).all()
+    models = turnout_models(election, regions=["11", "61"], n_boot=9, n_repeats=1, n_rep=50, seed=1)
+    row = models.results.set_index("region").loc["11"]
+    assert row["winner"] == winners["11"]
+    no_adm = int((~election.table.loc[election.table["province"] == "11", "status_adm"]).sum())
+    assert row["no_administration"] == no_adm > 0
+    assert row["n"] + row["excluded"] + row["no_administration"] == row["tps"]
+    dpt = turnout_models(election, regions=["11"], definition="dpt", n_boot=9, n_repeats=1, n_rep=50, seed=1)
+    # DPTb voters are on no DPT: turnout over DPT is higher, and above 100 % more often
+    assert dpt.results["turnout_median"].iloc[0] > row["turnout_median"]
+    assert dpt.results["turnout_above_100"].iloc[0] >= row["turnout_above_100"]
+    with pytest.raises(ValueError, match="definition"):
+        turnout_models(election, definition="dptb")
+
+
+def test_demo_plants_found_in_their_provinces(demo):
+    """Province 73: incremental stuffing for 02; 18: a 100 %/100 % cluster for 02 (01 won 18, so
+    the cluster is followed with winner="02"); 61: whole percentages. Clean 11 and 13 not flagged."""
+    models = turnout_models(demo.election, winner="02", n_boot=19, n_repeats=1, n_rep=200, seed=3)
+    table = models.results.set_index("region")
+    assert table.loc["61", "integer_qvalue"] <= 0.05
+    flagged = set(models.flags(0.05)["region"])
+    assert not flagged & {"11", "13"}, flagged
+    assert table.loc["73", "f_i"] > table.loc[["11", "13"], "f_i"].max()
+    assert table.loc["18", "f_e"] > table.loc[["11", "13"], "f_e"].max()

@@ -32,11 +32,13 @@ __all__ = [
     "ExtremeClusterTest",
     "AssociationTest",
     "IntegerPercentTest",
+    "KobakIntegerTest",
     "TurnoutTable",
     "fingerprint",
     "extreme_cluster_test",
     "turnout_share_association",
     "integer_percent_test",
+    "kobak_integer_test",
     "poisson_binomial_sf",
     "turnout_tests",
 ]
@@ -591,24 +593,122 @@ def poisson_binomial_sf(k: int, p: np.ndarray) -> float:
 
 
 # ------------------------------------------------------------------------------------ integer percentages
+#: Binomial mass outside the window each exact sum looks at is below exp(-_TAIL_LOG) (Bernstein).
+_TAIL_LOG = np.log(1e13)
+
+
 def _is_integer_percent(count: np.ndarray, size: np.ndarray) -> np.ndarray:
     """100 count / size lies strictly within 0.05 pp of a whole number, in exact integer arithmetic."""
-    count = count.astype(np.int64)
-    size = size.astype(np.int64)
+    count = np.asarray(count).astype(np.int64, copy=False)
+    size = np.asarray(size).astype(np.int64, copy=False)
     rest = (100 * count) % size
     return 20 * np.minimum(rest, size - rest) < size
 
 
-def _integer_probability(size: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """P(100 X / size is an integer percent) for X ~ Bin(size, p), exactly, per unit."""
+def _integer_probability(size: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """P(100 X / size is a whole percent, +-0.05 pp) for X ~ Bin(size, count / size), exactly, per unit.
+
+    A sum of binomial probabilities over the counts that land on a whole percent. Units sharing
+    (size, count) share the answer (at TPS scale a few ten thousand pairs cover a country), and
+    each sum runs over the counts within a Bernstein window of the mean outside which the
+    binomial mass is below 1e-13.
+    """
+    size = np.asarray(size).astype(np.int64)
+    count = np.asarray(count).astype(np.int64)
     out = np.zeros(len(size))
-    size_int = size.astype(np.int64)
-    for value in np.unique(size_int):
-        where = size_int == value
-        k = np.arange(value + 1)
-        k = k[_is_integer_percent(k, np.full(len(k), value))]
-        out[where] = stats.binom.pmf(k[None, :], value, p[where, None]).sum(axis=1)
+    if len(size) == 0:
+        return out
+    pairs, inverse = np.unique(np.column_stack([size, count]), axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    pair_prob = np.zeros(len(pairs))
+    order = np.argsort(pairs[:, 0], kind="stable")
+    sizes, starts = np.unique(pairs[order, 0], return_index=True)
+    bounds = np.r_[starts, len(order)]
+    for value, lo_i, hi_i in zip(sizes, bounds[:-1], bounds[1:]):
+        rows = order[lo_i:hi_i]
+        whole = np.flatnonzero(_is_integer_percent(np.arange(value + 1), np.full(value + 1, value)))
+        p = pairs[rows, 1] / value
+        var = value * p * (1 - p)
+        reach = _TAIL_LOG / 3 + np.sqrt((_TAIL_LOG / 3) ** 2 + 2 * _TAIL_LOG * var) + 1
+        first = np.searchsorted(whole, value * p - reach, side="left")
+        last = np.searchsorted(whole, value * p + reach, side="right")
+        width = int((last - first).max(initial=0))
+        if width == 0:
+            continue
+        index = first[:, None] + np.arange(width)[None, :]
+        inside = index < last[:, None]
+        k = whole[np.minimum(index, len(whole) - 1)].astype(float)
+        log_pmf = (special.gammaln(value + 1.0) - special.gammaln(k + 1) - special.gammaln(value - k + 1)
+                   + special.xlogy(k, p[:, None]) + special.xlog1py(value - k, -p[:, None]))
+        pair_prob[rows] = np.where(inside, np.exp(log_pmf), 0.0).sum(axis=1)
+    out[:] = np.minimum(pair_prob[inverse], 1.0)
     return out
+
+
+#: The three counts of Kobak's test: a unit is integer by turnout, by the leader's share, or either.
+_KINDS = ("either", "turnout", "share")
+
+
+@dataclass(frozen=True, eq=False)
+class _IntegerNull:
+    """Observed integer units and their null, for each kind, over already-selected units."""
+
+    observed: dict[str, int]
+    probability: dict[str, np.ndarray]  # exact per-unit probability of being integer
+    draws: dict[str, np.ndarray]  # Monte Carlo null counts, one per draw
+
+
+def _integer_null(reg, vot, win, val, *, n_rep: int, seed: int, kinds=_KINDS, resample: str = "binomial") -> _IntegerNull:
+    """The kernel behind both integer tests: exact per-unit probabilities and a seeded Monte Carlo.
+
+    ``resample="binomial"`` is Kobak's procedure: every unit's voters and winner votes redrawn as
+    Bin(registered, voters / registered) and Bin(valid, winner / valid), ``n_rep`` times; it checks
+    the exact probabilities. ``"indicator"`` draws each unit's two integer indicators from those
+    exact probabilities: the same null distribution (units and axes are independent under it) at a
+    fraction of the cost, for national tables.
+    """
+    if resample not in ("binomial", "indicator"):
+        raise ValueError(f"resample must be 'binomial' or 'indicator', got {resample!r}")
+    need_t = any(k in ("either", "turnout") for k in kinds)
+    need_s = any(k in ("either", "share") for k in kinds)
+    n = len(reg)
+    zeros = np.zeros(n)
+    prob_t = _integer_probability(reg, vot) if need_t else zeros
+    prob_s = _integer_probability(val, win) if need_s else zeros
+    probability = {"turnout": prob_t, "share": prob_s, "either": 1 - (1 - prob_t) * (1 - prob_s)}
+    hit_t = _is_integer_percent(vot, reg) if need_t else np.zeros(n, dtype=bool)
+    hit_s = _is_integer_percent(win, val) if need_s else np.zeros(n, dtype=bool)
+    observed = {"turnout": int(hit_t.sum()), "share": int(hit_s.sum()), "either": int((hit_t | hit_s).sum())}
+    draws = {kind: np.empty(int(n_rep)) for kind in kinds}
+    rng = np.random.default_rng(seed)
+    reg_i, val_i = reg.astype(np.int64), val.astype(np.int64)
+    p_turnout, p_share = vot / reg, win / val
+    for r in range(int(n_rep)):
+        # Both axes are always drawn so that one seed gives one stream whatever the kind.
+        if resample == "binomial":
+            vot_r, win_r = rng.binomial(reg_i, p_turnout), rng.binomial(val_i, p_share)
+            t = _is_integer_percent(vot_r, reg_i) if need_t else np.zeros(n, dtype=bool)
+            s = _is_integer_percent(win_r, val_i) if need_s else np.zeros(n, dtype=bool)
+        else:
+            t, s = rng.random(n) < prob_t, rng.random(n) < prob_s
+        for kind in kinds:
+            draws[kind][r] = {"turnout": t, "share": s}[kind].sum() if kind != "either" else (t | s).sum()
+    return _IntegerNull(observed={k: observed[k] for k in kinds}, probability={k: probability[k] for k in kinds},
+                        draws=draws)
+
+
+def _select_integer_units(registered, voters, winner_votes, valid, *, min_registered: int, max_percent: float):
+    """Kobak's units: usable counts, registered >= min_registered, turnout and share <= max_percent."""
+    units = _prepare(registered, voters, winner_votes, valid, min_registered=min_registered)
+    excluded = dict(units.excluded)
+    reg, vot, win, val = units.registered, units.voters, units.winner, units.valid
+    # Kobak's cut: near-100 % units are left out (100 % is an integer by construction).
+    over_t = 100 * vot > max_percent * reg
+    over_s = ~over_t & (100 * win > max_percent * val)
+    excluded[f"turnout > {max_percent:g} %"] = int(over_t.sum())
+    excluded[f"share > {max_percent:g} %"] = int(over_s.sum())
+    keep = ~(over_t | over_s)
+    return (reg[keep], vot[keep], win[keep], val[keep]), excluded, units.turnout_above_1
 
 
 @dataclass(frozen=True)
@@ -662,7 +762,8 @@ def integer_percent_test(
     construction: the null knows each unit's size), turnout and share <= ``max_percent``. A unit
     is integer when 100 voters / registered or 100 winner / valid lies strictly within 0.05 pp of
     a whole number (``kind``: "either", "turnout" or "share"). Kobak's share uses all received
-    ballots as denominator: pass valid + invalid as ``valid`` to reproduce it.
+    ballots as denominator: pass valid + invalid as ``valid`` to reproduce it (or use
+    ``kobak_integer_test``, which reports all three kinds at once).
     Null: winner* ~ Bin(valid, winner / valid), voters* ~ Bin(registered, voters / registered),
     independently per unit. Its mean is exact (sum of binomial probabilities of landing on an
     integer percent), and so is its distribution: the count is Poisson-binomial in those
@@ -672,54 +773,136 @@ def integer_percent_test(
     as a check on the exact null. The 99 % cut selects units on their observed values only; a
     resampled 100 % still counts as integer (it is rare, and the same in the exact mean and MC).
     """
-    if kind not in ("either", "turnout", "share"):
+    if kind not in _KINDS:
         raise ValueError(f"kind must be 'either', 'turnout' or 'share', got {kind!r}")
     if int(n_rep) < 1:
         raise ValueError(f"n_rep must be a positive integer, got {n_rep!r}")
-    units = _prepare(registered, voters, winner_votes, valid, min_registered=min_registered)
-    excluded = dict(units.excluded)
-    reg, vot, win, val = units.registered, units.voters, units.winner, units.valid
-    # Kobak's cut: near-100 % units are left out (100 % is an integer by construction).
-    over_t = 100 * vot > max_percent * reg
-    over_s = ~over_t & (100 * win > max_percent * val)
-    excluded[f"turnout > {max_percent:g} %"] = int(over_t.sum())
-    excluded[f"share > {max_percent:g} %"] = int(over_s.sum())
-    keep = ~(over_t | over_s)
-    reg, vot, win, val = reg[keep], vot[keep], win[keep], val[keep]
+    (reg, vot, win, val), excluded, above = _select_integer_units(
+        registered, voters, winner_votes, valid, min_registered=min_registered, max_percent=max_percent)
     null = f"binomial resampling of voters and winner votes per unit, {n_rep} draws, seed {seed}; exact mean"
-    n = int(keep.sum())
+    n = len(reg)
     if n == 0:
         return IntegerPercentTest(0, 0.0, 0.0, 0.0, 0.0, 0.0, float("nan"), float("nan"), 0, kind, n_rep, seed, null,
-                                  excluded, units.turnout_above_1)
-    use_t, use_s = kind in ("either", "turnout"), kind in ("either", "share")
-    p_turnout, p_share = vot / reg, win / val
-
-    def count(voters_, winner_):
-        hit = np.zeros(voters_.shape, dtype=bool)
-        if use_t:
-            hit |= _is_integer_percent(voters_, reg)
-        if use_s:
-            hit |= _is_integer_percent(winner_, val)
-        return hit
-
-    observed = int(count(vot, win).sum())
-    prob_t = _integer_probability(reg, p_turnout) if use_t else np.zeros(n)
-    prob_s = _integer_probability(val, p_share) if use_s else np.zeros(n)
-    prob = 1 - (1 - prob_t) * (1 - prob_s)
-    null_mean = float(prob.sum())
-    exact_sd = float(np.sqrt(np.sum(prob * (1 - prob))))
-    rng = np.random.default_rng(seed)
-    reg_i, val_i = reg.astype(np.int64), val.astype(np.int64)
-    draws = np.empty(int(n_rep))
-    for r in range(int(n_rep)):
-        draws[r] = count(rng.binomial(reg_i, p_turnout), rng.binomial(val_i, p_share)).sum()
-    pvalue_mc = float((1 + np.sum(draws >= observed)) / (int(n_rep) + 1))
-    pvalue = poisson_binomial_sf(observed, prob)
+                                  excluded, above)
+    result = _integer_null(reg, vot, win, val, n_rep=n_rep, seed=seed, kinds=(kind,))
+    observed, prob, draws = result.observed[kind], result.probability[kind], result.draws[kind]
     return IntegerPercentTest(
-        statistic=observed, null_mean=null_mean, null_sd=float(np.std(draws, ddof=1)) if n_rep > 1 else float("nan"),
-        null_q999=float(np.quantile(draws, 0.999)), mc_mean=float(draws.mean()), exact_sd=exact_sd,
-        pvalue=pvalue, pvalue_mc=pvalue_mc, n=n, kind=kind, n_rep=int(n_rep), seed=seed, null=null,
-        excluded=excluded, turnout_above_1=units.turnout_above_1,
+        statistic=observed, null_mean=float(prob.sum()),
+        null_sd=float(np.std(draws, ddof=1)) if n_rep > 1 else float("nan"),
+        null_q999=float(np.quantile(draws, 0.999)), mc_mean=float(draws.mean()),
+        exact_sd=float(np.sqrt(np.sum(prob * (1 - prob)))),
+        pvalue=poisson_binomial_sf(observed, prob), pvalue_mc=float((1 + np.sum(draws >= observed)) / (int(n_rep) + 1)),
+        n=n, kind=kind, n_rep=int(n_rep), seed=seed, null=null, excluded=excluded, turnout_above_1=above,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class KobakIntegerTest:
+    """Kobak et al.'s integer-percentage test, all three counts (turnout or leader, turnout, leader).
+
+    Attributes follow the paper: ``excess`` = observed - null mean for turnout-or-leader,
+    ``excess_turnout``, ``excess_leader``; ``null_sd`` and ``null_q999`` of the turnout-or-leader
+    count; ``table`` has every kind with its exact and Monte Carlo null.
+    """
+
+    table: pd.DataFrame  # one row per kind: observed, null_mean, null_sd, mc_mean, mc_sd, null_q999, excess, pvalue, pvalue_mc
+    n: int
+    n_rep: int
+    seed: int
+    resample: str
+    null: str
+    excluded: Mapping[str, int]
+    turnout_above_1: int
+    draws: Mapping[str, np.ndarray] = field(repr=False)  # Monte Carlo null counts per kind
+    probability: Mapping[str, np.ndarray] = field(repr=False)  # exact per-unit probabilities per kind
+
+    def _get(self, kind: str, column: str) -> float:
+        return float(self.table.loc[self.table["kind"] == kind, column].iloc[0])
+
+    @property
+    def observed(self) -> int:
+        return int(self._get("either", "observed"))
+
+    @property
+    def excess(self) -> float:
+        return self._get("either", "excess")
+
+    @property
+    def excess_turnout(self) -> float:
+        return self._get("turnout", "excess")
+
+    @property
+    def excess_leader(self) -> float:
+        return self._get("share", "excess")
+
+    @property
+    def null_mean(self) -> float:
+        return self._get("either", "null_mean")
+
+    @property
+    def null_sd(self) -> float:
+        return self._get("either", "null_sd")
+
+    @property
+    def null_q999(self) -> float:
+        return self._get("either", "null_q999")
+
+    @property
+    def pvalue(self) -> float:
+        return self._get("either", "pvalue")
+
+    @property
+    def statistic(self) -> int:
+        return self.observed
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table.assign(kind=self.table["kind"].map({"either": "turnout or leader", "turnout": "turnout",
+                                                              "share": "leader"}))
+
+    def _repr_html_(self) -> str:
+        return _html(f"Integer percentages (Kobak et al. 2016), {self.n:,} units", self.to_frame(),
+                     _excluded_frame(self.excluded))
+
+
+def kobak_integer_test(
+    registered, issued, leader, received, *, n_rep: int = 1000, seed: int = 42, min_registered: int = 100,
+    max_percent: float = 99.0, resample: str = "binomial",
+) -> KobakIntegerTest:
+    """Excess of polling stations with a whole-number turnout or leader's share (Kobak et al. 2016).
+
+    Kobak, Shpilkin & Pshenichnikov (2016), Ann. Appl. Stat. 10:54, section 3: turnout = 100
+    issued / registered (issued: every ballot handed out), leader's share = 100 leader / received
+    (received = valid + invalid). Stations with received > 0, registered >= 100, turnout <= 99 %
+    and share <= 99 % are kept (the others are counted in ``excluded``); a station is integer when
+    a percentage lies within 0.05 pp of a whole number. Null: issued* ~ Bin(registered, issued /
+    registered), leader* ~ Bin(received, leader / received), per station. Its mean and variance
+    are sums of exact binomial probabilities (the count is Poisson-binomial); ``pvalue`` is the
+    saddlepoint tail of that exact null. ``n_rep`` seeded Monte Carlo draws give the 99.9th
+    percentile and check the exact mean and sd: ``resample="binomial"`` redraws every count
+    (Kobak's procedure), ``"indicator"`` draws each station's indicators from their exact
+    probabilities (same null, much faster for national tables).
+    """
+    if int(n_rep) < 2:
+        raise ValueError(f"n_rep must be an integer >= 2, got {n_rep!r}")
+    (reg, vot, win, val), excluded, above = _select_integer_units(
+        registered, issued, leader, received, min_registered=min_registered, max_percent=max_percent)
+    null = (f"binomial null per station (issued ~ Bin(registered, t), leader ~ Bin(received, v)); exact mean and "
+            f"variance; {n_rep} Monte Carlo draws ({resample}), seed {seed}, for the 99.9th percentile and the check")
+    result = _integer_null(reg, vot, win, val, n_rep=n_rep, seed=seed, resample=resample)
+    rows = []
+    for kind in _KINDS:
+        prob, draws, observed = result.probability[kind], result.draws[kind], result.observed[kind]
+        mean = float(prob.sum())
+        rows.append({
+            "kind": kind, "observed": observed, "null_mean": mean, "null_sd": float(np.sqrt(np.sum(prob * (1 - prob)))),
+            "mc_mean": float(draws.mean()), "mc_sd": float(np.std(draws, ddof=1)),
+            "null_q999": float(np.quantile(draws, 0.999)), "excess": observed - mean,
+            "pvalue": poisson_binomial_sf(observed, prob) if len(prob) else float("nan"),
+            "pvalue_mc": float((1 + np.sum(draws >= observed)) / (int(n_rep) + 1)),
+        })
+    return KobakIntegerTest(
+        table=pd.DataFrame(rows), n=len(reg), n_rep=int(n_rep), seed=seed, resample=resample, null=null,
+        excluded=excluded, turnout_above_1=above, draws=result.draws, probability=result.probability,
     )
 
 
@@ -829,3 +1012,151 @@ def turnout_tests(
                        "excluded", "note"]]
     return TurnoutTable(results=results, level=level, winner=winner, group_level=group_level, seed=seed,
                         details=details)
+
+
+# ------------------------------------------------------------------------------------ Sirekap adaptation
+#: Turnout definitions for Sirekap: the API's (DPT + DPTb on the roll) and the DPT-only variant.
+TURNOUT_DEFINITIONS = {"registered": "voters / (DPT + DPTb)", "dpt": "voters / DPT"}
+
+
+def administration_missing(election) -> np.ndarray:
+    """TPS whose administration page (the C.Hasil page with the roll and voter counts) is not published.
+
+    Sirekap bodies parsed by ``analysis.sources.sirekap`` carry ``has_administrasi``; other tables
+    (the synthetic election, a country's CSV) count a station as missing it when both its roll and
+    its voters are missing.
+    """
+    table = election.table
+    if "has_administrasi" in table.columns:
+        return ~table["has_administrasi"].fillna(False).to_numpy(dtype=bool)
+    return np.isnan(election.column("registered")) & np.isnan(election.column("voters"))
+
+
+def region_winners(election, level: str) -> pd.Series:
+    """The candidate with the most votes in each region at ``level`` (01 won Aceh and Sumatera Barat)."""
+    if not election.candidates:
+        raise ValueError("the election has no candidate columns")
+    totals = election.table.groupby(election.table[level].astype(str))[list(election.candidates)].sum(min_count=1)
+    return totals.astype(float).fillna(-1).idxmax(axis=1)
+
+
+@dataclass(frozen=True, eq=False)
+class TurnoutModels:
+    """Klimek's model and Kobak's integer test per region, each region against its own winner."""
+
+    results: pd.DataFrame
+    level: str
+    definition: str
+    seed: int
+    settings: Mapping[str, Any]
+    details: Mapping[tuple[str, str], Any] = field(default_factory=dict, repr=False)
+
+    def flags(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Regions with a q-value at most ``alpha`` in either test: statistical irregularities, not fraud findings."""
+        hit = (self.results["klimek_qvalue"] <= alpha) | (self.results["integer_qvalue"] <= alpha)
+        return self.results[hit].reset_index(drop=True)
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.results.copy()
+
+    def _repr_html_(self) -> str:
+        title = (f"Turnout models per {self.level} (turnout = {TURNOUT_DEFINITIONS.get(self.definition, self.definition)}, "
+                 f"seed {self.seed}); q-values: Benjamini-Hochberg per test across regions")
+        return _html(title, self.results)
+
+
+def turnout_models(
+    election, *, level: str = "province", definition: str = "registered", winner: str | None = None, seed: int = 0,
+    n_boot: int = 49, n_repeats: int = 2, n_rep: int = 1000, min_registered: int = 100,
+    regions: Sequence[str] | None = None,
+) -> TurnoutModels:
+    """Per region: Klimek's fraud-model fit and bootstrap test, Kobak's integer test; winner per region.
+
+    Klimek et al. (2012), PNAS 109:16469 (``klimek.klimek_fit``, ``klimek.klimek_test``) and Kobak
+    et al. (2016), Ann. Appl. Stat. 10:54 (``kobak_integer_test``), adapted to Sirekap: turnout is
+    voters / registered, registered = DPT + DPTb as the API defines it (``definition="registered"``),
+    or voters / DPT (``"dpt"``, where DPTb and DPK voters push turnout above 100 %, capped in the
+    fingerprint and counted); each region is tested against the candidate that won it (or against
+    ``winner`` everywhere, e.g. to follow one candidate's planted cluster where it lost); TPS
+    without an administration page are left out of the models and counted in
+    ``no_administration``; other exclusions (missing counts, registered < ``min_registered``, ...)
+    are counted in ``excluded``. Kobak's leader share uses valid + invalid ballots. q-values:
+    Benjamini-Hochberg per test across regions (statsmodels ``multipletests``).
+    """
+    from statsmodels.stats.multitest import multipletests
+
+    from .klimek import klimek_fit, klimek_test
+
+    if level not in election.levels:
+        raise KeyError(f"{level!r} is not a level of this election ({', '.join(election.levels)})")
+    if definition not in TURNOUT_DEFINITIONS:
+        raise ValueError(f"definition must be one of {', '.join(TURNOUT_DEFINITIONS)}, got {definition!r}")
+    if definition == "dpt" and "dpt" not in election.table.columns:
+        raise KeyError("definition 'dpt' needs a 'dpt' column (Sirekap pemilih_dpt_j)")
+    table = election.table
+    no_adm = administration_missing(election)
+    roll = election.column("registered" if definition == "registered" else "dpt")
+    voters, valid = election.column("voters"), election.column("valid")
+    received = valid + election.column("invalid")
+    codes = table[level].astype(str).to_numpy()
+    winners = region_winners(election, level)
+    name_col = f"{level}_name"
+    names = table[name_col].astype(str).to_numpy() if name_col in table.columns else None
+    wanted = sorted(pd.unique(codes)) if regions is None else [str(r) for r in regions]
+    rows, details = [], {}
+    for region in wanted:
+        mask = codes == region
+        keep = mask & ~no_adm
+        winner_here = str(winners.get(region, "")) if winner is None else str(winner)
+        row = {"region": region, "region_name": str(names[mask][0]) if names is not None and mask.any() else "",
+               "winner": winner_here, "tps": int(mask.sum()), "no_administration": int((mask & no_adm).sum())}
+        if winner_here not in election.candidates:
+            rows.append({**row, "note": "no votes" if winner is None else f"{winner!r} is not a candidate"})
+            continue
+        votes = election.column(winner_here)
+        args = (roll[keep], voters[keep], votes[keep], valid[keep])
+        turnout = args[1] / args[0]
+        finite = np.isfinite(turnout)
+        row.update({"turnout_median": float(np.median(turnout[finite])) if finite.any() else np.nan,
+                    "turnout_above_100": int((turnout[finite] > 1).sum())})
+        note = []
+        try:
+            fit = klimek_fit(*args, seed=_region_seed(seed, region, "klimek fit"), n_repeats=n_repeats,
+                             min_registered=min_registered)
+            test = klimek_test(*args, seed=_region_seed(seed, region, "klimek test"), n_boot=n_boot,
+                               min_registered=min_registered)
+            details[(region, "klimek fit")], details[(region, "klimek test")] = fit, test
+            row.update({"n": fit.n, "excluded": int(sum(fit.excluded.values())), "f_i": fit.f_i, "f_i_sd": fit.f_i_sd,
+                        "f_e": fit.f_e, "f_e_sd": fit.f_e_sd, "alpha": fit.alpha, "klimek_pvalue": test.pvalue})
+        except Exception as err:  # one region's bad data must not stop the others
+            note.append(f"Klimek failed: {type(err).__name__}: {err}")
+        try:
+            integer = kobak_integer_test(args[0], args[1], votes[keep], received[keep], n_rep=n_rep,
+                                         seed=_region_seed(seed, region, "kobak"), min_registered=min_registered,
+                                         resample="indicator")
+            details[(region, "integer")] = integer
+            row.update({"integer_excess": integer.excess, "integer_null_sd": integer.null_sd,
+                        "integer_pvalue": integer.pvalue})
+        except Exception as err:
+            note.append(f"integer test failed: {type(err).__name__}: {err}")
+        rows.append({**row, "note": "; ".join(note)})
+    columns = ["region", "region_name", "winner", "tps", "no_administration", "n", "excluded", "turnout_median",
+               "turnout_above_100", "f_i", "f_i_sd", "f_e", "f_e_sd", "alpha", "klimek_pvalue", "klimek_qvalue",
+               "integer_excess", "integer_null_sd", "integer_pvalue", "integer_qvalue", "note"]
+    results = pd.DataFrame(rows).reindex(columns=columns)
+    for test in ("klimek", "integer"):
+        p = results[f"{test}_pvalue"]
+        where = p.notna()
+        if where.any():
+            results.loc[where, f"{test}_qvalue"] = multipletests(p[where].to_numpy(dtype=float), method="fdr_bh")[1]
+    settings = {"n_boot": n_boot, "n_repeats": n_repeats, "n_rep": n_rep, "min_registered": min_registered,
+                "winner": winner or "per region"}
+    return TurnoutModels(results=results, level=level, definition=definition, seed=seed, settings=settings,
+                         details=details)
+
+
+# Klimek's model lives in its own module; it imports this package's input helpers, so it comes last.
+from .klimek import KlimekFit, KlimekTest, klimek_fit, klimek_test  # noqa: E402
+
+__all__ += ["TurnoutModels", "TURNOUT_DEFINITIONS", "administration_missing", "region_winners",
+            "turnout_models", "KlimekFit", "KlimekTest", "klimek_fit", "klimek_test"]
