@@ -60,17 +60,29 @@ def headline_frame(election: Election) -> pd.DataFrame:
 
 
 def provenance_frame(election: Election, parameters: Mapping[str, Any]) -> pd.DataFrame:
-    """What this report was made from: data hashes, source, snapshot time, code version, parameters."""
+    """What this report was made from: data file and hashes, source, snapshot and fetch times, code, parameters.
+
+    The batch runner's province files carry the national file's name and SHA-256 as read
+    (``data_file``, ``data_sha256``) and the national table's hash (``source_table_sha256``).
+    """
     prov = dict(election.provenance)
+    selection = prov.get("selection")
     rows = [
         ("election", election.name),
+        ("data file", prov.get("data_file", "")),
+        ("data file SHA-256 (as read)", prov.get("data_sha256", "")),
         ("source", prov.get("source", "")),
         ("input SHA-256", prov.get("input_sha256", "")),
-        ("table SHA-256", prov.get("table_sha256", "")),
-        ("snapshot / fetch time", prov.get("snapshot", prov.get("fetched", prov.get("created", "")))),
+        ("national table SHA-256", prov.get("source_table_sha256", "")),
+        ("table SHA-256" + (" (this selection)" if "source_table_sha256" in prov else ""), prov.get("table_sha256", "")),
+        ("selection", ", ".join(f"{k} {v}" for k, v in selection.items()) if isinstance(selection, Mapping) else ""),
+        ("snapshot time", prov.get("snapshot", "")),
+        ("fetch time", prov.get("fetched", "")),
+        ("table created", prov.get("created", "")),
         ("forensik version", prov.get("code_version", "")),
         ("python", platform.python_version()),
     ]
+    rows = [(k, v) for k, v in rows if v not in (None, "")]
     rows += [(f"parameter {key}", value) for key, value in parameters.items()]
     return pd.DataFrame([(k, str(v)) for k, v in rows], columns=["", "value"]).set_index("")
 
