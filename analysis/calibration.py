@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,8 @@ import pandas as pd
 from .digits import digit_tests, group_shares, last_pair_test
 
 __all__ = ["INVENTED_LAST_DIGIT", "DigitCalibration", "invent_last_digits", "digit_calibration",
-           "save_calibration", "load_calibration"]
+           "save_calibration", "load_calibration", "TurnoutCalibration", "inject_incremental",
+           "default_turnout_methods", "turnout_calibration"]
 
 #: Where measured calibration tables ship with the package (written by ``forensik calibrate``).
 CALIBRATION_DIR = Path(__file__).resolve().parent / "data" / "calibration"
@@ -200,3 +201,156 @@ def digit_calibration(*, n_elections: int = 20, seed: int = 0, scale: float = 0.
     settings = {"scale": scale, "seed": seed, "fractions": list(fractions), "nulls": list(nulls),
                 "share_level": share_level, "n_sim": n_sim}
     return DigitCalibration(table=summary, alpha=alpha, n_elections=int(n_elections), level=level, settings=settings)
+
+
+# ------------------------------------------------------------------------------------ turnout methods
+#: A turnout method for the calibration: (election, seed) -> per-region p-values, a Series indexed by
+#: region code (one method) or a DataFrame with one column per method.
+TurnoutMethod = Callable[..., "pd.Series | pd.DataFrame"]
+
+
+def inject_incremental(election, f_i: float, *, seed: int, level: str = "province", theta: float = 0.3,
+                       alpha: float = 2.0, winner: str | None = None):
+    """A copy of the election with Klimek et al.'s incremental stuffing on a share ``f_i`` of TPS per region.
+
+    Klimek, Yegorov, Hanel & Thurner (2012), PNAS 109:16469: a share x ~ |N(0, theta)| of a TPS's
+    DPT non-voters become votes for the region's winner (or ``winner``) and x^alpha of the other
+    candidates' votes move to it; the form still balances (``analysis.synth._plant_incremental``).
+    TPS with a missing count are left alone. Returns (election, truth) with truth one row per TPS.
+    """
+    from .synth import _plant_incremental
+    from .turnout import region_winners
+
+    table = election.table.copy()
+    needed = ["dpt", "dpt_voters", "voters", "valid", *election.candidates]
+    complete = table[needed].notna().all(axis=1).to_numpy()
+    counts = table.loc[complete, needed].astype(np.int64)
+    winners = region_winners(election, level)
+    rng = np.random.default_rng(seed)
+    records = []
+    codes = table.loc[complete, level].astype(str)
+    for region in sorted(codes.unique()):
+        rows = counts.index[(codes == region).to_numpy()]
+        target = winner or str(winners[region])
+        records += _plant_incremental(rng, counts, rows, target, f_i, theta, alpha)
+    added = counts["voters"] - table.loc[complete, "voters"].astype(np.int64)
+    for name in needed:
+        table.loc[complete, name] = pd.array(counts[name].to_numpy(), dtype="Int64")
+    # Keep the form's other copies of the same numbers in step with the stuffed ones.
+    for name, source in (("pengguna_total_j", "voters"), ("pengguna_dpt_j", "dpt_voters"), ("suara_sah", "valid")):
+        if name in table.columns:
+            table.loc[complete, name] = table.loc[complete, source]
+    for name in ("ballots", "suara_total"):
+        if name in table.columns:
+            table.loc[complete, name] = table.loc[complete, name] + pd.array(added.to_numpy(), dtype="Int64")
+    truth = pd.DataFrame(records, columns=["unit_id", "field", "original", "reported", "detail"])
+    return dataclasses.replace(election, table=table), truth
+
+
+def default_turnout_methods(*, n_boot: int = 49, n_perm: int = 199, level: str = "province") -> dict:
+    """The project's turnout methods as calibration callables (per-region p-values, each region's winner).
+
+    "Klimek model": ``klimek_test`` (parametric bootstrap, ``n_boot``; at alpha 0.05 it needs
+    n_boot >= 39 to reject at all); "Kobak integer": the
+    turnout-or-leader count of ``kobak_integer_test`` (exact saddlepoint p-value); "turnout_tests":
+    the extreme-cluster, association and integer tests of ``turnout_tests`` (national winner).
+    Other methods (spikes, local outliers) plug in the same way.
+    """
+    from .turnout import kobak_integer_test, klimek_test, region_winners, turnout_tests
+
+    def per_region(function):
+        def run(election, seed):
+            winners = region_winners(election, level)
+            codes = election.table[level].astype(str).to_numpy()
+            registered, voters, valid = (election.column(c) for c in ("registered", "voters", "valid"))
+            invalid = election.column("invalid")
+            out = {}
+            for index, region in enumerate(sorted(winners.index)):
+                mask = codes == region
+                out[region] = function(registered[mask], voters[mask], election.column(winners[region])[mask],
+                                       valid[mask], invalid[mask], seed + index)
+            return pd.Series(out, dtype=float)
+        return run
+
+    def tests(election, seed):
+        table = turnout_tests(election, level=level, seed=seed, n_perm=n_perm, n_rep=50).results
+        return table.pivot(index="region", columns="test", values="pvalue")
+
+    return {
+        "Klimek model": per_region(lambda r, v, w, val, inv, s: klimek_test(r, v, w, val, seed=s, n_boot=n_boot).pvalue),
+        "Kobak integer": per_region(lambda r, v, w, val, inv, s: kobak_integer_test(
+            r, v, w, val + inv, n_rep=2, seed=s, resample="indicator").pvalue),
+        "turnout_tests": tests,
+    }
+
+
+@dataclass(frozen=True, eq=False)
+class TurnoutCalibration:
+    """Rejection rates of each turnout method on clean synthetic elections and with incremental stuffing."""
+
+    table: pd.DataFrame  # method, condition, f_i, trials, rejections, rate, mc_se
+    alpha: float
+    n_elections: int
+    level: str
+    settings: dict
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table.copy()
+
+    def false_positive_rates(self) -> pd.DataFrame:
+        return self.table[self.table["condition"] == "clean"].reset_index(drop=True)
+
+    def power(self) -> pd.DataFrame:
+        """One row per method, one column per f_i: the share of stuffed regions with p < alpha."""
+        stuffed = self.table[self.table["condition"] != "clean"]
+        return stuffed.pivot(index="method", columns="f_i", values="rate")
+
+    def _repr_html_(self) -> str:
+        title = (f"Turnout methods on {self.n_elections} clean synthetic elections and with Klimek incremental "
+                 f"stuffing: share of {self.level}s with p < {self.alpha:g}")
+        return f"<p><b>{html.escape(title)}</b></p>\n" + self.table.to_html(
+            escape=True, index=False, float_format=lambda v: f"{v:.3f}")
+
+
+def turnout_calibration(*, methods: dict | None = None, n_elections: int = 2, seed: int = 0, scale: float = 0.02,
+                        f_i: Sequence[float] = (0.05, 0.1, 0.2), theta: float = 0.3, stuffing_alpha: float = 2.0,
+                        level: str = "province", alpha: float = 0.05, provinces_only: Sequence[str] | None = None,
+                        progress: bool = False) -> TurnoutCalibration:
+    """False-positive rate and power against Klimek incremental stuffing of each turnout method.
+
+    Elections ``seed .. seed + n_elections - 1`` come from ``make_election(plan={}, ocr_rate=0)``
+    (clean); each is tested as it is and after ``inject_incremental`` at each ``f_i`` in every
+    region (x ~ |N(0, theta)|, stealing exponent ``stuffing_alpha``, for the region's winner). One
+    trial is one region; the rate's Monte Carlo standard error is sqrt(r (1 - r) / trials).
+    ``methods`` maps a name to a callable (election, seed) -> per-region p-values (a Series by
+    region, or a DataFrame with a column per method); default ``default_turnout_methods()``.
+    """
+    from tqdm.auto import tqdm
+
+    from .synth import make_election
+
+    methods = default_turnout_methods(level=level) if methods is None else dict(methods)
+    conditions = [("clean", 0.0)] + [(f"incremental stuffing f_i = {f:g}", float(f)) for f in f_i]
+    records = []
+    for index in tqdm(range(int(n_elections)), desc="elections", disable=not progress):
+        election = make_election(scale=scale, seed=int(seed) + index, plan={}, ocr_rate=0,
+                                 provinces_only=provinces_only).election
+        for c_index, (condition, fraction) in enumerate(conditions):
+            tested = election if fraction == 0 else inject_incremental(
+                election, fraction, seed=int(seed) * 1000 + index * 10 + c_index, level=level, theta=theta,
+                alpha=stuffing_alpha)[0]
+            for name, method in methods.items():
+                pvalues = method(tested, int(seed) + index)
+                frame = pvalues.to_frame(name) if isinstance(pvalues, pd.Series) else pvalues
+                for column in frame.columns:
+                    p = frame[column].dropna().astype(float)
+                    records.append({"method": str(column), "condition": condition, "f_i": fraction,
+                                    "trials": len(p), "rejections": int((p < alpha).sum())})
+    raw = pd.DataFrame(records)
+    summary = raw.groupby(["method", "condition", "f_i"], sort=False)[["trials", "rejections"]].sum().reset_index()
+    summary["rate"] = summary["rejections"] / summary["trials"]
+    summary["mc_se"] = np.sqrt(summary["rate"] * (1 - summary["rate"]) / summary["trials"])
+    summary = summary.sort_values(["f_i", "method"]).reset_index(drop=True)
+    settings = {"scale": scale, "seed": seed, "f_i": list(f_i), "theta": theta, "stuffing_alpha": stuffing_alpha,
+                "methods": list(methods)}
+    return TurnoutCalibration(table=summary, alpha=alpha, n_elections=int(n_elections), level=level, settings=settings)

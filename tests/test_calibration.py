@@ -4,6 +4,7 @@ calibrated digit nulls reject at their nominal rate while the textbook 2BL null 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from analysis.calibration import INVENTED_LAST_DIGIT, digit_calibration, invent_last_digits
@@ -51,3 +52,77 @@ def test_invented_digits_on_a_fifth_of_tps_are_detected(calibration):
     invented = "invented last digits on 20 % of TPS"
     assert table.loc[(invented, "last digit", "exact"), "rate"] > 0.3
     assert table.loc[(invented, "repeated final pair", "exact"), "rate"] > 0.2
+
+
+def test_calibration_tables_round_trip_and_show_their_settings(calibration, tmp_path):
+    from analysis.calibration import load_calibration, save_calibration
+
+    save_calibration(calibration, "digits", tmp_path)
+    loaded = load_calibration("digits", tmp_path)
+    assert loaded.alpha == calibration.alpha and loaded.n_elections == calibration.n_elections
+    pd.testing.assert_frame_equal(loaded.table[["test", "null", "condition", "trials", "rejections"]],
+                                  calibration.table[["test", "null", "condition", "trials", "rejections"]])
+    assert loaded.settings["code_version"] and loaded.settings["seed"] == 500
+    appendix = loaded.appendix()
+    assert len(appendix) == calibration.table[["test", "null"]].drop_duplicates().shape[0]
+    assert any(c.startswith("false-positive rate") for c in appendix.columns)
+    assert "invented last digits on 20 % of TPS" in appendix.columns
+    assert "<table" in loaded._repr_html_()
+    with pytest.raises(FileNotFoundError, match="forensik calibrate"):
+        load_calibration("nothing", tmp_path)
+
+
+def test_the_shipped_digit_calibration_backs_the_reports_claims():
+    """The table the national report shows: measured by `forensik calibrate digits`, not edited by hand."""
+    from analysis.calibration import load_calibration
+
+    shipped = load_calibration("digits")
+    clean = shipped.false_positive_rates().set_index(["test", "null"])
+    assert (clean["rejections"] <= clean["trials"]).all()
+    np.testing.assert_allclose(clean["rate"], clean["rejections"] / clean["trials"])
+    se = np.sqrt(0.05 * 0.95 / clean["trials"])
+    # the calibrated null the reports use keeps its level within 3 Monte Carlo SEs; the textbook 2BL does not
+    for test in ("second digit", "last digit"):
+        assert abs(clean.loc[(test, "exact"), "rate"] - 0.05) <= 3 * se[(test, "exact")]
+    assert clean.loc[("second digit", "textbook"), "rate"] > 0.25
+
+
+# ------------------------------------------------------------------------------------ turnout methods
+def test_inject_incremental_stuffs_the_region_winner_and_keeps_forms_balanced():
+    from analysis.calibration import inject_incremental
+    from analysis.synth import make_election
+    from analysis.turnout import region_winners
+
+    election = make_election(seed=31, plan={}, ocr_rate=0, provinces_only=["11", "73"]).election
+    stuffed, truth = inject_incremental(election, 0.2, seed=1)
+    share = len(truth) / len(election)
+    assert 0.15 < share < 0.25, share
+    winners = region_winners(election, "province")
+    before, after = election.totals("province"), stuffed.totals("province")
+    for region, winner in winners.items():
+        assert after.loc[region, winner] > before.loc[region, winner]
+        assert after.loc[region, "voters"] >= before.loc[region, "voters"]
+        assert after.loc[region, "registered"] == before.loc[region, "registered"]
+    table = stuffed.table.dropna(subset=["valid", "01", "02", "03"])
+    assert (table[["01", "02", "03"]].sum(axis=1) == table["valid"]).all()
+
+
+def test_turnout_calibration_takes_any_method_and_measures_power():
+    import pandas as pd
+
+    from analysis.calibration import turnout_calibration
+
+    calls = []
+
+    def always_flags_big_turnout(election, seed):
+        calls.append(seed)
+        turnout = pd.Series(election.column("voters") / election.column("registered"), index=election.table.index)
+        by_region = turnout.groupby(election.table["province"].astype(str)).median()
+        return (by_region < 0.9).astype(float).rename("median turnout < 90 %")  # p 0 when turnout is high
+
+    result = turnout_calibration(methods={"toy": always_flags_big_turnout}, n_elections=1, seed=3,
+                                 provinces_only=["11", "73"], f_i=(0.2,))
+    table = result.to_frame()
+    assert set(table["condition"]) == {"clean", "incremental stuffing f_i = 0.2"}
+    assert (table["trials"] == 2).all() and len(calls) == 2
+    assert list(result.power().columns) == [0.2]
