@@ -156,6 +156,8 @@ def default_rules(candidates: Sequence[str], columns: Sequence[str], *, capacity
     rules = [
         Rule("candidates_sum_to_valid", "the candidates' votes add up to the valid ballots",
              ("valid", *candidates), _col("valid"), _sum(*candidates)),
+    ] if candidates else []
+    rules += [
         Rule("valid_plus_invalid_is_ballots", "valid + invalid ballots = all ballots counted",
              ("ballots", "valid", "invalid"), _col("ballots"), _sum("valid", "invalid")),
         Rule("voter_kinds_sum_to_total", "DPT + DPTb + DPK voters = all voters",
@@ -608,6 +610,7 @@ class Misreadings:
     candidates: tuple[str, ...]
     parameters: Mapping[str, Any] = field(default_factory=dict)
     model: str = MISREADING_MODEL
+    not_checked: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # rule -> missing columns
 
     def to_frame(self) -> pd.DataFrame:
         return self.table.copy()
@@ -651,6 +654,8 @@ class Misreadings:
                 f"{c.get('excluded_psu', 0) + c.get('excluded_blank', 0):,} excluded (re-votes, blank sections); "
                 f"{c.get('explained', 0):,} explained by one OCR edit ({c.get('unique', 0):,} uniquely), "
                 f"{c.get('unexplained', 0):,} not.")
+        if self.not_checked:
+            head += f" Rules not checked (columns missing): {', '.join(self.not_checked)}."
         shown = self.table.head(HTML_ROWS)
         return (f"<p><b>{html.escape(head)}</b></p>" + self.summary().to_html(escape=True)
                 + self.by_candidate().to_html(escape=True)
@@ -712,7 +717,8 @@ def _log_plausibility(table: np.ndarray, values: np.ndarray) -> np.ndarray:
     return out
 
 
-def find_misreadings(election, *, capacity: int | None = 300, reserve: float = 0.02, headroom: int = 100,
+def find_misreadings(election, *, rules: Sequence[Rule] | None = None, capacity: int | None = 300,
+                     reserve: float = 0.02, headroom: int = 100,
                      priors: Mapping[str, float] = EDIT_PRIORS,
                      confusions: Mapping[tuple[str, str], float] = CONFUSION_WEIGHTS,
                      plausibility: bool = True, zeros_as_blank: bool = True,
@@ -729,12 +735,17 @@ def find_misreadings(election, *, capacity: int | None = 300, reserve: float = 0
     al.'s and Mebane's use of digit models, but here the form's own arithmetic is the likelihood).
     ``unique`` means exactly one repair works. Rows with ``proposed`` <NA> are forms no single
     edit explains (two misreadings, a tally error by the officials, a DPTb/DPK entry error).
+    ``rules``: another rule set (default ``default_rules``); rules whose columns the Election
+    lacks are listed in ``not_checked`` and play no part.
     """
     table = election.table
     candidates = tuple(election.candidates)
     levels = list(election.levels)
-    rules = default_rules(candidates, table.columns, capacity=capacity, reserve=reserve, headroom=headroom)
-    rules = [r for r in rules if all(c in table.columns for c in r.inputs)]
+    if rules is None:
+        rules = default_rules(candidates, table.columns, capacity=capacity, reserve=reserve, headroom=headroom)
+    not_checked = {r.id: tuple(c for c in r.inputs if c not in table.columns) for r in rules
+                   if any(c not in table.columns for c in r.inputs)}
+    rules = [r for r in rules if r.id not in not_checked]
     columns = _Columns(table)
     n = len(table)
     checked = np.zeros(n, dtype=bool)
@@ -923,7 +934,7 @@ def find_misreadings(election, *, capacity: int | None = 300, reserve: float = 0
     excluded_frame = (pd.concat(excluded, ignore_index=True) if excluded
                       else pd.DataFrame({"unit_id": pd.Series(dtype="str"), "reason": pd.Series(dtype="str")}))
     return Misreadings(
-        table=out, excluded=excluded_frame, counts=counts, candidates=candidates,
+        table=out, excluded=excluded_frame, counts=counts, candidates=candidates, not_checked=not_checked,
         parameters={"capacity": capacity, "reserve": reserve, "headroom": headroom, "priors": dict(priors),
                     "confusions": {f"{a}/{b}": w for (a, b), w in confusions.items()},
                     "plausibility": plausibility, "zeros_as_blank": zeros_as_blank,

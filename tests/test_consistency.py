@@ -694,3 +694,14 @@ def test_shares_regions_and_recovery_tables():
     assert recovery.to_dict() == {"injected": 3, "on an unpublished page": 0, "published but breaking no rule": 1,
                                   "detectable": 2, "found (TPS listed)": 2,
                                   "explained rows at a misread TPS (precision)": 2, "original number proposed": 1}
+
+
+def test_misreadings_on_another_countrys_columns_and_without_candidates():
+    result = find_misreadings(election([core_only(form()), core_only(form(**{"02": 780}))]), capacity=None)
+    assert "valid_plus_invalid_is_ballots" in result.not_checked and "voter_kinds_sum_to_total" in result.not_checked
+    row = result.table.iloc[0]
+    assert row["field"] == "02" and not row["explained"]  # 120 is pinned by the sum; 780 is two edits away
+    bare = pd.DataFrame([core_only(form())]).drop(columns=CANDIDATES)
+    bare.index = pd.Index(["3101011001000"], name="unit_id")
+    empty = Election.from_frame(bare, levels=["province", "regency"], candidates=[])
+    assert check_consistency(empty).violations.empty and find_misreadings(empty).table.empty
