@@ -416,3 +416,65 @@ def misreading_scatter(result, *, title: str = "") -> Figure:
     head = f"{len(t):,} misreadings explained by one edit"
     ax.set_title(f"{title}\n{head}" if title else head, fontsize=9, parse_math=False)
     return fig
+
+
+# ------------------------------------------------------------------------------------ Klimek model, integer percentages
+def klimek_fit_plot(fit, *, title: str = "") -> Figure:
+    """Observed, fitted and fair-model fingerprints side by side, on one log colour scale.
+
+    Klimek, Yegorov, Hanel & Thurner (2012), PNAS 109:16469, Fig. 3. ``fit`` is a ``KlimekFit``:
+    the middle panel is simulated at the fitted (f_i, f_e, alpha), the right one with f_i = f_e = 0.
+    """
+    fig = Figure(figsize=(13, 4.2), layout="constrained")
+    axes = fig.subplots(1, 3, sharex=True, sharey=True)
+    panels = [("observed", fit.observed),
+              (f"fitted: f_i = {fit.f_i:.2f} ± {fit.f_i_sd:.2f}, f_e = {fit.f_e:.3f} ± {fit.f_e_sd:.3f}, "
+               f"alpha = {fit.alpha:.1f}", fit.fitted),
+              ("fair model (f_i = f_e = 0)", fit.fair_model)]
+    top = max(1.0, float(max(np.max(h) for _, h in panels)))
+    edges = 100 * np.asarray(fit.edges)
+    mesh = None
+    for ax, (label, counts) in zip(axes, panels):
+        masked = np.ma.masked_equal(np.asarray(counts, dtype=float).T, 0)
+        if masked.count():
+            mesh = ax.pcolormesh(edges, edges, masked, norm=LogNorm(vmin=1, vmax=top), cmap="viridis")
+        ax.set_xlim(0, 100)
+        ax.set_ylim(0, 100)
+        ax.set_xlabel("turnout (%)")
+        ax.set_title(label, fontsize=9, parse_math=False)
+    axes[0].set_ylabel("winner's share (%)")
+    if mesh is not None:
+        fig.colorbar(mesh, ax=list(axes), label="units per 1-pp cell", shrink=0.9)
+    head = f"Klimek model, {fit.n:,} units (loss fitted {fit.loss_fitted:,.0f}, fair {fit.loss_fair:,.0f})"
+    fig.suptitle(f"{title}\n{head}" if title else head, fontsize=10, parse_math=False)
+    return fig
+
+
+def integer_percent_plot(result, *, title: str = "") -> Figure:
+    """Observed count of whole-number percentages against its null, per kind (turnout or leader, turnout, leader).
+
+    Kobak, Shpilkin & Pshenichnikov (2016), Ann. Appl. Stat. 10:54, Fig. 4. ``result`` is a
+    ``KobakIntegerTest``: for each kind, the Monte Carlo null counts (histogram), the exact null
+    mean with its +-2 sd band and the 99.9th percentile, and the observed count (red line).
+    """
+    kinds = [("either", "turnout or leader"), ("turnout", "turnout"), ("share", "leader's share")]
+    fig = Figure(figsize=(12, 3.6), layout="constrained")
+    axes = fig.subplots(1, 3)
+    table = result.table.set_index("kind")
+    for ax, (kind, label) in zip(axes, kinds):
+        row = table.loc[kind]
+        draws = np.asarray(result.draws[kind], dtype=float)
+        mean, sd = float(row["null_mean"]), float(row["null_sd"])
+        ax.axvspan(mean - 2 * sd, mean + 2 * sd, color="#dd8452", alpha=0.25, label="null ± 2 sd (exact)")
+        if len(draws) > 1:
+            ax.hist(draws, bins=min(40, max(5, len(draws) // 10)), color="0.6", label=f"null, {len(draws)} draws")
+        ax.axvline(mean, color="#dd8452", linewidth=1)
+        ax.axvline(float(row["null_q999"]), color="#dd8452", linestyle="--", linewidth=1, label="null 99.9 %")
+        ax.axvline(float(row["observed"]), color="#c44e52", linewidth=2, label="observed")
+        ax.set_xlabel("units with a whole-number percentage")
+        ax.set_title(f"{label}: excess {row['excess']:+,.1f} (sd {sd:,.1f})", fontsize=9, parse_math=False)
+    axes[0].set_ylabel("null draws")
+    _plain(axes[0].legend(fontsize=7, frameon=False, loc="upper left").get_texts())
+    head = f"Integer percentages, {result.n:,} units"
+    fig.suptitle(f"{title}\n{head}" if title else head, fontsize=10, parse_math=False)
+    return fig

@@ -142,3 +142,20 @@ def test_klimek_poland_2020_stays_far_below_russia(reference):
     fit = fit_reference(reference("poland_2020_president_round1.csv.gz", "poland_2020"), "DUDA")
     assert fit.f_e <= 0.005, fit.f_e
     assert fit.f_i <= 0.2, fit.f_i
+
+
+def test_figures_draw_the_fit_and_the_integer_null():
+    from matplotlib.figure import Figure
+
+    from analysis.plots import integer_percent_plot, klimek_fit_plot
+    from analysis.turnout import kobak_integer_test
+
+    rng = np.random.default_rng(11)
+    size, voters, winner = simulate_units(rng, 2_000, f_i=0.3)
+    fit = klimek_fit(size, voters, winner, seed=1, n_repeats=2, **COARSE)
+    fig = klimek_fit_plot(fit, title="<b>Provinsi $x$</b>")
+    assert isinstance(fig, Figure) and len(fig.axes) == 4  # three panels and a colour bar
+    assert "$x$" in fig._suptitle.get_text() and "fair model" in fig.axes[2].get_title()
+    integer = kobak_integer_test(size, voters, winner, voters, n_rep=50)
+    fig = integer_percent_plot(integer)
+    assert [ax.get_title().split(":")[0] for ax in fig.axes] == ["turnout or leader", "turnout", "leader's share"]
