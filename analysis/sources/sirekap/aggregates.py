@@ -7,7 +7,8 @@ scrapes, pararang/pemilu2024 and ridwaanhall/pemilu2024.kpu.go.id):
     one line per poll of the national ``pemilu/hhcw/ppwp.json``: ``{"raw_data": body,
     "local_timestamp": fetch time (UTC), "_commit": ..., "_commit_time": ...}``. Quirks: the
     scraper polled every hour (sometimes twice) but Sirekap republished only now and then, so
-    1,771 polls hold 649 distinct bodies (``ts``); the first body (17 Feb 19:30 WIB) is followed by
+    1,771 polls hold 649 distinct bodies (``ts``; the last one, 3 Apr, was polled 728 times until
+    3 May); the first body (17 Feb 19:30 WIB) is followed by
     a gap to 19 Feb 07:00; a province without data has no candidate keys (missing, not zero: in
     the first body Papua Pegunungan, 95, has only ``persen`` 0.05); ``persen`` is the share of TPS
     reported (rounded to 0.01 %), not a vote share; ``progres`` gives the exact national TPS count.
@@ -15,9 +16,9 @@ scrapes, pararang/pemilu2024 and ridwaanhall/pemilu2024.kpu.go.id):
     one row per poll of a province's row in the national table: ``ts`` (the body's publication
     time, WIB, the same for every province), the votes, and ``created_at`` (fetch time, UTC).
     Quirks: files are named by a slug of the province *name* (``p_a_p_u_a`` is Papua, 91;
-    ``luar_negeri`` is overseas, 99), not by code; rows repeat while ``ts`` stands still (up to
-    three rows per ``ts``) and keep being appended a month after the last change (fetch times
-    run to 3 May for a last ``ts`` of 3 Apr); presidential columns are ``amin`` (01), ``pagi``
+    ``luar_negeri`` is overseas, 99), not by code; rows repeat while ``ts`` stands still and kept
+    being appended for a month after the last change (the last presidential ``ts``, 3 Apr, has
+    728 rows, fetched until 3 May; the last DPR ``ts``, 30 Mar, 803); presidential columns are ``amin`` (01), ``pagi``
     (02), ``gama`` (03); DPR columns are party short names in ballot order (PKB = 1 ... PPP =
     17, Partai Ummat = 24; the six Aceh local parties, 18-23, are absent); there is no TPS count.
 ``ppwp_aggregates_all_levels.csv``
