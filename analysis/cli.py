@@ -141,7 +141,7 @@ def _load_snapshot(path: str):
         from .sources.sirekap.parse import read_snapshot
 
         if store.is_snapshot(p):
-            built = read_snapshot(p, ballot="ppwp")
+            built = read_snapshot(p)   # the snapshot knows its ballot
             return built.election, len(built.rejects)
     election, rejects = read_tps_bodies(p)
     return election, len(rejects)
