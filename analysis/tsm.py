@@ -259,11 +259,23 @@ def _scope_keys(election, level: str | None) -> pd.Series:
 
 
 def _names(election, level: str | None) -> dict[str, str]:
+    """Region code -> display name at ``level``, and "all" -> the scope's name (national, or the
+    one region at a coarser level that the whole election lies in)."""
+    out = {"all": "national"}
+    for coarser in election.levels:
+        if coarser == level:
+            break
+        codes = election.table[coarser].dropna().unique()
+        if len(codes) == 1:
+            column = f"{coarser}_name"
+            names = election.table[column].dropna() if column in election.table.columns else pd.Series(dtype=str)
+            out["all"] = str(names.iloc[0]) if len(names) else str(codes[0])
     column = f"{level}_name"
     if level is None or column not in election.table.columns:
-        return {}
+        return out
     pairs = election.table[[level, column]].dropna().drop_duplicates(level)
-    return dict(zip(pairs[level].astype(str), pairs[column].astype(str)))
+    out.update(dict(zip(pairs[level].astype(str), pairs[column].astype(str))))
+    return out
 
 
 def _candidate_rows(election, table: pd.DataFrame) -> pd.DataFrame:
@@ -377,7 +389,7 @@ def massive(election, misreadings: Any, *, level: str | None = "province", n_boo
         k_tps = int(misread_tps.nunique())
         lo_ci, hi_ci = proportion_confint(k_tps, max(n_checked, 1), alpha=1 - confidence, method="beta")
         row: dict[str, Any] = {
-            "region": region, "name": names.get(region, "national" if region == "all" else region),
+            "region": region, "name": names.get(region, region),
             "tps": n_tps, "tps_published": n_checked, "tps_misread": k_tps,
             "share_misread": k_tps / n_checked if n_checked else np.nan,
             "share_low": lo_ci if n_checked else np.nan, "share_high": hi_ci if n_checked else np.nan,
@@ -428,7 +440,7 @@ def massive(election, misreadings: Any, *, level: str | None = "province", n_boo
         row["order_changes"] = bool(row["margin_repaired_high"] < 0)
         out.append(row)
     frame = pd.DataFrame(out)
-    if level is not None and len(frame) > 1:
+    if level == "province" and len(frame) > 1:
         # Indonesia's first-round rule: over 50 % of the votes and at least 20 % in over half the provinces.
         regional = frame.iloc[1:]
         leader = frame.iloc[0]["leader"]
@@ -517,7 +529,7 @@ def systematic(election, misreadings: Any, *, level: str | None = "province", al
             pvalue = float(poisson_binomial_pmf(p)[k:].sum()) if mask.any() else np.nan
             field_rows = rows[mask & (rows["field"] == c).to_numpy()]
             out.append({
-                "region": region, "name": names.get(region, "national" if region == "all" else region),
+                "region": region, "name": names.get(region, region),
                 "candidate": c, "misreadings": int(mask.sum()),
                 "unrepaired": int((region_unrepaired == region).sum()) if region != "all" else len(unrepaired),
                 "favour": k, "expected": expected, "sd": float(np.sqrt(np.sum(p * (1 - p)))),
@@ -638,9 +650,11 @@ def structured(election, misreadings: Any, *, level: str | None = "province", n_
             ok = None
         for name, parent_level, groups, parent in components:
             use = ok if (name == "upload time" and ok is not None) else np.ones(len(y), bool)
+            if pd.unique(groups[use]).size < 2:
+                continue  # one group only (a province's own province level): nothing to locate
             stat, null, n_groups = _concentration(y[use], groups[use], parent[use], n_perm, rng) if use.sum() else (np.nan, np.zeros(n_perm), 0)
             out.append({
-                "region": region, "name": names.get(region, "national" if region == "all" else region),
+                "region": region, "name": names.get(region, region),
                 "component": name, "within": parent_level or "-", "groups": n_groups,
                 "tps": int(use.sum()), "misread_tps": int(y[use].sum()),
                 "statistic": stat, "null_mean": float(null.mean()), "null_q95": float(np.quantile(null, 0.95)),
@@ -753,10 +767,13 @@ def _structured_sentence(rows: pd.DataFrame, alpha: float) -> str:
 
 def tsm(election, misreadings: Any, *, level: str | None = "province", flags: pd.DataFrame | None = None,
         alpha: float = 0.05, n_boot: int = 1000, n_perm: int = 999, seed: int = 0, hit: str = "equal",
-        capacity: int | None = 300, time_column: str | None = "ts", min_reference: int = 30) -> TSMResult:
+        capacity: int | None = 300, time_column: str | None = "ts", min_reference: int = 30,
+        model: EditModel | None = None) -> TSMResult:
     """Massive, systematic and structured, each measured with an interval, per region at ``level``
     and overall, with a scorecard of plain sentences (see the module docstring for the nulls).
 
+    ``model``: the random-OCR edit model of the null (default: estimated from these misreadings;
+    a province report passes the one estimated nationally, which has more reference misreadings).
     ``flags``: optionally the per-region flag table of the other tests (columns ``test``,
     ``region``, ``flagged``; e.g. the report's national flags): the scorecard counts the regions,
     TPS and votes they cover (an upper bound on what those irregularities touch).
@@ -764,7 +781,7 @@ def tsm(election, misreadings: Any, *, level: str | None = "province", flags: pd
     table, rejects = misreading_table(misreadings, election)
     candidates = list(election.candidates)
     m = massive(election, table, level=level, n_boot=n_boot, seed=seed, capacity=capacity)
-    s = systematic(election, table, level=level, alpha=alpha, hit=hit, min_reference=min_reference)
+    s = systematic(election, table, level=level, alpha=alpha, model=model, hit=hit, min_reference=min_reference)
     st = structured(election, table, level=level, n_perm=n_perm, seed=seed, time_column=time_column)
     flags_note = ""
     if flags is not None and len(flags) and level is not None:
@@ -797,7 +814,7 @@ def tsm(election, misreadings: Any, *, level: str | None = "province", flags: pd
 def systematic_calibration(seeds: Sequence[int], *, planted: str | None = None, scale: float = 0.02,
                            ocr_rate: float = 0.004, directional_share: float = 0.015, alpha: float = 0.05,
                            finder: str = "find_misreadings", provinces_only: Sequence[str] | None = None,
-                           min_tps: int = 400) -> pd.DataFrame:
+                           min_tps: int = 400, structured_perm: int = 0) -> pd.DataFrame:
     """False-positive rate and power of ``systematic`` on synthetic elections, one row per seed.
 
     ``planted=None``: clean elections whose only irregularity is symmetric random OCR noise at
@@ -806,6 +823,8 @@ def systematic_calibration(seeds: Sequence[int], *, planted: str | None = None, 
     "find_misreadings" (the misreadings the project finds) or "truth" (the planted ones, with
     their true written numbers). Columns: tests, false discoveries at p < alpha and q < alpha in
     regions without a plant, national p-values, and whether the planted province has q < alpha.
+    ``structured_perm > 0`` also runs ``structured`` with that many shuffles: per-province
+    component tests at p < alpha outside the planted province, and the national components' p.
     """
     from .synth import make_election
 
@@ -837,6 +856,13 @@ def systematic_calibration(seeds: Sequence[int], *, planted: str | None = None, 
                "false_p": int((clean["pvalue"] < alpha).sum()), "false_q": int((clean["qvalue"] < alpha).sum()),
                "misreadings": int(result.loc[result["region"] == "all", "misreadings"].iloc[0])}
         row.update({f"national_p_{c}": float(p) for c, p in national.items()})
+        if structured_perm:
+            parts = structured(election, table, level="province", n_perm=structured_perm, seed=seed).table
+            provincial = parts[(parts["region"] != "all") & (parts["region"] != planted) & parts["pvalue"].notna()]
+            row["structured_tests"] = int(len(provincial))
+            row["structured_false_p"] = int((provincial["pvalue"] < alpha).sum())
+            national_parts = parts[parts["region"] == "all"].set_index("component")["pvalue"]
+            row.update({f"structured_p_{c}": float(p) for c, p in national_parts.items()})
         if planted is not None:
             hit = regional[regional["region"] == planted]
             row["planted_q"] = float(hit["qvalue"].min()) if len(hit) else np.nan
