@@ -177,6 +177,34 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_misreadings(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .consistency import find_misreadings
+
+    if args.flagged:
+        from .sources.sirekap.flagged import read_flagged
+
+        election, rejects = read_flagged(args.input)
+        rejected = len(rejects)
+    else:
+        election, rejected = _load_snapshot(args.input)
+    found = find_misreadings(election)
+    print(f"{election!r}; {rejected:,} rejected rows or bodies")
+    with pd.option_context("display.width", 160, "display.max_rows", args.rows, "display.max_colwidth", 60):
+        print(found.summary().to_string())
+        print("explained misreadings per candidate (votes = reported - repaired):")
+        print(found.by_candidate().to_string())
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        found.table.to_csv(out, index=False)
+        excluded = out.with_name(out.stem + "-excluded.csv")
+        found.excluded.to_csv(excluded, index=False)
+        print(f"{len(found.table):,} rows written to {out}; {len(found.excluded):,} excluded TPS to {excluded}")
+    return 0
+
+
 def _write(election, rejects, out: str, what: str) -> int:
     """The Election to Parquet and its rejects beside it as ``*-rejects.csv``."""
     out_path = Path(out)
@@ -288,6 +316,17 @@ def build_parser() -> argparse.ArgumentParser:
     dif.add_argument("--rows", type=int, default=20, help="rows of each table to print (default: %(default)s)")
     dif.add_argument("--out", default="", help="CSV of the changed TPS; the net change goes beside it as *-net.csv")
     dif.set_defaults(func=_cmd_diff)
+
+    mis = sub.add_parser("misreadings", help="find OCR misreadings: which number of an inconsistent form was misread, and what was written",
+                         description="Check every form's arithmetic and search, for each form that breaks a rule, the one-digit "
+                         "OCR edits of one number that make every rule hold again (consistency.find_misreadings). Input: an "
+                         "Election .parquet, a scrape snapshot, a folder/zip of TPS bodies, or with --flagged a folder of "
+                         "Sirekap_<prov>.csv.gz flagged-TPS files.")
+    mis.add_argument("input", help="the election or bodies to check")
+    mis.add_argument("--flagged", action="store_true", help="the input is a folder (or file) of flagged-TPS CSVs")
+    mis.add_argument("--out", default="", help="CSV of the suspected misreadings; excluded TPS go beside it as *-excluded.csv")
+    mis.add_argument("--rows", type=int, default=20, help="rows of each table to print (default: %(default)s)")
+    mis.set_defaults(func=_cmd_misreadings)
     return parser
 
 

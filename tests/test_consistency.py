@@ -705,3 +705,19 @@ def test_misreadings_on_another_countrys_columns_and_without_candidates():
     bare.index = pd.Index(["3101011001000"], name="unit_id")
     empty = Election.from_frame(bare, levels=["province", "regency"], candidates=[])
     assert check_consistency(empty).violations.empty and find_misreadings(empty).table.empty
+
+
+def test_cli_misreadings_writes_the_table_and_the_excluded(tmp_path, capsys):
+    from analysis.cli import main
+
+    written = form(**{"02": 78, "valid": 183, "suara_sah": 183, "voters": 188, "ballots": 188, "suara_total": 188,
+                      "pengguna_total_j": 188, "dpt_voters": 184, "pengguna_dpt_j": 184, "pengguna_dpt_p": 74,
+                      "pengguna_total_p": 75})
+    path = election([written, dict(written, **{"02": 780}), form(psu="Pemungutan Suara Ulang", **{"01": 1})]).to_parquet(
+        tmp_path / "e.parquet")
+    assert main(["misreadings", str(path), "--out", str(tmp_path / "out" / "m.csv")]) == 0
+    table = pd.read_csv(tmp_path / "out" / "m.csv", dtype={"unit_id": str})
+    assert table[["unit_id", "field", "reported", "proposed"]].values.tolist() == [["3101011001001", "02", 780, 78]]
+    assert len(pd.read_csv(tmp_path / "out" / "m-excluded.csv")) == 1
+    assert "explained by one OCR edit" in capsys.readouterr().out
+    assert main(["misreadings", str(tmp_path / "absent.parquet")]) == 2
