@@ -716,7 +716,7 @@ def test_cli_misreadings_writes_the_table_and_the_excluded(tmp_path, capsys):
     path = election([written, dict(written, **{"02": 780}), form(psu="Pemungutan Suara Ulang", **{"01": 1})]).to_parquet(
         tmp_path / "e.parquet")
     assert main(["misreadings", str(path), "--out", str(tmp_path / "out" / "m.csv")]) == 0
-    table = pd.read_csv(tmp_path / "out" / "m.csv", dtype={"unit_id": str})
+    table = pd.read_csv(tmp_path / "out" / "m.csv", dtype={"unit_id": str, "field": str})
     assert table[["unit_id", "field", "reported", "proposed"]].values.tolist() == [["3101011001001", "02", 780, 78]]
     assert len(pd.read_csv(tmp_path / "out" / "m-excluded.csv")) == 1
     assert "explained by one OCR edit" in capsys.readouterr().out
