@@ -468,6 +468,14 @@ class Systematic:
     def flagged(self) -> pd.DataFrame:
         return self.table[self.table["flagged"]]
 
+    def flag_rows(self) -> pd.DataFrame:
+        """Per region and candidate, in the shape the report's flag tables take (``test``,
+        ``region``, ``statistic`` = favouring misreadings / expected, ``pvalue``, ``qvalue``)."""
+        rows = self.table[self.table["region"] != "all"]
+        return pd.DataFrame({"test": "misreadings favour " + rows["candidate"].astype(str),
+                             "region": rows["region"].astype(str), "statistic": rows["ratio"],
+                             "pvalue": rows["pvalue"], "qvalue": rows["qvalue"]}).reset_index(drop=True)
+
     def to_frame(self) -> pd.DataFrame:
         return self.table.copy()
 
@@ -661,10 +669,18 @@ def structured(election, misreadings: Any, *, level: str | None = "province", n_
                 "ratio": stat / null.mean() if null.mean() > 0 else np.nan,
                 "pvalue": float((1 + np.sum(null >= stat - 1e-12)) / (1 + n_perm)) if np.isfinite(stat) else np.nan,
             })
-    frame = pd.DataFrame(out)
+    frame = pd.DataFrame(out, columns=["region", "name", "component", "within", "groups", "tps", "misread_tps",
+                                       "statistic", "null_mean", "null_q95", "ratio", "pvalue"])
+    # BH q-values: across the overall components, and across every region x component.
+    frame["qvalue"] = np.nan
+    for mask in (frame["region"] == "all", frame["region"] != "all"):
+        tested = mask & frame["pvalue"].notna()
+        if tested.any():
+            frame.loc[tested, "qvalue"] = multipletests(frame.loc[tested, "pvalue"], method="fdr_bh")[1]
     null_text = ("misread TPS are spread at random among the TPS of each parent region (or upload-time "
                  f"bin within region): {n_perm:,} exact within-parent shuffles, seed {seed}; statistic = "
-                 "share of the misread indicator's variance between groups beyond the parent (eta squared)")
+                 "share of the misread indicator's variance between groups beyond the parent (eta squared); "
+                 "BH q-values across the overall components and across regions x components")
     return Structured(table=frame, n_perm=n_perm, seed=seed, null=null_text)
 
 
@@ -759,9 +775,9 @@ def _structured_sentence(rows: pd.DataFrame, alpha: float) -> str:
     bits = []
     for r in rows.itertuples():
         within = f" within {r.within}" if r.within != "-" else ""
-        verdict = "concentrated" if r.pvalue < alpha else "not concentrated"
+        verdict = "concentrated" if r.qvalue < alpha else "not concentrated"
         bits.append(f"{r.component}{within}: {verdict} (variance share {100 * r.statistic:.2f} % against "
-                    f"{100 * r.null_mean:.2f} % by chance, p = {r.pvalue:.3f})")
+                    f"{100 * r.null_mean:.2f} % by chance, p = {r.pvalue:.3f}, q = {r.qvalue:.3f})")
     return "Where the misread TPS are: " + "; ".join(bits) + "."
 
 
@@ -861,6 +877,7 @@ def systematic_calibration(seeds: Sequence[int], *, planted: str | None = None, 
             provincial = parts[(parts["region"] != "all") & (parts["region"] != planted) & parts["pvalue"].notna()]
             row["structured_tests"] = int(len(provincial))
             row["structured_false_p"] = int((provincial["pvalue"] < alpha).sum())
+            row["structured_false_q"] = int((provincial["qvalue"] < alpha).sum())
             national_parts = parts[parts["region"] == "all"].set_index("component")["pvalue"]
             row.update({f"structured_p_{c}": float(p) for c, p in national_parts.items()})
         if planted is not None:

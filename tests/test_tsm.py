@@ -187,3 +187,12 @@ def test_systematic_false_positive_rate_on_clean_elections_is_at_most_alpha():
     # one-sided binomial bound: above 0.05 + 2.33 standard errors would reject calibration at 1 %
     assert rate <= 0.05 + 2.33 * np.sqrt(0.05 * 0.95 / runs["tests"].sum()), rate
     assert runs["false_q"].sum() <= 1
+
+
+def test_flag_rows_have_the_report_shape(demo):
+    _, _, result = demo
+    rows = result.systematic.flag_rows()
+    assert list(rows.columns) == ["test", "region", "statistic", "pvalue", "qvalue"]
+    assert len(rows) == 38 * 3
+    hit = rows[rows["qvalue"] < 0.05]
+    assert list(zip(hit["region"], hit["test"])) == [(PLANTED, "misreadings favour 02")]
