@@ -104,3 +104,17 @@ def test_diff_of_parquet_files_and_a_missing_snapshot(tmp_path, capsys):
     assert main(["diff", str(a), str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err
     assert "no snapshot at" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("region", ["3a", "123", "../31", "31/01", ""])
+def test_scrape_refuses_bad_region_codes(region, capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["scrape", "--ballot", "ppwp", "--region", region])
+    assert "region must be 0 (all) or a code" in capsys.readouterr().err
+
+
+def test_scrape_refuses_plain_http_to_a_remote_host_in_one_line(tmp_path, capsys):
+    assert main(["scrape", "--ballot", "ppwp", "--region", "31", "--base-url", "http://sirekap-obj-data.kpu.go.id",
+                 "--out", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "loopback" in err and "Traceback" not in err and not any(tmp_path.iterdir())

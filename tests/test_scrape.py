@@ -18,7 +18,7 @@ from analysis.sources.sirekap import endpoints as ep
 from analysis.sources.sirekap.parse import read_snapshot, read_tps_bodies
 from analysis.sources.sirekap.scrape import ScrapeConfig, retry_after_seconds, scrape, scrape_async
 from analysis.sources.sirekap.store import BLOBS, read_manifest
-from analysis.sources.sirekap.testserver import FAULTS, PARTIES, TreeServer, legislative_tree, tree_from_election
+from analysis.sources.sirekap.testserver import FAULTS, PARTIES, TreeServer, dpd_tree, legislative_tree, tree_from_election
 from analysis.synth import make_election
 
 EXAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sirekap" / "examples"
@@ -278,6 +278,15 @@ def test_a_party_ballot_scrapes_and_builds_parties_and_candidates(election, tmp_
     want = served.sort_values(["unit_id", "party", "candidate"]).reset_index(drop=True)
     assert got[["unit_id", "party", "candidate"]].equals(want[["unit_id", "party", "candidate"]])
     assert (got["votes"].astype(int) == want["votes"]).all()
+
+
+def test_dpd_uses_each_provinces_candidate_list_for_ballot_numbers(election, tmp_path):
+    tree, votes = dpd_tree(election, seed=2)
+    with TreeServer(tree) as server:
+        summary = run(ScrapeConfig(ballot="pdpd", region="0", base_url=server.url, out=str(tmp_path), snapshot="p", **FAST))
+    assert summary.ok and server.requests["pemilu/caleg/dpd/11.json"] == 1 and server.requests["pemilu/caleg/dpd/31.json"] == 1
+    table = read_snapshot(tmp_path / "p").election.table
+    pd.testing.assert_frame_equal(table[["01", "02", "03", "04"]], votes.loc[table.index], check_names=False)
 
 
 @pytest.mark.skipif(not EXAMPLES.exists(), reason="../shared/data/sirekap/examples is absent")

@@ -113,7 +113,28 @@ def _flag(value: Any) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
-def _party_chart(code: str, chart: Mapping[str, Any], parties: Mapping[str, str], row: dict[str, Any], long: list) -> None:
+class _Long:
+    """Per-candidate votes of party ballots as four columns (a list of tuples costs twice as much)."""
+
+    def __init__(self):
+        self.unit_id: list[str] = []
+        self.party: list[str] = []
+        self.candidate: list[str] = []
+        self.votes: list[int | None] = []
+
+    def __len__(self) -> int:
+        return len(self.votes)
+
+    def truncate(self, n: int) -> None:
+        for column in (self.unit_id, self.party, self.candidate, self.votes):
+            del column[n:]
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame({"unit_id": self.unit_id, "party": self.party, "candidate": self.candidate,
+                             "votes": pd.array(self.votes, dtype="Int64")})
+
+
+def _party_chart(code: str, chart: Mapping[str, Any], parties: Mapping[str, str], row: dict[str, Any], long: _Long) -> None:
     """A legislative chart ``{party: {jml_suara_total, jml_suara_partai, <candidate id>: votes}}`` into row and long."""
     for party, entry in chart.items():
         column = parties.get(party)
@@ -123,17 +144,17 @@ def _party_chart(code: str, chart: Mapping[str, Any], parties: Mapping[str, str]
             continue
         if isinstance(entry, dict):
             total = _count(entry.get(PARTY_TOTAL), "chart[", party, "].", PARTY_TOTAL)
-            for key, value in entry.items():
-                if key == PARTY_ONLY:
-                    long.append((code, party, "", _count(value, "chart[", party, "].", PARTY_ONLY)))
-                elif key.isdigit():
-                    long.append((code, party, key, _count(value, "chart[", party, "][", key, "]")))
+            keys = [key for key in entry if key != PARTY_TOTAL and (key == PARTY_ONLY or key.isdigit())]
+            long.votes.extend(_count(entry[key], "chart[", party, "][", key, "]") for key in keys)
+            long.candidate.extend("" if key == PARTY_ONLY else key for key in keys)
+            long.unit_id.extend([code] * len(keys))
+            long.party.extend([party] * len(keys))
         else:  # desa tables and some bodies carry the party total alone
             total = _count(entry, "chart[", party, "]")
         row[column] = total
 
 
-def _row(code: str, body: Any, candidates: Mapping[str, str], long: list | None = None) -> dict[str, Any]:
+def _row(code: str, body: Any, candidates: Mapping[str, str], long: _Long | None = None) -> dict[str, Any]:
     if isinstance(body, (bytes, bytearray)):
         try:
             body = body.decode("utf-8")
@@ -210,7 +231,7 @@ def parse_tps_bodies(bodies: Mapping[str, bytes | str | dict | None], *,
     party numbers for the party ballots (``parties=True``), whose per-candidate votes go to ``votes_long``.
     """
     rows, rejects, seen = [], [], set()
-    long: list | None = [] if parties else None
+    long = _Long() if parties else None
     for key, body in bodies.items():
         source = str(key)
         try:
@@ -222,7 +243,7 @@ def parse_tps_bodies(bodies: Mapping[str, bytes | str | dict | None], *,
                 rows.append(_row(code, body, candidates, long))
             except BaseException:
                 if long is not None:
-                    del long[mark:]  # a rejected body leaves no votes behind
+                    long.truncate(mark)  # a rejected body leaves no votes behind
                 raise
             seen.add(code)
         except BodyError as err:
@@ -235,8 +256,7 @@ def parse_tps_bodies(bodies: Mapping[str, bytes | str | dict | None], *,
     counts = {"bodies": len(bodies), "rows": len(table), "rejected": len(rejects_frame)}
     votes_long = None
     if long is not None:
-        votes_long = pd.DataFrame(long, columns=["unit_id", "party", "candidate", "votes"])
-        votes_long["votes"] = pd.array(votes_long["votes"].to_numpy(), dtype="Int64")
+        votes_long = long.frame()
     return ParsedTps(table=table, rejects=rejects_frame, counts=counts, votes_long=votes_long)
 
 
@@ -355,8 +375,8 @@ def contestant_columns(snapshot: str | Path, ballot: str, records: Mapping[str, 
     for path in endpoints.contestant_paths(ballot, [p.rsplit("/", 1)[-1][:-5] for p in records if p.startswith("pemilu/caleg/dpd/")]):
         record = records.get(path)
         data = _json_file(root, record) if record and record.get("outcome") == "ok" else None
-        items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
-        for key, value in items:
+        # Lists keyed by id only: a JSON array carries no id to match the charts' keys with.
+        for key, value in (data.items() if isinstance(data, dict) else ()):
             number = value.get("nomor_urut") if isinstance(value, dict) else None
             if isinstance(number, int) and not isinstance(number, bool) and 0 < number < 1000:
                 mapping[str(key)] = f"{number:02d}"
@@ -369,7 +389,7 @@ def contestant_columns(snapshot: str | Path, ballot: str, records: Mapping[str, 
         return dict(PPWP_CANDIDATES)
     if ballot in endpoints.LEGISLATIVE_PARTY_BALLOTS:
         return dict(PARTY_COLUMNS)
-    raise ValueError(f"the snapshot has no candidate list for {ballot} (pemilu/caleg/dpd/<province>.json)")
+    return {}  # DPD without its lists: read_snapshot names the columns by candidate id
 
 
 def read_snapshot(path: str | Path, *, ballot: str | None = None) -> BuiltSnapshot:
@@ -442,6 +462,16 @@ def read_snapshot(path: str | Path, *, ballot: str | None = None) -> BuiltSnapsh
                 status[code] = "desa_table"
                 fetched_at[code] = record.get("fetched_at")
 
+    if not columns:
+        # DPD without candidate lists: the candidate ids found in the charts become the vote columns.
+        for raw in bodies.values():
+            try:
+                chart = json.loads(raw).get("chart") if isinstance(raw, bytes) else raw.get("chart")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(chart, dict):
+                columns.update({k: k for k in chart if k != "null" and k.isdigit()})
+        columns = dict(sorted(columns.items()))
     everything = sorted(listed | set(bodies) | set(status))
     blank = {"chart": None, "administrasi": None}
     inputs = {code: bodies.get(code, blank) for code in everything}

@@ -308,8 +308,7 @@ class _Walk:
         store = self.store
         if store.settled(path):
             self.counts["resumed"] += 1
-            record = store.records[path]
-            if kind == "wilayah" and record["outcome"] == "ok":
+            if kind == "wilayah" and store.outcome(path) == "ok":
                 try:
                     data = json.loads(store.read(path))
                 except (OSError, ValueError):

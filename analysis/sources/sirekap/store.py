@@ -108,7 +108,9 @@ class SnapshotStore:
         self.blobs = self.root / BLOBS
         self.path.mkdir(parents=True, exist_ok=True)
         self.blobs.mkdir(parents=True, exist_ok=True)
-        self.records = read_manifest(self.path)
+        # Compact state per path (outcome, size): a national scrape knows ~1,000,000 paths.
+        self.state: dict[str, tuple[str, int | None]] = {
+            path: (r.get("outcome"), r.get("size")) for path, r in read_manifest(self.path).items()}
         self.previous_name, self.previous = self._previous_snapshot()
         self.new_blob_bytes = 0
         self._manifest = open(self.path / MANIFEST, "ab")
@@ -120,21 +122,25 @@ class SnapshotStore:
         if not earlier:
             return None, {}
         latest = earlier[-1]
-        return latest.name, {k: r["sha256"] for k, r in read_manifest(latest).items() if r.get("outcome") == "ok" and r.get("sha256")}
+        return latest.name, {k: bytes.fromhex(r["sha256"]) for k, r in read_manifest(latest).items()
+                             if r.get("outcome") == "ok" and r.get("sha256")}
 
     # ------------------------------------------------------------------ reading
     def settled(self, path: str) -> bool:
         """Whether a resumed scrape can skip this path: stored intact, or recorded as not published."""
-        record = self.records.get(path)
-        if not record or record.get("outcome") not in SETTLED:
+        outcome, size = self.state.get(path, (None, None))
+        if outcome not in SETTLED:
             return False
-        if record["outcome"] == "ok":
-            file = self.path / record["file"]
-            return file.is_file() and file.stat().st_size == record.get("size")
+        if outcome == "ok":
+            file = self.path / path
+            return file.is_file() and file.stat().st_size == size
         return True
 
+    def outcome(self, path: str) -> str | None:
+        return self.state.get(path, (None, None))[0]
+
     def read(self, path: str) -> bytes:
-        return (self.path / self.records[path]["file"]).read_bytes()
+        return (self.path / path).read_bytes()
 
     # ------------------------------------------------------------------ writing
     def _append(self, record: Record) -> None:
@@ -142,7 +148,7 @@ class SnapshotStore:
         self._manifest.write(json.dumps(data, separators=(",", ":")).encode() + b"\n")
         # A flush puts the line in the kernel: it survives kill -9 (not a power cut, which fsync would need).
         self._manifest.flush()
-        self.records[record.path] = data
+        self.state[record.path] = (record.outcome, record.size)
 
     def _blob(self, body: bytes, sha: str) -> Path:
         blob = self.blobs / sha[:2] / sha
@@ -174,7 +180,7 @@ class SnapshotStore:
         record = Record(url=url, path=path, outcome="ok", status=status, fetched_at=fetched_at or utc_now(),
                         file=path, size=len(body), sha256=sha, attempts=attempts)
         self._append(record)
-        return record, ("unchanged" if self.previous.get(path) == sha else "fetched")
+        return record, ("unchanged" if self.previous.get(path) == bytes.fromhex(sha) else "fetched")
 
     def miss(self, path: str, url: str, *, outcome: str, status: int | None, reason: str, attempts: int) -> Record:
         """Record a URL that gave no good body: ``not_published`` (404) or ``failed`` with the reason."""

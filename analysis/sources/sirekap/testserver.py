@@ -199,6 +199,34 @@ def legislative_tree(election, *, ballot: str = "pdpr", seed: int = 0, unpublish
     return tree, served
 
 
+def dpd_tree(election, *, seed: int = 0, candidates: int = 4) -> tuple[dict[str, bytes], pd.DataFrame]:
+    """The API tree of the DPD ballot (candidates stand per province) and its per-TPS votes by ballot number."""
+    table = election.table
+    rng = np.random.default_rng(seed)
+    tree = _wilayah(table)
+    numbers = [f"{k:02d}" for k in range(1, candidates + 1)]
+    ids = {p: [f"{p}{k:02d}07" for k in range(1, candidates + 1)] for p in table["province"].unique()}
+    for province, own in ids.items():
+        tree[f"pemilu/caleg/dpd/{province}.json"] = _dump({cid: {"nama": f"CALON {cid}", "nomor_urut": k + 1, "jenis_kelamin": "L",
+                                                                  "tempat_tinggal": "KOTA"} for k, cid in enumerate(own)})
+    valid = table["valid"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    votes = pd.DataFrame(np.nan, index=table.index, columns=numbers)
+    by_id = pd.DataFrame(np.nan, index=table.index, columns=[c for own in ids.values() for c in own])
+    for i, (code, total) in enumerate(zip(table.index, valid)):
+        if np.isnan(total):
+            continue
+        split = rng.multinomial(int(total), np.full(candidates, 1 / candidates))
+        own = ids[code[:2]]
+        votes.iloc[i] = split
+        by_id.loc[code, own] = split
+        body = {"chart": {"null": None, **{cid: int(v) for cid, v in zip(own, split)}}, "images": [None, None, None],
+                "administrasi": _administrasi(table.loc[code]), "psu": None, "ts": "2024-02-15 07:00:44",
+                "status_suara": True, "status_adm": True}
+        tree[ep.hhcw_path("pdpd", code)] = _dump(body)
+    tree.update(_aggregates("pdpd", table, by_id.astype("Float64"), {c: c for c in by_id.columns}))
+    return tree, votes.astype("Int64")
+
+
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
 
