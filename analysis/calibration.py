@@ -113,7 +113,7 @@ def save_calibration(result: DigitCalibration, name: str, directory: str | Path 
     return directory / f"{name}.csv"
 
 
-def load_calibration(name: str, directory: str | Path = CALIBRATION_DIR) -> DigitCalibration:
+def load_calibration(name: str, directory: str | Path = CALIBRATION_DIR) -> "DigitCalibration | TurnoutCalibration":
     """A calibration table written by ``save_calibration`` (e.g. ``load_calibration("digits")``)."""
     directory = Path(directory)
     path = directory / f"{name}.csv"
@@ -122,6 +122,9 @@ def load_calibration(name: str, directory: str | Path = CALIBRATION_DIR) -> Digi
     meta = json.loads((directory / f"{name}.json").read_text(encoding="utf-8"))
     table = pd.read_csv(path, keep_default_na=False, na_values=[""])
     settings = dict(meta.get("settings", {}), code_version=meta.get("code_version"), written=meta.get("written"))
+    if "method" in table.columns:  # a turnout table (turnout_calibration)
+        return TurnoutCalibration(table=table, alpha=float(meta["alpha"]), n_elections=int(meta["n_elections"]),
+                                  level=str(meta["level"]), settings=settings)
     return DigitCalibration(table=table, alpha=float(meta["alpha"]), n_elections=int(meta["n_elections"]),
                             level=str(meta["level"]), settings=settings)
 
@@ -304,6 +307,15 @@ class TurnoutCalibration:
         """One row per method, one column per f_i: the share of stuffed regions with p < alpha."""
         stuffed = self.table[self.table["condition"] != "clean"]
         return stuffed.pivot(index="method", columns="f_i", values="rate")
+
+    def appendix(self) -> pd.DataFrame:
+        """The methods-appendix view: per method, false-positive rate and power at each f_i, as "rate ± se"."""
+        cell = self.table.assign(text=[f"{r:.3f} ± {se:.3f}" for r, se in zip(self.table["rate"], self.table["mc_se"])])
+        cell["column"] = np.where(cell["condition"] == "clean", "false-positive rate (clean)",
+                                  [f"power, f_i = {f:g}" for f in cell["f_i"]])
+        wide = cell.pivot(index="method", columns="column", values="text")
+        trials = self.table.groupby("method")["trials"].max().rename("regions per condition")
+        return wide.join(trials).reset_index()
 
     def _repr_html_(self) -> str:
         title = (f"Turnout methods on {self.n_elections} clean synthetic elections and with Klimek incremental "

@@ -108,9 +108,15 @@ def _cmd_scrape(args: argparse.Namespace) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from .calibration import CALIBRATION_DIR, digit_calibration, save_calibration
+    from .calibration import CALIBRATION_DIR, digit_calibration, save_calibration, turnout_calibration
 
     started = time.perf_counter()
+    if args.what == "turnout":
+        result = turnout_calibration(n_elections=args.n_elections, seed=args.seed, scale=args.scale, progress=True)
+        path = save_calibration(result, "turnout", args.out or CALIBRATION_DIR)
+        print(result.appendix().to_string(index=False))
+        print(f"written to {path} in {time.perf_counter() - started:.0f} s")
+        return 0
     result = digit_calibration(n_elections=args.n_elections, seed=args.seed, scale=args.scale,
                                nulls=tuple(args.nulls.split(",")), n_sim=args.n_sim, progress=True)
     path = save_calibration(result, "digits", args.out or CALIBRATION_DIR)
@@ -267,7 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
                                description="Run each digit test on clean synthetic elections and on the same elections with "
                                "invented last digits on 1, 5 and 20 %% of TPS; write the rejection rates to "
                                "analysis/data/calibration/digits.csv (shown in the national report's methods appendix).")
-    calibrate.add_argument("what", choices=["digits"], help="which family of tests")
+    calibrate.add_argument("what", choices=["digits", "turnout"],
+                           help="which family of tests (turnout: false-positive rate and power against Klimek "
+                                "incremental stuffing at f_i 0.05, 0.1, 0.2, written to turnout.csv)")
     calibrate.add_argument("--n-elections", type=int, default=20, help="synthetic elections (default: %(default)s)")
     calibrate.add_argument("--seed", type=int, default=1000, help="first election's seed (default: %(default)s)")
     calibrate.add_argument("--scale", type=float, default=0.02, help="election size, as for demo (default: %(default)s)")

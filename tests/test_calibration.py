@@ -126,3 +126,20 @@ def test_turnout_calibration_takes_any_method_and_measures_power():
     assert set(table["condition"]) == {"clean", "incremental stuffing f_i = 0.2"}
     assert (table["trials"] == 2).all() and len(calls) == 2
     assert list(result.power().columns) == [0.2]
+
+
+def test_turnout_calibration_round_trips_through_save_and_load(tmp_path):
+    import pandas as pd
+
+    from analysis.calibration import TurnoutCalibration, load_calibration, save_calibration
+
+    table = pd.DataFrame({"method": ["Klimek model", "Klimek model"], "condition": ["clean", "incremental stuffing f_i = 0.1"],
+                          "f_i": [0.0, 0.1], "trials": [76, 76], "rejections": [3, 40]})
+    table["rate"] = table["rejections"] / table["trials"]
+    table["mc_se"] = (table["rate"] * (1 - table["rate"]) / table["trials"]) ** 0.5
+    save_calibration(TurnoutCalibration(table, 0.05, 2, "province", {"scale": 0.02}), "turnout", tmp_path)
+    loaded = load_calibration("turnout", tmp_path)
+    assert isinstance(loaded, TurnoutCalibration)
+    appendix = loaded.appendix().set_index("method")
+    assert appendix.loc["Klimek model", "false-positive rate (clean)"] == "0.039 ± 0.022"
+    assert appendix.loc["Klimek model", "power, f_i = 0.1"].startswith("0.526")
