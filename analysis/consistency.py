@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -515,9 +516,6 @@ def one_edit_originals(reported: int, *, priors: Mapping[str, float] = EDIT_PRIO
     return list(_originals(int(reported), tuple(sorted(priors.items())), tuple(sorted(confusions.items()))))
 
 
-from functools import lru_cache  # noqa: E402 - kept beside its only use
-
-
 @lru_cache(maxsize=200_000)
 def _originals(reported: int, priors: tuple, confusions: tuple) -> tuple[tuple[int, str, float], ...]:
     p = dict(priors)
@@ -541,7 +539,7 @@ def _originals(reported: int, priors: tuple, confusions: tuple) -> tuple[tuple[i
         for a in range(10):
             if a != b:
                 add(text[:i] + str(a) + text[i + 1:], "digit substituted",
-                    p.get("digit substituted", 0) / n * confusion[a, b])
+                    p.get("digit substituted", 0) / n * float(confusion[a, b]))
     for i in range(n - 1):  # OCR swapped two adjacent digits
         if text[i] != text[i + 1]:
             add(text[:i] + text[i + 1] + text[i] + text[i + 2:], "digits swapped",
@@ -730,9 +728,12 @@ def find_misreadings(election, *, rules: Sequence[Rule] | None = None, capacity:
     in) are treated as unpublished, and a form that is then consistent is excluded too. For the
     rest, every box that takes part in every broken rule is a suspect, and every number one OCR
     edit away from its reading (``one_edit_originals``) is tried; a repair is kept when every rule
-    that can be checked holds with it. Confidence follows ``MISREADING_MODEL`` (a Bayesian
-    posterior under the assumption that exactly one box was misread by one edit; compare Kobak et
-    al.'s and Mebane's use of digit models, but here the form's own arithmetic is the likelihood).
+    that can be checked holds with it. This is the Fellegi & Holt (1976, JASA 71:17) edit-and-repair
+    idea restricted to Damerau's (1964, CACM 7:171) single edits, as in Scholtus (2009, "Automatic
+    correction of simple typing errors in numerical data with balance edits", Statistics
+    Netherlands; R ``deducorrect::correctTypos``), with OCR confusions instead of keyboard typos.
+    Confidence follows ``MISREADING_MODEL`` (a posterior under the assumption that exactly one box
+    was misread by one edit).
     ``unique`` means exactly one repair works. Rows with ``proposed`` <NA> are forms no single
     edit explains (two misreadings, a tally error by the officials, a DPTb/DPK entry error).
     ``rules``: another rule set (default ``default_rules``); rules whose columns the Election
