@@ -478,3 +478,61 @@ def integer_percent_plot(result, *, title: str = "") -> Figure:
     head = f"Integer percentages, {result.n:,} units"
     fig.suptitle(f"{title}\n{head}" if title else head, fontsize=10, parse_math=False)
     return fig
+
+
+def spikes_envelope(result, *, title: str = "", zoom: tuple[float, float] | None = None) -> Figure:
+    """Observed kernel density of vote shares against the maximum of the resampled densities.
+
+    Rozenas (2017), Political Analysis 25:41, Fig. 3 (and the R package's ``plot.out``):
+    ``result`` is a ``SpikesResult``. Grey vertical lines mark the grid points where the observed
+    density rises above the envelope, thicker where the excess share of stations is larger;
+    ``zoom`` = (low, high) adds a second panel on that range of shares.
+    """
+    panels = 2 if zoom else 1
+    fig = Figure(figsize=(9, 3.6 * panels), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(panels, 1))
+    flagged = np.flatnonzero(result.flagged & (result.excess > 0))
+    widest = float(result.excess[flagged].max()) if len(flagged) else 1.0
+    for ax, (low, high) in zip(axes, [(0.0, 1.0), zoom] if zoom else [(0.0, 1.0)]):
+        for i in flagged:
+            if low <= result.x[i] <= high:
+                ax.axvline(result.x[i], color="0.85", linewidth=0.5 + 4 * result.excess[i] / widest, zorder=0)
+        ax.plot(result.x, result.envelope, color="black", linewidth=1.2,
+                label=f"maximum of {result.resamples} resampled densities")
+        ax.plot(result.x, result.observed, color="#c44e52", linewidth=0.8, label="observed")
+        ax.set_xlim(low, high)
+        ax.set_xlabel("vote share")
+        ax.set_ylabel("density (bandwidth %g)" % result.bw)
+    _plain(axes[0].legend(fontsize=8, frameon=False, loc="upper left").get_texts())
+    head = (f"stations in spikes above the envelope: {result.fraud_percent:.3f} % "
+            f"(95 % CI {result.ci_low:.3f}-{result.ci_high:.3f}), p = {result.pvalue:.3g}, n = {result.n:,}")
+    axes[0].set_title(f"{title}\n{head}" if title else head, fontsize=9, parse_math=False)
+    return fig
+
+
+def outlier_map(result, variable: str = "turnout", *, top: int = 10, title: str = "") -> Figure:
+    """Each TPS's value against its neighbours' median for one variable, the top outliers labelled.
+
+    ``result`` is a ``LocalOutliers``; points on the diagonal agree with their neighbours, the
+    colour is the beta-binomial -log10 p. Labels are unit ids drawn as plain text.
+    """
+    table = result.table
+    x, y = table[f"{variable}_neighbours"].to_numpy(float), table[f"{variable}_value"].to_numpy(float)
+    p = table[f"{variable}_p"].to_numpy(float)
+    ok = np.isfinite(x) & np.isfinite(y) & np.isfinite(p)
+    fig = Figure(figsize=(5.5, 5), layout="constrained")
+    ax = fig.add_subplot()
+    score = -np.log10(np.clip(p[ok], 1e-300, 1))
+    points = ax.scatter(100 * x[ok], 100 * y[ok], c=np.minimum(score, 20), s=3, cmap="viridis", vmin=0, vmax=20)
+    fig.colorbar(points, ax=ax, label="-log10 p (beta-binomial, capped at 20)")
+    ax.plot([0, 100], [0, 100], color="0.5", linewidth=0.8)
+    order = np.argsort(p[ok])[:top]
+    ids = table["unit_id"].to_numpy()[ok]
+    for i in order:
+        ax.annotate(str(ids[i]), (100 * x[ok][i], 100 * y[ok][i]), fontsize=6, parse_math=False)
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel(f"neighbours' median {variable} (%)")
+    ax.set_ylabel(f"TPS {variable} (%)")
+    ax.set_title(title or f"Local outliers: {variable}", fontsize=9, parse_math=False)
+    return fig

@@ -1162,3 +1162,12 @@ from .klimek import KlimekFit, KlimekTest, klimek_fit, klimek_test  # noqa: E402
 
 __all__ += ["TurnoutModels", "TURNOUT_DEFINITIONS", "administration_missing", "region_winners",
             "turnout_models", "KlimekFit", "KlimekTest", "klimek_fit", "klimek_test"]
+
+# Rozenas' spikes, local outliers and Mebane's mixture live in their own modules.
+from .mebane import MebaneFit, mebane_fraud, mebane_pvalues, mebane_table  # noqa: E402
+from .outliers import LocalOutliers, local_outliers, outlier_pvalues, sirekap_url  # noqa: E402
+from .spikes import SpikesResult, SpikesTable, rozenas_spikes, spikes_pvalues, spikes_table  # noqa: E402
+
+__all__ += ["MebaneFit", "mebane_fraud", "mebane_pvalues", "mebane_table", "LocalOutliers", "local_outliers",
+            "outlier_pvalues", "sirekap_url", "SpikesResult", "SpikesTable", "rozenas_spikes", "spikes_pvalues",
+            "spikes_table"]

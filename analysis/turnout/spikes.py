@@ -25,9 +25,12 @@ Differences from the R package, all deliberate:
   a fixed mixture (e.g. the package's stored one) can be passed with ``mixtures=``;
 - the mixtures are fitted by direct maximisation of the mixture likelihood (L-BFGS-B with the
   analytic gradient), not by EM started from a least-squares fit to a kernel density;
-- the confidence interval is a station bootstrap of the observed shares against the fitted
-  envelope (conditional on it), not the package's ``confInt`` (which redraws the mixture
-  parameters and reruns all resamples 100 times: 100 x the cost);
+- the interval is the spread of the statistic under the fitted model (the leave-one-out draws
+  below), shifted to the observed value and floored at 0: a basic interval that carries the
+  sampling noise of spikes but not the mixture's parameter uncertainty, which the package's
+  ``confInt`` redraws (at 100 x the cost). A station bootstrap was tried and rejected: resampling
+  stations with replacement duplicates them, which itself makes spikes, so its intervals lay
+  entirely above the estimate;
 - a p-value is added: each resampled election, compared with the envelope of the others
   (leave one out), gives a draw of ``fraud_percent`` under the fitted smooth model; the p-value
   is the share of those at or above the observed value, (1 + #{null >= observed}) / (R + 1).
@@ -284,7 +287,6 @@ class SpikesResult:
     pvalue: float
     n: int
     resamples: int
-    n_boot: int
     seed: int
     bw: float
     x: np.ndarray = field(repr=False)  # grid
@@ -302,6 +304,11 @@ class SpikesResult:
     def statistic(self) -> float:
         return self.fraud_percent
 
+    @property
+    def excess_over_null(self) -> float:
+        """``fraud_percent`` minus the median of its null draws."""
+        return self.fraud_percent - float(np.median(self.null_fraud))
+
     def spikes(self, top: int = 10) -> pd.DataFrame:
         """The flagged grid points with the largest excess share of stations."""
         where = np.flatnonzero(self.flagged & (self.excess > 0))
@@ -313,7 +320,7 @@ class SpikesResult:
         return pd.DataFrame([{
             "test": "resampled kernel density (spikes)", "fraud_percent": self.fraud_percent,
             "ci_low": self.ci_low, "ci_high": self.ci_high, "pvalue": self.pvalue,
-            "null_median": float(np.median(self.null_fraud)) if len(self.null_fraud) else np.nan,
+            "null_median": float(np.median(self.null_fraud)), "excess_over_null": self.excess_over_null,
             "n": self.n, "resamples": self.resamples, "components_turnout": self.turnout_mixture.components,
             "components_vote": self.vote_mixture.components, "excluded": sum(self.excluded.values()),
             "null": self.null,
@@ -348,7 +355,7 @@ def _prepare(N, t, v):
 
 
 def rozenas_spikes(N, t, v, *, resamples: int = 1000, seed: int = 0, bw: float = 1e-4, grid: int = 1001,
-                   n_boot: int = 200, level: float = 0.95, max_components: int = 5,
+                   level: float = 0.95, max_components: int = 5,
                    mixtures: tuple[BetaBinomialMixture, BetaBinomialMixture] | None = None) -> SpikesResult:
     """Share of stations whose vote shares form spikes the smooth resampled model does not produce.
 
@@ -356,9 +363,10 @@ def rozenas_spikes(N, t, v, *, resamples: int = 1000, seed: int = 0, bw: float =
     ``N`` registered, ``t`` turnout count (the vote share's denominator), ``v`` votes of the party
     or candidate; units with a missing or bad count, t = 0, t > N or v > t are excluded and counted.
     ``mixtures`` = (turnout, vote) fixes the beta-binomial mixtures instead of fitting them.
-    Returns ``fraud_percent`` with a ``level`` station-bootstrap percentile interval (``n_boot``
-    replicates; conditional on the envelope, see the module docstring) and the leave-one-out
-    resampling p-value. Null: the fitted beta-binomial mixtures, each station resampled from its
+    Returns ``fraud_percent`` with a ``level`` interval and the leave-one-out resampling p-value
+    (module docstring); ``excess_over_null`` is ``fraud_percent`` minus the median of its null
+    draws, the part of it that resampling noise alone does not give (the raw figure is never 0:
+    some bins always top the envelope by chance). Null: the fitted beta-binomial mixtures, each station resampled from its
     posterior, ``resamples`` times (seed).
     """
     if int(resamples) < 2:
@@ -405,21 +413,16 @@ def rozenas_spikes(N, t, v, *, resamples: int = 1000, seed: int = 0, bw: float =
     null_fraud = 100 * np.sum(np.maximum(bins - others_mean, 0.0) * (dens > others_max), axis=1)
     pvalue = float((1 + np.sum(null_fraud >= fraud - 1e-12)) / (R + 1))
 
-    # Station bootstrap of the observed shares against the fitted envelope.
-    boot = np.empty(int(n_boot))
-    bin_of = _bin_index(share, step, int(grid))
-    for b in range(int(n_boot)):
-        pick = rng.integers(0, n, n)
-        d_b = density(share[pick])
-        h_b = np.bincount(bin_of[pick], minlength=int(grid)) / n
-        boot[b] = 100 * np.sum(np.maximum(h_b - mean_bins, 0.0)[d_b > envelope])
+    # Interval: the statistic's spread under the fitted model (the leave-one-out draws), shifted
+    # to the observed value (a basic interval; it does not carry the mixture's own uncertainty).
     tail = (1 - level) / 2
-    ci = np.quantile(boot, [tail, 1 - tail]) if n_boot > 0 else np.array([np.nan, np.nan])
+    q_low, q_mid, q_high = np.quantile(null_fraud, [tail, 0.5, 1 - tail])
+    ci = np.maximum([fraud - (q_high - q_mid), fraud - (q_low - q_mid)], 0.0)
     null = (f"beta-binomial mixtures (turnout {turnout_mix.components}, vote {vote_mix.components} components), "
             f"stations resampled from their posteriors, {R} resamples, seed {seed}; KDE bw {bw:g}, {grid} points")
     return SpikesResult(
         fraud_percent=fraud, ci_low=float(ci[0]), ci_high=float(ci[1]), pvalue=pvalue, n=n, resamples=R,
-        n_boot=int(n_boot), seed=seed, bw=bw, x=density.x.copy(), observed=observed, envelope=envelope,
+        seed=seed, bw=bw, x=density.x.copy(), observed=observed, envelope=envelope,
         excess=excess, flagged=flagged, null_fraud=null_fraud, turnout_mixture=turnout_mix,
         vote_mixture=vote_mix, excluded=excluded, null=null,
     )
@@ -461,7 +464,7 @@ def _winner(election) -> str:
 
 
 def spikes_table(election, *, level: str | None = None, candidate: str | None = None, resamples: int = 1000,
-                 seed: int = 0, n_boot: int = 200, min_units: int = 100, max_components: int = 5) -> SpikesTable:
+                 seed: int = 0, min_units: int = 100, max_components: int = 5) -> SpikesTable:
     """``rozenas_spikes`` per region of ``level`` (default: the coarsest), with BH q-values.
 
     Rozenas (2017); q-values by Benjamini & Hochberg (1995) (statsmodels ``multipletests``).
@@ -489,21 +492,23 @@ def spikes_table(election, *, level: str | None = None, candidate: str | None = 
         row = {"region": region, "region_name": str(names[mask][0]) if names is not None else ""}
         try:
             result = rozenas_spikes(N[mask], t[mask], v[mask], resamples=resamples, seed=_region_seed(seed, region),
-                                    n_boot=n_boot, max_components=max_components) if mask.sum() >= min_units else None
+                                    max_components=max_components) if mask.sum() >= min_units else None
         except ValueError as err:  # too few usable units after exclusions
             result, row["note"] = None, str(err)
         if result is None or result.n < min_units:
-            rows.append({**row, "fraud_percent": np.nan, "ci_low": np.nan, "ci_high": np.nan, "pvalue": np.nan,
+            rows.append({**row, "fraud_percent": np.nan, "excess_over_null": np.nan, "ci_low": np.nan, "ci_high": np.nan, "pvalue": np.nan,
                          "n": 0 if result is None else result.n, "excluded": 0,
                          "note": row.get("note", f"fewer than {min_units} usable units")})
             continue
         details[region] = result
-        rows.append({**row, "fraud_percent": result.fraud_percent, "ci_low": result.ci_low,
+        rows.append({**row, "fraud_percent": result.fraud_percent, "excess_over_null": result.excess_over_null,
+                     "ci_low": result.ci_low,
                      "ci_high": result.ci_high, "pvalue": result.pvalue, "n": result.n,
                      "excluded": int(sum(result.excluded.values())), "note": ""})
-    results = pd.DataFrame(rows, columns=["region", "region_name", "fraud_percent", "ci_low", "ci_high", "pvalue",
+    results = pd.DataFrame(rows, columns=["region", "region_name", "fraud_percent", "excess_over_null", "ci_low",
+                                          "ci_high", "pvalue",
                                           "n", "excluded", "note"])
-    results.insert(6, "qvalue", np.nan)
+    results.insert(7, "qvalue", np.nan)
     ok = results["pvalue"].notna()
     if ok.any():
         results.loc[ok, "qvalue"] = multipletests(results.loc[ok, "pvalue"].to_numpy(), method="fdr_bh")[1]
@@ -513,5 +518,5 @@ def spikes_table(election, *, level: str | None = None, candidate: str | None = 
 
 def spikes_pvalues(election, seed: int, *, level: str = "province", resamples: int = 200) -> pd.Series:
     """Per-region p-values of the spikes test, for ``analysis.calibration`` (name -> callable(election, seed))."""
-    table = spikes_table(election, level=level, resamples=resamples, seed=seed, n_boot=0).results
+    table = spikes_table(election, level=level, resamples=resamples, seed=seed).results
     return pd.Series(table["pvalue"].to_numpy(), index=table["region"].to_numpy(), name="spikes")
