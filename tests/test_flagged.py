@@ -110,3 +110,19 @@ def test_every_real_inconsistent_form_is_accounted_for(flagged):
     assert explained["field"].isin(["01", "02", "03", "valid", "ballots"]).all()
     # The 1,000-odd forms with an all-zero chart and the votes sections left at 0 are not misreadings.
     assert found.excluded["reason"].str.contains("chart").sum() > 500
+
+
+def test_total_suara_is_suara_total_where_the_jakarta_sample_overlaps(flagged):
+    jakarta_zip = FLAGGED.parent / "tps_json_dki_sample.zip"
+    if not jakarta_zip.exists():
+        pytest.skip(f"{jakarta_zip} is absent")
+    from analysis.sources.sirekap.parse import read_tps_bodies
+
+    election, _ = flagged
+    jakarta, _ = read_tps_bodies(jakarta_zip)
+    common = election.table.index.intersection(jakarta.table.index)
+    assert len(common) == 33
+    mine, theirs = election.table.loc[common], jakarta.table.loc[common]
+    # "Total Suara" is all ballots counted (suara_total), not all voters (pengguna_total_j).
+    assert (mine["valid"] == theirs["valid"]).all() and (mine["ballots"] == theirs["ballots"]).all()
+    assert (mine["ballots"] != theirs["voters"]).sum() >= 5

@@ -3,7 +3,8 @@
 The files ``Sirekap_<prov>.csv.gz`` (Pandawa8888/sirekap-2024, scraped 18-19 Feb 2024; 11,018
 TPS in 24 provinces) have one row per TPS with the region names, ``Suara Sah`` (valid, Sirekap's
 ``suara_sah``), ``Total Suara`` (all ballots counted, ``suara_total``: it exceeds the valid votes
-by the invalid ones, 4 at the median), ``Paslon 1..3`` (the chart) and ``Link Dokumen``, the
+by the invalid ones, 4 at the median, and equals ``suara_total`` on all 33 TPS that are also in
+the Jakarta body sample), ``Paslon 1..3`` (the chart) and ``Link Dokumen``, the
 C.Hasil photo URL whose file name carries the 13-character TPS code and the upload time. The
 code comes from the link, never from the names (overseas TPS numbers in the names do not match
 their codes). Every row ends in the table or in the rejects, with a reason.
