@@ -187,6 +187,18 @@ def test_a_file_that_keeps_failing_fails_with_its_reason_and_a_resume_fetches_on
                  str(tmp_path), "--snapshot", "t", "--retries", "0", "--timeout", "0.2", "--no-progress"]) == 1
 
 
+def test_an_answer_trickled_byte_by_byte_times_out_and_is_fetched_again(tree, tmp_path):
+    target = ep.hhcw_path("ppwp", "1101")
+    with TreeServer(tree, faults={target: ["trickle"]}, slow=0.1) as server:
+        started = time.monotonic()
+        summary = run(ScrapeConfig(ballot="ppwp", region="1101", base_url=server.url, out=str(tmp_path), snapshot="t",
+                                   **{**FAST, "timeout": 0.1}))
+        elapsed = time.monotonic() - started
+    assert summary.ok and server.injected["trickle"] == 1 and server.requests[target] == 2
+    assert (tmp_path / "t" / target).read_bytes() == tree[target]
+    assert elapsed < len(tree[target]) * 0.01 / 2  # a byte every 10 ms would take far longer
+
+
 def test_a_second_snapshot_of_an_unchanged_tree_adds_no_blob_bytes(tree, tmp_path):
     def blob_bytes():
         return sum(p.stat().st_size for p in (tmp_path / BLOBS).rglob("*") if p.is_file())

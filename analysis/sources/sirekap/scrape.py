@@ -265,7 +265,8 @@ class _Walk:
                 self.counts["retried"] += 1
             retry_after = None
             try:
-                async with self.client.stream("GET", path) as response:
+                # httpx's timeout is per read; the overall deadline also stops a server that trickles bytes.
+                async with asyncio.timeout(config.timeout * 4), self.client.stream("GET", path) as response:
                     status = response.status_code
                     if status == 200:
                         chunks, size = [], 0
@@ -291,7 +292,7 @@ class _Walk:
                         return _Result("failed", status, reason=f"HTTP {status}", attempts=attempt)
             except HostError as err:
                 return _Result("failed", None, reason=str(err), attempts=attempt)
-            except httpx.TimeoutException:
+            except (httpx.TimeoutException, TimeoutError):
                 reason, status = "timeout", None
             except httpx.HTTPError as err:  # connection refused or reset, body cut off (RemoteProtocolError), ...
                 reason, status = f"transport error ({type(err).__name__})", None

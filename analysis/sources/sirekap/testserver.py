@@ -6,7 +6,7 @@ aggregates at every level, TPS bodies and candidate list of the API; :func:`legi
 same for a party ballot, with per-candidate votes inside each party as the legislative bodies carry
 them. :class:`TreeServer` serves such a tree with ``http.server`` in a thread and injects the faults
 the scraper must survive: 503, 429 with Retry-After, bodies cut off mid-way, HTML error pages with
-status 200, slow answers, dropped connections, redirects, and (for paths absent from the tree)
+status 200, slow answers, answers trickled a byte at a time, dropped connections, redirects, and (for paths absent from the tree)
 permanent 404s. It counts every request per path.
 """
 
@@ -330,6 +330,16 @@ class TreeServer:
                     self.wfile.flush()
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if fault == "trickle":
+                    # Every read gets a byte in time, so only an overall deadline ends the wait.
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    for i in range(len(body)):
+                        self.wfile.write(body[i:i + 1])
+                        time.sleep(owner.slow / 10)
                     return
                 if fault == "cut_chunked":
                     # No length at all: the client only sees that the JSON stops half-way.
