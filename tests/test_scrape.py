@@ -166,7 +166,10 @@ def test_build_reproduces_the_served_numbers(faulty_scrape, election, tree, tmp_
     # The CLI writes the same Election, and read_tps_bodies reads a snapshot folder too.
     assert main(["build", "--raw", str(snapshot), "--out", str(tmp_path / "s.parquet")]) == 0
     again, rejects = read_tps_bodies(snapshot)
-    pd.testing.assert_frame_equal(again.table[VOTES], table[VOTES]) and rejects.empty
+    pd.testing.assert_frame_equal(again.table[VOTES], table[VOTES])
+    assert rejects.empty
+    with pytest.raises(FileNotFoundError, match="snapshot store; pass one snapshot folder"):
+        read_tps_bodies(snapshot.parent)
 
 
 # ----------------------------------------------------------------------------- failures, resume, dedup, hosts

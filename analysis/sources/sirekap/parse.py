@@ -323,6 +323,9 @@ def read_tps_bodies(path: str | Path, *, candidates: Mapping[str, str] = PPWP_CA
     if path.is_dir() and store.is_snapshot(path):
         built = read_snapshot(path)
         return built.election, built.rejects
+    if path.is_dir() and (path / store.BLOBS).is_dir():
+        names = sorted(p.name for p in path.iterdir() if store.is_snapshot(p))
+        raise FileNotFoundError(f"{path} is a snapshot store; pass one snapshot folder, e.g. {path / (names[-1] if names else 'NAME')}")
     bodies = _read_bodies(path)
     digest = hashlib.sha256()
     for key in sorted(bodies):
