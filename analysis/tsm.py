@@ -484,19 +484,31 @@ class Systematic:
                      notes=[f"Null: {self.null}"])
 
 
-def _favour_probabilities(rows: pd.DataFrame, candidates: Sequence[str], model: EditModel) -> tuple[np.ndarray, np.ndarray]:
-    """Per misreading and candidate: did it favour the candidate (observed), and the null chance."""
+def _favour_probabilities(rows: pd.DataFrame, candidates: Sequence[str], model: EditModel,
+                          conditional: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Per misreading and candidate: did it favour the candidate (observed), and the null chance.
+
+    ``conditional``: given whether the misreading read its number larger or smaller, only which
+    candidate it landed on is random: P(c | up) = h_c u_c / sum_j h_j u_j (and likewise for down).
+    """
     written = rows[[f"written_{c}" for c in candidates]].to_numpy(dtype=float)
     written = np.nan_to_num(written).astype(np.int64)
     hit = model.hit_probabilities(written)
     up = model.p_up(written)
-    # Favouring c: c's number read larger, or a rival's read smaller (either raises c's share).
-    null = np.empty_like(up)
-    for j in range(len(candidates)):
-        rivals = [i for i in range(len(candidates)) if i != j]
-        null[:, j] = hit[:, j] * up[:, j] + (hit[:, rivals] * (1 - up[:, rivals])).sum(axis=1)
     field_index = rows["field"].map({c: i for i, c in enumerate(candidates)}).to_numpy()
     inflated = (rows["reported"].astype(np.int64) > rows["proposed"].astype(np.int64)).to_numpy()
+    # Favouring c: c's number read larger, or a rival's read smaller (either raises c's share).
+    null = np.empty_like(up)
+    if conditional:
+        up_mass, down_mass = hit * up, hit * (1 - up)
+        up_mass = up_mass / np.maximum(up_mass.sum(axis=1, keepdims=True), 1e-300)
+        down_mass = down_mass / np.maximum(down_mass.sum(axis=1, keepdims=True), 1e-300)
+        for j in range(len(candidates)):
+            null[:, j] = np.where(inflated, up_mass[:, j], 1 - down_mass[:, j])
+    else:
+        for j in range(len(candidates)):
+            rivals = [i for i in range(len(candidates)) if i != j]
+            null[:, j] = hit[:, j] * up[:, j] + (hit[:, rivals] * (1 - up[:, rivals])).sum(axis=1)
     observed = np.zeros_like(null, dtype=bool)
     for j in range(len(candidates)):
         observed[:, j] = np.where(field_index == j, inflated, ~inflated)
@@ -504,7 +516,8 @@ def _favour_probabilities(rows: pd.DataFrame, candidates: Sequence[str], model: 
 
 
 def systematic(election, misreadings: Any, *, level: str | None = "province", alpha: float = 0.05,
-               model: EditModel | None = None, hit: str = "equal", min_reference: int = 30) -> Systematic:
+               model: EditModel | None = None, hit: str = "equal", min_reference: int = 30,
+               conditional: bool = False) -> Systematic:
     """Do repaired misreadings favour one candidate more than random OCR errors at the same forms?
 
     A misreading favours candidate c when c's number was read larger than written or a rival's
@@ -515,6 +528,12 @@ def systematic(election, misreadings: Any, *, level: str | None = "province", al
     one-sided exact p-value is P(K >= observed). BH q-values across every region x candidate tested
     (Benjamini & Hochberg 1995); the "all" row is tested on its own. Unrepaired misreadings have no
     direction and are left out (counted in ``unrepaired``).
+
+    ``conditional=True`` is the robustness variant: each misreading's direction (read larger or
+    smaller) is taken as observed and only the candidate it landed on is random, with chance
+    proportional to h_c x P(that direction | c's digits). It no longer depends on how often OCR
+    reads numbers larger overall (the edit-kind mix), only on how that chance differs between the
+    candidates' numbers at the same form.
     """
     table, _ = misreading_table(misreadings, election)
     candidates = list(election.candidates)
@@ -523,7 +542,7 @@ def systematic(election, misreadings: Any, *, level: str | None = "province", al
     rows = _candidate_rows(election, table)
     unrepaired = rows[rows["proposed"].isna()]
     rows = rows[rows["proposed"].notna()].reset_index(drop=True)
-    observed, null = _favour_probabilities(rows, candidates, model) if len(rows) else (np.zeros((0, len(candidates)), bool), np.zeros((0, len(candidates))))
+    observed, null = _favour_probabilities(rows, candidates, model, conditional) if len(rows) else (np.zeros((0, len(candidates)), bool), np.zeros((0, len(candidates))))
     region_of = keys.reindex(rows["unit_id"]).to_numpy() if len(rows) else np.array([], dtype=object)
     region_unrepaired = keys.reindex(unrepaired["unit_id"]).to_numpy() if len(unrepaired) else np.array([], dtype=object)
     names = _names(election, level)
@@ -553,8 +572,11 @@ def systematic(election, misreadings: Any, *, level: str | None = "province", al
     national = frame["region"] == "all"
     frame.loc[national, "qvalue"] = frame.loc[national, "pvalue"]
     frame["flagged"] = (frame["qvalue"] < alpha).to_numpy(dtype=bool)
-    null_text = (f"{model.describe()}; one-sided exact Poisson-binomial test of the number of "
-                 "misreadings favouring each candidate; BH q-values across regions x candidates")
+    null_text = (f"{model.describe()}; "
+                 + ("each misreading's direction taken as observed, only the candidate it landed on random; "
+                    if conditional else "")
+                 + "one-sided exact Poisson-binomial test of the number of misreadings favouring each "
+                 "candidate; BH q-values across regions x candidates")
     return Systematic(table=frame, model=model, alpha=alpha, null=null_text)
 
 
@@ -693,6 +715,7 @@ class TSMResult:
     systematic: Systematic
     structured: Structured
     scorecard: pd.DataFrame  # region, name, massive, systematic, structured, cannot_show
+    systematic_conditional: Systematic | None  # the robustness variant (directions taken as observed)
     rejects: pd.DataFrame
     flags: pd.DataFrame | None
     parameters: Mapping[str, Any] = field(default_factory=dict)
@@ -754,7 +777,7 @@ def _massive_sentence(row: pd.Series, candidates: Sequence[str], flags_note: str
     return text + "." + flags_note
 
 
-def _systematic_sentence(rows: pd.DataFrame, alpha: float) -> str:
+def _systematic_sentence(rows: pd.DataFrame, alpha: float, conditional: pd.DataFrame | None = None) -> str:
     if rows.empty or rows["misreadings"].iloc[0] == 0:
         return "No repaired misreading of a candidate's number: nothing to test for a direction."
     n = int(rows["misreadings"].iloc[0])
@@ -762,11 +785,19 @@ def _systematic_sentence(rows: pd.DataFrame, alpha: float) -> str:
     parts = ", ".join(f"{r.candidate} {r.favour} (expected {r.expected:.1f})" for r in rows.itertuples())
     head = f"Of {n:,} repaired misreadings of candidate numbers, the number favouring each candidate: {parts}."
     if best["flagged"]:
-        return (f"{head} Misreadings favour {best['candidate']} more than random OCR errors would "
+        text = (f"{head} Misreadings favour {best['candidate']} more than random OCR errors would "
                 f"({best['favour']} against {best['expected']:.1f} expected, p = {best['pvalue']:.2g}, "
                 f"q = {best['qvalue']:.2g} < {alpha:g}), net {_signed(best['net_votes'])} votes on its own numbers.")
-    return (f"{head} No candidate is favoured beyond what random OCR errors give at these forms "
-            f"(smallest q = {best['qvalue']:.2g}, for {best['candidate']}).")
+    else:
+        text = (f"{head} No candidate is favoured beyond what random OCR errors give at these forms "
+                f"(smallest q = {best['qvalue']:.2g}, for {best['candidate']}).")
+    if conditional is not None and len(conditional):
+        other = conditional.set_index("candidate")
+        flagged = other.index[other["flagged"]].tolist()
+        verdict = (f"favours {', '.join(flagged)}" if flagged else "favours no candidate")
+        text += (f" Taking each misreading's direction as given (robustness variant), the test {verdict} "
+                 f"(q for {best['candidate']} = {other.loc[best['candidate'], 'qvalue']:.2g}).")
+    return text
 
 
 def _structured_sentence(rows: pd.DataFrame, alpha: float) -> str:
@@ -798,6 +829,7 @@ def tsm(election, misreadings: Any, *, level: str | None = "province", flags: pd
     candidates = list(election.candidates)
     m = massive(election, table, level=level, n_boot=n_boot, seed=seed, capacity=capacity)
     s = systematic(election, table, level=level, alpha=alpha, model=model, hit=hit, min_reference=min_reference)
+    sc = systematic(election, table, level=level, alpha=alpha, model=s.model, conditional=True)
     st = structured(election, table, level=level, n_perm=n_perm, seed=seed, time_column=time_column)
     flags_note = ""
     if flags is not None and len(flags) and level is not None:
@@ -815,12 +847,13 @@ def tsm(election, misreadings: Any, *, level: str | None = "province", flags: pd
         rows.append({
             "region": region, "name": mrow["name"],
             "massive": _massive_sentence(mrow, candidates, flags_note if region == "all" else ""),
-            "systematic": _systematic_sentence(s.table[s.table["region"] == region], alpha),
+            "systematic": _systematic_sentence(s.table[s.table["region"] == region], alpha,
+                                               sc.table[sc.table["region"] == region]),
             "structured": _structured_sentence(st.table[st.table["region"] == region], alpha),
             "cannot_show": CANNOT_SHOW,
         })
     scorecard = pd.DataFrame(rows)
-    return TSMResult(massive=m, systematic=s, structured=st, scorecard=scorecard, rejects=rejects,
+    return TSMResult(massive=m, systematic=s, structured=st, scorecard=scorecard, systematic_conditional=sc, rejects=rejects,
                      flags=flags, parameters={"level": level, "alpha": alpha, "n_boot": n_boot, "n_perm": n_perm,
                                               "seed": seed, "hit": hit, "capacity": capacity,
                                               "time_column": time_column, "min_reference": min_reference})
@@ -830,7 +863,7 @@ def tsm(election, misreadings: Any, *, level: str | None = "province", flags: pd
 def systematic_calibration(seeds: Sequence[int], *, planted: str | None = None, scale: float = 0.02,
                            ocr_rate: float = 0.004, directional_share: float = 0.015, alpha: float = 0.05,
                            finder: str = "find_misreadings", provinces_only: Sequence[str] | None = None,
-                           min_tps: int = 400, structured_perm: int = 0) -> pd.DataFrame:
+                           min_tps: int = 400, structured_perm: int = 0, conditional: bool = False) -> pd.DataFrame:
     """False-positive rate and power of ``systematic`` on synthetic elections, one row per seed.
 
     ``planted=None``: clean elections whose only irregularity is symmetric random OCR noise at
@@ -839,6 +872,7 @@ def systematic_calibration(seeds: Sequence[int], *, planted: str | None = None, 
     "find_misreadings" (the misreadings the project finds) or "truth" (the planted ones, with
     their true written numbers). Columns: tests, false discoveries at p < alpha and q < alpha in
     regions without a plant, national p-values, and whether the planted province has q < alpha.
+    ``conditional``: calibrate the robustness variant of ``systematic`` instead.
     ``structured_perm > 0`` also runs ``structured`` with that many shuffles: per-province
     component tests at p < alpha outside the planted province, and the national components' p.
     """
@@ -864,7 +898,7 @@ def systematic_calibration(seeds: Sequence[int], *, planted: str | None = None, 
             table = find_misreadings(election)
         else:
             raise ValueError(f"finder must be 'find_misreadings' or 'truth', not {finder!r}")
-        result = systematic(election, table, level="province", alpha=alpha).table
+        result = systematic(election, table, level="province", alpha=alpha, conditional=conditional).table
         regional = result[result["region"] != "all"]
         clean = regional[regional["region"] != planted]
         national = result[result["region"] == "all"].set_index("candidate")["pvalue"]

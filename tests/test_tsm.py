@@ -196,3 +196,11 @@ def test_flag_rows_have_the_report_shape(demo):
     assert len(rows) == 38 * 3
     hit = rows[rows["qvalue"] < 0.05]
     assert list(zip(hit["region"], hit["test"])) == [(PLANTED, "misreadings favour 02")]
+
+
+def test_conditional_variant_also_finds_the_planted_province_only(demo):
+    _, _, result = demo
+    table = result.systematic_conditional.table
+    flagged = table[(table["region"] != "all") & table["flagged"]]
+    assert set(zip(flagged["region"], flagged["candidate"])) == {(PLANTED, "02")}
+    assert "robustness variant" in result.sentences(PLANTED)
