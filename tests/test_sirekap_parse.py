@@ -205,7 +205,7 @@ PARTY_JSON = st.recursive(
     max_leaves=16)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.from_regex(r"[0-9]{13}", fullmatch=True),
                        st.one_of(PARTY_JSON.map(lambda chart: {"chart": chart, "administrasi": None}), PARTY_JSON), max_size=5))
 def test_party_parser_never_raises_and_accounts_for_every_body(bodies):
