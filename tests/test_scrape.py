@@ -86,6 +86,23 @@ def test_retry_after_in_seconds_or_as_a_date():
     assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
 
 
+def test_the_pacer_spaces_requests_and_a_retry_after_holds_every_worker():
+    from analysis.sources.sirekap.scrape import _Pacer
+
+    async def go():
+        pacer = _Pacer(rate=50)
+        started = time.monotonic()
+        await asyncio.gather(*(pacer.wait() for _ in range(6)))
+        spaced = time.monotonic() - started
+        pacer.hold(0.3)
+        started = time.monotonic()
+        await pacer.wait()
+        return spaced, time.monotonic() - started
+
+    spaced, held = asyncio.run(go())
+    assert spaced >= 5 / 50 * 0.9 and held >= 0.29
+
+
 def test_config_refuses_plain_http_to_another_host_and_bad_values():
     with pytest.raises(ValueError, match="loopback"):
         ScrapeConfig(ballot="ppwp", base_url="http://sirekap-obj-data.kpu.go.id")

@@ -148,12 +148,13 @@ class ScrapeSummary:
 
 
 class _Pacer:
-    """Spaces request starts at least 1/rate seconds apart across all workers."""
+    """Spaces request starts at least 1/rate seconds apart across all workers; a Retry-After pauses them all."""
 
-    def __init__(self, rate: float):
+    def __init__(self, rate: float, sleep: Callable = asyncio.sleep):
         self.interval = 1.0 / rate
         self.next = time.monotonic()
         self.lock = asyncio.Lock()
+        self.sleep = sleep
 
     async def wait(self) -> None:
         async with self.lock:
@@ -161,7 +162,11 @@ class _Pacer:
             start = max(now, self.next)
             self.next = start + self.interval
         if start > now:
-            await asyncio.sleep(start - now)
+            await self.sleep(start - now)
+
+    def hold(self, seconds: float) -> None:
+        """No request starts for ``seconds``: a server that asks one client to wait asks all of its workers."""
+        self.next = max(self.next, time.monotonic() + seconds)
 
 
 @dataclass
@@ -302,6 +307,7 @@ class _Walk:
             delay = cap / 2 + random.uniform(0, cap / 2)  # exponential backoff with jitter
             if retry_after is not None:
                 delay = max(delay, min(retry_after, config.max_retry_after))
+                self.pacer.hold(min(retry_after, config.max_retry_after))
             await self.sleep(delay)
         return _Result("failed", status, reason=f"{reason} after {attempt} attempts", attempts=attempt)
 
@@ -372,7 +378,7 @@ async def scrape_async(config: ScrapeConfig, *, sleep: Callable = asyncio.sleep)
         meta["first_started_at"] = old.get("first_started_at", old["started_at"])
     store.write_meta(meta)
     async with _client(config) as client:
-        walk = _Walk(config=config, store=store, client=client, pacer=_Pacer(config.rate), sleep=sleep)
+        walk = _Walk(config=config, store=store, client=client, pacer=_Pacer(config.rate, sleep), sleep=sleep)
         with tqdm(total=0, unit="file", desc=f"scrape {config.ballot} {config.region}", disable=not config.progress,
                   dynamic_ncols=True, smoothing=0.05) as bar:
             walk.bar = bar
