@@ -102,7 +102,7 @@ def _cmd_scrape(args: argparse.Namespace) -> int:
     summary = scrape(config)
     print(summary.text())
     if not summary.ok:
-        print(f"forensik scrape: {len(summary.failed) + len(summary.walk_errors):,} files failed; run the same "
+        print(f"forensik scrape: {len(summary.failed) + len(summary.walk_errors):,} file(s) failed; run the same "
               f"command with --snapshot {summary.snapshot} to fetch only what is missing", file=sys.stderr)
     return 0 if summary.ok else 1
 
