@@ -92,6 +92,8 @@ def main() -> int:
     parser.add_argument("--n-sim", type=int, default=1000)
     parser.add_argument("--provinces", default="all", help="comma-separated codes, or all")
     parser.add_argument("--out", default=str(ROOT / "reports" / "bench-batch"), help="where the batch renders")
+    parser.add_argument("--notebooks", default=None, help="folder with province.ipynb and national.ipynb "
+                        "(default: the project's notebooks/)")
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "forensik-bench"),
                         help="where the synthetic election is kept between runs")
     args = parser.parse_args()
@@ -107,7 +109,7 @@ def main() -> int:
     per_notebook = overhead(data)
     provinces = "all" if args.provinces == "all" else args.provinces.split(",")
     started = time.perf_counter()
-    batch = run_reports(data, provinces=provinces, out_dir=args.out, jobs=args.jobs,
+    batch = run_reports(data, provinces=provinces, out_dir=args.out, jobs=args.jobs, notebooks_dir=args.notebooks,
                         parameters={"seed": args.seed, "n_sim": args.n_sim}, progress=True)
     index = write_index(args.out, batch)
     wall = time.perf_counter() - started
