@@ -207,6 +207,18 @@ def test_a_file_that_keeps_failing_fails_with_its_reason_and_a_resume_fetches_on
                  str(tmp_path), "--snapshot", "t", "--retries", "0", "--timeout", "0.2", "--no-progress"]) == 1
 
 
+def test_json_of_the_wrong_shape_is_never_stored_as_good(tree, tmp_path):
+    odd = dict(tree)
+    odd[ep.wilayah_path("1101")] = b'{"error": "sedang pemeliharaan"}'
+    odd[ep.hhcw_path("ppwp", "1101")] = b"[]"
+    with TreeServer(odd) as server:
+        summary = run(ScrapeConfig(ballot="ppwp", region="1101", base_url=server.url, out=str(tmp_path), snapshot="w",
+                                   retries=1, **FAST))
+    assert dict(summary.failed) == {ep.wilayah_path("1101"): "HTTP 200 with JSON of the wrong shape (dict) after 2 attempts",
+                                    ep.hhcw_path("ppwp", "1101"): "HTTP 200 with JSON of the wrong shape (list) after 2 attempts"}
+    assert not (tmp_path / "w" / ep.wilayah_path("1101")).exists() and not (tmp_path / "w" / ep.hhcw_path("ppwp", "1101")).exists()
+
+
 def test_an_answer_trickled_byte_by_byte_times_out_and_is_fetched_again(tree, tmp_path):
     target = ep.hhcw_path("ppwp", "1101")
     with TreeServer(tree, faults={target: ["trickle"]}, slow=0.1) as server:

@@ -260,7 +260,8 @@ class _Walk:
             # A code that is not a child of this region never becomes a path (it could point anywhere).
             self.walk_errors.append((path, f"{bad} entries without a valid child code were not followed"))
 
-    async def fetch(self, path: str) -> _Result:
+    async def fetch(self, path: str, expect: type | tuple[type, ...] = (dict, list)) -> _Result:
+        """GET one path with retries; ``expect`` is the JSON type a good body has (a list for wilayah)."""
         config = self.config
         reason, status, attempt = "", None, 0
         for attempt in range(1, config.retries + 2):
@@ -283,9 +284,13 @@ class _Walk:
                         body = b"".join(chunks)
                         self.counts["bytes"] += len(body)
                         try:
-                            return _Result("ok", status, body=body, data=json.loads(body), attempts=attempt)
+                            data = json.loads(body)
                         except (ValueError, RecursionError):
                             reason = "HTTP 200 with a body that is not JSON (cut off or an error page)"
+                        else:
+                            if isinstance(data, expect):
+                                return _Result("ok", status, body=body, data=data, attempts=attempt)
+                            reason = f"HTTP 200 with JSON of the wrong shape ({type(data).__name__})"
                     elif status == 404:
                         return _Result("not_published", status, reason="HTTP 404 (not published)", attempts=attempt)
                     elif status in (408, 429) or status >= 500:
@@ -322,7 +327,7 @@ class _Walk:
                     data = None
                 self.expand(path, code, data)
             return
-        result = await self.fetch(path)
+        result = await self.fetch(path, list if kind == "wilayah" else dict if kind in ("tps", "hhcw", "hr") else (dict, list))
         url = f"{self.config.base_url.rstrip('/')}/{path}"
         if result.outcome == "ok":
             _, how = store.put(path, url, result.body, status=result.status, attempts=result.attempts)
