@@ -243,6 +243,9 @@ def test_a_second_snapshot_of_an_unchanged_tree_adds_no_blob_bytes(tree, tmp_pat
         second = run(ScrapeConfig(base_url=server.url, snapshot="20240215T110000Z", **config))
         assert second.ok and second.fetched == 0 and second.unchanged == first.fetched
         assert second.new_blob_bytes == 0 and blob_bytes() == size
+        # Conditional requests with the previous ETags: the server sent no body at all the second time.
+        assert second.bytes_received == 0 and sum(server.not_modified.values()) == first.fetched
+        assert stored_tree(tmp_path / "20240215T110000Z") == stored_tree(tmp_path / "20240215T100000Z")
         path = next(p for p in read_manifest(tmp_path / "20240215T100000Z") if p.endswith(".json") and len(p) > 60)
         a, b = tmp_path / "20240215T100000Z" / path, tmp_path / "20240215T110000Z" / path
         assert os.stat(a).st_ino == os.stat(b).st_ino  # one file on disk, two names

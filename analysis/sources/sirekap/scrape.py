@@ -115,6 +115,7 @@ class ScrapeSummary:
     new_blob_bytes: int
     seconds: float
     walk_errors: tuple[tuple[str, str], ...] = ()
+    not_modified: int = 0
 
     @property
     def ok(self) -> bool:
@@ -124,7 +125,7 @@ class ScrapeSummary:
         return Counter(reason for _, reason in (*self.failed, *self.walk_errors))
 
     def to_frame(self) -> pd.DataFrame:
-        rows = [("known", self.known), ("fetched (new or changed)", self.fetched), ("unchanged", self.unchanged),
+        rows = [("known", self.known), ("fetched (new or changed)", self.fetched), ("unchanged", self.unchanged), ("of which not modified (304)", self.not_modified),
                 ("already in this snapshot (resumed)", self.resumed), ("not published (404)", self.not_published),
                 ("failed", len(self.failed)), ("tree errors", len(self.walk_errors)), ("requests", self.requests),
                 ("retried requests", self.retried), ("bytes received", self.bytes_received),
@@ -133,7 +134,7 @@ class ScrapeSummary:
 
     def text(self, max_reasons: int = 10) -> str:
         lines = [f"snapshot {self.snapshot} in {self.path}",
-                 f"  {self.known:,} files known: {self.fetched:,} fetched, {self.unchanged:,} unchanged, "
+                 f"  {self.known:,} files known: {self.fetched:,} fetched, {self.unchanged:,} unchanged ({self.not_modified:,} by 304), "
                  f"{self.resumed:,} already there (resumed), {self.not_published:,} not published, {len(self.failed):,} failed",
                  f"  {self.requests:,} requests ({self.retried:,} retries), {self.bytes_received:,} bytes received, "
                  f"{self.new_blob_bytes:,} new bytes stored, {self.seconds:.1f} s"]
@@ -177,6 +178,7 @@ class _Result:
     data: Any = None
     reason: str = ""
     attempts: int = 1
+    etag: str | None = None
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -260,9 +262,14 @@ class _Walk:
             # A code that is not a child of this region never becomes a path (it could point anywhere).
             self.walk_errors.append((path, f"{bad} entries without a valid child code were not followed"))
 
-    async def fetch(self, path: str, expect: type | tuple[type, ...] = (dict, list)) -> _Result:
-        """GET one path with retries; ``expect`` is the JSON type a good body has (a list for wilayah)."""
+    async def fetch(self, path: str, expect: type | tuple[type, ...] = (dict, list), etag: str | None = None) -> _Result:
+        """GET one path with retries; ``expect`` is the JSON type a good body has (a list for wilayah).
+
+        With the previous snapshot's ``etag`` the request is conditional: an unchanged file costs the
+        server a 304 and no body.
+        """
         config = self.config
+        headers = {"If-None-Match": etag} if etag else None
         reason, status, attempt = "", None, 0
         for attempt in range(1, config.retries + 2):
             await self.pacer.wait()
@@ -272,8 +279,10 @@ class _Walk:
             retry_after = None
             try:
                 # httpx's timeout is per read; the overall deadline also stops a server that trickles bytes.
-                async with asyncio.timeout(config.timeout * 4), self.client.stream("GET", path) as response:
+                async with asyncio.timeout(config.timeout * 4), self.client.stream("GET", path, headers=headers) as response:
                     status = response.status_code
+                    if status == 304 and etag:
+                        return _Result("not_modified", status, attempts=attempt, etag=etag)
                     if status == 200:
                         chunks, size = [], 0
                         async for chunk in response.aiter_bytes():
@@ -289,7 +298,8 @@ class _Walk:
                             reason = "HTTP 200 with a body that is not JSON (cut off or an error page)"
                         else:
                             if isinstance(data, expect):
-                                return _Result("ok", status, body=body, data=data, attempts=attempt)
+                                return _Result("ok", status, body=body, data=data, attempts=attempt,
+                                               etag=response.headers.get("etag"))
                             reason = f"HTTP 200 with JSON of the wrong shape ({type(data).__name__})"
                     elif status == 404:
                         return _Result("not_published", status, reason="HTTP 404 (not published)", attempts=attempt)
@@ -327,10 +337,23 @@ class _Walk:
                     data = None
                 self.expand(path, code, data)
             return
-        result = await self.fetch(path, list if kind == "wilayah" else dict if kind in ("tps", "hhcw", "hr") else (dict, list))
+        expect = list if kind == "wilayah" else dict if kind in ("tps", "hhcw", "hr") else (dict, list)
+        result = await self.fetch(path, expect, store.previous_etag(path))
         url = f"{self.config.base_url.rstrip('/')}/{path}"
+        if result.outcome == "not_modified":
+            if store.put_not_modified(path, url, attempts=result.attempts) is not None:
+                self.counts["unchanged"] += 1
+                self.counts["not_modified"] += 1
+                if kind == "wilayah":
+                    try:
+                        data = json.loads(store.read(path))
+                    except (OSError, ValueError):
+                        data = None
+                    self.expand(path, code, data)
+                return
+            result = await self.fetch(path, expect)  # the previous body is gone from the store: ask for it whole
         if result.outcome == "ok":
-            _, how = store.put(path, url, result.body, status=result.status, attempts=result.attempts)
+            _, how = store.put(path, url, result.body, status=result.status, attempts=result.attempts, etag=result.etag)
             self.counts[how] += 1
             if kind == "wilayah":
                 self.expand(path, code, result.data)
@@ -402,7 +425,7 @@ async def scrape_async(config: ScrapeConfig, *, sleep: Callable = asyncio.sleep)
         unchanged=counts["unchanged"], resumed=counts["resumed"], not_published=counts["not_published"],
         failed=tuple(walk.failed), requests=counts["requests"], retried=counts["retried"],
         bytes_received=counts["bytes"], new_blob_bytes=store.new_blob_bytes, seconds=time.perf_counter() - started,
-        walk_errors=tuple(walk.walk_errors))
+        walk_errors=tuple(walk.walk_errors), not_modified=counts["not_modified"])
     store.write_meta({**meta, "finished_at": utc_now(), "complete": summary.ok, "summary": {
         "known": summary.known, "fetched": summary.fetched, "unchanged": summary.unchanged, "resumed": summary.resumed,
         "not_published": summary.not_published, "failed": len(summary.failed), "tree_errors": len(summary.walk_errors),

@@ -62,6 +62,7 @@ class Record:
     sha256: str | None = None
     attempts: int = 1
     reason: str | None = None
+    etag: str | None = None
 
 
 def read_manifest(snapshot: str | Path) -> dict[str, dict[str, Any]]:
@@ -115,15 +116,19 @@ class SnapshotStore:
         self.new_blob_bytes = 0
         self._manifest = open(self.path / MANIFEST, "ab")
 
-    def _previous_snapshot(self) -> tuple[str | None, dict[str, str]]:
-        """The latest other snapshot in DIR (by name, which sorts by time), as path -> sha256."""
+    def _previous_snapshot(self) -> tuple[str | None, dict[str, tuple[bytes, str | None]]]:
+        """The latest other snapshot in DIR (by name, which sorts by time), as path -> (sha256, ETag)."""
         others = sorted(p for p in self.root.iterdir() if p.is_dir() and p.name != self.name and is_snapshot(p))
         earlier = [p for p in others if p.name < self.name] or others
         if not earlier:
             return None, {}
         latest = earlier[-1]
-        return latest.name, {k: bytes.fromhex(r["sha256"]) for k, r in read_manifest(latest).items()
+        return latest.name, {k: (bytes.fromhex(r["sha256"]), r.get("etag")) for k, r in read_manifest(latest).items()
                              if r.get("outcome") == "ok" and r.get("sha256")}
+
+    def previous_etag(self, path: str) -> str | None:
+        """The ETag the previous snapshot got for this path, to ask the server whether it changed."""
+        return self.previous.get(path, (None, None))[1]
 
     # ------------------------------------------------------------------ reading
     def settled(self, path: str) -> bool:
@@ -163,10 +168,33 @@ class SnapshotStore:
         self.new_blob_bytes += len(body)
         return blob
 
-    def put(self, path: str, url: str, body: bytes, *, status: int, attempts: int, fetched_at: str | None = None) -> tuple[Record, str]:
+    def put(self, path: str, url: str, body: bytes, *, status: int, attempts: int, fetched_at: str | None = None,
+            etag: str | None = None) -> tuple[Record, str]:
         """Store a good body; returns its record and ``fetched`` or ``unchanged`` (same bytes as the previous snapshot)."""
         sha = hashlib.sha256(body).hexdigest()
         blob = self._blob(body, sha)
+        self._link(blob, path)
+        record = Record(url=url, path=path, outcome="ok", status=status, fetched_at=fetched_at or utc_now(),
+                        file=path, size=len(body), sha256=sha, attempts=attempts, etag=etag)
+        self._append(record)
+        return record, ("unchanged" if self.previous.get(path, (None,))[0] == bytes.fromhex(sha) else "fetched")
+
+    def put_not_modified(self, path: str, url: str, *, attempts: int) -> Record | None:
+        """The server answered 304 to the previous ETag: the previous body, linked again; None if its blob is gone."""
+        sha_bytes, etag = self.previous.get(path, (None, None))
+        if sha_bytes is None:
+            return None
+        sha = sha_bytes.hex()
+        blob = self.blobs / sha[:2] / sha
+        if not blob.is_file():
+            return None
+        self._link(blob, path)
+        record = Record(url=url, path=path, outcome="ok", status=304, fetched_at=utc_now(), file=path,
+                        size=blob.stat().st_size, sha256=sha, attempts=attempts, etag=etag)
+        self._append(record)
+        return record
+
+    def _link(self, blob: Path, path: str) -> None:
         dest = self.path / path
         dest.parent.mkdir(parents=True, exist_ok=True)
         temp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
@@ -177,10 +205,6 @@ class SnapshotStore:
         except OSError:  # a file system without hard links: a copy, still renamed atomically
             shutil.copyfile(blob, temp)
         os.replace(temp, dest)
-        record = Record(url=url, path=path, outcome="ok", status=status, fetched_at=fetched_at or utc_now(),
-                        file=path, size=len(body), sha256=sha, attempts=attempts)
-        self._append(record)
-        return record, ("unchanged" if self.previous.get(path) == bytes.fromhex(sha) else "fetched")
 
     def miss(self, path: str, url: str, *, outcome: str, status: int | None, reason: str, attempts: int) -> Record:
         """Record a URL that gave no good body: ``not_published`` (404) or ``failed`` with the reason."""

@@ -12,6 +12,7 @@ permanent 404s. It counts every request per path.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import socket
@@ -257,6 +258,7 @@ class TreeServer:
         self.delay, self.slow, self.retry_after, self.redirect_to = delay, slow, retry_after, redirect_to
         self.requests: Counter = Counter()
         self.served: Counter = Counter()
+        self.not_modified: Counter = Counter()
         self.injected: Counter = Counter()
         self.headers: list[dict[str, str]] = []
         self.lock = threading.Lock()
@@ -350,9 +352,19 @@ class TreeServer:
                     self.wfile.write(body[: len(body) // 2])
                     self.close_connection = True
                     return
+                # Object stores answer a matching If-None-Match with 304 and no body; so does this server.
+                etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+                if self.headers.get("If-None-Match") == etag:
+                    with owner.lock:
+                        owner.not_modified[path] += 1
+                    self.send_response(304)
+                    self.send_header("ETag", etag)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 with owner.lock:
                     owner.served[path] += 1
-                return self._send(200, body)
+                return self._send(200, body, {"ETag": etag})
 
         self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
