@@ -101,8 +101,10 @@ def misreading_table(misreadings: Any, election=None) -> tuple[pd.DataFrame, pd.
     reasons = pd.Series("", index=out.index)
     reasons[out["reported"].isna()] = "no reported number"
     if election is not None:
-        reasons[(reasons == "") & ~out["unit_id"].isin(election.table.index)] = "TPS not in this election"
-        reasons[(reasons == "") & ~out["field"].isin(election.table.columns)] = "field not a column of this election"
+        # Plain sets: Series.isin against a large arrow-string index is slow (one scalar per value).
+        units, columns = set(election.table.index), set(election.table.columns)
+        reasons[(reasons == "") & ~out["unit_id"].map(units.__contains__).astype(bool)] = "TPS not in this election"
+        reasons[(reasons == "") & ~out["field"].map(columns.__contains__).astype(bool)] = "field not a column of this election"
     rejects = out[reasons != ""].assign(reason=reasons[reasons != ""])
     return out[reasons == ""].reset_index(drop=True), rejects.reset_index(drop=True)
 
@@ -617,7 +619,19 @@ def _concentration(y: np.ndarray, groups: np.ndarray, parents: np.ndarray, n_per
     # Parents without a misreading, or with one group only, add 0 to both sides: skip them.
     order = np.argsort(parent_of, kind="stable")
     bounds = np.searchsorted(parent_of[order], np.arange(len(p_sizes) + 1))
-    for parent in np.flatnonzero(p_ones > 0):
+    n_groups = np.diff(bounds)
+    single = np.flatnonzero((p_ones == 1) & (n_groups >= 2))
+    if len(single):
+        # One misreading in a parent lands in group g with chance n_g / N: its term is
+        # 1 / n_g - 1 / N. All such parents at once, by inverse CDF over the groups in parent order.
+        cumulative = np.cumsum(sizes[order])
+        start = np.where(bounds[single] > 0, cumulative[np.maximum(bounds[single] - 1, 0)], 0.0)
+        start[bounds[single] == 0] = 0.0
+        for chunk in np.array_split(np.arange(len(single)), max(1, len(single) * n_perm // 5_000_000 + 1)):
+            u = start[chunk] + rng.random((n_perm, len(chunk))) * p_sizes[single[chunk]]
+            landed = order[np.searchsorted(cumulative, u, side="right")]
+            null += (1.0 / sizes[landed] - 1.0 / p_sizes[single[chunk]]).sum(axis=1)
+    for parent in np.flatnonzero(p_ones > 1):
         members = order[bounds[parent]:bounds[parent + 1]]
         if len(members) < 2:
             continue

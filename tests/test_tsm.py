@@ -204,3 +204,34 @@ def test_conditional_variant_also_finds_the_planted_province_only(demo):
     flagged = table[(table["region"] != "all") & table["flagged"]]
     assert set(zip(flagged["region"], flagged["candidate"])) == {(PLANTED, "02")}
     assert "robustness variant" in result.sentences(PLANTED)
+
+
+def test_concentration_null_is_the_within_parent_shuffle():
+    # The fast null (inverse-CDF draws for parents with one misreading, multivariate hypergeometric
+    # for the others) against brute-force shuffles of the indicator within each parent.
+    from analysis.tsm import _concentration
+
+    rng = np.random.default_rng(0)
+    groups = rng.integers(0, 120, 1200).astype(str)
+    parents = np.array([str(int(g) // 6) for g in groups])
+    y = (rng.random(1200) < 0.02).astype(int)
+    observed, null, _ = _concentration(y, groups, parents, 4000, np.random.default_rng(1))
+    frame = pd.DataFrame({"g": groups, "p": parents})
+    total = y.sum() - y.sum() ** 2 / len(y)
+
+    def statistic(values):
+        by_group = pd.Series(values).groupby([frame["p"], frame["g"]]).agg(["sum", "size"])
+        by_parent = pd.Series(values).groupby(frame["p"]).agg(["sum", "size"])
+        return ((by_group["sum"] ** 2 / by_group["size"]).sum() - (by_parent["sum"] ** 2 / by_parent["size"]).sum()) / total
+
+    assert observed == pytest.approx(statistic(y))
+    shuffle = np.random.default_rng(2)
+    brute = []
+    for _ in range(400):
+        values = y.copy()
+        for index in frame.groupby("p").indices.values():
+            values[index] = shuffle.permutation(values[index])
+        brute.append(statistic(values))
+    brute = np.array(brute)
+    assert abs(null.mean() - brute.mean()) < 3 * brute.std() / np.sqrt(len(brute))
+    assert abs(np.quantile(null, 0.9) - np.quantile(brute, 0.9)) < 0.15 * brute.std() + 3 * brute.std() / np.sqrt(len(brute))
