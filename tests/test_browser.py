@@ -77,7 +77,10 @@ class Chromium:
         message = {"id": self.next_id, "method": method, "params": params or {}}
         if session:
             message["sessionId"] = session
-        self.ws.write_message(json.dumps(message))
+        async def write():
+            await self.ws.write_message(json.dumps(message))
+
+        self.loop.run_until_complete(write())
         while True:
             reply = self._read(timeout)
             if reply.get("id") == self.next_id:
