@@ -428,7 +428,7 @@ def klimek_fit_plot(fit, *, title: str = "") -> Figure:
     fig = Figure(figsize=(13, 4.2), layout="constrained")
     axes = fig.subplots(1, 3, sharex=True, sharey=True)
     panels = [("observed", fit.observed),
-              (f"fitted: f_i = {fit.f_i:.2f} ± {fit.f_i_sd:.2f}, f_e = {fit.f_e:.3f} ± {fit.f_e_sd:.3f}, "
+              (f"fitted: f_i = {fit.f_i:.2f} ± {fit.f_i_sd:.3f}, f_e = {fit.f_e:.3f} ± {fit.f_e_sd:.3f}, "
                f"alpha = {fit.alpha:.1f}", fit.fitted),
               ("fair model (f_i = f_e = 0)", fit.fair_model)]
     top = max(1.0, float(max(np.max(h) for _, h in panels)))

@@ -293,8 +293,11 @@ def klimek_fit(
         fitter = _Fitter(_draw(np.random.default_rng(child), fair, units.n), units.registered, observed, int(bins))
         loss, f_i, f_e, alpha = fitter.search(f_i_grid, f_e_grid, alpha_grid)
         if refine:
-            loss, f_i, f_e, alpha = fitter.search(_around(f_i, 0.01, 5, 0, 1), _around(f_e, 0.001, 5, 0, 1),
-                                                  _around(alpha, 0.1, 5, 0.1, 10))
+            # The fine grid stays inside the coarse grid's range: that range is the model space.
+            loss, f_i, f_e, alpha = fitter.search(
+                _around(f_i, 0.01, 5, f_i_grid.min(), f_i_grid.max()),
+                _around(f_e, 0.001, 5, f_e_grid.min(), f_e_grid.max()),
+                _around(alpha, 0.1, 5, alpha_grid.min(), alpha_grid.max()))
         rows.append({"repeat": index, "f_i": f_i, "f_e": f_e, "alpha": alpha, "loss": loss})
     repeats = pd.DataFrame(rows)
     estimate = repeats[["f_i", "f_e", "alpha"]].mean()
