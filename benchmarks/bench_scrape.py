@@ -10,7 +10,6 @@ Run: ``.venv/bin/python benchmarks/bench_scrape.py [--scale 0.025]``.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import subprocess
 import sys

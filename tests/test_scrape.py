@@ -16,7 +16,7 @@ from hypothesis import given, settings, strategies as st
 from analysis.cli import main
 from analysis.sources.sirekap import endpoints as ep
 from analysis.sources.sirekap.parse import read_snapshot, read_tps_bodies
-from analysis.sources.sirekap.scrape import ScrapeConfig, retry_after_seconds, scrape, scrape_async
+from analysis.sources.sirekap.scrape import ScrapeConfig, retry_after_seconds, scrape_async
 from analysis.sources.sirekap.store import BLOBS, read_manifest
 from analysis.sources.sirekap.testserver import FAULTS, PARTIES, TreeServer, dpd_tree, legislative_tree, tree_from_election
 from analysis.synth import make_election

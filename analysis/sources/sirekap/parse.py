@@ -16,9 +16,8 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
-import numpy as np
 import pandas as pd
 
 from ...election import Election
