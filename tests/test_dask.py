@@ -77,3 +77,14 @@ def test_dask_batch_writes_what_the_local_runner_writes(dask_batch):
     machine = json.loads((site / "index.json").read_text())
     assert [r["code"] for r in machine["reports"]] == ["02", "13", "31", "66", "national"]
     assert str(site) not in Path(index).read_text()
+
+
+def test_dask_executor_arguments_are_checked(tmp_path):
+    stations = pd.DataFrame({"unit_id": ["0201"], "province": ["02"], "registered": 100, "voters": 80, "valid": 78,
+                             "invalid": 2, "01": 78})
+    data = Election.from_frame(stations, levels=["province"], candidates=["01"]).to_parquet(tmp_path / "e.parquet")
+    with pytest.raises(ValueError, match="--scheduler ADDRESS"):
+        run_reports(data, provinces=["02"], out_dir=tmp_path / "site", executor="dask", progress=False)
+    with pytest.raises(ValueError, match="executor must be one of local, dask"):
+        run_reports(data, provinces=["02"], out_dir=tmp_path / "site", executor="spark", progress=False)
+    assert not (tmp_path / "site").exists()

@@ -413,7 +413,10 @@ class _DaskExecutor:
         self._own = not hasattr(scheduler, "submit")
         if self._own and not scheduler:
             raise ValueError("the dask executor needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
-        self.client = Client(scheduler, timeout="30s") if self._own else scheduler
+        try:
+            self.client = Client(scheduler, timeout="30s") if self._own else scheduler
+        except (OSError, TimeoutError) as err:
+            raise ValueError(f"cannot reach the Dask scheduler at {scheduler}: {err}") from None
 
     def close(self) -> None:
         if self._own:
