@@ -238,16 +238,36 @@ class _Fitter:
         simulated = np.bincount(cells, minlength=self.bins * self.bins)
         return float(np.sum(((simulated - self.observed) * self.weight) ** 2))
 
+    def _prefix_histograms(self, cells: np.ndarray, ks: np.ndarray) -> np.ndarray:
+        """Row r: the fingerprint of the first ks[r] units (in lottery order), for sorted ks."""
+        cells_n = self.bins * self.bins
+        segment = np.searchsorted(ks, np.arange(len(cells)), side="right")  # units before ks[r] go to rows >= r
+        keep = segment < len(ks)
+        counts = np.bincount(segment[keep] * cells_n + cells[keep], minlength=len(ks) * cells_n)
+        return np.cumsum(counts.reshape(len(ks), cells_n), axis=0)
+
     def search(self, f_i_grid, f_e_grid, alpha_grid) -> tuple[float, float, float, float]:
+        """The grid point of least loss. Every simulated fingerprint is assembled from prefix
+        histograms (units sorted by their fraud lottery number): clean minus the first k_e units,
+        plus the first k_i units stuffed incrementally, plus units k_i..k_e stuffed extremely, so a
+        grid point costs a few vector operations on the cells whatever the number of units."""
+        pairs = [(float(f_i), float(f_e)) for f_i in f_i_grid for f_e in f_e_grid if f_i + f_e <= 1]
+        k_i = np.searchsorted(self.u, [a for a, _ in pairs])
+        k_e = np.searchsorted(self.u, [a + b for a, b in pairs])
+        ks = np.unique(np.r_[k_i, k_e])
+        row_i, row_e = np.searchsorted(ks, k_i), np.searchsorted(ks, k_e)
+        clean = self._prefix_histograms(self.clean, ks)
+        base = np.bincount(self.clean, minlength=self.bins * self.bins)
         best = (np.inf, 0.0, 0.0, 1.0)
         for alpha in alpha_grid:
-            for f_i in f_i_grid:
-                for f_e in f_e_grid:
-                    if f_i + f_e > 1:
-                        continue
-                    value = self.loss(f_i, f_e, alpha)
-                    if value < best[0]:
-                        best = (value, float(f_i), float(f_e), float(alpha))
+            inc_cells, ext_cells = self._alpha_cells(alpha)
+            inc = self._prefix_histograms(inc_cells, ks)
+            ext = self._prefix_histograms(ext_cells, ks)
+            for (f_i, f_e), ri, re in zip(pairs, row_i, row_e):
+                simulated = base - clean[re] + inc[ri] + ext[re] - ext[ri]
+                value = float(np.sum(((simulated - self.observed) * self.weight) ** 2))
+                if value < best[0]:
+                    best = (value, f_i, f_e, float(alpha))
         return best
 
 
