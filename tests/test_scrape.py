@@ -293,6 +293,7 @@ def test_kill_9_in_the_middle_then_resume_completes_with_few_refetches(tree, tmp
     assert refetched <= 3 + 1  # at most the requests in flight when killed (plus a half-written manifest line)
     assert stored_tree(tmp_path / "k") == walked(tree, official=False)
     assert "already there (resumed)" in resumed.stdout
+    assert not list(tmp_path.rglob("*.tmp"))  # what the killed run left half-written is gone
 
 
 # ----------------------------------------------------------------------------- desa level, legislative, real bodies

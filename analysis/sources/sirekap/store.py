@@ -112,9 +112,23 @@ class SnapshotStore:
         # Compact state per path (outcome, size): a national scrape knows ~1,000,000 paths.
         self.state: dict[str, tuple[str, int | None]] = {
             path: (r.get("outcome"), r.get("size")) for path, r in read_manifest(self.path).items()}
+        if self.state:
+            self._remove_stale_temp_files()
         self.previous_name, self.previous = self._previous_snapshot()
         self.new_blob_bytes = 0
         self._manifest = open(self.path / MANIFEST, "ab")
+
+    def _remove_stale_temp_files(self) -> None:
+        """A resumed snapshot: temp files of a killed run (never renamed into place) are removed.
+
+        One process writes a snapshot at a time; blobs are shared, so only temp files of dead processes go there.
+        """
+        for temp in self.path.rglob(".*.tmp"):
+            temp.unlink(missing_ok=True)
+        for temp in self.blobs.glob("*/.*.tmp"):
+            pid = temp.name.rsplit(".", 2)[-2]
+            if pid.isdigit() and not _alive(int(pid)):
+                temp.unlink(missing_ok=True)
 
     def _previous_snapshot(self) -> tuple[str | None, dict[str, tuple[bytes, str | None]]]:
         """The latest other snapshot in DIR (by name, which sorts by time), as path -> (sha256, ETag)."""
@@ -220,6 +234,16 @@ class SnapshotStore:
 
     def close(self) -> None:
         self._manifest.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def read_meta(snapshot: str | Path) -> dict[str, Any]:
