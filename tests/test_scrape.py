@@ -314,7 +314,10 @@ def test_a_party_ballot_scrapes_and_builds_parties_and_candidates(election, tmp_
     tree, long = legislative_tree(election, ballot="pdprdp", seed=4, unpublished=0.05)
     with TreeServer(tree, fault_rate=0.1, seed=5, mix=("503", "cut", "html200")) as server:
         summary = run(ScrapeConfig(ballot="pdprdp", region="11", base_url=server.url, out=str(tmp_path), snapshot="l", **FAST))
-    assert summary.ok, summary.text()
+        desa = run(ScrapeConfig(ballot="pdprdp", region="11", level="desa", base_url=server.url, out=str(tmp_path), snapshot="m", **FAST))
+    assert summary.ok and desa.ok, summary.text()
+    from_desa = read_snapshot(tmp_path / "m")
+    assert from_desa.votes_long.empty  # desa tables carry party totals only
     assert main(["build", "--raw", str(tmp_path / "l"), "--out", str(tmp_path / "l.parquet")]) == 0
     built = read_snapshot(tmp_path / "l")
     table, served = built.election.table, long[long["unit_id"].str.startswith("11")]
@@ -322,6 +325,7 @@ def test_a_party_ballot_scrapes_and_builds_parties_and_candidates(election, tmp_
     totals = served.groupby(["unit_id", "party"])["votes"].sum().unstack()
     for party in totals.columns:
         assert (table.loc[totals.index, f"{int(party):02d}"].astype(int) == totals[party]).all()
+        assert (from_desa.election.table.loc[totals.index, f"{int(party):02d}"].astype(int) == totals[party]).all()
     got = pd.read_parquet(tmp_path / "l-candidates.parquet").sort_values(["unit_id", "party", "candidate"]).reset_index(drop=True)
     want = served.sort_values(["unit_id", "party", "candidate"]).reset_index(drop=True)
     assert got[["unit_id", "party", "candidate"]].equals(want[["unit_id", "party", "candidate"]])
