@@ -18,7 +18,7 @@ EXPECTED_TEST = {
     "incremental_stuffing": "turnout-share association",
     "extreme_cluster": "extreme cluster",
     "round_percentages": "integer percentages",
-    "directional_misreading": "broken forms rate",
+    "directional_misreading": "misreadings favour 02",
 }
 RENDERED = sorted(set(DEFAULT_PLAN.values()) | {"31", "11"})
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import platform
+from dataclasses import fields
 from typing import Any, Mapping
 
 import pandas as pd
@@ -179,3 +180,18 @@ def save_summary(path: str, *, scope: str, code: str, election: Election, flags:
                   provenance=dict(election.provenance), parameters=dict(parameters))
     flagged = sum(1 for f in flags if f.flagged)
     return f"summary written: {flagged} of {len(flags)} tests flagged"
+
+
+def flag_frame(flags: list) -> pd.DataFrame:
+    """The flags as a DataFrame (``test``, ``region``, ``statistic``, ``pvalue``, ``qvalue``, ``flagged``, ``note``)."""
+    from .summary import Flag
+
+    return pd.DataFrame([f.__dict__ for f in flags], columns=[f.name for f in fields(Flag)])
+
+
+def largest_repairs(misreadings, top: int = 15) -> pd.DataFrame:
+    """The explained misreadings that moved the most votes, largest first (for a reader to check against the photos)."""
+    explained = misreadings.table[misreadings.table["explained"].astype(bool)]
+    order = explained["difference"].abs().sort_values(ascending=False, kind="stable").index
+    return explained.loc[order].head(top)[["unit_id", "field", "reported", "proposed", "edit", "detail",
+                                           "confidence", "n_repairs"]].reset_index(drop=True)
