@@ -1,0 +1,157 @@
+"""Tests of Rozenas' resampled kernel density test (analysis/turnout/spikes.py).
+
+Nulls: simulated elections drawn from a beta-binomial mixture have no spikes, so the test's
+p-value should be roughly uniform on them; planted whole-percentage shares must be found.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import plots
+from analysis.turnout.spikes import (BetaBinomialMixture, fit_betabinomial_mixture, r_density, rozenas_spikes,
+                                     spikes_table)
+
+REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "reference"
+
+
+def _reference(name: str) -> Path:
+    path = REFERENCE / name
+    if not path.exists():
+        pytest.skip(f"reference data not found: {path} (../shared is absent)")
+    return path
+
+
+def _simulate(rng, n=3000, *, rounded: float = 0.0):
+    """Turnout and votes from a two-component beta-binomial mixture; optionally a share of
+    stations whose vote share is written as a whole 10 % (50 %, 60 %, ...)."""
+    N = rng.integers(150, 900, n)
+    t = rng.binomial(N, rng.beta(30, 12, n))
+    component = rng.random(n) < 0.6
+    p = np.where(component, rng.beta(20, 25, n), rng.beta(12, 6, n))
+    v = rng.binomial(t, p)
+    fake = rng.random(n) < rounded
+    target = np.round(p[fake], 1)
+    v[fake] = np.round(target * t[fake]).astype(int)
+    # keep only fakes whose written share is exactly the round value
+    exact = np.isclose(v[fake] / t[fake], target)
+    v[np.flatnonzero(fake)[~exact]] = rng.binomial(t[fake][~exact], p[fake][~exact])
+    return N, t, v
+
+
+def test_r_density_has_mass_where_the_data_are():
+    x, y = r_density(np.array([0.25, 0.25, 0.5, 0.7501]), bw=1e-4, grid=1001)
+    assert len(x) == 1001 and x[0] == 0 and x[-1] == 1
+    # As in R: with bw below the 2^10-point binning step, each binned mass meets only the kernel's
+    # peak, so the curve integrates to dnorm(0, sd = bw) x step = 3989.4 x 1.0008 / 1023, not 1.
+    assert np.trapezoid(y, x) == pytest.approx(1 / (1e-4 * np.sqrt(2 * np.pi)) * 1.0008 / 1023, rel=0.01)
+    wide_x, wide_y = r_density(np.random.default_rng(1).uniform(0.2, 0.8, 5000), bw=0.02, grid=1001)
+    assert np.trapezoid(wide_y, wide_x) == pytest.approx(1.0, abs=0.01)
+    assert set(np.round(x[y > 0.1 * y.max()], 3)) <= {0.249, 0.25, 0.251, 0.499, 0.5, 0.501, 0.749, 0.75, 0.751}
+    assert y[250] > y[500]  # two stations at 25 %, one at 50 %
+
+
+def test_mixture_fit_recovers_a_known_mixture():
+    rng = np.random.default_rng(5)
+    n = 6000
+    size = rng.integers(100, 600, n)
+    first = rng.random(n) < 0.7
+    p = np.where(first, rng.beta(40, 40, n), rng.beta(30, 10, n))
+    count = rng.binomial(size, p)
+    fit = fit_betabinomial_mixture(count, size, components=2, seed=1)
+    frame = fit.to_frame().sort_values("mean").reset_index(drop=True)
+    assert frame["weight"].tolist() == pytest.approx([0.7, 0.3], abs=0.04)
+    assert frame["mean"].tolist() == pytest.approx([0.5, 0.75], abs=0.02)
+    chosen = fit_betabinomial_mixture(count, size, seed=1)  # BIC picks the number of components
+    assert chosen.components >= 2
+
+
+def test_clean_mixture_elections_are_not_flagged_and_planted_round_shares_are():
+    rng = np.random.default_rng(11)
+    clean_p = [rozenas_spikes(*_simulate(rng), resamples=60, seed=s).pvalue for s in range(5)]
+    # Null: P(p < 0.05) = 0.05 per election; three or more of five happens with probability 0.001.
+    assert sum(p < 0.05 for p in clean_p) <= 2, clean_p
+    planted = rozenas_spikes(*_simulate(rng, rounded=0.1), resamples=60, seed=9)
+    assert planted.pvalue <= 2 / 61
+    # ~10 % of stations are given a round share, but only those whose t makes it exact keep it.
+    assert planted.excess_over_null > 0.5
+    top = planted.spikes(3)["share"].round(2)  # the largest excesses sit on the planted values
+    assert top.isin([0.3, 0.4, 0.5, 0.6, 0.7, 0.8]).all()
+    assert planted.ci_low <= planted.fraud_percent <= planted.ci_high
+
+
+def test_bad_input_is_counted_not_dropped_silently():
+    rng = np.random.default_rng(2)
+    N, t, v = (a.astype(float) for a in _simulate(rng, n=400))
+    t[0], v[1], N[2] = 0, t[1] + 1, np.nan
+    result = rozenas_spikes(N, t, v, resamples=5, seed=1)
+    assert result.n + sum(result.excluded.values()) == 400
+    assert result.excluded["t = 0 (no share)"] == 1 and result.excluded["v > t"] == 1
+    assert result.excluded["missing count"] == 1
+    with pytest.raises(ValueError, match="differ in length"):
+        rozenas_spikes(N[:10], t, v)
+
+
+def test_region_table_html_and_figure(tmp_path):
+    from analysis.synth import make_election
+
+    election = make_election(scale=0.02, seed=2024, provinces_only=["61", "31"]).election
+    table = spikes_table(election, resamples=100, seed=3)
+    assert set(table.results["region"]) == {"31", "61"}
+    assert table.results["qvalue"].notna().all()
+    # Province 61 carries fabricated whole-number percentages for 02 (analysis.synth DEFAULT_PLAN);
+    # at this scale (~370 TPS) the test's power is partial (p 0.01-0.1 across seeds), so only the
+    # ordering against the clean province and a positive excess are asserted.
+    by_region = table.results.set_index("region")
+    assert by_region.at["61", "pvalue"] < by_region.at["31", "pvalue"]
+    assert by_region.at["61", "excess_over_null"] > 0
+    html = table._repr_html_()
+    assert "<script" not in html
+    fig = plots.spikes_envelope(table.details["61"], title="<b>61</b> $x$", zoom=(0.4, 0.6))
+    fig.savefig(tmp_path / "spikes.png")
+
+
+def test_canada_reference_file_is_russia_2011_united_russia():
+    """The spikes package's example data, shipped here as Canada 2011, are Russia 2011's stations.
+
+    Every (registered, valid, United Russia) triple of the Russian file is looked up: 99.9 % of
+    the file's rows match. So the 0.039 % stored with it cannot be this file's result (Russia
+    2011 is the field's canonical irregular election); see the next test.
+    """
+    from analysis.sources.tabular import load_mapping
+
+    mapping = load_mapping("russia_2011")
+    columns = [mapping["counts"]["registered"], mapping["counts"]["valid"], mapping["candidates"]["UR"]]
+    canada = pd.read_csv(_reference("canada_2011_conservative.csv.gz"))
+    russia = pd.read_csv(_reference("russia_2011_duma.csv.gz"), usecols=columns)[columns].dropna().astype(np.int64)
+    triples = set(map(tuple, russia.to_numpy()))
+    found = np.mean([triple in triples for triple in zip(canada["N"], canada["t"], canada["v"])])
+    assert found > 0.99
+
+
+@pytest.mark.xfail(strict=True, reason="published 0.039 % does not reproduce on the shipped file (it holds Russia "
+                                       "2011 stations); with the package's own stored mixtures we get ~1.3 %")
+def test_canada_2011_reproduces_the_packages_stored_fraud_percent():
+    summary = json.loads(_reference("canada_2011_spikes_output_summary.json").read_text())
+    data = pd.read_csv(_reference("canada_2011_conservative.csv.gz"))
+    rng = np.random.default_rng(0)
+    data = data.iloc[rng.choice(len(data), 30000, replace=False)]  # a third of the polls: test budget
+    mixtures = (BetaBinomialMixture.from_r(summary["turnout_mixture"]), BetaBinomialMixture.from_r(summary["vote_mixture"]))
+    result = rozenas_spikes(data["N"], data["t"], data["v"], resamples=100, seed=1, mixtures=mixtures)
+    assert result.fraud_percent < 0.5  # Rozenas' spikes package, stored output: 0.039 %
+
+
+def test_poland_2020_is_not_flagged():
+    from analysis.sources.tabular import read_table
+
+    election, _ = read_table(_reference("poland_2020_president_round1.csv.gz"), "poland_2020")
+    result = rozenas_spikes(election.column("registered"), election.column("valid"), election.column("DUDA"),
+                            resamples=100, seed=4)
+    # 1000 resamples (benchmark): 0.13 %, p = 0.10. Not flagged at 1 %; Russia's p is at the floor.
+    assert result.pvalue > 0.01
+    assert result.excess_over_null < 0.5
