@@ -1,0 +1,97 @@
+"""Tests of local outliers (analysis/turnout/outliers.py).
+
+Null: on clean synthetic elections (every TPS drawn from the same hierarchical model) no TPS
+should reach q <= 0.05; planted misreadings must come out on top with q <= 0.05.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from analysis import plots
+from analysis.synth import make_election
+from analysis.turnout.outliers import _loo_median, betabinom_two_sided, local_outliers, sirekap_url
+
+
+def test_sirekap_url_only_for_tps_codes():
+    assert sirekap_url("3171011001001") == (
+        "https://pemilu2024.kpu.go.id/pilpres/hitung-suara/31/3171/317101/3171011001/3171011001001")
+    assert sirekap_url("12/34/5") is None and sirekap_url("317101100100") is None
+
+
+def test_leave_one_out_median_matches_brute_force():
+    rng = np.random.default_rng(3)
+    x, g = rng.normal(size=300), rng.integers(0, 40, 300)
+    med, m = _loo_median(x, g)
+    for i in range(300):
+        others = np.delete(x, i)[np.delete(g, i) == g[i]]
+        assert m[i] == len(others)
+        assert (np.isnan(med[i]) if len(others) == 0 else med[i] == pytest.approx(np.median(others)))
+
+
+def test_betabinomial_tails_match_scipy():
+    rng = np.random.default_rng(4)
+    n = rng.integers(5, 300, 1500).astype(float)
+    a, b = rng.uniform(0.5, 150, 1500), rng.uniform(0.5, 150, 1500)
+    k = rng.binomial(n.astype(int), rng.beta(a, b)).astype(float)
+    k[:50], k[50:100] = 0, n[50:100]
+    exact = np.minimum(1, 2 * np.minimum(stats.betabinom.cdf(k, n, a, b), stats.betabinom.sf(k - 1, n, a, b)))
+    assert betabinom_two_sided(k, n, a, b, exact_beyond=0) == pytest.approx(exact, abs=1e-9)
+    fast = betabinom_two_sided(k, n, a, b)
+    # The normal shortcut (units within 2 sd of their mean) is exact far out and conservative
+    # where it is used on a skewed law: never a smaller p-value than the exact one.
+    small = exact < 0.02
+    assert np.all(fast[small] >= exact[small] - 1e-9)
+    near = (exact >= 0.02) & (exact < 0.1)  # and within 2 % around the usual thresholds
+    assert np.all(fast[near] >= 0.98 * exact[near])
+    assert fast[exact < 1e-4] == pytest.approx(exact[exact < 1e-4], rel=1e-6, abs=1e-15)
+
+
+@pytest.fixture(scope="module")
+def clean():
+    return make_election(plan={}, ocr_rate=0, scale=0.02, seed=7, provinces_only=["31", "73", "11"]).election
+
+
+def test_clean_election_flags_no_tps(clean):
+    result = local_outliers(clean)
+    assert (result.table["q"] <= 0.05).sum() == 0
+    assert len(result.table) == len(clean.table)
+    assert set(result.table["reference"]) <= {"village", "district", "regency", ""}
+
+
+def test_planted_misreadings_are_found_and_linked(clean):
+    table = clean.table.copy()
+    rng = np.random.default_rng(1)
+    usable = table[table[["voters", "valid", "02", "01"]].notna().all(axis=1)]
+    victims = list(rng.choice(usable.index, 3, replace=False))
+    victims += list(rng.choice(usable.index[(usable["01"] >= 40).to_numpy()].difference(victims), 3, replace=False))
+    for unit in victims[:3]:  # "78 became 7": a dropped digit in voters
+        table.loc[unit, "voters"] = table.loc[unit, "voters"] // 10
+    for unit in victims[3:]:  # all valid votes read as 02's
+        table.loc[unit, "02"] += table.loc[unit, "01"]
+        table.loc[unit, "01"] = 0
+    result = local_outliers(dataclasses.replace(clean, table=table))
+    flagged = set(result.flagged()["unit_id"])
+    assert set(victims) <= flagged
+    top = result.top(10)
+    assert top["url"].str.startswith("https://pemilu2024.kpu.go.id/pilpres/hitung-suara/").all()
+
+
+def test_html_escapes_outside_strings(clean):
+    table = clean.table.copy()
+    table["province_name"] = "<script>alert(1)</script>"
+    result = local_outliers(dataclasses.replace(clean, table=table))
+    html = result._repr_html_()
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert '<a href="https://pemilu2024.kpu.go.id/' in html
+    plots.outlier_map(result, "02")
+
+
+def test_unknown_level_is_a_clear_error(clean):
+    with pytest.raises(KeyError, match="not a level"):
+        local_outliers(clean, fine="tps")
