@@ -1,0 +1,72 @@
+"""Tests of Mebane's positive empirical model (analysis/turnout/mebane.py).
+
+Null / truth: data simulated from the eforensics ``bl`` model itself (binomial counts, known
+class fractions) must give back its fractions; DC 2010 is the package's smoke data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.turnout.mebane import mebane_fraud
+
+DC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "reference" / "dc_2010_mayor.csv"
+
+
+def _simulate_bl(rng, n, pi, tau=0.6, nu=0.45, iota=(0.3, 0.2), chi=(0.85, 0.8)):
+    N = rng.integers(500, 1000, n)
+    z = rng.choice(3, n, p=pi)
+    m = np.select([z == 1, z == 2], [iota[0], chi[0]], 0.0)
+    s = np.select([z == 1, z == 2], [iota[1], chi[1]], 0.0)
+    a = rng.binomial(N, (1 - tau) * (1 - m))
+    share_a = a / N
+    p_w = nu * (1 - s) / (1 - m) * (1 - m - share_a) + share_a * (m - s) / (1 - m) + s
+    w = rng.binomial(N, np.clip(p_w, 0, 1))
+    return N, a, w
+
+
+def test_recovers_the_fractions_of_data_from_its_own_model():
+    rng = np.random.default_rng(8)
+    N, a, w = _simulate_bl(rng, 600, [0.75, 0.18, 0.07])
+    fit = mebane_fraud(N, a, w, seed=1, starts=4)
+    est = fit.to_frame().set_index("parameter")
+    assert est.at["pi_incremental", "estimate"] == pytest.approx(0.18, abs=0.05)
+    assert est.at["pi_extreme", "estimate"] == pytest.approx(0.07, abs=0.03)
+    assert est.at["iota_m", "estimate"] == pytest.approx(0.3, abs=0.05)
+    assert (est["se"] >= 0).all()
+    assert fit.pvalue < 1e-6  # fraud is really there
+    assert fit.posterior.sum(axis=1) == pytest.approx(1.0)
+
+
+def test_no_fraud_data_give_small_fractions():
+    rng = np.random.default_rng(9)
+    N, a, w = _simulate_bl(rng, 400, [1.0, 0.0, 0.0])
+    fit = mebane_fraud(N, a, w, seed=2, starts=3)
+    assert fit.pi_incremental + fit.pi_extreme < 0.05
+
+
+def test_dc_2010_smoke():
+    if not DC.exists():
+        pytest.skip(f"reference data not found: {DC} (../shared is absent)")
+    data = pd.read_csv(DC)
+    fit = mebane_fraud(data["NVoters"], data["a"], data["Votes"], seed=1, starts=3)
+    est = fit.to_frame().set_index("parameter")
+    assert fit.n == 143
+    assert est.loc[["pi_none", "pi_incremental", "pi_extreme"], "estimate"].sum() == pytest.approx(1.0)
+    assert 0 <= est.at["iota_m", "estimate"] <= 0.7 <= est.at["chi_m", "estimate"] <= 1
+    assert "<script" not in fit._repr_html_()
+
+
+def test_bad_input_is_counted():
+    rng = np.random.default_rng(3)
+    N, a, w = (x.astype(float) for x in _simulate_bl(rng, 60, [1.0, 0.0, 0.0]))
+    a[0] = np.nan
+    w[1] = N[1] + 1
+    fit = mebane_fraud(N, a, w, seed=0, starts=2)
+    assert fit.n == 58 and fit.excluded["missing count"] == 1 and fit.excluded["a + w > N"] == 1
+    with pytest.raises(ValueError, match="differ in length"):
+        mebane_fraud(N[:5], a, w)
