@@ -565,20 +565,29 @@ def _station_pmf_sums(totals: np.ndarray, shares: np.ndarray, rho: float, onehot
     """Per station, sum over x of pmf_i(x) * onehot[x]: the probability of each class of values."""
     totals = np.asarray(totals, dtype=np.int64)
     shares = np.asarray(shares, dtype=float)
-    top = onehot.shape[0] - 1
-    values = np.arange(top + 1, dtype=np.int64)
     out = np.empty((len(totals), onehot.shape[1]))
-    block = max(1, _EXACT_BLOCK_ELEMENTS // (top + 1))
     clipped = np.clip(shares, 0.0, 1.0)
-    for start in range(0, len(totals), block):
-        stop = min(start + block, len(totals))
-        n = totals[start:stop, None]
-        p = clipped[start:stop, None]
+    # Stations in order of size, each block over 0..its own largest size: one misread total of
+    # 9,000 must not make every 300-voter station's pmf 9,000 values long.
+    order = np.argsort(totals, kind="stable")
+    sizes = totals[order]
+    start = 0
+    while start < len(order):
+        # a block holds stations up to twice the size of its smallest, within the element budget
+        limit = 2 * max(int(sizes[start]), 1) + 1
+        stop = min(int(np.searchsorted(sizes, limit, side="right")),
+                   start + max(1, _EXACT_BLOCK_ELEMENTS // (limit + 1)))
+        stop = max(stop, start + 1)
+        rows = order[start:stop]
+        top = int(totals[rows[-1]])
+        n = totals[rows, None]
+        p = clipped[rows, None]
         inner = (p > 0) & (p < 1)
         pmf = _pmf_by_ratios(n, np.where(inner, p, 0.5), rho, top)
         if not inner.all():  # a share of exactly 0 or 1 is a point mass whatever the overdispersion
-            pmf = np.where(inner, pmf, stats.binom.pmf(values[None, :], n, p))
-        out[start:stop] = pmf @ onehot
+            pmf = np.where(inner, pmf, stats.binom.pmf(np.arange(top + 1)[None, :], n, p))
+        out[rows] = pmf @ onehot[:top + 1]
+        start = stop
     return out
 
 

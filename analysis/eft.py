@@ -201,12 +201,20 @@ def eft_statistics(counts, totals, *, registered=None, n_boot: int = 1000, seed:
 
 
 def _dip_pvalue(values: np.ndarray) -> float:
-    """Hartigan's dip test p-value from the package's interpolated table (as R's ``dip.test``)."""
+    """Hartigan's dip test p-value from the package's interpolated table (as R's ``dip.test``).
+
+    The table stops at 72,000 units; above that the p-value is read at the table's largest size
+    (``diptest`` warns; the warning is kept out of reports, this docstring says it instead).
+    """
+    import warnings
+
     import diptest
 
     if len(values) < 4 or np.ptp(values) == 0:
         return np.nan
-    return float(diptest.diptest(values)[1])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sample size exceeds the maximum limit")
+        return float(diptest.diptest(values)[1])
 
 
 def _sobyanin_correlation(turnout: np.ndarray, share: np.ndarray) -> tuple[float, float]:

@@ -139,9 +139,12 @@ def _flags(rows: list[dict[str, Any]], alpha: float, note: str) -> list:
 
 def _all_rows(forms: pd.DataFrame, tables: tuple) -> list[dict[str, Any]]:
     """Flag rows of the forms table and of every further per-region table (a DataFrame with ``test``,
-    ``region``, ``pvalue``, ``qvalue`` columns, or a result object holding one as ``results``)."""
+    ``region``, ``pvalue``, ``qvalue`` columns, or a result object giving one by ``flag_rows()`` or
+    holding one as ``results``)."""
     rows = _rows(forms, "broken forms rate")
     for table in tables:
+        if hasattr(table, "flag_rows"):
+            table = table.flag_rows()
         rows += _rows(table.results if hasattr(table, "results") else table)
     return rows
 

@@ -1058,6 +1058,16 @@ class TurnoutModels:
         hit = (self.results["klimek_qvalue"] <= alpha) | (self.results["integer_qvalue"] <= alpha)
         return self.results[hit].reset_index(drop=True)
 
+    def flag_rows(self) -> pd.DataFrame:
+        """Both tests per region in the report's flag shape (``test``, ``region``, ``statistic``, ``pvalue``, ``qvalue``)."""
+        parts = []
+        for test, prefix, statistic in (("Klimek model", "klimek", "f_i"), ("Kobak integer", "integer", "integer_excess")):
+            parts.append(pd.DataFrame({
+                "test": f"{test} ({self.definition})", "region": self.results["region"].astype(str),
+                "statistic": self.results[statistic] if statistic in self.results else np.nan,
+                "pvalue": self.results[f"{prefix}_pvalue"], "qvalue": self.results[f"{prefix}_qvalue"]}))
+        return pd.concat(parts, ignore_index=True)
+
     def to_frame(self) -> pd.DataFrame:
         return self.results.copy()
 

@@ -444,6 +444,12 @@ class SpikesTable:
         """Regions whose q-value is at most ``alpha``: statistical irregularities, not findings of fraud."""
         return self.results[self.results["qvalue"] <= alpha].reset_index(drop=True)
 
+    def flag_rows(self) -> pd.DataFrame:
+        """Per region in the report's flag shape (``test``, ``region``, ``statistic`` = fraud %, ``pvalue``, ``qvalue``)."""
+        return pd.DataFrame({"test": "spikes (Rozenas)", "region": self.results["region"].astype(str),
+                             "statistic": self.results["fraud_percent"], "pvalue": self.results["pvalue"],
+                             "qvalue": self.results["qvalue"]})
+
     def to_frame(self) -> pd.DataFrame:
         return self.results.copy()
 
