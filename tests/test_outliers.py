@@ -90,6 +90,12 @@ def test_html_escapes_outside_strings(clean):
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert '<a href="https://pemilu2024.kpu.go.id/' in html
     plots.outlier_map(result, "02")
+    # candidate names come from the data too, and become column headings
+    renamed = clean.table.rename(columns={"02": "<img src=x onerror=alert(1)>"})
+    hostile = dataclasses.replace(clean, table=renamed, candidates=tuple(
+        "<img src=x onerror=alert(1)>" if c == "02" else c for c in clean.candidates))
+    html = local_outliers(hostile).top_html(20)
+    assert "<img" not in html and "&lt;img src=x" in html
 
 
 def test_unknown_level_is_a_clear_error(clean):

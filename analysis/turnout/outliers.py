@@ -237,6 +237,8 @@ class LocalOutliers:
         shown["unit_id"] = [
             f'<a href="{html.escape(u, quote=True)}" rel="noopener noreferrer">{uid}</a>' if isinstance(u, str) else uid
             for uid, u in zip(shown["unit_id"], urls)]
+        # Column names carry candidate names, which come from the data: escaped like the cells.
+        shown.columns = [html.escape(str(c)) for c in shown.columns]
         return shown.to_html(escape=False, index=False)
 
     def _repr_html_(self) -> str:
