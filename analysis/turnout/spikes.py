@@ -58,21 +58,8 @@ __all__ = ["BetaBinomialMixture", "SpikesResult", "SpikesTable", "fit_betabinomi
 #: [e^-3, e^6], too tight for the concentrated turnout of Indonesian TPS.
 _LOG_BOUNDS = (-4.0, 10.0)
 
-
-def _as_float(values: Any, name: str) -> np.ndarray:
-    try:
-        if hasattr(values, "to_numpy"):
-            try:
-                out = values.to_numpy(dtype=float, na_value=np.nan)
-            except TypeError:
-                out = np.asarray(values.to_numpy(), dtype=float)
-        else:
-            out = np.asarray(values, dtype=float)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{name}: expected numeric counts ({err})") from None
-    if out.ndim != 1:
-        raise ValueError(f"{name}: expected a one-dimensional array, got shape {out.shape}")
-    return out
+# The package's input check: counts as float with NaN for missing, a clear error otherwise.
+from . import _as_float  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------ mixture
