@@ -196,6 +196,31 @@ def test_national_report_runs_after_the_provinces(batch):
     assert national["parameters"]["seen"] == ["02", "31"]
 
 
+def test_a_national_report_without_summaries_starts_first(tmp_path):
+    # The shipped national notebook reads no province summary: it is the longest report, so it starts
+    # first instead of running alone at the end. One worker makes the order observable.
+    stamp = '''
+import time
+from analysis.report.summary import write_summary
+write_summary(summary_path, scope={scope}, code={code}, name="x", headline={{}}, flags=[], provenance={{}},
+              parameters={{"started": time.time(), "given": sorted(k for k in globals() if k.endswith("_dir"))}})
+'''
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    write_notebook(notebooks / "province.ipynb", 'province: str = "31"\ndata_path: str = ""\nsummary_path: str = ""',
+                   stamp.format(scope='"province"', code="province"))
+    write_notebook(notebooks / "national.ipynb", 'data_path: str = ""\nsummary_path: str = ""',
+                   stamp.format(scope='"national"', code='"national"'))
+    stations = pd.DataFrame({"unit_id": ["0201", "3101"], "province": ["02", "31"], "registered": 100, "voters": 80,
+                             "valid": 78, "invalid": 2, "01": 78})
+    data = Election.from_frame(stations, levels=["province"], candidates=["01"]).to_parquet(tmp_path / "e.parquet")
+    result = run_reports(data, out_dir=tmp_path / "site", jobs=1, notebooks_dir=notebooks, progress=False)
+    assert result.ok and [r.code for r in result.reports] == ["02", "31", "national"]
+    started = {r.code: read_summary(r.summary_path)["parameters"]["started"] for r in result.reports}
+    assert started["national"] < min(started["02"], started["31"])
+    assert read_summary(report(result, "national").summary_path)["parameters"]["given"] == []
+
+
 def test_reports_are_sanitised_escaped_and_self_contained(batch):
     result, site, _ = batch
     for r in result.reports:

@@ -226,6 +226,23 @@ def test_integer_null_mean_is_exact():
     assert planted.pvalue == pytest.approx(planted.pvalue_mc, abs=3 * np.sqrt(planted.pvalue_mc / 2000) + 0.01)
 
 
+def test_integer_indicator_draws_give_the_binomial_null():
+    # The reports' cheap Monte Carlo (indicators drawn from the exact probabilities) must be the same
+    # null as Kobak's redrawing of every count: same exact p-value and mean, MC moments within error.
+    rng = np.random.default_rng(5)
+    data = clean_province(rng, n_units=800, n_groups=40)
+    rounded, _ = plant_round(rng, data, share_of_units=0.02)
+    binomial = integer_percent_test(*counts(rounded), n_rep=2000, seed=3)
+    indicator = integer_percent_test(*counts(rounded), n_rep=2000, seed=3, resample="indicator")
+    assert indicator.pvalue == binomial.pvalue and indicator.null_mean == binomial.null_mean
+    se = binomial.exact_sd / np.sqrt(2000)
+    assert abs(indicator.mc_mean - binomial.mc_mean) <= 4 * np.sqrt(2) * se
+    assert indicator.null_sd == pytest.approx(binomial.null_sd, rel=0.1)
+    assert "indicator" in indicator.null and "binomial" in binomial.null
+    with pytest.raises(ValueError, match="resample"):
+        integer_percent_test(*counts(rounded), n_rep=10, resample="bootstrap")
+
+
 def test_integer_definition_on_hand_made_units():
     # Turnout 80/100 = 80 % and share 97/194 = 50 %: integer on both.
     # Turnout 250/300 = 83.33 %, share 101/199 = 50.75 %: neither.
