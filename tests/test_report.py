@@ -3,6 +3,7 @@
 import base64
 import hashlib
 import json
+import os
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
@@ -117,7 +118,8 @@ write_summary(summary_path, scope="province", code=province, name={HOSTILE_NAME!
               flags=[Flag("digit test", "0201", 1.0, 0.01, 0.02, province == "02"), Flag("other", "0202", 1.0, 0.5, 0.6, False)],
               provenance={{"input_sha256": "ab12"}},
               parameters={{"province": province, "kind": type(province).__name__, "python": sys.executable, "seed": seed,
-                          "backend": os.environ.get("MPLBACKEND", "")}})
+                          "backend": os.environ.get("MPLBACKEND", ""),
+                          "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "")}})
 '''
 
 NATIONAL_BODY = '''
@@ -188,6 +190,9 @@ def test_parameters_arrive_as_strings_in_this_interpreter(batch):
     assert summary["parameters"]["seed"] == 2024  # extra parameters reach the notebook too
     assert summary["parameters"]["python"] == sys.executable  # the kernel runs the batch's interpreter
     assert "inline" in summary["parameters"]["backend"]
+    # Two kernels side by side share the cores instead of each starting a BLAS thread per core.
+    expected = os.environ.get("OPENBLAS_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // 2)))
+    assert summary["parameters"]["blas_threads"] == expected
 
 
 def test_national_report_runs_after_the_provinces(batch):
