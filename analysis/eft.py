@@ -108,6 +108,39 @@ def _point(units: _Units, index: np.ndarray | None = None) -> dict[str, np.ndarr
         }
 
 
+def _resampled(units: _Units, index: np.ndarray) -> dict[str, np.ndarray]:
+    """``_point`` for each row of an index matrix, as weighted sums: a resample is the count of each unit in it.
+
+    Every statistic is a ratio of weighted sums (the moments from weighted raw moments of the
+    percentages, which lie in [0, 1], so the subtraction loses nothing that matters), so one
+    matrix product of the resamples' unit counts with the units' columns replaces a gather and a
+    NaN-aware mean per statistic and resample.
+    """
+    rows, n = index.shape
+    weights = np.bincount((index + n * np.arange(rows)[:, None]).ravel(), minlength=rows * n)
+    weights = weights.reshape(rows, n).astype(float)
+    columns, names = [], ("second", "last", "c05", "p05")
+    for name in names:
+        values = getattr(units, name)
+        ok = np.isfinite(values)
+        columns += [np.where(ok, values, 0.0), ok.astype(float)]
+    pct = units.pct
+    ok = np.isfinite(pct)
+    x = np.where(ok, pct, 0.0)
+    columns += [ok.astype(float), x, x ** 2, x ** 3, x ** 4]
+    sums = weights @ np.column_stack(columns)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = {name: sums[:, 2 * i] / sums[:, 2 * i + 1] for i, name in enumerate(names)}
+        count = sums[:, 8]
+        r1, r2, r3, r4 = (sums[:, 9 + k] / count for k in range(4))
+        m2 = r2 - r1 ** 2
+        m3 = r3 - 3 * r1 * r2 + 2 * r1 ** 3
+        m4 = r4 - 4 * r1 * r3 + 6 * r1 ** 2 * r2 - 3 * r1 ** 4
+        skew, kurt = m3 / m2 ** 1.5, m4 / m2 ** 2
+    return {"_2BL": means["second"], "LastC": means["last"], "C05s": means["c05"], "P05s": means["p05"],
+            "Skew": skew, "Kurt": kurt}
+
+
 @dataclass(frozen=True, eq=False)
 class EftStatistics:
     """The toolkit's statistics for one set of units, with basic bootstrap 95 % intervals and flags."""
@@ -171,7 +204,7 @@ def eft_statistics(counts, totals, *, registered=None, n_boot: int = 1000, seed:
         draws = {name: [] for name in BOOTSTRAPPED}
         for start in range(0, n_boot, block):
             index = rng.integers(0, n, size=(min(block, n_boot - start), n))
-            for name, v in _point(units, index).items():
+            for name, v in _resampled(units, index).items():
                 draws[name].append(v)
         for name in BOOTSTRAPPED:
             sample = np.concatenate(draws[name])

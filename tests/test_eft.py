@@ -127,3 +127,21 @@ def test_eft_table_rows_per_region_leader_and_escaping():
 
 def test_digits_module_reexports_the_toolkit():
     assert digits.eft_statistics is eft_statistics and digits.eft_table is eft_table
+
+
+def test_bootstrap_by_weights_equals_resampling_units():
+    # The bootstrap computes each resample's statistics from unit counts (a matrix product); they must
+    # equal the statistics of the resampled units themselves, missing values and capped shares included.
+    from analysis import eft
+
+    rng = np.random.default_rng(8)
+    counts = rng.integers(0, 400, 3000).astype(float)
+    totals = counts + rng.integers(0, 300, 3000)
+    counts[rng.random(3000) < 0.05] = np.nan
+    totals[:20] = 0  # 0 / 0 and x / 0: missing and capped percentages
+    with np.errstate(divide="ignore", invalid="ignore"):
+        units = eft._units(counts, counts / totals)
+    index = rng.integers(0, 3000, size=(40, 3000))
+    by_units, by_weights = eft._point(units, index), eft._resampled(units, index)
+    for name in by_units:
+        np.testing.assert_allclose(by_weights[name], by_units[name], rtol=1e-9, atol=1e-12, err_msg=name)
