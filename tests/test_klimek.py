@@ -182,3 +182,18 @@ def test_bootstrap_test_flags_russia_and_uganda_not_poland(reference, file, mapp
         assert test.pvalue == pytest.approx(1 / 20), test.pvalue  # beyond all 19 fair resamples
     else:
         assert test.pvalue > 0.2, test.pvalue
+
+
+@pytest.mark.parametrize("mean, sd", [(0.7, 0.1), (0.55, 0.04), (0.98, 0.02), (0.5, 0.4), (1.3, 0.1)])
+def test_truncated_normal_draws_equal_scipys(mean, sd):
+    # The fast inversion must be scipy's truncnorm draw for draw (same uniforms, same stream after).
+    from scipy import stats
+
+    from analysis.turnout.klimek import _truncated_normal
+
+    a, b = (0 - mean) / sd, (1 - mean) / sd
+    mine, theirs = np.random.default_rng(4), np.random.default_rng(4)
+    ours = _truncated_normal(mine, mean, sd, 20000)
+    reference = stats.truncnorm.rvs(a, b, loc=mean, scale=sd, size=20000, random_state=theirs)
+    np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-11)
+    assert ours.min() >= 0 and ours.max() <= 1 and mine.random() == theirs.random()

@@ -45,7 +45,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import signal, stats
+from scipy import signal, special, stats
 
 from . import _excluded_frame, _prepare
 
@@ -149,8 +149,18 @@ def fair_parameters(turnout: np.ndarray, share: np.ndarray) -> dict[str, float]:
 
 # ------------------------------------------------------------------------------------ simulation
 def _truncated_normal(rng, mean: float, sd: float, n: int) -> np.ndarray:
+    """Normal(mean, sd) truncated to [0, 1], by inversion of one uniform per draw.
+
+    The same uniforms and the same inversion as ``scipy.stats.truncnorm.rvs`` (equal to ~1e-13),
+    without its log-space machinery, which is 10x slower and only needed when both bounds lie in
+    one far tail: then scipy draws.
+    """
     a, b = (0 - mean) / sd, (1 - mean) / sd
-    return stats.truncnorm.rvs(a, b, loc=mean, scale=sd, size=n, random_state=rng)
+    if not a <= 0 <= b:  # the mean outside [0, 1]: both bounds in one tail
+        return stats.truncnorm.rvs(a, b, loc=mean, scale=sd, size=n, random_state=rng)
+    lo, hi = special.ndtr(a), special.ndtr(b)
+    x = special.ndtri(lo + rng.uniform(0, 1, n) * (hi - lo))
+    return mean + sd * np.clip(x, a, b)
 
 
 @dataclass(frozen=True, eq=False)
