@@ -554,3 +554,23 @@ def test_figures_are_compact_captioned_and_escaped(tmp_path):
     pngs = [v for tag, k, v in page.attributes if tag == "img" and v.startswith("data:image/png")]
     # The uncaptioned figure from a notebook that did not call figures.setup() is compacted on export too.
     assert pngs and len(pngs[-1]) < 0.7 * len("data:image/png;base64," + base64.b64encode(raw.getvalue()).decode())
+
+
+def test_many_point_figures_skip_the_svg_attempt(monkeypatch):
+    # A TPS scatter would make an SVG of megabytes: render must not even write it.
+    from matplotlib.figure import Figure
+
+    from analysis.report import figures
+
+    fig = Figure(figsize=(4, 3))
+    fig.add_subplot().scatter(np.random.default_rng(0).random(50_000), np.random.default_rng(1).random(50_000), s=2)
+    formats = []
+    original = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda self, out, **kw: (formats.append(kw["format"]), original(self, out, **kw)))
+    mime, data, meta = figures.render(fig)
+    assert mime == "image/png" and formats == ["png"] and figures._marks(fig) == 50_000
+    small = Figure(figsize=(4, 3))
+    small.add_subplot().plot([0, 1], [0, 1])
+    formats.clear()
+    figures.render(small)
+    assert formats == ["png", "svg"]  # a few marks: the smaller of the two is still looked for

@@ -76,13 +76,30 @@ def render(fig: Any, *, dpi: int = DPI, svg_when_smaller: bool = True) -> tuple[
     text = figure_caption(fig)
     if text:
         meta["caption"] = text
-    if svg_when_smaller:
+    if svg_when_smaller and _marks(fig) * _SVG_BYTES_PER_MARK < len(png):
         out = io.BytesIO()
         fig.savefig(out, format="svg", bbox_inches="tight", facecolor="white", metadata={"Date": None})
         svg = out.getvalue()
         if len(svg) < len(png):
             return "image/svg+xml", svg.decode("utf-8"), meta
     return "image/png", png, meta
+
+
+#: An SVG costs at least this many bytes per marker or line vertex (a path element with coordinates).
+_SVG_BYTES_PER_MARK = 40
+
+
+def _marks(fig: Any) -> int:
+    """Markers and line vertices the figure's axes draw: a lower bound on an SVG's size, in marks.
+
+    A scatter of 130,000 TPS would make an SVG of megabytes, slow to write and then discarded; the
+    count lets ``render`` skip it.
+    """
+    total = 0
+    for ax in fig.get_axes():
+        total += sum(len(c.get_offsets()) for c in ax.collections)
+        total += sum(len(line.get_xdata()) for line in ax.get_lines())
+    return total
 
 
 def _png_size(png: bytes) -> tuple[int, int]:
