@@ -240,3 +240,119 @@ def test_real_dprd_provinsi_rows_as_party_bodies_keep_every_total():
         waiting = parsed.table.index.difference(list(numbers))
         assert len(waiting) > 0 and parsed.table.loc[waiting, columns].isna().all().all()
         assert int(parsed.table[columns].sum().sum()) == sum(map(sum, numbers.values()))
+
+
+# ----------------------------------------------------------------------------- the fast path reads bodies as _row does
+
+from analysis.sources.sirekap import parse as parse_module, store as store_module  # noqa: E402
+from analysis.sources.sirekap.parse import ADMINISTRASI_FIELDS  # noqa: E402
+
+ODD = st.sampled_from([-1, 10**9, 10**9 + 1, 2**63, 2**64 + 1, 10**30, 3.0, 1.5, float("nan"), float("inf"), "12", " 7 ",
+                       "banyak", True, False, [1], {"a": 1}])
+COUNT = st.one_of(*[st.integers(0, 300)] * 8, st.none(), st.none(), ODD)
+PPWP_CHART = st.one_of(
+    st.none(), st.just({}), st.just({"null": None}),
+    st.dictionaries(st.sampled_from(["100025", "100026", "100027", "null", "999999"]), COUNT, max_size=4),
+    st.fixed_dictionaries({"100025": COUNT, "100026": COUNT, "100027": COUNT, "null": st.none()}))
+ADMINISTRASI = st.one_of(
+    st.none(), st.just({}), st.just([1, 2]), st.dictionaries(st.sampled_from(ADMINISTRASI_FIELDS + ("lain",)), COUNT, max_size=6),
+    st.fixed_dictionaries({name: COUNT for name in ADMINISTRASI_FIELDS}))
+IMAGES = st.one_of(st.none(), st.just("x"), st.lists(st.one_of(
+    st.none(), st.just(1), st.just(f"https://x/{CODE}-20240215-101421--ab.jpg"), st.just("https://x/y.jpg")), max_size=4))
+
+
+def _entry(draw):
+    kind = draw(st.sampled_from(["usual"] * 6 + ["total", "none", "empty", "no_only", "reversed", "other_key", "empty_key"]))
+    ids = draw(st.lists(st.sampled_from(["1001", "1002", "1003", "2001", "٣"]), unique=True, max_size=3))
+    usual = {"jml_suara_total": draw(COUNT), "jml_suara_partai": draw(COUNT), **{i: draw(COUNT) for i in ids}}
+    return {"usual": usual, "total": draw(COUNT), "none": None, "empty": {},
+            "no_only": {"jml_suara_total": draw(COUNT), **{i: draw(COUNT) for i in ids}},
+            "reversed": dict(reversed(list(usual.items()))), "other_key": {**usual, "nama": "x"},
+            "empty_key": {**usual, "": 1}}[kind]
+
+
+@st.composite
+def party_chart(draw):
+    if draw(st.integers(0, 9)) == 0:
+        return draw(st.sampled_from([None, {}, {"null": None}, [1]]))
+    parties = draw(st.lists(st.sampled_from(["1", "2", "15", "24", "99", "null"]), unique=True, min_size=1, max_size=5))
+    return {party: (None if party == "null" else _entry(draw)) for party in parties}
+
+
+@st.composite
+def tps_bodies(draw, chart):
+    out = {}
+    for i in range(draw(st.integers(1, 6))):
+        code = draw(st.sampled_from([f"310101100100{i}", CODE]))
+        key = draw(st.sampled_from([code, f"31/3101/{code}.json", f"a\\{code}.json", "not-a-code"]))
+        body = {"chart": draw(chart), "administrasi": draw(ADMINISTRASI), "images": draw(IMAGES),
+                "psu": draw(st.sampled_from([None, "", " ", "Pemungutan Suara Ulang", 3])),
+                "ts": draw(st.sampled_from(["2024-02-15 23:29:50", "garbage", None, 5])),
+                "status_suara": draw(st.sampled_from([True, False, None, 1])), "status_adm": draw(st.sampled_from([True, None]))}
+        for name in draw(st.lists(st.sampled_from(list(body)), unique=True, max_size=3)):
+            del body[name]  # bodies without administrasi, chart, ...
+        form = draw(st.sampled_from(["bytes"] * 4 + ["str", "dict", "cut", "html", "bigint"]))
+        text = json.dumps(body)
+        out[key] = {"bytes": text.encode(), "str": text, "dict": body, "cut": text.encode()[:-3], "html": b"<html>502</html>",
+                    "bigint": text.replace('"ts"', '"mode": 123456789012345678901234567890, "ts"', 1).encode()}[form]
+    return out
+
+
+def _assert_same(fast, slow):
+    pd.testing.assert_frame_equal(fast.table, slow.table)
+    pd.testing.assert_frame_equal(fast.rejects, slow.rejects)
+    assert fast.counts == slow.counts
+    if slow.votes_long is not None:
+        pd.testing.assert_frame_equal(fast.votes_long, slow.votes_long)
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tps_bodies(PPWP_CHART))
+def test_the_fast_path_gives_what_the_general_code_gives(bodies):
+    _assert_same(parse_tps_bodies(bodies), parse_tps_bodies(bodies, fast=False))
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tps_bodies(party_chart()))
+def test_the_fast_path_gives_what_the_general_code_gives_for_party_bodies(bodies):
+    fast = parse_tps_bodies(bodies, candidates=PARTY_COLUMNS, parties=True)
+    _assert_same(fast, parse_tps_bodies(bodies, candidates=PARTY_COLUMNS, parties=True, fast=False))
+
+
+def test_party_bodies_of_many_layouts_and_a_number_out_of_range_read_as_the_general_code_reads_them():
+    bodies = {}
+    for i in range(60):
+        chart = {str(p): {"jml_suara_total": i + p, "jml_suara_partai": p, **{f"{p}00{k}": k * i for k in range(1, 1 + (i + p) % 4)}}
+                 for p in (1, 2, 3, 24)[: 2 + i % 3]}
+        bodies[f"3101011{i:06d}"] = party_body(chart={"null": None, **chart})
+    bodies["3101011000061"] = party_body(chart={"1": {"jml_suara_total": 3, "jml_suara_partai": 1, "1001": -2}})
+    bodies["3101011000062"] = party_body(chart={"1": {"jml_suara_total": 2**63 + 5, "jml_suara_partai": 1}})
+    fast = parse_tps_bodies({k: json.dumps(v) for k, v in bodies.items()}, candidates=PARTY_COLUMNS, parties=True)
+    slow = parse_tps_bodies({k: json.dumps(v) for k, v in bodies.items()}, candidates=PARTY_COLUMNS, parties=True, fast=False)
+    _assert_same(fast, slow)
+    assert set(fast.rejects["unit_id"]) == {"3101011000061", "3101011000062"} and len(fast.table) == 60
+
+
+def test_without_orjson_the_parser_and_the_manifest_reader_still_work(monkeypatch, tmp_path):
+    bodies = {k: json.dumps(v).encode() for k, v in {CODE: body(), "3101011001002": body(administrasi=None)}.items()}
+    expected = parse_tps_bodies(bodies)
+    monkeypatch.setattr(parse_module, "_fast_loads", json.loads)
+    monkeypatch.setattr(store_module, "_fast_loads", None)
+    _assert_same(parse_tps_bodies(bodies), expected)
+    (tmp_path / store_module.MANIFEST).write_text('{"path": "a", "outcome": "ok"}\n{"path": "b", "outc')
+    assert list(store_module.read_manifest(tmp_path)) == ["a"]
+
+
+@pytest.mark.parametrize("text", [
+    '{"path": "a", "n": 1}\n{"path": "b"}\n',
+    '{"path": "a", "n": 1}\n\n  \n{"path": "a", "n": 2}\n{"path": "b", "outc',  # blank lines, a later line wins, a cut line
+    '{"path": "a"},{"path": "b"}\n{"path": "c"}\n',  # two records on one line: json reads neither
+    '{"path": "a", "x": NaN}\n{"path": "b", "nama": "\u2028"}\n[1]\n"x"\n{"path": 5}\n',
+    '{"path": "a"}\r\n{"path": "b"}\r{"path": "c", "x": "\\ud800"}\n',
+])
+def test_the_manifest_is_read_at_once_as_it_is_read_line_by_line(tmp_path, monkeypatch, text):
+    (tmp_path / store_module.MANIFEST).write_bytes(text.encode("utf-8", errors="surrogatepass"))
+    fast = store_module.read_manifest(tmp_path)
+    monkeypatch.setattr(store_module, "_fast_loads", None)
+    slow = store_module.read_manifest(tmp_path)
+    assert json.dumps(fast, sort_keys=True) == json.dumps(slow, sort_keys=True)

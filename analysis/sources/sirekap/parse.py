@@ -15,10 +15,18 @@ import os
 import re
 import zipfile
 from dataclasses import dataclass, field
+from itertools import accumulate, chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import pandas as pd
+
+try:  # a faster decoder for the hot path; every body it does not take as a clean row is read again by json
+    from orjson import loads as _fast_loads
+except ImportError:  # pragma: no cover - orjson is a dependency, json is the fallback
+    _fast_loads = json.loads
 
 from ...election import Election
 from . import endpoints, store
@@ -34,6 +42,7 @@ ADMINISTRASI_FIELDS = (
     "suara_sah", "suara_tidak_sah", "suara_total",
 )
 LEVELS = ("province", "regency", "district", "village")
+_LEVEL_LENGTHS = (2, 4, 6, 10, 13)  # code lengths from province to TPS
 TPS_CODE = re.compile(r"([0-9]{13})(?:\.json)?$")
 PHOTO_TIME = re.compile(r"/([0-9]{13})-([0-9]{8})-([0-9]{6})--[^/]*$")
 PARTY_TOTAL, PARTY_ONLY = "jml_suara_total", "jml_suara_partai"
@@ -112,28 +121,82 @@ def _flag(value: Any) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
-class _Long:
-    """Per-candidate votes of party ballots as four columns (a list of tuples costs twice as much)."""
+class _Rows:
+    """Per-candidate votes of one party body as columns, as ``_party_chart`` writes them."""
 
     def __init__(self):
-        self.unit_id: list[str] = []
         self.party: list[str] = []
         self.candidate: list[str] = []
         self.votes: list[int | None] = []
 
-    def __len__(self) -> int:
-        return len(self.votes)
 
-    def truncate(self, n: int) -> None:
-        for column in (self.unit_id, self.party, self.candidate, self.votes):
-            del column[n:]
+class _Long:
+    """Per-candidate votes of party ballots, made into columns at the end.
+
+    A body's rows have a *layout*: the party and candidate of each row, the same for every TPS of an
+    electoral district. Layouts are kept once; a body adds its code, its layout's number and its votes,
+    and ``frame`` lays the party, candidate and code columns out with numpy and pyarrow.
+    """
+
+    def __init__(self):
+        self.codes: list[str] = []
+        self.sizes: list[int] = []
+        self.layout_of_body: list[int] = []
+        self.votes: list[int | None] = []
+        self.layouts: list[tuple[list[str], list[str]]] = []  # (party, candidate) of each row
+        #: (party keys, chart keys, entry lengths) -> (layout number, getter of the totals, getter of the votes)
+        self.known: dict[tuple, tuple[int, Any, Any]] = {}
+        #: Whether the fast path leaves the range of party numbers to ``_in_range`` (types are checked per body).
+        self.deferred = False
+        self.votes_arrow = None  # the votes as an arrow array, once made
+        self.new_layout([], [])  # _NO_LAYOUT
+
+    def add(self, code: str, layout: int, votes: Any) -> None:
+        self.codes.append(code)
+        self.sizes.append(len(votes))
+        self.layout_of_body.append(layout)
+        self.votes.extend(votes)
+
+    def new_layout(self, party: list[str], candidate: list[str]) -> int:
+        self.layouts.append((party, candidate))
+        return len(self.layouts) - 1
+
+    def add_rows(self, code: str, rows: _Rows) -> None:
+        """Rows of a body read by ``_row``, with a layout of their own (rejected bodies add nothing)."""
+        self.add(code, self.new_layout(rows.party, rows.candidate), rows.votes)
 
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame({"unit_id": self.unit_id, "party": self.party, "candidate": self.candidate,
-                             "votes": pd.array(self.votes, dtype="Int64")})
+        import pyarrow as pa
+
+        layout_sizes = np.array([len(party) for party, _ in self.layouts], dtype=np.int64)
+        layout_starts = np.cumsum(layout_sizes) - layout_sizes
+        sizes = np.array(self.sizes, dtype=np.int64)
+        body_starts = np.cumsum(sizes) - sizes
+        # Row r of body b is row r - body_starts[b] of its layout.
+        rows = np.arange(int(sizes.sum()), dtype=np.int64)
+        take = rows + np.repeat(layout_starts[np.array(self.layout_of_body, dtype=np.int64)] - body_starts, sizes)
+        del rows
+        party = pa.array(list(chain.from_iterable(p for p, _ in self.layouts)), type=pa.large_string()).take(take)
+        candidate = pa.array(list(chain.from_iterable(c for _, c in self.layouts)), type=pa.large_string()).take(take)
+        codes = pa.array(self.codes, type=pa.large_string()).take(np.repeat(np.arange(len(self.codes), dtype=np.int32), sizes))
+        votes = self.votes_arrow if self.votes_arrow is not None else pa.array(self.votes, type=pa.int64())
+        missing = votes.is_null().to_numpy(zero_copy_only=False)
+        return pd.DataFrame({"unit_id": pd.array(codes, dtype="str"), "party": pd.array(party, dtype="str"),
+                             "candidate": pd.array(candidate, dtype="str"),
+                             "votes": pd.arrays.IntegerArray(votes.fill_null(0).to_numpy(), missing)})
 
 
-def _party_chart(code: str, chart: Mapping[str, Any], parties: Mapping[str, str], row: dict[str, Any], long: _Long) -> None:
+def _int_array(values: list) -> pd.api.extensions.ExtensionArray:
+    """Checked counts (ints up to 10**9, or None) as an Int64 array, without a Python object per element."""
+    n = len(values)
+    if None not in values:
+        return pd.arrays.IntegerArray(np.fromiter(values, dtype=np.int64, count=n), np.zeros(n, dtype=bool))
+    objects = np.array(values, dtype=object) if not isinstance(values, np.ndarray) else values
+    mask = objects == None  # noqa: E711 - elementwise
+    return pd.arrays.IntegerArray(np.where(mask, 0, objects).astype(np.int64), mask)
+
+
+def _party_chart(code: str, chart: Mapping[str, Any], parties: Mapping[str, str], row: dict[str, Any], long: _Rows) -> None:
     """A legislative chart ``{party: {jml_suara_total, jml_suara_partai, <candidate id>: votes}}`` into row and long."""
     for party, entry in chart.items():
         column = parties.get(party)
@@ -146,14 +209,13 @@ def _party_chart(code: str, chart: Mapping[str, Any], parties: Mapping[str, str]
             keys = [key for key in entry if key != PARTY_TOTAL and (key == PARTY_ONLY or key.isdigit())]
             long.votes.extend(_count(entry[key], "chart[", party, "][", key, "]") for key in keys)
             long.candidate.extend("" if key == PARTY_ONLY else key for key in keys)
-            long.unit_id.extend([code] * len(keys))
             long.party.extend([party] * len(keys))
         else:  # desa tables and some bodies carry the party total alone
             total = _count(entry, "chart[", party, "]")
         row[column] = total
 
 
-def _row(code: str, body: Any, candidates: Mapping[str, str], long: _Long | None = None) -> dict[str, Any]:
+def _row(code: str, body: Any, candidates: Mapping[str, str], long: _Rows | None = None) -> dict[str, Any]:
     if isinstance(body, (bytes, bytearray)):
         try:
             body = body.decode("utf-8")
@@ -222,35 +284,218 @@ def _row(code: str, body: Any, candidates: Mapping[str, str], long: _Long | None
     return row
 
 
+_LIMIT = 10**9
+_INT, _INT_NONE, _NONE = {int}, {int, type(None)}, {type(None)}
+_DICT = {dict}
+_OPENERS = {False: (b"[", b"{"), True: ("[", "{")}
+
+
+def _counts_ok(values: list) -> bool:
+    """Whether every value is a count that ``_count`` would return as it is (an int in 0..10**9) or None."""
+    types = set(map(type, values))
+    if types == _NONE:
+        return True
+    if types == _INT:
+        return min(values) >= 0 and max(values) <= _LIMIT
+    if types <= _INT_NONE:
+        present = [v for v in values if v is not None]
+        return not present or (min(present) >= 0 and max(present) <= _LIMIT)
+    return False
+
+
+class _Shape:
+    """What the fast path needs to know of the vote columns, computed once per batch."""
+
+    def __init__(self, candidates: Mapping[str, str], parties: bool):
+        self.numbers = list(dict.fromkeys(candidates.values()))
+        index = {number: i for i, number in enumerate(self.numbers)}
+        self.parties = parties
+        self.column_of = {key: index[number] for key, number in candidates.items()}
+        # Charts of the presidential ballot (one id per column): the ids in column order, and what a chart may hold.
+        self.simple = not parties and len(candidates) == len(self.numbers)
+        self.ids = list(candidates) if self.simple else []
+        self.allowed = set(candidates) | {"null"}
+
+
+_NO_LAYOUT = 0  # the first layout of every _Long: no rows
+
+
+def _party_layout(names: list[str], lens: tuple[int, ...], keys: list[str], long: _Long, shape: _Shape) -> tuple | None:
+    """How to read party entries of this shape as ``_party_chart`` does, or None if an entry is not of the usual shape.
+
+    Each entry must be {jml_suara_total, jml_suara_partai, <digit ids>...} in that order; checked on all
+    entries at once. Neither name holds a "j" but as its first letter, so their occurrences in the joined
+    keys cannot overlap: n of each, and digits elsewhere, means every key is as expected. Returns the
+    layout number, getters of the totals and of the votes, and one that puts the totals in vote columns.
+    """
+    columns = list(map(shape.column_of.get, names))
+    if None in columns:
+        return None
+    n = len(lens)
+    if min(lens) < 2 or not all(keys):
+        return None
+    starts = list(accumulate(lens, initial=0))
+    starts.pop()
+    heads = itemgetter(*starts)
+    if heads(keys).count(PARTY_TOTAL) != n or itemgetter(*map((1).__add__, starts))(keys).count(PARTY_ONLY) != n:
+        return None
+    joined = "".join(keys)
+    if (joined.count(PARTY_TOTAL) != n or joined.count(PARTY_ONLY) != n
+            or not joined.replace(PARTY_TOTAL, "0").replace(PARTY_ONLY, "0").isdigit()):
+        return None
+    positions = [i for start, size in zip(starts, lens) for i in range(start + 1, start + size)]
+    party = [name for name, size in zip(names, lens) for _ in range(size - 1)]
+    seconds = set(map((1).__add__, starts))
+    candidate = ["" if i in seconds else keys[i] for i in positions]
+    # Column c gets the total of the last entry of its party (as row[column] = total, entry after entry), else None.
+    last = {column: i for i, column in enumerate(columns)}
+    slots = [last.get(c, n) for c in range(len(shape.numbers))]  # n: the None after the totals
+    place = itemgetter(*slots) if len(slots) > 1 else (lambda totals, i=slots[0]: (totals[i],))
+    if len(long.known) > 20_000:  # a bound; a national DPRD kabupaten/kota table has ~2,300 districts
+        long.known.clear()
+    known = (long.new_layout(party, candidate), heads, itemgetter(*positions), place)
+    long.known[(tuple(names), tuple(keys), lens)] = known
+    return known
+
+
+def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None) -> tuple | None:
+    """The row of a well-formed body, as ``_row`` makes it, or None to let ``_row`` read the body.
+
+    Takes only bodies whose every count is an int in 0..10**9 or null and whose shape is the usual one;
+    anything else (errors, strings or floats as counts, a DPD chart, unusual party entries) returns None
+    before touching ``long``, and ``_row`` (stdlib json, exact reasons) decides. Same row either way.
+    """
+    if isinstance(body, (bytes, bytearray, str)):
+        # json (C scanner) stops at the interpreter's recursion limit and _row rejects such a body: leave any
+        # body that could nest that deep to it (a TPS body is ~1 KB with a few dozen brackets).
+        if len(body) > 1800 and sum(map(body.count, _OPENERS[type(body) is str])) > 800:
+            return None
+        try:
+            body = _fast_loads(body)
+        except Exception:  # noqa: BLE001 - _row gives the reason
+            return None
+    if type(body) is not dict or ("chart" not in body and "administrasi" not in body):
+        return None
+    chart = body.get("chart")
+    administrasi = body.get("administrasi")
+    if type(administrasi) is dict:
+        admin = list(map(administrasi.get, ADMINISTRASI_FIELDS))
+    elif administrasi is None:
+        admin = [None] * len(ADMINISTRASI_FIELDS)
+    else:
+        return None
+    long_entries = None
+    checked = False  # whether totals holds only counts checked already
+    if chart is None:
+        totals = [None] * len(shape.numbers)
+    elif type(chart) is not dict:
+        return None
+    elif shape.simple:
+        if not chart.keys() <= shape.allowed:
+            return None
+        totals = list(map(chart.get, shape.ids))
+    elif shape.parties:
+        names = list(chart)
+        entries = list(chart.values())
+        if "null" in chart:
+            j = names.index("null")
+            del names[j], entries[j]
+        kinds = set(map(type, entries))
+        if kinds == _DICT and len(entries) > 1:
+            lens = tuple(map(len, entries))
+            keys = list(chain.from_iterable(entries))
+            known = long.known.get((tuple(names), tuple(keys), lens)) or _party_layout(names, lens, keys, long, shape)
+            if known is None:
+                return None
+            layout, heads, rest, place = known
+            values = list(chain.from_iterable(map(dict.values, entries)))
+            if long.deferred:  # the types here; whether the numbers are in 0..10**9, on whole columns at the end
+                if not set(map(type, values)) <= _INT_NONE:
+                    return None
+            elif not _counts_ok(values):
+                return None
+            totals = list(place(heads(values) + (None,)))
+            long_entries = (layout, rest(values))
+            checked = True
+        else:
+            columns = list(map(shape.column_of.get, names))
+            if None in columns:
+                return None
+            if not entries:
+                totals = [None] * len(shape.numbers)
+            elif kinds == _INT:  # party totals alone
+                if not _counts_ok(entries):
+                    return None
+                totals = list(map(dict(zip(columns, entries)).get, range(len(shape.numbers))))
+            else:
+                return None
+    else:
+        return None
+    if not _counts_ok(admin if checked else totals + admin):
+        return None
+    if long is not None:
+        if long_entries is None:
+            long.add(code, _NO_LAYOUT, ())
+        else:
+            long.add(code, *long_entries)
+    psu = body.get("psu")
+    ts = body.get("ts")
+    status_suara, status_adm = body.get("status_suara"), body.get("status_adm")
+    images = body.get("images")
+    photos = [None, None, None]
+    if isinstance(images, list):
+        for i, url in enumerate(images[:3]):
+            if url is not None:
+                photos[i] = _photo_time(url)
+    return (code, *totals, *admin, chart is not None, admin.count(None) != len(admin),
+            psu if isinstance(psu, str) and psu.strip() else None, ts if isinstance(ts, str) else None,
+            status_suara if isinstance(status_suara, bool) else None,
+            status_adm if isinstance(status_adm, bool) else None, *photos)
+
+
 def parse_tps_bodies(bodies: Mapping[str, bytes | str | dict | None], *,
-                     candidates: Mapping[str, str] = PPWP_CANDIDATES, parties: bool = False) -> ParsedTps:
+                     candidates: Mapping[str, str] = PPWP_CANDIDATES, parties: bool = False,
+                     fast: bool = True, _strict: bool = False) -> ParsedTps:
     """Parse raw TPS bodies keyed by TPS code or file name; each ends in ``table`` or ``rejects``.
 
     ``candidates`` maps the chart's keys to vote columns: Sirekap candidate ids for ppwp and pdpd,
     party numbers for the party ballots (``parties=True``), whose per-candidate votes go to ``votes_long``.
+    ``fast=False`` reads every body with the general (slower) code; the result is the same.
     """
     rows, rejects, seen = [], [], set()
     long = _Long() if parties else None
+    if long is not None:
+        long.deferred = fast and not _strict
+    shape = _Shape(candidates, parties)
+    columns = _columns(shape.numbers)
     for key, body in bodies.items():
-        source = str(key)
+        source = key if type(key) is str else str(key)
         try:
-            code = _code(source)
+            code = source if len(source) == 13 and source.isascii() and source.isdigit() else _code(source)
             if code in seen:
                 raise BodyError("a second body for the same TPS code")
-            mark = len(long) if long is not None else 0
             try:
-                rows.append(_row(code, body, candidates, long))
-            except BaseException:
+                row = _fast_row(code, body, shape, long) if fast else None
+            except Exception:  # noqa: BLE001 - e.g. a caller's dict with keys that are not text: _row says what
+                row = None
+            if row is None:
+                body_rows = _Rows() if long is not None else None
+                named = _row(code, body, candidates, body_rows)  # a rejected body leaves no votes behind
+                row = tuple(named[column] for column in columns)
                 if long is not None:
-                    long.truncate(mark)  # a rejected body leaves no votes behind
-                raise
+                    long.add_rows(code, body_rows)
+            rows.append(row)
             seen.add(code)
         except BodyError as err:
             match = TPS_CODE.search(source.replace("\\", "/").rsplit("/", 1)[-1])
             rejects.append({"unit_id": match.group(1) if match else source[:200], "source": source[:500], "reason": str(err)})
         except Exception as err:  # noqa: BLE001 - an unforeseen shape is a reject, never a crash
             rejects.append({"unit_id": source[:200], "source": source[:500], "reason": f"unreadable body ({type(err).__name__})"})
-    table = _frame(rows, candidates)
+    data = _transpose(rows, shape.numbers)
+    if long is not None and long.deferred and not _in_range([data[number] for number in shape.numbers], long):
+        # A party number out of 0..10**9 (rare): read every body again, checking each number as it comes.
+        return parse_tps_bodies(bodies, candidates=candidates, parties=parties, fast=fast, _strict=True)
+    table = _frame(data, shape.numbers)
     rejects_frame = pd.DataFrame(rejects, columns=["unit_id", "source", "reason"])
     counts = {"bodies": len(bodies), "rows": len(table), "rejected": len(rejects_frame)}
     votes_long = None
@@ -259,40 +504,75 @@ def parse_tps_bodies(bodies: Mapping[str, bytes | str | dict | None], *,
     return ParsedTps(table=table, rejects=rejects_frame, counts=counts, votes_long=votes_long)
 
 
-def _frame(rows: list[dict[str, Any]], candidates: Mapping[str, str]) -> pd.DataFrame:
-    numbers = list(dict.fromkeys(candidates.values()))
-    columns = ["unit_id", *numbers, *ADMINISTRASI_FIELDS, "has_chart", "has_administrasi", "psu", "ts",
-               "status_suara", "status_adm", "photo_1_time", "photo_2_time", "photo_3_time"]
-    raw = pd.DataFrame(rows, columns=columns)
-    table = pd.DataFrame(index=pd.Index(raw["unit_id"].astype(str), name="unit_id"))
-    code = table.index.to_series()
-    table["province"], table["regency"] = code.str[:2].to_numpy(), code.str[:4].to_numpy()
-    table["district"], table["village"] = code.str[:6].to_numpy(), code.str[:10].to_numpy()
-    ints = {name: pd.array(raw[name].to_numpy(), dtype="Int64") for name in [*numbers, *ADMINISTRASI_FIELDS]}
-    table["registered"] = ints["pemilih_dpt_j"] + ints["pengguna_dptb_j"]
-    table["voters"] = ints["pengguna_total_j"]
-    table["valid"] = ints["suara_sah"]
-    table["invalid"] = ints["suara_tidak_sah"]
-    table["ballots"] = ints["suara_total"]
+def _in_range(columns: list[list], long: _Long) -> bool:
+    """Whether the party totals and the candidates' votes are all ints in 0..10**9 or None (their types are checked)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for values in (*columns, long.votes):
+        try:
+            array = pa.array(values, type=pa.int64())
+        except (OverflowError, pa.ArrowException):
+            return False
+        if values is long.votes:
+            long.votes_arrow = array
+        bounds = pc.min_max(array)
+        if bounds["min"].is_valid and (bounds["min"].as_py() < 0 or bounds["max"].as_py() > _LIMIT):
+            return False
+    return True
+
+
+def _columns(numbers: list[str]) -> list[str]:
+    return ["unit_id", *numbers, *ADMINISTRASI_FIELDS, "has_chart", "has_administrasi", "psu", "ts",
+            "status_suara", "status_adm", "photo_1_time", "photo_2_time", "photo_3_time"]
+
+
+def _transpose(rows: list[tuple], numbers: list[str]) -> dict[str, list]:
+    names = _columns(numbers)
+    return dict(zip(names, map(list, zip(*rows)))) if rows else {name: [] for name in names}
+
+
+def _frame(data: dict[str, list], numbers: list[str]) -> pd.DataFrame:
+    index = pd.Index(pd.array(data["unit_id"], dtype="str"), name="unit_id")
+    code = index.to_series()
+    ints = {name: _int_array(data[name]) for name in [*numbers, *ADMINISTRASI_FIELDS]}
+    columns: dict[str, Any] = {
+        "province": code.str[:2].to_numpy(), "regency": code.str[:4].to_numpy(),
+        "district": code.str[:6].to_numpy(), "village": code.str[:10].to_numpy(),
+        "registered": ints["pemilih_dpt_j"] + ints["pengguna_dptb_j"], "voters": ints["pengguna_total_j"],
+        "valid": ints["suara_sah"], "invalid": ints["suara_tidak_sah"], "ballots": ints["suara_total"],
+    }
     for number in numbers:
-        table[number] = ints[number]
-    table["dpt"] = ints["pemilih_dpt_j"]
-    table["dpt_voters"] = ints["pengguna_dpt_j"]
-    table["dptb_voters"] = ints["pengguna_dptb_j"]
-    table["dpk_voters"] = ints["pengguna_non_dpt_j"]
+        columns[number] = ints[number]
+    columns["dpt"] = ints["pemilih_dpt_j"]
+    columns["dpt_voters"] = ints["pengguna_dpt_j"]
+    columns["dptb_voters"] = ints["pengguna_dptb_j"]
+    columns["dpk_voters"] = ints["pengguna_non_dpt_j"]
     for name in ADMINISTRASI_FIELDS:
-        table[name] = ints[name]
-    table["has_chart"] = raw["has_chart"].astype(bool).to_numpy()
-    table["has_administrasi"] = raw["has_administrasi"].astype(bool).to_numpy()
-    table["psu"] = pd.array(raw["psu"].to_numpy(), dtype="str")
+        columns[name] = ints[name]
+    columns["has_chart"] = np.array(data["has_chart"], dtype=bool)
+    columns["has_administrasi"] = np.array(data["has_administrasi"], dtype=bool)
+    columns["psu"] = pd.array(np.array(data["psu"], dtype=object), dtype="str")
     # Sirekap's ts is a WIB (UTC+7) publication time written without a zone.
-    table["ts"] = pd.to_datetime(raw["ts"], errors="coerce", format="%Y-%m-%d %H:%M:%S").dt.tz_localize("Asia/Jakarta").to_numpy()
+    columns["ts"] = _wib(pd.to_datetime(pd.Series(data["ts"], dtype=object), errors="coerce", format="%Y-%m-%d %H:%M:%S"))
     for name in ("status_suara", "status_adm"):
-        table[name] = pd.array(raw[name].to_numpy(), dtype="boolean")
+        columns[name] = pd.array(np.array(data[name], dtype=object), dtype="boolean")
     for i in range(1, 4):
-        times = pd.to_datetime(raw[f"photo_{i}_time"], errors="coerce", format="%Y%m%d %H%M%S")
-        table[f"photo_{i}_time"] = times.dt.tz_localize("Asia/Jakarta").to_numpy()
-    return table
+        times = pd.to_datetime(pd.Series(data[f"photo_{i}_time"], dtype=object), errors="coerce", format="%Y%m%d %H%M%S")
+        columns[f"photo_{i}_time"] = _wib(times)
+    return pd.DataFrame(columns, index=index)
+
+
+def _wib(times: pd.Series) -> Any:
+    """Naive times as WIB (UTC+7)."""
+    return _aware(times.dt.tz_localize("Asia/Jakarta"))
+
+
+def _aware(times: pd.Series) -> Any:
+    """A column of tz-aware times: the array itself (its ``to_numpy`` would be one Timestamp object per row)."""
+    if not times.notna().any():
+        return times.to_numpy()  # as ever: a column without any time is a naive NaT column
+    return times.array
 
 
 def to_election(parsed: ParsedTps, *, name: str = "", provenance: Mapping[str, Any] | None = None,
@@ -351,9 +631,15 @@ class BuiltSnapshot:
     counts: Mapping[str, int] = field(default_factory=dict)
 
 
-def _read(root: Path, record: Mapping[str, Any]) -> bytes:
+def _read(root: Path | str, record: Mapping[str, Any]) -> bytes:
     # Raw os calls with the size the manifest knows: pathlib and buffered files cost more than the read of 1 KB.
-    fd = os.open(os.path.join(root, record["file"]), os.O_RDONLY)
+    # ``root`` may be a folder name ending in the separator (read_snapshot's loop): then a plain concatenation.
+    file = record["file"]
+    if type(root) is str and root.endswith(os.sep) and type(file) is str and not file.startswith(os.sep):
+        path = root + file
+    else:
+        path = os.path.join(root, file)
+    fd = os.open(path, os.O_RDONLY)
     try:
         size = record.get("size")
         if isinstance(size, int) and size >= 0:
@@ -370,10 +656,18 @@ def _read(root: Path, record: Mapping[str, Any]) -> bytes:
         os.close(fd)
 
 
-def _json_file(root: Path, record: Mapping[str, Any]) -> Any:
+def _json_file(root: Path | str, record: Mapping[str, Any]) -> Any:
     try:
-        return json.loads(_read(root, record))
+        data = _read(root, record)
     except (OSError, ValueError, TypeError):
+        return None
+    try:
+        return _fast_loads(data)
+    except Exception:  # noqa: BLE001 - json decides what orjson refuses (NaN, lone surrogates, ...)
+        pass
+    try:
+        return json.loads(data)
+    except (ValueError, TypeError, RecursionError):
         return None
 
 
@@ -428,6 +722,7 @@ def read_snapshot(path: str | Path, *, ballot: str | None = None) -> BuiltSnapsh
     listed: set[str] = set()
     tps_records: dict[str, Mapping[str, Any]] = {}
     desa_tables: dict[str, Mapping[str, Any]] = {}
+    base = os.path.join(os.fspath(root), "")
     for api_path, record in records.items():
         kind, record_ballot, code = endpoints.classify(api_path)
         if kind == "tps" and record_ballot == ballot:
@@ -435,10 +730,14 @@ def read_snapshot(path: str | Path, *, ballot: str | None = None) -> BuiltSnapsh
         elif record.get("outcome") != "ok":
             continue
         elif kind == "wilayah":
-            data = _json_file(root, record)
+            data = _json_file(base, record)
+            # Most children are plain codes one level down: those need not go through endpoints.is_child.
+            position = _LEVEL_LENGTHS.index(len(code)) + 1 if code != "0" and len(code) in _LEVEL_LENGTHS else 0
+            length = _LEVEL_LENGTHS[position] if 0 < position < len(_LEVEL_LENGTHS) else -1
             for item in data if isinstance(data, list) else ():
                 child = item.get("kode") if isinstance(item, dict) else None
-                if endpoints.is_child(code, child):
+                if (type(child) is str and len(child) == length and child.startswith(code) and child.isascii()
+                        and child.isdigit()) or endpoints.is_child(code, child):
                     if isinstance(item.get("nama"), str):
                         names[child] = item["nama"]
                     if len(child) == 13:
@@ -455,7 +754,7 @@ def read_snapshot(path: str | Path, *, ballot: str | None = None) -> BuiltSnapsh
             fetched_at[code] = record.get("fetched_at")
             if record.get("outcome") == "ok":
                 try:
-                    bodies[code] = _read(root, record)
+                    bodies[code] = _read(base, record)
                     status[code] = "ok"
                 except OSError:
                     status[code] = "failed"
@@ -500,11 +799,12 @@ def read_snapshot(path: str | Path, *, ballot: str | None = None) -> BuiltSnapsh
         table = parsed.table
     for code in rejected:
         status[code] = "rejected"
-    table["fetch_status"] = pd.array([status.get(code, "not_fetched") for code in table.index], dtype="str")
-    table["fetched_at"] = pd.to_datetime(pd.Series([fetched_at.get(code) for code in table.index], index=table.index),
-                                         errors="coerce", utc=True, format="ISO8601").to_numpy()
+    codes = table.index.tolist()
+    table["fetch_status"] = pd.array([status.get(code, "not_fetched") for code in codes], dtype="str")
+    table["fetched_at"] = _aware(pd.to_datetime(pd.Series([fetched_at.get(code) for code in codes], index=table.index, dtype=object),
+                                                errors="coerce", utc=True, format="ISO8601"))
     for level in LEVELS:
-        table[f"{level}_name"] = pd.array(table[level].map(names).to_numpy(), dtype="str")
+        table[f"{level}_name"] = pd.array(np.array([names.get(code) for code in table[level].tolist()], dtype=object), dtype="str")
     times = table["fetched_at"].dropna()
     counts = {"tps": len(table), **{f"fetch_{k}": int(v) for k, v in table["fetch_status"].value_counts().items()},
               "rejected": len(parsed.rejects)}
@@ -524,12 +824,9 @@ def read_snapshot(path: str | Path, *, ballot: str | None = None) -> BuiltSnapsh
 
 def _records_sha256(records: Mapping[str, Mapping[str, Any]]) -> str:
     """A SHA-256 over (path, body SHA-256) of every stored body: equal for equal snapshots."""
-    digest = hashlib.sha256()
-    for api_path in sorted(records):
-        record = records[api_path]
-        if record.get("outcome") == "ok":
-            digest.update(api_path.encode() + b"\0" + str(record.get("sha256")).encode() + b"\n")
-    return digest.hexdigest()
+    text = "".join(f"{api_path}\0{records[api_path].get('sha256')!s}\n" for api_path in sorted(records)
+                   if records[api_path].get("outcome") == "ok")
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _guess_ballot(records: Mapping[str, Any]) -> str:

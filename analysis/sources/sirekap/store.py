@@ -25,6 +25,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+try:
+    from orjson import loads as _fast_loads
+except ImportError:  # pragma: no cover - orjson is a dependency; json reads the manifest line by line without it
+    _fast_loads = None
+
 MANIFEST = "manifest.jsonl"
 META = "snapshot.json"
 BLOBS = ".blobs"
@@ -71,9 +76,23 @@ def read_manifest(snapshot: str | Path) -> dict[str, dict[str, Any]]:
     path = Path(snapshot) / MANIFEST
     if not path.exists():
         return records
-    decode = json.JSONDecoder().decode
     with open(path, "rb") as handle:
-        text = handle.read().decode("utf-8", errors="replace")
+        data = handle.read()
+    lines = data.splitlines()
+    if _fast_loads is not None and data.isascii():
+        # The scraper writes ASCII lines: decode them all in one call; a half-written line falls back to line by line.
+        lines = [line for line in lines if line.strip()]
+        try:
+            parsed = _fast_loads(b"[" + b",".join(lines) + b"]")
+        except ValueError:
+            parsed = None
+        if parsed is not None and len(parsed) == len(lines):  # one record per line, as json reads them
+            for record in parsed:
+                if isinstance(record, dict) and isinstance(record.get("path"), str):
+                    records[record["path"]] = record
+            return records
+    decode = json.JSONDecoder().decode
+    text = data.decode("utf-8", errors="replace")
     for line in text.splitlines():
         try:
             record = decode(line)
