@@ -15,6 +15,8 @@ import io
 import weakref
 from typing import Any
 
+import numpy as np
+
 #: Screen resolution: figures are read on screens, and 96 dpi keeps a 6-inch figure 576 px wide.
 DPI = 96
 #: PNG palette size: matplotlib figures use few colours; 256 keeps gradients (the fingerprint) smooth.
@@ -97,8 +99,12 @@ def _marks(fig: Any) -> int:
     """
     total = 0
     for ax in fig.get_axes():
-        total += sum(len(c.get_offsets()) for c in ax.collections)
-        total += sum(len(line.get_xdata()) for line in ax.get_lines())
+        for collection in ax.collections:
+            if hasattr(collection, "get_coordinates"):  # a pcolormesh: one path per cell
+                total += int(np.prod(collection.get_coordinates().shape[:2]))
+            else:
+                total += max(len(collection.get_offsets()), len(collection.get_paths()))
+        total += sum(len(line.get_xdata()) for line in ax.get_lines()) + len(ax.patches)
     return total
 
 
