@@ -144,8 +144,8 @@ class _Long:
         self.layout_of_body: list[int] = []
         self.votes: list[int | None] = []
         self.layouts: list[tuple[list[str], list[str]]] = []  # (party, candidate) of each row
-        #: (party keys, chart keys, entry lengths) -> (layout number, getter of the totals, getter of the votes)
-        self.known: dict[tuple, tuple[int, Any, Any]] = {}
+        #: (party keys, chart keys, entry lengths) -> (layout number, getters of the totals and votes, placer of the totals)
+        self.known: dict[tuple, tuple] = {}
         #: Whether the fast path leaves the range of party numbers to ``_in_range`` (types are checked per body).
         self.deferred = False
         self.votes_arrow = None  # the votes as an arrow array, once made
@@ -187,13 +187,13 @@ class _Long:
 
 
 def _int_array(values: list) -> pd.api.extensions.ExtensionArray:
-    """Checked counts (ints up to 10**9, or None) as an Int64 array, without a Python object per element."""
-    n = len(values)
-    if None not in values:
-        return pd.arrays.IntegerArray(np.fromiter(values, dtype=np.int64, count=n), np.zeros(n, dtype=bool))
-    objects = np.array(values, dtype=object) if not isinstance(values, np.ndarray) else values
-    mask = objects == None  # noqa: E711 - elementwise
-    return pd.arrays.IntegerArray(np.where(mask, 0, objects).astype(np.int64), mask)
+    """Checked counts (ints up to 10**9, or None) as an Int64 array, converted in C by pyarrow."""
+    import pyarrow as pa
+
+    array = pa.array(values, type=pa.int64())
+    if not array.null_count:
+        return pd.arrays.IntegerArray(array.to_numpy(), np.zeros(len(array), dtype=bool))
+    return pd.arrays.IntegerArray(array.fill_null(0).to_numpy(), array.is_null().to_numpy(zero_copy_only=False))
 
 
 def _party_chart(code: str, chart: Mapping[str, Any], parties: Mapping[str, str], row: dict[str, Any], long: _Rows) -> None:
