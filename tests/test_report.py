@@ -2,6 +2,7 @@
 
 import base64
 import hashlib
+import io
 import json
 import os
 import sys
@@ -569,8 +570,21 @@ def test_many_point_figures_skip_the_svg_attempt(monkeypatch):
     monkeypatch.setattr(Figure, "savefig", lambda self, out, **kw: (formats.append(kw["format"]), original(self, out, **kw)))
     mime, data, meta = figures.render(fig)
     assert mime == "image/png" and formats == ["png"] and figures._marks(fig) == 50_000
-    small = Figure(figsize=(4, 3))
-    small.add_subplot().plot([0, 1], [0, 1])
+    # A big, nearly empty figure: few marks, no text, so the smaller of the two is still looked for.
+    sparse = Figure(figsize=(12, 9))
+    ax = sparse.add_subplot()
+    ax.plot([0, 1], [0, 1], linewidth=8)
+    ax.set_axis_off()
     formats.clear()
-    figures.render(small)
-    assert formats == ["png", "svg"]  # a few marks: the smaller of the two is still looked for
+    figures.render(sparse)
+    assert formats == ["png", "svg"]
+    # The bound is a lower bound of the real SVG, for marks and for text.
+    labelled = Figure(figsize=(6, 4))
+    bars = labelled.add_subplot()
+    bars.bar([str(d) for d in range(10)], np.arange(10))
+    bars.set_title("Last digits, Kabupaten <b>&</b> Kota")
+    bars.scatter(np.arange(2000) % 10, np.arange(2000) / 300, s=1)
+    for figure in (fig, labelled, sparse):
+        out = io.BytesIO()
+        original(figure, out, format="svg", bbox_inches="tight")
+        assert figures._svg_lower_bound(figure) <= len(out.getvalue())

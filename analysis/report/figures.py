@@ -78,7 +78,7 @@ def render(fig: Any, *, dpi: int = DPI, svg_when_smaller: bool = True) -> tuple[
     text = figure_caption(fig)
     if text:
         meta["caption"] = text
-    if svg_when_smaller and _marks(fig) * _SVG_BYTES_PER_MARK < len(png):
+    if svg_when_smaller and _svg_lower_bound(fig) < len(png):
         out = io.BytesIO()
         fig.savefig(out, format="svg", bbox_inches="tight", facecolor="white", metadata={"Date": None})
         svg = out.getvalue()
@@ -87,15 +87,16 @@ def render(fig: Any, *, dpi: int = DPI, svg_when_smaller: bool = True) -> tuple[
     return "image/png", png, meta
 
 
-#: An SVG costs at least this many bytes per marker or line vertex (a path element with coordinates).
-_SVG_BYTES_PER_MARK = 40
+#: Bytes an SVG spends at least per marker, line vertex, bar or text glyph (a ``<use>`` or path
+#: element with its coordinates; matplotlib's average is ~69) and per distinct glyph's outline.
+_SVG_BYTES_PER_MARK = 45
+_SVG_BYTES_PER_GLYPH = 300
 
 
 def _marks(fig: Any) -> int:
-    """Markers and line vertices the figure's axes draw: a lower bound on an SVG's size, in marks.
+    """Markers, mesh cells, line vertices and bars the figure's axes draw.
 
-    A scatter of 130,000 TPS would make an SVG of megabytes, slow to write and then discarded; the
-    count lets ``render`` skip it.
+    A scatter of 130,000 TPS would make an SVG of megabytes, slow to write and then discarded.
     """
     total = 0
     for ax in fig.get_axes():
@@ -106,6 +107,20 @@ def _marks(fig: Any) -> int:
                 total += max(len(collection.get_offsets()), len(collection.get_paths()))
         total += sum(len(line.get_xdata()) for line in ax.get_lines()) + len(ax.patches)
     return total
+
+
+def _svg_lower_bound(fig: Any) -> int:
+    """Bytes the figure's SVG takes at least: its marks and text glyphs, and the outline of each distinct glyph.
+
+    ``render`` writes the SVG only when this is below the PNG's size (at 96 dpi, with text, it
+    rarely is: the SVG attempt was a second render of every figure, then discarded).
+    """
+    from matplotlib.text import Text
+
+    texts = [t.get_text() for t in fig.findobj(Text) if t.get_visible()]
+    glyphs = sum(len(t) for t in texts)
+    distinct = len(set("".join(texts)))
+    return _SVG_BYTES_PER_MARK * (_marks(fig) + glyphs) + _SVG_BYTES_PER_GLYPH * distinct
 
 
 def _png_size(png: bytes) -> tuple[int, int]:
