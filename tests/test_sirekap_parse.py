@@ -336,9 +336,14 @@ def test_party_bodies_of_many_layouts_and_a_number_out_of_range_read_as_the_gene
 def test_without_orjson_the_parser_and_the_manifest_reader_still_work(monkeypatch, tmp_path):
     bodies = {k: json.dumps(v).encode() for k, v in {CODE: body(), "3101011001002": body(administrasi=None)}.items()}
     expected = parse_tps_bodies(bodies)
-    monkeypatch.setattr(parse_module, "_fast_loads", json.loads)
+    monkeypatch.setattr(parse_module, "_fast_loads", parse_module._json_loads_utf8)
     monkeypatch.setattr(store_module, "_fast_loads", None)
     _assert_same(parse_tps_bodies(bodies), expected)
+    # json.loads would guess UTF-16/32 and skip a BOM: the fallback reads bytes as strict UTF-8, as _row does.
+    odd = {CODE: b"\xef\xbb\xbf" + bodies[CODE], "3101011001002": json.dumps(body()).encode("utf-16"),
+           "3101011001003": json.dumps(body()).encode("utf-32-le")}
+    _assert_same(parse_tps_bodies(odd), parse_tps_bodies(odd, fast=False))
+    assert len(parse_tps_bodies(odd).rejects) == 3
     (tmp_path / store_module.MANIFEST).write_text('{"path": "a", "outcome": "ok"}\n{"path": "b", "outc')
     assert list(store_module.read_manifest(tmp_path)) == ["a"]
 
@@ -349,6 +354,11 @@ def test_without_orjson_the_parser_and_the_manifest_reader_still_work(monkeypatc
     '{"path": "a"},{"path": "b"}\n{"path": "c"}\n',  # two records on one line: json reads neither
     '{"path": "a", "x": NaN}\n{"path": "b", "nama": "\u2028"}\n[1]\n"x"\n{"path": 5}\n',
     '{"path": "a"}\r\n{"path": "b"}\r{"path": "c", "x": "\\ud800"}\n',
+    # a split line and a merged one keep the line count: still read line by line
+    '{"path":"a","outcome":"ok"},{"path":"b","outcome":"ok"}\n{"path":"c","outcome":"ok","x":[1\n2]}\n',
+    # integers beyond 64 bits stay integers (orjson would make them floats, and change the input hash)
+    '{"path":"a","outcome":"ok","size":18446744073709551616,"sha256":-99999999999999999999}\n',
+    '{"path": "a"}\x1c{"path": "b"}\x0b{"path": "c"}\n',  # separators str.splitlines knows
 ])
 def test_the_manifest_is_read_at_once_as_it_is_read_line_by_line(tmp_path, monkeypatch, text):
     (tmp_path / store_module.MANIFEST).write_bytes(text.encode("utf-8", errors="surrogatepass"))
@@ -356,3 +366,28 @@ def test_the_manifest_is_read_at_once_as_it_is_read_line_by_line(tmp_path, monke
     monkeypatch.setattr(store_module, "_fast_loads", None)
     slow = store_module.read_manifest(tmp_path)
     assert json.dumps(fast, sort_keys=True) == json.dumps(slow, sort_keys=True)
+
+
+def test_deeply_nested_bodies_read_the_same_at_any_stack_depth():
+    # How deep json gets depends on the caller's stack: a body nested ~900 deep must be read by json
+    # on the fast path too, or fast and slow disagree when the parser is called from deep inside a program.
+    deep = b'{"chart":null,"x":' + b"[" * 890 + b"]" * 890 + b"}"
+    assert len(deep) < 1800
+
+    def at_depth(n, fast):
+        return at_depth(n - 1, fast) if n else parse_tps_bodies({CODE: deep}, fast=fast)
+
+    for depth in (0, 150):
+        _assert_same(at_depth(depth, True), at_depth(depth, False))
+
+
+def test_a_many_to_one_party_mapping_range_checks_every_total():
+    # Two chart keys on one column: the fast path would keep (and range-check) only the last total.
+    candidates = {"1": "01", "100": "01", "2": "02"}
+    for bad in (-5, 10**12):
+        chart = {"100": {"jml_suara_total": bad, "jml_suara_partai": 1}, "1": {"jml_suara_total": 3, "jml_suara_partai": 1},
+                 "2": {"jml_suara_total": 4, "jml_suara_partai": 4}}
+        bodies = {CODE: json.dumps({"chart": chart, "administrasi": None}).encode()}
+        fast = parse_tps_bodies(bodies, candidates=candidates, parties=True)
+        _assert_same(fast, parse_tps_bodies(bodies, candidates=candidates, parties=True, fast=False))
+        assert len(fast.rejects) == 1 and "chart[100].jml_suara_total" in fast.rejects["reason"].iloc[0]

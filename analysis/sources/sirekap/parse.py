@@ -23,10 +23,17 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+
+
+def _json_loads_utf8(body):
+    """json.loads reading bytes as strict UTF-8, as ``_row`` does (json.loads would guess UTF-16/32 and skip a BOM)."""
+    return json.loads(body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body)
+
+
 try:  # a faster decoder for the hot path; every body it does not take as a clean row is read again by json
     from orjson import loads as _fast_loads
 except ImportError:  # pragma: no cover - orjson is a dependency, json is the fallback
-    _fast_loads = json.loads
+    _fast_loads = _json_loads_utf8
 
 from ...election import Election
 from . import endpoints, store
@@ -288,6 +295,10 @@ _LIMIT = 10**9
 _INT, _INT_NONE, _NONE = {int}, {int, type(None)}, {type(None)}
 _DICT = {dict}
 _OPENERS = {False: (b"[", b"{"), True: ("[", "{")}
+#: A run of digits that may be an integer beyond 64 bits (orjson reads those as floats).
+_LONG_DIGITS = re.compile(rb"\d{19}")
+#: A TPS body has a few dozen brackets; more than this and the body is read by json (``_row``).
+_MAX_FAST_BRACKETS = 200
 
 
 def _counts_ok(values: list) -> bool:
@@ -368,7 +379,9 @@ def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None) -> tuple 
     if isinstance(body, (bytes, bytearray, str)):
         # json (C scanner) stops at the interpreter's recursion limit and _row rejects such a body: leave any
         # body that could nest that deep to it (a TPS body is ~1 KB with a few dozen brackets).
-        if len(body) > 1800 and sum(map(body.count, _OPENERS[type(body) is str])) > 800:
+        # How deep json gets depends on the caller's stack, so any body with more brackets than a real one
+        # could hold goes to _row, whatever its length.
+        if len(body) > _MAX_FAST_BRACKETS and sum(map(body.count, _OPENERS[type(body) is str])) > _MAX_FAST_BRACKETS:
             return None
         try:
             body = _fast_loads(body)
@@ -468,6 +481,9 @@ def parse_tps_bodies(bodies: Mapping[str, bytes | str | dict | None], *,
         long.deferred = fast and not _strict
     shape = _Shape(candidates, parties)
     columns = _columns(shape.numbers)
+    # The fast path range-checks a column's last total only: with two chart keys on one column
+    # (a many-to-one mapping), every body goes through _row, which checks each.
+    fast = fast and len(set(candidates.values())) == len(candidates)
     for key, body in bodies.items():
         source = key if type(key) is str else str(key)
         try:
@@ -661,10 +677,11 @@ def _json_file(root: Path | str, record: Mapping[str, Any]) -> Any:
         data = _read(root, record)
     except (OSError, ValueError, TypeError):
         return None
-    try:
-        return _fast_loads(data)
-    except Exception:  # noqa: BLE001 - json decides what orjson refuses (NaN, lone surrogates, ...)
-        pass
+    if not _LONG_DIGITS.search(data):  # orjson reads integers beyond 64 bits as floats; json keeps them
+        try:
+            return _fast_loads(data)
+        except Exception:  # noqa: BLE001 - json decides what orjson refuses (NaN, lone surrogates, ...)
+            pass
     try:
         return json.loads(data)
     except (ValueError, TypeError, RecursionError):

@@ -30,6 +30,9 @@ try:
 except ImportError:  # pragma: no cover - orjson is a dependency; json reads the manifest line by line without it
     _fast_loads = None
 
+#: A run of digits that may be an integer beyond 64 bits, which orjson would read as a float.
+_LONG_DIGITS = re.compile(r"\d{19}")
+
 MANIFEST = "manifest.jsonl"
 META = "snapshot.json"
 BLOBS = ".blobs"
@@ -77,25 +80,19 @@ def read_manifest(snapshot: str | Path) -> dict[str, dict[str, Any]]:
     if not path.exists():
         return records
     with open(path, "rb") as handle:
-        data = handle.read()
-    lines = data.splitlines()
-    if _fast_loads is not None and data.isascii():
-        # The scraper writes ASCII lines: decode them all in one call; a half-written line falls back to line by line.
-        lines = [line for line in lines if line.strip()]
-        try:
-            parsed = _fast_loads(b"[" + b",".join(lines) + b"]")
-        except ValueError:
-            parsed = None
-        if parsed is not None and len(parsed) == len(lines):  # one record per line, as json reads them
-            for record in parsed:
-                if isinstance(record, dict) and isinstance(record.get("path"), str):
-                    records[record["path"]] = record
-            return records
+        text = handle.read().decode("utf-8", errors="replace")
     decode = json.JSONDecoder().decode
-    text = data.decode("utf-8", errors="replace")
     for line in text.splitlines():
         try:
-            record = decode(line)
+            # orjson for the scraper's plain lines; json, as before, for anything orjson would read
+            # differently (integers beyond 64 bits become floats there) or not at all (NaN, cut lines).
+            if _fast_loads is not None and line.isascii() and not _LONG_DIGITS.search(line):
+                try:
+                    record = _fast_loads(line)
+                except ValueError:
+                    record = decode(line)
+            else:
+                record = decode(line)
         except ValueError:
             continue  # the half-written last line of a killed run
         if isinstance(record, dict) and isinstance(record.get("path"), str):
