@@ -391,3 +391,13 @@ def test_a_many_to_one_party_mapping_range_checks_every_total():
         fast = parse_tps_bodies(bodies, candidates=candidates, parties=True)
         _assert_same(fast, parse_tps_bodies(bodies, candidates=candidates, parties=True, fast=False))
         assert len(fast.rejects) == 1 and "chart[100].jml_suara_total" in fast.rejects["reason"].iloc[0]
+
+
+def test_json_files_keep_integers_beyond_64_bits(tmp_path):
+    # orjson reads them as floats; a stored list or desa table must read as json reads it.
+    text = '{"31": {"nama": "DKI", "n": 123456789012345678901234567890, "x": [1, {"y": 18446744073709551616}]}}'
+    (tmp_path / "a.json").write_text(text)
+    (tmp_path / "b.json").write_text('{"31": {"nama": "DKI", "n": 5}}')
+    for name, raw in (("a.json", text), ("b.json", '{"31": {"nama": "DKI", "n": 5}}')):
+        value = parse_module._json_file(tmp_path, {"file": name, "size": len(raw)})
+        assert value == json.loads(raw) and json.dumps(value) == json.dumps(json.loads(raw))

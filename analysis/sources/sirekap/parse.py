@@ -295,8 +295,6 @@ _LIMIT = 10**9
 _INT, _INT_NONE, _NONE = {int}, {int, type(None)}, {type(None)}
 _DICT = {dict}
 _OPENERS = {False: (b"[", b"{"), True: ("[", "{")}
-#: A run of digits that may be an integer beyond 64 bits (orjson reads those as floats).
-_LONG_DIGITS = re.compile(rb"\d{19}")
 #: A TPS body has a few dozen brackets; more than this and the body is read by json (``_row``).
 _MAX_FAST_BRACKETS = 200
 
@@ -672,16 +670,33 @@ def _read(root: Path | str, record: Mapping[str, Any]) -> bytes:
         os.close(fd)
 
 
+def _holds_float(value: Any) -> bool:
+    """Whether a decoded JSON value holds a float anywhere (Sirekap's lists and tables hold none)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is float:
+            return True
+        if kind is dict:
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+    return False
+
+
 def _json_file(root: Path | str, record: Mapping[str, Any]) -> Any:
     try:
         data = _read(root, record)
     except (OSError, ValueError, TypeError):
         return None
-    if not _LONG_DIGITS.search(data):  # orjson reads integers beyond 64 bits as floats; json keeps them
-        try:
-            return _fast_loads(data)
-        except Exception:  # noqa: BLE001 - json decides what orjson refuses (NaN, lone surrogates, ...)
-            pass
+    try:
+        value = _fast_loads(data)
+    except Exception:  # noqa: BLE001 - json decides what orjson refuses (NaN, lone surrogates, ...)
+        pass
+    else:
+        if not _holds_float(value):  # orjson reads integers beyond 64 bits as floats; json keeps them
+            return value
     try:
         return json.loads(data)
     except (ValueError, TypeError, RecursionError):

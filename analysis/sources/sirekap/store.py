@@ -30,8 +30,9 @@ try:
 except ImportError:  # pragma: no cover - orjson is a dependency; json reads the manifest line by line without it
     _fast_loads = None
 
-#: A run of digits that may be an integer beyond 64 bits, which orjson would read as a float.
-_LONG_DIGITS = re.compile(r"\d{19}")
+#: Value types of a manifest record as the scraper writes it; a record holding anything else (a float,
+#: which is how orjson reads an integer beyond 64 bits, or a nested value) is read again by json.
+_PLAIN = (str, int, bool, type(None))
 
 MANIFEST = "manifest.jsonl"
 META = "snapshot.json"
@@ -86,10 +87,12 @@ def read_manifest(snapshot: str | Path) -> dict[str, dict[str, Any]]:
         try:
             # orjson for the scraper's plain lines; json, as before, for anything orjson would read
             # differently (integers beyond 64 bits become floats there) or not at all (NaN, cut lines).
-            if _fast_loads is not None and line.isascii() and not _LONG_DIGITS.search(line):
+            if _fast_loads is not None and line.isascii():
                 try:
                     record = _fast_loads(line)
                 except ValueError:
+                    record = decode(line)
+                if type(record) is dict and not all(type(v) in _PLAIN for v in record.values()):
                     record = decode(line)
             else:
                 record = decode(line)
