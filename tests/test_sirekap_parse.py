@@ -401,3 +401,10 @@ def test_json_files_keep_integers_beyond_64_bits(tmp_path):
     for name, raw in (("a.json", text), ("b.json", '{"31": {"nama": "DKI", "n": 5}}')):
         value = parse_module._json_file(tmp_path, {"file": name, "size": len(raw)})
         assert value == json.loads(raw) and json.dumps(value) == json.dumps(json.loads(raw))
+
+
+def test_a_manifest_size_is_only_a_hint(tmp_path):
+    # An absurd size in the manifest must neither crash (OverflowError) nor allocate it.
+    (tmp_path / "a.json").write_text('{"31": 1}')
+    for size in (2**63, 10**12, -1, "9", None, 2):
+        assert parse_module._json_file(tmp_path, {"file": "a.json", "size": size}) == {"31": 1}
