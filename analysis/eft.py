@@ -90,19 +90,18 @@ def _moments(pct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.nanmean(dev ** 3, axis=-1) / m2 ** 1.5, np.nanmean(dev ** 4, axis=-1) / m2 ** 2
 
 
-def _point(units: _Units, index: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """The bootstrapped statistics, for the units as given (index None) or per row of an index matrix."""
-    pick = (lambda a: a) if index is None else (lambda a: a[index])
+def _point(units: _Units) -> dict[str, np.ndarray]:
+    """The bootstrapped statistics of the units as given (``_resampled`` gives them per resample)."""
     import warnings
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing resample gives NaN, on purpose
-        skew, kurt = _moments(pick(units.pct))
+        warnings.simplefilter("ignore", RuntimeWarning)  # all missing gives NaN, on purpose
+        skew, kurt = _moments(units.pct)
         return {
-            "_2BL": np.nanmean(pick(units.second), axis=-1),
-            "LastC": np.nanmean(pick(units.last), axis=-1),
-            "C05s": np.nanmean(pick(units.c05), axis=-1),
-            "P05s": np.nanmean(pick(units.p05), axis=-1),
+            "_2BL": np.nanmean(units.second, axis=-1),
+            "LastC": np.nanmean(units.last, axis=-1),
+            "C05s": np.nanmean(units.c05, axis=-1),
+            "P05s": np.nanmean(units.p05, axis=-1),
             "Skew": skew,
             "Kurt": kurt,
         }

@@ -66,6 +66,9 @@ def test_paths_nest_codes_and_refuse_anything_but_digits():
             ep.hhcw_path("ppwp", bad)
     assert ep.is_child("0", "31") and ep.is_child("3101011001", "3101011001901")
     assert not ep.is_child("31", "3201") and not ep.is_child("31", "310101") and not ep.is_child("31", "../x")
+    assert not any(ep.is_child(parent, child) for parent, child in [
+        ("0", "0"), ("0", "3"), ("31", "31\uff101"), ("0", "\u0663\u0661"), ("310", "3101"), ("31", 3101), (None, "31"),
+        ("3101011001001", "31010110010011"), ("3a", "3a01")])
     with pytest.raises(ValueError):
         ep.hhcw_path("pilkada", "31")
 

@@ -51,15 +51,14 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
+from . import _as_float  # the package's input check: counts as float, NaN for missing, a clear error otherwise
+
 __all__ = ["BetaBinomialMixture", "SpikesResult", "SpikesTable", "fit_betabinomial_mixture", "rozenas_spikes",
            "spikes_table", "spikes_pvalues", "r_density"]
 
 #: Bounds of log(a), log(b) of a mixture component: a, b in [e^-4, e^10]; the R package uses
 #: [e^-3, e^6], too tight for the concentrated turnout of Indonesian TPS.
 _LOG_BOUNDS = (-4.0, 10.0)
-
-# The package's input check: counts as float with NaN for missing, a clear error otherwise.
-from . import _as_float  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------ mixture

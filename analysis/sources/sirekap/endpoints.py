@@ -57,19 +57,23 @@ def chain(code: str) -> list[str]:
     return [code[:n] for n in _PREFIXES if n <= len(code)]
 
 
+#: Code length of a region -> code length of its children ("0", the country, has provinces).
+_CHILD_LENGTH = {1: 2, **dict(zip(_PREFIXES, _PREFIXES[1:]))}
+
+
 def is_child(parent: str, child: str) -> bool:
-    """Whether ``child`` is a direct child code of ``parent`` in the hierarchy."""
-    try:
-        child = check_code(child)
-    except CodeError:
-        return False
-    if child == "0":
+    """Whether ``child`` is a direct child code of ``parent`` in the hierarchy.
+
+    Plain string tests, no exception or regex: a snapshot build asks this of every TPS in the tree.
+    """
+    if type(child) is not str or type(parent) is not str:
         return False
     if parent == "0":
-        return len(child) == 2
-    lengths = list(_PREFIXES)
-    position = lengths.index(len(parent))
-    return position + 1 < len(lengths) and len(child) == lengths[position + 1] and child.startswith(parent)
+        parent = ""
+    elif not (parent.isascii() and parent.isdigit()):
+        return False
+    return (len(child) == _CHILD_LENGTH.get(len(parent) or 1) and child.startswith(parent)
+            and child.isascii() and child.isdigit())
 
 
 def _tree(root: str, code: str) -> str:

@@ -23,6 +23,8 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from ...election import Election
+from . import endpoints, store
 
 
 def _json_loads_utf8(body):
@@ -35,9 +37,6 @@ try:  # a faster decoder for the hot path; every body it does not take as a clea
 except ImportError:  # pragma: no cover - orjson is a dependency, json is the fallback
     _fast_loads = _json_loads_utf8
 
-from ...election import Election
-from . import endpoints, store
-
 #: Sirekap candidate ids of the 2024 presidential ballot -> ballot numbers.
 PPWP_CANDIDATES: Mapping[str, str] = {"100025": "01", "100026": "02", "100027": "03"}
 ADMINISTRASI_FIELDS = (
@@ -49,7 +48,6 @@ ADMINISTRASI_FIELDS = (
     "suara_sah", "suara_tidak_sah", "suara_total",
 )
 LEVELS = ("province", "regency", "district", "village")
-_LEVEL_LENGTHS = (2, 4, 6, 10, 13)  # code lengths from province to TPS
 TPS_CODE = re.compile(r"([0-9]{13})(?:\.json)?$")
 PHOTO_TIME = re.compile(r"/([0-9]{13})-([0-9]{8})-([0-9]{6})--[^/]*$")
 PARTY_TOTAL, PARTY_ONLY = "jml_suara_total", "jml_suara_partai"
@@ -375,10 +373,8 @@ def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None) -> tuple 
     before touching ``long``, and ``_row`` (stdlib json, exact reasons) decides. Same row either way.
     """
     if isinstance(body, (bytes, bytearray, str)):
-        # json (C scanner) stops at the interpreter's recursion limit and _row rejects such a body: leave any
-        # body that could nest that deep to it (a TPS body is ~1 KB with a few dozen brackets).
-        # How deep json gets depends on the caller's stack, so any body with more brackets than a real one
-        # could hold goes to _row, whatever its length.
+        # json stops at the interpreter's recursion limit, which depends on the caller's stack, and _row
+        # rejects such a body: any body with more brackets than a real one holds goes to _row.
         if len(body) > _MAX_FAST_BRACKETS and sum(map(body.count, _OPENERS[type(body) is str])) > _MAX_FAST_BRACKETS:
             return None
         try:
@@ -765,13 +761,9 @@ def read_snapshot(path: str | Path, *, ballot: str | None = None) -> BuiltSnapsh
             continue
         elif kind == "wilayah":
             data = _json_file(base, record)
-            # Most children are plain codes one level down: those need not go through endpoints.is_child.
-            position = _LEVEL_LENGTHS.index(len(code)) + 1 if code != "0" and len(code) in _LEVEL_LENGTHS else 0
-            length = _LEVEL_LENGTHS[position] if 0 < position < len(_LEVEL_LENGTHS) else -1
             for item in data if isinstance(data, list) else ():
                 child = item.get("kode") if isinstance(item, dict) else None
-                if (type(child) is str and len(child) == length and child.startswith(code) and child.isascii()
-                        and child.isdigit()) or endpoints.is_child(code, child):
+                if endpoints.is_child(code, child):
                     if isinstance(item.get("nama"), str):
                         names[child] = item["nama"]
                     if len(child) == 13:
