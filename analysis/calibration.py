@@ -10,6 +10,7 @@ test; the rate's Monte Carlo standard error is sqrt(r (1 - r) / trials).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import html
 import json
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import pandas as pd
 from .digits import digit_tests, group_shares, last_pair_test
 
 __all__ = ["INVENTED_LAST_DIGIT", "DigitCalibration", "invent_last_digits", "digit_calibration",
-           "save_calibration", "load_calibration", "TurnoutCalibration", "inject_incremental",
+           "extend_calibration", "save_calibration", "load_calibration", "TurnoutCalibration", "inject_incremental",
            "default_turnout_methods", "turnout_calibration"]
 
 #: Where measured calibration tables ship with the package (written by ``forensik calibrate``).
@@ -139,59 +140,49 @@ def _fabricated(election, fraction: float, rng: np.random.Generator):
     return dataclasses.replace(election, table=table)
 
 
-def digit_calibration(*, n_elections: int = 20, seed: int = 0, scale: float = 0.02,
-                      fractions: Sequence[float] = (0.01, 0.05, 0.2), nulls: Sequence[str] = ("textbook", "exact"),
-                      level: str = "province", share_level: str | None = "district", alpha: float = 0.05,
-                      provinces_only: Sequence[str] | None = None, n_sim: int = 500, progress: bool = False
-                      ) -> DigitCalibration:
-    """False-positive rate and power of the second-digit, last-digit and final-pair tests at TPS scale.
-
-    Elections ``seed .. seed + n_elections - 1`` are drawn with ``make_election(plan={},
-    ocr_rate=0)``; each is tested clean and with last digits invented on each of ``fractions`` of
-    TPS (``invent_last_digits``), per ``level`` region and candidate, under each null ("textbook",
-    "exact", "simulated"). The calibrated nulls take each station's mean share from its
-    ``share_level`` area. Pair tests (Beber & Scacco) have only their binomial null.
-    """
-    from tqdm.auto import tqdm
-
+def _digit_records(index: int, *, seed: int, scale: float, conditions, nulls, level: str,
+                   share_level: str | None, alpha: float, provinces_only, n_sim: int) -> list[dict]:
+    """One election's trials for ``digit_calibration``: a record per (test, null, condition, column)."""
     from .synth import make_election
 
-    conditions = [("clean", 0.0)] + [(f"invented last digits on {100 * f:g} % of TPS", float(f)) for f in fractions]
+    election = make_election(scale=scale, seed=int(seed) + index, plan={}, ocr_rate=0,
+                             provinces_only=provinces_only).election
+    rng = np.random.default_rng([int(seed), index])
     records = []
-    for index in tqdm(range(int(n_elections)), desc="elections", disable=not progress):
-        election = make_election(scale=scale, seed=int(seed) + index, plan={}, ocr_rate=0,
-                                 provinces_only=provinces_only).election
-        rng = np.random.default_rng([int(seed), index])
-        for condition, fraction in conditions:
-            tested = election if fraction == 0 else _fabricated(election, fraction, rng)
-            for null in nulls:
-                table = digit_tests(tested, level=level, null=null, n_sim=n_sim, seed=int(seed) + index,
-                                    share_level=share_level if null != "textbook" else None).results
-                for (test, column), group in table.groupby(["test", "column"]):
-                    p = group["pvalue"].dropna()
-                    records.append({"test": test, "null": null, "condition": condition, "column": column,
-                                    "trials": len(p), "rejections": int((p < alpha).sum())})
-            regions = tested.table[level].astype(str).to_numpy()
-            groups = tested.table[share_level].astype(str).to_numpy() if share_level else regions
-            valid = tested.column("valid")
-            pair_nulls = [("binomial (textbook)", "binomial")] + [("exact", "exact")] * ("exact" in nulls)
-            for column in tested.candidates:
-                counts = tested.column(column)
-                for region in np.unique(regions):
-                    mask = regions == region
-                    for label, pair_null in pair_nulls:
-                        extra = {}
-                        if pair_null == "exact":
-                            extra = {"totals": valid[mask],
-                                     "shares": group_shares(counts[mask], valid[mask], groups[mask])}
-                        pair = last_pair_test(counts[mask], null=pair_null, **extra)
-                        for test, p in (("repeated final pair", pair.repeated_pvalue),
-                                        ("adjacent final pair", pair.adjacent_pvalue)):
-                            records.append({"test": test, "null": label, "condition": condition, "column": column,
-                                            "trials": int(np.isfinite(p)),
-                                            "rejections": int(np.isfinite(p) and p < alpha)})
-    raw = pd.DataFrame(records)
-    order = {c: i for i, (c, _) in enumerate(conditions)}
+    for condition, fraction in conditions:
+        tested = election if fraction == 0 else _fabricated(election, fraction, rng)
+        for null in nulls:
+            table = digit_tests(tested, level=level, null=null, n_sim=n_sim, seed=int(seed) + index,
+                                share_level=share_level if null != "textbook" else None).results
+            for (test, column), group in table.groupby(["test", "column"]):
+                p = group["pvalue"].dropna()
+                records.append({"test": test, "null": null, "condition": condition, "column": column,
+                                "trials": len(p), "rejections": int((p < alpha).sum())})
+        regions = tested.table[level].astype(str).to_numpy()
+        groups = tested.table[share_level].astype(str).to_numpy() if share_level else regions
+        valid = tested.column("valid")
+        pair_nulls = [("binomial (textbook)", "binomial")] + [("exact", "exact")] * ("exact" in nulls)
+        for column in tested.candidates:
+            counts = tested.column(column)
+            for region in np.unique(regions):
+                mask = regions == region
+                for label, pair_null in pair_nulls:
+                    extra = {}
+                    if pair_null == "exact":
+                        extra = {"totals": valid[mask],
+                                 "shares": group_shares(counts[mask], valid[mask], groups[mask])}
+                    pair = last_pair_test(counts[mask], null=pair_null, **extra)
+                    for test, p in (("repeated final pair", pair.repeated_pvalue),
+                                    ("adjacent final pair", pair.adjacent_pvalue)):
+                        records.append({"test": test, "null": label, "condition": condition, "column": column,
+                                        "trials": int(np.isfinite(p)),
+                                        "rejections": int(np.isfinite(p) and p < alpha)})
+    return records
+
+
+def _summarise(raw: pd.DataFrame, conditions: Sequence[str], alpha: float) -> pd.DataFrame:
+    """Trials and rejections summed per (test, null, condition), with rate, Monte Carlo SE and the 2-SE check."""
+    order = {c: i for i, c in enumerate(conditions)}
     summary = (raw.groupby(["test", "null", "condition"], sort=False)[["trials", "rejections"]].sum().reset_index())
     summary["rate"] = summary["rejections"] / summary["trials"]
     summary["mc_se"] = np.sqrt(summary["rate"] * (1 - summary["rate"]) / summary["trials"])
@@ -200,10 +191,79 @@ def digit_calibration(*, n_elections: int = 20, seed: int = 0, scale: float = 0.
         summary["condition"] == "clean",
         (summary["rate"] - alpha).abs() <= 2 * np.sqrt(alpha * (1 - alpha) / summary["trials"]), pd.NA)
     summary["order"] = summary["condition"].map(order)
-    summary = summary.sort_values(["order", "test", "null"]).drop(columns="order").reset_index(drop=True)
+    return summary.sort_values(["order", "test", "null"]).drop(columns="order").reset_index(drop=True)
+
+
+def digit_calibration(*, n_elections: int = 20, seed: int = 0, scale: float = 0.02,
+                      fractions: Sequence[float] = (0.01, 0.05, 0.2), nulls: Sequence[str] = ("textbook", "exact"),
+                      level: str = "province", share_level: str | None = "district", alpha: float = 0.05,
+                      provinces_only: Sequence[str] | None = None, n_sim: int = 500, progress: bool = False,
+                      jobs: int = 1) -> DigitCalibration:
+    """False-positive rate and power of the second-digit, last-digit and final-pair tests at TPS scale.
+
+    Elections ``seed .. seed + n_elections - 1`` are drawn with ``make_election(plan={},
+    ocr_rate=0)``; each is tested clean and with last digits invented on each of ``fractions`` of
+    TPS (``invent_last_digits``), per ``level`` region and candidate, under each null ("textbook",
+    "exact", "simulated"). The calibrated nulls take each station's mean share from its
+    ``share_level`` area. Pair tests (Beber & Scacco) have only their binomial null. ``jobs``
+    elections run at once in separate processes; every election draws from its own seeded
+    generator, so the table does not depend on ``jobs``.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm.auto import tqdm
+
+    conditions = [("clean", 0.0)] + [(f"invented last digits on {100 * f:g} % of TPS", float(f)) for f in fractions]
+    one = dict(seed=int(seed), scale=scale, conditions=conditions, nulls=tuple(nulls), level=level,
+               share_level=share_level, alpha=alpha, provinces_only=provinces_only, n_sim=int(n_sim))
+    indices = range(int(n_elections))
+    records: list[dict] = []
+    with tqdm(total=len(indices), desc="elections", disable=not progress) as bar:
+        if int(jobs) <= 1:
+            for index in indices:
+                records += _digit_records(index, **one)
+                bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=int(jobs)) as pool:
+                for part in pool.map(functools.partial(_digit_records, **one), indices):
+                    records += part
+                    bar.update()
+    summary = _summarise(pd.DataFrame(records), [c for c, _ in conditions], alpha)
     settings = {"scale": scale, "seed": seed, "fractions": list(fractions), "nulls": list(nulls),
                 "share_level": share_level, "n_sim": n_sim}
     return DigitCalibration(table=summary, alpha=alpha, n_elections=int(n_elections), level=level, settings=settings)
+
+
+def extend_calibration(earlier: DigitCalibration, later: DigitCalibration) -> DigitCalibration:
+    """Two digit calibrations on disjoint elections as one: trials and rejections summed per row.
+
+    Both must share alpha, level, scale, share level and fractions, and their election seeds must
+    not overlap (the same election counted twice would shrink the Monte Carlo error falsely). A
+    null run in only one of them keeps that run's trials; ``settings["runs"]`` lists every run.
+    """
+    def runs(calibration):
+        return calibration.settings.get("runs") or [{
+            "seed": int(calibration.settings["seed"]), "n_elections": int(calibration.n_elections),
+            "nulls": list(calibration.settings.get("nulls", [])), "n_sim": calibration.settings.get("n_sim")}]
+
+    for key in ("scale", "share_level", "fractions"):
+        if earlier.settings.get(key) != later.settings.get(key):
+            raise ValueError(f"cannot extend: {key} differs ({earlier.settings.get(key)!r} and {later.settings.get(key)!r})")
+    if earlier.alpha != later.alpha or earlier.level != later.level:
+        raise ValueError("cannot extend: alpha or level differs")
+    combined = runs(earlier) + runs(later)
+    seeds = [s for run in combined for s in range(run["seed"], run["seed"] + run["n_elections"])]
+    if len(seeds) != len(set(seeds)):
+        raise ValueError("cannot extend: the two calibrations share elections (overlapping seeds)")
+    raw = pd.concat([earlier.table, later.table], ignore_index=True)[["test", "null", "condition", "trials", "rejections"]]
+    conditions = list(dict.fromkeys([*earlier.table["condition"], *later.table["condition"]]))
+    summary = _summarise(raw, conditions, earlier.alpha)
+    settings = {key: earlier.settings.get(key) for key in ("scale", "fractions", "share_level")}
+    settings["nulls"] = list(dict.fromkeys([n for run in combined for n in run["nulls"]]))
+    settings["runs"] = combined
+    settings["seconds"] = sum(float(c.settings.get("seconds") or 0) for c in (earlier, later)) or None
+    return DigitCalibration(table=summary, alpha=earlier.alpha, level=earlier.level, settings=settings,
+                            n_elections=sum(run["n_elections"] for run in combined))
 
 
 # ------------------------------------------------------------------------------------ turnout methods

@@ -108,7 +108,8 @@ def _cmd_scrape(args: argparse.Namespace) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from .calibration import CALIBRATION_DIR, digit_calibration, save_calibration, turnout_calibration
+    from .calibration import (CALIBRATION_DIR, digit_calibration, extend_calibration, load_calibration,
+                              save_calibration, turnout_calibration)
 
     started = time.perf_counter()
     if args.what == "turnout":
@@ -117,9 +118,14 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         print(result.appendix().to_string(index=False))
         print(f"written to {path} in {time.perf_counter() - started:.0f} s")
         return 0
+    directory = args.out or CALIBRATION_DIR
+    earlier = load_calibration("digits", directory) if args.extend else None  # fails early if there is none
     result = digit_calibration(n_elections=args.n_elections, seed=args.seed, scale=args.scale,
-                               nulls=tuple(args.nulls.split(",")), n_sim=args.n_sim, progress=True)
-    path = save_calibration(result, "digits", args.out or CALIBRATION_DIR)
+                               nulls=tuple(args.nulls.split(",")), n_sim=args.n_sim, progress=True, jobs=args.jobs)
+    result.settings["seconds"] = round(time.perf_counter() - started)
+    if earlier is not None:
+        result = extend_calibration(earlier, result)
+    path = save_calibration(result, "digits", directory)
     print(result.appendix().to_string(index=False))
     print(f"written to {path} in {time.perf_counter() - started:.0f} s")
     return 0
@@ -282,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--nulls", default="textbook,exact,simulated", help="nulls to compare (default: %(default)s)")
     calibrate.add_argument("--n-sim", type=int, default=500, help="draws per simulated null (default: %(default)s)")
     calibrate.add_argument("--out", default="", help="folder for the table (default: the package's data/calibration)")
+    calibrate.add_argument("--jobs", type=int, default=1, help="digits: elections run at once (default: %(default)s)")
+    calibrate.add_argument("--extend", action="store_true",
+                           help="digits: add these elections to the table already in --out (their seeds must not overlap)")
     calibrate.set_defaults(func=_cmd_calibrate)
 
     scr = sub.add_parser("scrape", help="fetch a Sirekap tree politely and resumably into a versioned snapshot",

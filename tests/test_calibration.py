@@ -143,3 +143,28 @@ def test_turnout_calibration_round_trips_through_save_and_load(tmp_path):
     appendix = loaded.appendix().set_index("method")
     assert appendix.loc["Klimek model", "false-positive rate (clean)"] == "0.039 ± 0.022"
     assert appendix.loc["Klimek model", "power, f_i = 0.1"].startswith("0.526")
+
+
+def test_parallel_elections_give_the_same_table_and_disjoint_runs_extend_it():
+    from analysis.calibration import digit_calibration, extend_calibration
+
+    small = dict(nulls=("textbook", "exact"), provinces_only=["11", "31"], fractions=(0.2,))
+    serial = digit_calibration(n_elections=2, seed=7, **small)
+    parallel = digit_calibration(n_elections=2, seed=7, jobs=2, **small)
+    pd.testing.assert_frame_equal(serial.table, parallel.table)
+
+    later = digit_calibration(n_elections=1, seed=9, **small)
+    extended = extend_calibration(serial, later)
+    assert extended.n_elections == 3
+    assert [(r["seed"], r["n_elections"]) for r in extended.settings["runs"]] == [(7, 2), (9, 1)]
+    # A clean election's trials do not depend on the run it was drawn in: the clean rows are those of one run.
+    one_run = digit_calibration(n_elections=3, seed=7, **small)
+    keys = ["test", "null", "condition"]
+    clean = lambda c: c.false_positive_rates().set_index(keys)[["trials", "rejections", "rate"]].sort_index()
+    pd.testing.assert_frame_equal(clean(extended), clean(one_run))
+    merged = extended.table.merge(serial.table, on=keys).merge(later.table, on=keys)
+    np.testing.assert_array_equal(merged["trials_x"], merged["trials_y"] + merged["trials"])
+    with pytest.raises(ValueError, match="overlapping seeds"):
+        extend_calibration(serial, one_run)
+    with pytest.raises(ValueError, match="fractions"):
+        extend_calibration(serial, digit_calibration(n_elections=1, seed=20, **{**small, "fractions": (0.05,)}))
