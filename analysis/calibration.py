@@ -24,7 +24,7 @@ import pandas as pd
 from .digits import digit_tests, group_shares, last_pair_test
 
 __all__ = ["INVENTED_LAST_DIGIT", "DigitCalibration", "invent_last_digits", "digit_calibration",
-           "extend_calibration", "save_calibration", "load_calibration", "TurnoutCalibration", "inject_incremental",
+           "extend_calibration", "select_nulls", "save_calibration", "load_calibration", "TurnoutCalibration", "inject_incremental",
            "default_turnout_methods", "turnout_calibration"]
 
 #: Where measured calibration tables ship with the package (written by ``forensik calibrate``).
@@ -234,36 +234,55 @@ def digit_calibration(*, n_elections: int = 20, seed: int = 0, scale: float = 0.
     return DigitCalibration(table=summary, alpha=alpha, n_elections=int(n_elections), level=level, settings=settings)
 
 
+def _runs(calibration: DigitCalibration) -> list[dict]:
+    """The runs behind a calibration table: seed, elections and the nulls whose rows it holds."""
+    return calibration.settings.get("runs") or [{
+        "seed": int(calibration.settings["seed"]), "n_elections": int(calibration.n_elections),
+        "nulls": sorted(set(calibration.table["null"])), "n_sim": calibration.settings.get("n_sim"),
+        "seconds": calibration.settings.get("seconds")}]
+
+
+def select_nulls(calibration: DigitCalibration, nulls: Sequence[str]) -> DigitCalibration:
+    """Only the rows of the given nulls (as labelled in the table, e.g. "simulated" or "binomial (textbook)")."""
+    nulls = list(nulls)
+    missing = sorted(set(nulls) - set(calibration.table["null"]))
+    if missing:
+        raise ValueError(f"no rows for null(s) {', '.join(missing)} in this calibration")
+    table = calibration.table[calibration.table["null"].isin(nulls)].reset_index(drop=True)
+    # A run's time covered all its nulls, not only the ones kept.
+    runs = [{**{k: v for k, v in run.items() if k != "seconds"}, "nulls": [n for n in run["nulls"] if n in nulls]}
+            for run in _runs(calibration)]
+    settings = dict(calibration.settings, runs=[run for run in runs if run["nulls"]])
+    return dataclasses.replace(calibration, table=table, settings=settings)
+
+
 def extend_calibration(earlier: DigitCalibration, later: DigitCalibration) -> DigitCalibration:
-    """Two digit calibrations on disjoint elections as one: trials and rejections summed per row.
+    """Two digit calibrations as one table: trials and rejections summed per (test, null, condition).
 
-    Both must share alpha, level, scale, share level and fractions, and their election seeds must
-    not overlap (the same election counted twice would shrink the Monte Carlo error falsely). A
-    null run in only one of them keeps that run's trials; ``settings["runs"]`` lists every run.
+    Both must share alpha, level, scale, share level and fractions. Rows of the same null must
+    come from disjoint elections (the same election counted twice would shrink the Monte Carlo
+    error falsely); runs on the same elections may add other nulls (``select_nulls`` picks
+    them). ``settings["runs"]`` lists every run with its seeds and nulls.
     """
-    def runs(calibration):
-        return calibration.settings.get("runs") or [{
-            "seed": int(calibration.settings["seed"]), "n_elections": int(calibration.n_elections),
-            "nulls": list(calibration.settings.get("nulls", [])), "n_sim": calibration.settings.get("n_sim")}]
-
     for key in ("scale", "share_level", "fractions"):
         if earlier.settings.get(key) != later.settings.get(key):
             raise ValueError(f"cannot extend: {key} differs ({earlier.settings.get(key)!r} and {later.settings.get(key)!r})")
     if earlier.alpha != later.alpha or earlier.level != later.level:
         raise ValueError("cannot extend: alpha or level differs")
-    combined = runs(earlier) + runs(later)
-    seeds = [s for run in combined for s in range(run["seed"], run["seed"] + run["n_elections"])]
-    if len(seeds) != len(set(seeds)):
-        raise ValueError("cannot extend: the two calibrations share elections (overlapping seeds)")
+    combined = _runs(earlier) + _runs(later)
+    for null in sorted(set(earlier.table["null"]) & set(later.table["null"])):
+        seeds = [s for run in combined if null in run["nulls"] for s in range(run["seed"], run["seed"] + run["n_elections"])]
+        if len(seeds) != len(set(seeds)):
+            raise ValueError(f"cannot extend: rows of null {null!r} from the same elections twice (overlapping seeds)")
     raw = pd.concat([earlier.table, later.table], ignore_index=True)[["test", "null", "condition", "trials", "rejections"]]
     conditions = list(dict.fromkeys([*earlier.table["condition"], *later.table["condition"]]))
     summary = _summarise(raw, conditions, earlier.alpha)
     settings = {key: earlier.settings.get(key) for key in ("scale", "fractions", "share_level")}
-    settings["nulls"] = list(dict.fromkeys([n for run in combined for n in run["nulls"]]))
+    settings["nulls"] = sorted(set(summary["null"]))
     settings["runs"] = combined
-    settings["seconds"] = sum(float(c.settings.get("seconds") or 0) for c in (earlier, later)) or None
+    elections = {s for run in combined for s in range(run["seed"], run["seed"] + run["n_elections"])}
     return DigitCalibration(table=summary, alpha=earlier.alpha, level=earlier.level, settings=settings,
-                            n_elections=sum(run["n_elections"] for run in combined))
+                            n_elections=len(elections))
 
 
 # ------------------------------------------------------------------------------------ turnout methods

@@ -109,7 +109,7 @@ def _cmd_scrape(args: argparse.Namespace) -> int:
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from .calibration import (CALIBRATION_DIR, digit_calibration, extend_calibration, load_calibration,
-                              save_calibration, turnout_calibration)
+                              save_calibration, select_nulls, turnout_calibration)
 
     started = time.perf_counter()
     if args.what == "turnout":
@@ -124,7 +124,9 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
                                nulls=tuple(args.nulls.split(",")), n_sim=args.n_sim, progress=True, jobs=args.jobs)
     result.settings["seconds"] = round(time.perf_counter() - started)
     if earlier is not None:
-        result = extend_calibration(earlier, result)
+        # Only the rows of the nulls asked for: the textbook pair rows come with every run.
+        asked = [n for n in args.nulls.split(",") if n] + ["binomial (textbook)"] * ("textbook" in args.nulls.split(","))
+        result = extend_calibration(earlier, select_nulls(result, [n for n in asked if n in set(result.table["null"])]))
     path = save_calibration(result, "digits", directory)
     print(result.appendix().to_string(index=False))
     print(f"written to {path} in {time.perf_counter() - started:.0f} s")
@@ -290,7 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--out", default="", help="folder for the table (default: the package's data/calibration)")
     calibrate.add_argument("--jobs", type=int, default=1, help="digits: elections run at once (default: %(default)s)")
     calibrate.add_argument("--extend", action="store_true",
-                           help="digits: add these elections to the table already in --out (their seeds must not overlap)")
+                           help="digits: add this run's rows to the table already in --out (rows of one null must come from "
+                                "disjoint elections; --nulls simulated may add that null on the same elections)")
     calibrate.set_defaults(func=_cmd_calibrate)
 
     scr = sub.add_parser("scrape", help="fetch a Sirekap tree politely and resumably into a versioned snapshot",

@@ -166,5 +166,16 @@ def test_parallel_elections_give_the_same_table_and_disjoint_runs_extend_it():
     np.testing.assert_array_equal(merged["trials_x"], merged["trials_y"] + merged["trials"])
     with pytest.raises(ValueError, match="overlapping seeds"):
         extend_calibration(serial, one_run)
+    # the same elections may add rows of another null: only that null's rows are taken from them
+    from analysis.calibration import select_nulls
+
+    exact_only = select_nulls(digit_calibration(n_elections=2, seed=7, **{**small, "nulls": ("exact",)}), ["exact"])
+    textbook = select_nulls(serial, ["textbook"])
+    both = extend_calibration(textbook, exact_only)
+    keys_only = lambda c: c.table.set_index(keys)[["trials", "rejections"]].sort_index()
+    pd.testing.assert_frame_equal(keys_only(both), keys_only(select_nulls(serial, ["textbook", "exact"])))
+    assert both.n_elections == 2 and [r["nulls"] for r in both.settings["runs"]] == [["textbook"], ["exact"]]
+    with pytest.raises(ValueError, match="no rows"):
+        select_nulls(serial, ["simulated"])
     with pytest.raises(ValueError, match="fractions"):
         extend_calibration(serial, digit_calibration(n_elections=1, seed=20, **{**small, "fractions": (0.05,)}))

@@ -534,3 +534,18 @@ def test_region_total_tests_warn_where_benford_cannot_apply():
     assert "does not apply" in result.loc[("02", "first digit"), "note"]
     with pytest.raises(KeyError):
         region_total_tests(election, level="village")
+
+
+def test_exact_pair_null_keeps_its_level_on_its_own_model():
+    """Counts drawn from the exact null's own model: the pair tests reject about 5 % of the time
+    (a continuity correction would make them conservative, ~4 % at this size)."""
+    rng = np.random.default_rng(11)
+    totals = rng.integers(120, 300, 500).astype(float)
+    shares = rng.uniform(0.2, 0.7, 500)
+    pvalues = []
+    for _ in range(800):
+        votes = rng.binomial(totals.astype(int), shares).astype(float)
+        pair = last_pair_test(votes, null="exact", totals=totals, shares=shares)
+        pvalues += [pair.repeated_pvalue, pair.adjacent_pvalue]
+    rate = np.mean(np.array(pvalues) < 0.05)
+    assert abs(rate - 0.05) < 3 * np.sqrt(0.05 * 0.95 / len(pvalues)), rate
