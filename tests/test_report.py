@@ -227,6 +227,33 @@ write_summary(summary_path, scope={scope}, code={code}, name="x", headline={{}},
     assert read_summary(report(result, "national").summary_path)["parameters"]["given"] == []
 
 
+def test_a_report_that_kills_its_worker_fails_alone(tmp_path):
+    # A worker killed from outside (the OOM killer; here the kernel kills its parent) breaks the whole
+    # process pool: the reports beside it must be run again, not recorded as failed with it.
+    body = '''
+import os, signal, time
+from analysis.report.summary import write_summary
+time.sleep(1.5)  # so that the neighbours are running when the pool breaks
+if province == "13":
+    os.kill(os.getppid(), signal.SIGKILL)
+write_summary(summary_path, scope="province", code=province, name="x", headline={}, flags=[], provenance={},
+              parameters={"pid": os.getppid()})
+'''
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    write_notebook(notebooks / "province.ipynb", 'province: str = "31"\ndata_path: str = ""\nsummary_path: str = ""', body)
+    codes = ["02", "13", "31", "45"]
+    stations = pd.DataFrame({"unit_id": [f"{c}01" for c in codes], "province": codes, "registered": 100,
+                             "voters": 80, "valid": 78, "invalid": 2, "01": 78})
+    data = Election.from_frame(stations, levels=["province"], candidates=["01"]).to_parquet(tmp_path / "e.parquet")
+    result = run_reports(data, out_dir=tmp_path / "site", jobs=2, notebooks_dir=notebooks, national=False,
+                         progress=False)
+    status = {r.code: r.status for r in result.reports}
+    assert status == {"02": "ok", "13": "failed", "31": "ok", "45": "ok"}
+    assert "worker process running this report died" in report(result, "13").error
+    assert "__main__" not in report(result, "13").error  # not the hint for a script that cannot spawn workers
+
+
 def test_reports_are_sanitised_escaped_and_self_contained(batch):
     result, site, _ = batch
     for r in result.reports:

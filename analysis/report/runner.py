@@ -284,6 +284,8 @@ def _run_one(job: dict[str, Any]) -> ReportResult:
     from .summary import SummaryError, read_summary
 
     started, cpu_started = time.perf_counter(), cpu_seconds()
+    if job.get("started_marker"):  # tells the local runner which reports were running if this worker dies
+        Path(job["started_marker"]).touch()
     paths = _paths(job)
     paths["report_dir"].mkdir(parents=True, exist_ok=True)
     paths["executed"].parent.mkdir(parents=True, exist_ok=True)
@@ -621,22 +623,41 @@ def run_reports(
 
 
 def _run_local(stages, jobs: int, scratch: Path, record, crashed) -> None:
-    """Each stage's jobs on ``jobs`` spawned worker processes of this machine."""
+    """Each stage's jobs on ``jobs`` spawned worker processes of this machine.
+
+    A worker that dies (killed by the OOM killer, or by a kernel that kills its parent) breaks the
+    whole process pool, and every report in it with it. The reports that had not started are then
+    run again on a new pool; those that were running are run again one at a time, so that only
+    a report that kills its worker on its own is recorded as failed.
+    """
     context = multiprocessing.get_context("spawn")
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_init,
-                             initargs=(str(scratch), threads)) as pool:
-        for stage in stages:
+    markers = scratch / "started"
+    markers.mkdir(parents=True, exist_ok=True)
+
+    def run(batch: list[dict[str, Any]], workers: int):
+        """Run a batch on a fresh pool: (jobs running when it broke, jobs not yet started, the error)."""
+        for j in batch:
+            Path(j["started_marker"]).unlink(missing_ok=True)
+        lost: list[dict[str, Any]] = []
+        broken: BaseException | None = None
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init,
+                                 initargs=(str(scratch), threads)) as pool:
             futures = {}
-            for j in stage:
+            for j in batch:
                 try:
                     futures[pool.submit(_run_one, j)] = j
                 except BrokenProcessPool as err:
-                    record(crashed(j, err))
+                    lost.append(j)
+                    broken = err
             try:
                 for future in as_completed(futures):
                     try:
                         result = future.result()
+                    except BrokenProcessPool as err:
+                        lost.append(futures[future])
+                        broken = err
+                        continue
                     except Exception as err:  # noqa: BLE001 - a crashed worker is one failed report
                         result = crashed(futures[future], err)
                     record(result)
@@ -644,3 +665,23 @@ def _run_local(stages, jobs: int, scratch: Path, record, crashed) -> None:
                 # Stop now: without this the pool would still run every queued report.
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
+        running = [j for j in lost if Path(j["started_marker"]).exists()]
+        return running, [j for j in lost if j not in running], broken
+
+    for stage in stages:
+        pending = [{**j, "started_marker": str(markers / j["code"])} for j in stage]
+        while pending:
+            running, waiting, broken = run(pending, jobs)
+            if broken is not None and not running:
+                # Nothing had started: the workers cannot run at all (e.g. a script without a main guard).
+                for j in waiting:
+                    record(crashed(j, broken))
+                break
+            for j in running:
+                # Alone on a pool of its own, a report that breaks it again is the one that killed its worker.
+                again, not_started, err = run([j], 1)
+                if again or not_started:
+                    record(crashed(j, RuntimeError(
+                        f"the worker process running this report died ({short_error(err)}): killed by the system "
+                        "(e.g. out of memory) or by the notebook; the reports beside it were run again")))
+            pending = waiting
