@@ -403,10 +403,41 @@ class TurnoutCalibration:
             escape=True, index=False, float_format=lambda v: f"{v:.3f}")
 
 
+#: The methods a forked calibration worker runs (closures cannot be pickled; a forked child inherits them).
+_TURNOUT_METHODS: dict = {}
+
+
+def _set_turnout_methods(methods: dict) -> None:
+    global _TURNOUT_METHODS
+    _TURNOUT_METHODS = methods
+
+
+def _turnout_records(index: int, *, seed: int, scale: float, conditions, level: str, theta: float,
+                     stuffing_alpha: float, alpha: float, provinces_only) -> list[dict]:
+    """One election's trials for ``turnout_calibration``: a record per (method, condition)."""
+    from .synth import make_election
+
+    election = make_election(scale=scale, seed=int(seed) + index, plan={}, ocr_rate=0,
+                             provinces_only=provinces_only).election
+    records = []
+    for c_index, (condition, fraction) in enumerate(conditions):
+        tested = election if fraction == 0 else inject_incremental(
+            election, fraction, seed=int(seed) * 1000 + index * 10 + c_index, level=level, theta=theta,
+            alpha=stuffing_alpha)[0]
+        for name, method in _TURNOUT_METHODS.items():
+            pvalues = method(tested, int(seed) + index)
+            frame = pvalues.to_frame(name) if isinstance(pvalues, pd.Series) else pvalues
+            for column in frame.columns:
+                p = frame[column].dropna().astype(float)
+                records.append({"method": str(column), "condition": condition, "f_i": fraction,
+                                "trials": len(p), "rejections": int((p < alpha).sum())})
+    return records
+
+
 def turnout_calibration(*, methods: dict | None = None, n_elections: int = 2, seed: int = 0, scale: float = 0.02,
                         f_i: Sequence[float] = (0.05, 0.1, 0.2), theta: float = 0.3, stuffing_alpha: float = 2.0,
                         level: str = "province", alpha: float = 0.05, provinces_only: Sequence[str] | None = None,
-                        progress: bool = False) -> TurnoutCalibration:
+                        progress: bool = False, jobs: int = 1) -> TurnoutCalibration:
     """False-positive rate and power against Klimek incremental stuffing of each turnout method.
 
     Elections ``seed .. seed + n_elections - 1`` come from ``make_election(plan={}, ocr_rate=0)``
@@ -415,28 +446,35 @@ def turnout_calibration(*, methods: dict | None = None, n_elections: int = 2, se
     trial is one region; the rate's Monte Carlo standard error is sqrt(r (1 - r) / trials).
     ``methods`` maps a name to a callable (election, seed) -> per-region p-values (a Series by
     region, or a DataFrame with a column per method); default ``default_turnout_methods()``.
+    ``jobs`` elections run at once in forked processes (the table does not depend on it).
     """
-    from tqdm.auto import tqdm
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
-    from .synth import make_election
+    from tqdm.auto import tqdm
 
     methods = default_turnout_methods(level=level) if methods is None else dict(methods)
     conditions = [("clean", 0.0)] + [(f"incremental stuffing f_i = {f:g}", float(f)) for f in f_i]
-    records = []
-    for index in tqdm(range(int(n_elections)), desc="elections", disable=not progress):
-        election = make_election(scale=scale, seed=int(seed) + index, plan={}, ocr_rate=0,
-                                 provinces_only=provinces_only).election
-        for c_index, (condition, fraction) in enumerate(conditions):
-            tested = election if fraction == 0 else inject_incremental(
-                election, fraction, seed=int(seed) * 1000 + index * 10 + c_index, level=level, theta=theta,
-                alpha=stuffing_alpha)[0]
-            for name, method in methods.items():
-                pvalues = method(tested, int(seed) + index)
-                frame = pvalues.to_frame(name) if isinstance(pvalues, pd.Series) else pvalues
-                for column in frame.columns:
-                    p = frame[column].dropna().astype(float)
-                    records.append({"method": str(column), "condition": condition, "f_i": fraction,
-                                    "trials": len(p), "rejections": int((p < alpha).sum())})
+    one = dict(seed=int(seed), scale=scale, conditions=conditions, level=level, theta=theta,
+               stuffing_alpha=stuffing_alpha, alpha=alpha, provinces_only=provinces_only)
+    indices = range(int(n_elections))
+    records: list[dict] = []
+    with tqdm(total=len(indices), desc="elections", disable=not progress) as bar:
+        if int(jobs) <= 1:
+            saved = dict(_TURNOUT_METHODS)
+            _set_turnout_methods(methods)
+            try:
+                for index in indices:
+                    records += _turnout_records(index, **one)
+                    bar.update()
+            finally:
+                _set_turnout_methods(saved)
+        else:
+            with ProcessPoolExecutor(max_workers=int(jobs), mp_context=multiprocessing.get_context("fork"),
+                                     initializer=_set_turnout_methods, initargs=(methods,)) as pool:
+                for part in pool.map(functools.partial(_turnout_records, **one), indices):
+                    records += part
+                    bar.update()
     raw = pd.DataFrame(records)
     summary = raw.groupby(["method", "condition", "f_i"], sort=False)[["trials", "rejections"]].sum().reset_index()
     summary["rate"] = summary["rejections"] / summary["trials"]

@@ -113,7 +113,9 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     if args.what == "turnout":
-        result = turnout_calibration(n_elections=args.n_elections, seed=args.seed, scale=args.scale, progress=True)
+        result = turnout_calibration(n_elections=args.n_elections, seed=args.seed, scale=args.scale, progress=True,
+                                     jobs=args.jobs)
+        result.settings["seconds"] = round(time.perf_counter() - started)
         path = save_calibration(result, "turnout", args.out or CALIBRATION_DIR)
         print(result.appendix().to_string(index=False))
         print(f"written to {path} in {time.perf_counter() - started:.0f} s")
@@ -290,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--nulls", default="textbook,exact,simulated", help="nulls to compare (default: %(default)s)")
     calibrate.add_argument("--n-sim", type=int, default=500, help="draws per simulated null (default: %(default)s)")
     calibrate.add_argument("--out", default="", help="folder for the table (default: the package's data/calibration)")
-    calibrate.add_argument("--jobs", type=int, default=1, help="digits: elections run at once (default: %(default)s)")
+    calibrate.add_argument("--jobs", type=int, default=1, help="elections run at once (default: %(default)s)")
     calibrate.add_argument("--extend", action="store_true",
                            help="digits: add this run's rows to the table already in --out (rows of one null must come from "
                                 "disjoint elections; --nulls simulated may add that null on the same elections)")

@@ -128,6 +128,22 @@ def test_turnout_calibration_takes_any_method_and_measures_power():
     assert list(result.power().columns) == [0.2]
 
 
+def test_turnout_calibration_runs_elections_in_parallel_with_the_same_table():
+    from analysis.calibration import turnout_calibration
+
+    offset = 0.0  # a closure over local state: forked workers inherit it, nothing is pickled
+
+    def turnout_pvalue(election, seed):
+        turnout = pd.Series(election.column("voters") / election.column("registered"), index=election.table.index)
+        return (turnout.groupby(election.table["province"].astype(str)).median() - 0.8 + offset).rename("toy")
+
+    small = dict(methods={"toy": turnout_pvalue}, n_elections=3, seed=5, provinces_only=["11", "73"], f_i=(0.2,))
+    serial = turnout_calibration(**small)
+    parallel = turnout_calibration(**small, jobs=2)
+    pd.testing.assert_frame_equal(serial.table, parallel.table)
+    assert (serial.table["trials"] == 6).all()
+
+
 def test_turnout_calibration_round_trips_through_save_and_load(tmp_path):
     import pandas as pd
 
