@@ -93,6 +93,10 @@ class DigitCalibration:
     def _repr_html_(self) -> str:
         title = (f"Digit tests on {self.n_elections} clean synthetic elections and with invented last digits: "
                  f"share of {self.level}-candidate tests with p < {self.alpha:g}")
+        runs = self.settings.get("runs") or []
+        if len(runs) > 1:  # a table extended by other runs: say which nulls saw which elections
+            title += " (" + "; ".join(f"{', '.join(run['nulls'])}: elections {run['seed']}-{run['seed'] + run['n_elections'] - 1}"
+                                      for run in runs) + ")"
         return f"<p><b>{html.escape(title)}</b></p>\n" + self.appendix().to_html(escape=True, index=False)
 
 
