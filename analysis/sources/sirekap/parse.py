@@ -139,66 +139,70 @@ class _Long:
     """Per-candidate votes of party ballots, made into columns at the end.
 
     A body's rows have a *layout*: the party and candidate of each row, the same for every TPS of an
-    electoral district. Layouts are kept once; a body adds its code, its layout's number and its votes,
-    and ``frame`` lays the party, candidate and code columns out with numpy and pyarrow.
+    electoral district. Layouts are kept once; a body that becomes a row adds its layout's number and
+    its votes, and ``frame`` lays the party, candidate and code columns out with numpy and pyarrow.
     """
 
     def __init__(self):
-        self.codes: list[str] = []
-        self.sizes: list[int] = []
-        self.layout_of_body: list[int] = []
+        self.layout_of_body: list[int] = []  # one per row of the table, in its order
         self.votes: list[int | None] = []
         self.layouts: list[tuple[list[str], list[str]]] = []  # (party, candidate) of each row
         #: (party keys, chart keys, entry lengths) -> (layout number, getters of the totals and votes, placer of the totals)
         self.known: dict[tuple, tuple] = {}
-        #: Whether the fast path leaves the range of party numbers to ``_in_range`` (types are checked per body).
-        self.deferred = False
-        self.votes_arrow = None  # the votes as an arrow array, once made
         self.new_layout([], [])  # _NO_LAYOUT
-
-    def add(self, code: str, layout: int, votes: Any) -> None:
-        self.codes.append(code)
-        self.sizes.append(len(votes))
-        self.layout_of_body.append(layout)
-        self.votes.extend(votes)
 
     def new_layout(self, party: list[str], candidate: list[str]) -> int:
         self.layouts.append((party, candidate))
         return len(self.layouts) - 1
 
-    def add_rows(self, code: str, rows: _Rows) -> None:
+    def add_rows(self, rows: _Rows) -> None:
         """Rows of a body read by ``_row``, with a layout of their own (rejected bodies add nothing)."""
-        self.add(code, self.new_layout(rows.party, rows.candidate), rows.votes)
+        self.layout_of_body.append(self.new_layout(rows.party, rows.candidate))
+        self.votes.extend(rows.votes)
 
-    def frame(self) -> pd.DataFrame:
+    def frame(self, codes: list[str], votes: Any = None) -> pd.DataFrame:
+        """The long table; ``codes`` are the table's TPS codes (one per body added), ``votes`` the votes as
+        an int64 arrow array if already made."""
         import pyarrow as pa
 
         layout_sizes = np.array([len(party) for party, _ in self.layouts], dtype=np.int64)
         layout_starts = np.cumsum(layout_sizes) - layout_sizes
-        sizes = np.array(self.sizes, dtype=np.int64)
+        of_body = np.array(self.layout_of_body, dtype=np.int64)
+        sizes = layout_sizes[of_body]
         body_starts = np.cumsum(sizes) - sizes
-        # Row r of body b is row r - body_starts[b] of its layout.
-        rows = np.arange(int(sizes.sum()), dtype=np.int64)
-        take = rows + np.repeat(layout_starts[np.array(self.layout_of_body, dtype=np.int64)] - body_starts, sizes)
-        del rows
+        n = int(sizes.sum())
+        # Row r of body b is row r - body_starts[b] of its layout (int32 indices halve the memory they take).
+        index = np.int32 if max(n, int(layout_sizes.sum())) < 2**31 else np.int64
+        take = np.arange(n, dtype=index)
+        take += np.repeat((layout_starts[of_body] - body_starts).astype(index), sizes)
         party = pa.array(list(chain.from_iterable(p for p, _ in self.layouts)), type=pa.large_string()).take(take)
         candidate = pa.array(list(chain.from_iterable(c for _, c in self.layouts)), type=pa.large_string()).take(take)
-        codes = pa.array(self.codes, type=pa.large_string()).take(np.repeat(np.arange(len(self.codes), dtype=np.int32), sizes))
-        votes = self.votes_arrow if self.votes_arrow is not None else pa.array(self.votes, type=pa.int64())
-        missing = votes.is_null().to_numpy(zero_copy_only=False)
-        return pd.DataFrame({"unit_id": pd.array(codes, dtype="str"), "party": pd.array(party, dtype="str"),
-                             "candidate": pd.array(candidate, dtype="str"),
-                             "votes": pd.arrays.IntegerArray(votes.fill_null(0).to_numpy(), missing)})
+        del take
+        # TPS codes are 13 ASCII digits: repeated as fixed-width bytes and given fixed offsets, without a take.
+        joined = "".join(codes).encode("utf-8")
+        if len(joined) == 13 * len(codes):
+            data = np.repeat(np.frombuffer(joined, dtype="S13"), sizes)
+            offsets = np.arange(0, 13 * (n + 1), 13, dtype=np.int64)
+            code_column = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
+        else:  # pragma: no cover - every code is a 13-digit TPS code (parse_tps_bodies)
+            code_column = pa.array(codes, type=pa.large_string()).take(np.repeat(np.arange(len(codes), dtype=np.int64), sizes))
+        votes = votes if votes is not None else pa.array(self.votes, type=pa.int64())
+        return pd.DataFrame({"unit_id": pd.array(code_column, dtype="str"), "party": pd.array(party, dtype="str"),
+                             "candidate": pd.array(candidate, dtype="str"), "votes": _from_arrow(votes)})
+
+
+def _from_arrow(array: Any) -> pd.api.extensions.ExtensionArray:
+    """An int64 arrow array as an Int64 array."""
+    if not array.null_count:
+        return pd.arrays.IntegerArray(array.to_numpy(), np.zeros(len(array), dtype=bool))
+    return pd.arrays.IntegerArray(array.fill_null(0).to_numpy(), array.is_null().to_numpy(zero_copy_only=False))
 
 
 def _int_array(values: list) -> pd.api.extensions.ExtensionArray:
     """Checked counts (ints up to 10**9, or None) as an Int64 array, converted in C by pyarrow."""
     import pyarrow as pa
 
-    array = pa.array(values, type=pa.int64())
-    if not array.null_count:
-        return pd.arrays.IntegerArray(array.to_numpy(), np.zeros(len(array), dtype=bool))
-    return pd.arrays.IntegerArray(array.fill_null(0).to_numpy(), array.is_null().to_numpy(zero_copy_only=False))
+    return _from_arrow(pa.array(values, type=pa.int64()))
 
 
 def _party_chart(code: str, chart: Mapping[str, Any], parties: Mapping[str, str], row: dict[str, Any], long: _Rows) -> None:
@@ -365,13 +369,16 @@ def _party_layout(names: list[str], lens: tuple[int, ...], keys: list[str], long
     return known
 
 
-def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None) -> tuple | None:
+def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None, defer: bool = False) -> tuple | None:
     """The row of a well-formed body, as ``_row`` makes it, or None to let ``_row`` read the body.
 
     Takes only bodies whose every count is an int in 0..10**9 or null and whose shape is the usual one;
     anything else (errors, strings or floats as counts, a DPD chart, unusual party entries) returns None
     before touching ``long``, and ``_row`` (stdlib json, exact reasons) decides. Same row either way.
+    With ``defer``, the counts of a body decoded here are not checked here: the caller checks whole
+    columns at once (``_checked_counts``) and reads every body again with checks if one is not a count.
     """
+    unchecked = False  # whether the counts are left to the caller's column check
     if isinstance(body, (bytes, bytearray, str)):
         # json stops at the interpreter's recursion limit, which depends on the caller's stack, and _row
         # rejects such a body: any body with more brackets than a real one holds goes to _row.
@@ -381,6 +388,9 @@ def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None) -> tuple 
             body = _fast_loads(body)
         except Exception:  # noqa: BLE001 - _row gives the reason
             return None
+        # Decoded JSON holds only int, float, str, bool, None, list and dict, which the column check tells
+        # apart; a caller's dict may hold anything (numpy ints, int subclasses), so its counts are checked here.
+        unchecked = defer
     if type(body) is not dict or ("chart" not in body and "administrasi" not in body):
         return None
     chart = body.get("chart")
@@ -416,10 +426,7 @@ def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None) -> tuple 
                 return None
             layout, heads, rest, place = known
             values = list(chain.from_iterable(map(dict.values, entries)))
-            if long.deferred:  # the types here; whether the numbers are in 0..10**9, on whole columns at the end
-                if not set(map(type, values)) <= _INT_NONE:
-                    return None
-            elif not _counts_ok(values):
+            if not unchecked and not _counts_ok(values):
                 return None
             totals = list(place(heads(values) + (None,)))
             long_entries = (layout, rest(values))
@@ -438,13 +445,14 @@ def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None) -> tuple 
                 return None
     else:
         return None
-    if not _counts_ok(admin if checked else totals + admin):
+    if not unchecked and not _counts_ok(admin if checked else totals + admin):
         return None
     if long is not None:
         if long_entries is None:
-            long.add(code, _NO_LAYOUT, ())
+            long.layout_of_body.append(_NO_LAYOUT)
         else:
-            long.add(code, *long_entries)
+            long.layout_of_body.append(long_entries[0])
+            long.votes.extend(long_entries[1])
     psu = body.get("psu")
     ts = body.get("ts")
     status_suara, status_adm = body.get("status_suara"), body.get("status_adm")
@@ -471,8 +479,9 @@ def parse_tps_bodies(bodies: Mapping[str, bytes | str | dict | None], *,
     """
     rows, rejects, seen = [], [], set()
     long = _Long() if parties else None
-    if long is not None:
-        long.deferred = fast and not _strict
+    # Counts of the bodies the fast path decodes are checked on whole columns after the loop (a body
+    # with one that is not an int in 0..10**9 is rare: then every body is read again, checked one by one).
+    defer = fast and not _strict
     shape = _Shape(candidates, parties)
     columns = _columns(shape.numbers)
     # The fast path range-checks a column's last total only: with two chart keys on one column
@@ -485,7 +494,7 @@ def parse_tps_bodies(bodies: Mapping[str, bytes | str | dict | None], *,
             if code in seen:
                 raise BodyError("a second body for the same TPS code")
             try:
-                row = _fast_row(code, body, shape, long) if fast else None
+                row = _fast_row(code, body, shape, long, defer) if fast else None
             except Exception:  # noqa: BLE001 - e.g. a caller's dict with keys that are not text: _row says what
                 row = None
             if row is None:
@@ -493,7 +502,7 @@ def parse_tps_bodies(bodies: Mapping[str, bytes | str | dict | None], *,
                 named = _row(code, body, candidates, body_rows)  # a rejected body leaves no votes behind
                 row = tuple(named[column] for column in columns)
                 if long is not None:
-                    long.add_rows(code, body_rows)
+                    long.add_rows(body_rows)
             rows.append(row)
             seen.add(code)
         except BodyError as err:
@@ -502,34 +511,48 @@ def parse_tps_bodies(bodies: Mapping[str, bytes | str | dict | None], *,
         except Exception as err:  # noqa: BLE001 - an unforeseen shape is a reject, never a crash
             rejects.append({"unit_id": source[:200], "source": source[:500], "reason": f"unreadable body ({type(err).__name__})"})
     data = _transpose(rows, shape.numbers)
-    if long is not None and long.deferred and not _in_range([data[number] for number in shape.numbers], long):
-        # A party number out of 0..10**9 (rare): read every body again, checking each number as it comes.
-        return parse_tps_bodies(bodies, candidates=candidates, parties=parties, fast=fast, _strict=True)
-    table = _frame(data, shape.numbers)
+    names = [*shape.numbers, *ADMINISTRASI_FIELDS]
+    arrays = None
+    if defer:
+        arrays = _checked_counts([data[name] for name in names] + ([long.votes] if long is not None else []))
+        if arrays is None:
+            # A count that is not an int in 0..10**9 (rare): read every body again, checking each count as it comes.
+            return parse_tps_bodies(bodies, candidates=candidates, parties=parties, fast=fast, _strict=True)
+    table = _frame(data, shape.numbers, dict(zip(names, arrays)) if arrays else None)
     rejects_frame = pd.DataFrame(rejects, columns=["unit_id", "source", "reason"])
     counts = {"bodies": len(bodies), "rows": len(table), "rejected": len(rejects_frame)}
     votes_long = None
     if long is not None:
-        votes_long = long.frame()
+        votes_long = long.frame(data["unit_id"], arrays[-1] if arrays else None)
     return ParsedTps(table=table, rejects=rejects_frame, counts=counts, votes_long=votes_long)
 
 
-def _in_range(columns: list[list], long: _Long) -> bool:
-    """Whether the party totals and the candidates' votes are all ints in 0..10**9 or None (their types are checked)."""
+def _checked_counts(columns: list[list]) -> list | None:
+    """Each column as an int64 arrow array if every value is an int in 0..10**9 or None, else None.
+
+    pyarrow infers the type from every value: int64 (or null, for no value) only when all are ints or
+    None; a float, bool, string, list or dict anywhere gives another type or an error, and so does an
+    int beyond 64 bits. (Converting to int64 directly would truncate 1.5 to 1.)
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    for values in (*columns, long.votes):
+    arrays = []
+    for values in columns:
         try:
-            array = pa.array(values, type=pa.int64())
-        except (OverflowError, pa.ArrowException):
-            return False
-        if values is long.votes:
-            long.votes_arrow = array
-        bounds = pc.min_max(array)
-        if bounds["min"].is_valid and (bounds["min"].as_py() < 0 or bounds["max"].as_py() > _LIMIT):
-            return False
-    return True
+            array = pa.array(values)
+        except Exception:  # noqa: BLE001 - ArrowInvalid, ArrowTypeError, OverflowError: not counts
+            return None
+        if array.type == pa.null():
+            array = pa.nulls(len(array), pa.int64())
+        elif array.type != pa.int64():
+            return None
+        else:
+            bounds = pc.min_max(array)
+            if bounds["min"].is_valid and (bounds["min"].as_py() < 0 or bounds["max"].as_py() > _LIMIT):
+                return None
+        arrays.append(array)
+    return arrays
 
 
 def _columns(numbers: list[str]) -> list[str]:
@@ -542,10 +565,14 @@ def _transpose(rows: list[tuple], numbers: list[str]) -> dict[str, list]:
     return dict(zip(names, map(list, zip(*rows)))) if rows else {name: [] for name in names}
 
 
-def _frame(data: dict[str, list], numbers: list[str]) -> pd.DataFrame:
+def _frame(data: dict[str, list], numbers: list[str], arrays: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """The table from the rows' columns; ``arrays`` holds the count columns as int64 arrow arrays if already made."""
     index = pd.Index(pd.array(data["unit_id"], dtype="str"), name="unit_id")
     code = index.to_series()
-    ints = {name: _int_array(data[name]) for name in [*numbers, *ADMINISTRASI_FIELDS]}
+    if arrays is not None:
+        ints = {name: _from_arrow(arrays[name]) for name in [*numbers, *ADMINISTRASI_FIELDS]}
+    else:
+        ints = {name: _int_array(data[name]) for name in [*numbers, *ADMINISTRASI_FIELDS]}
     columns: dict[str, Any] = {
         "province": code.str[:2].to_numpy(), "regency": code.str[:4].to_numpy(),
         "district": code.str[:6].to_numpy(), "village": code.str[:10].to_numpy(),
