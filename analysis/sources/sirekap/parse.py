@@ -14,6 +14,7 @@ import json
 import os
 import re
 import zipfile
+from collections import abc
 from dataclasses import dataclass, field
 from itertools import accumulate, chain
 from operator import itemgetter
@@ -484,11 +485,10 @@ def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None, defer: bo
                     if layout is None:
                         return None
                 long.last = (names, keys, lens, layout)
-            values = list(chain(*map(dict.values, entries)))
-            if not unchecked and not _counts_ok(values):
+            if not unchecked and not _counts_ok(list(chain(*map(dict.values, entries)))):
                 return None
-            totals = shape.no_totals  # among the values: put in their columns at the end (_Long.totals)
-            long_entries = (layout, values)
+            totals = shape.no_totals  # among the numbers: put in their columns at the end (_Long.totals)
+            long_entries = (layout, entries)
             checked = True
         else:
             columns = list(map(shape.column_of.get, names))
@@ -511,7 +511,7 @@ def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None, defer: bo
     status_suara, status_adm = body.get("status_suara"), body.get("status_adm")
     images = body.get("images")
     photos = _NO_PHOTOS
-    if isinstance(images, list) and images:
+    if isinstance(images, list) and images.count(None) != len(images):
         photos = [None, None, None]
         for i, url in enumerate(images[:3]):
             if url is not None:
@@ -526,7 +526,7 @@ def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None, defer: bo
             long.layout_of_body.append(_NO_LAYOUT)
         else:
             long.layout_of_body.append(long_entries[0])
-            long.values.extend(long_entries[1])
+            long.values.extend(chain(*map(dict.values, long_entries[1])))
     return row
 
 
@@ -872,16 +872,14 @@ def read_snapshot(path: str | Path, *, ballot: str | None = None) -> BuiltSnapsh
     bodies: dict[str, Any] = {}
     status: dict[str, str] = {}
     fetched_at: dict[str, str] = {}
+    stored: dict[str, Mapping[str, Any]] = {}  # TPS bodies on disk, read when the parser comes to them
     from_bodies = bool(tps_records) or meta.get("level") == "tps"
     if from_bodies:
         for code, record in tps_records.items():
             fetched_at[code] = record.get("fetched_at")
             if record.get("outcome") == "ok":
-                try:
-                    bodies[code] = _read(base, record)
-                    status[code] = "ok"
-                except OSError:
-                    status[code] = "failed"
+                stored[code] = record
+                status[code] = "ok"  # "failed" if it cannot be read
             else:
                 status[code] = record.get("outcome", "failed")
     else:
@@ -900,9 +898,11 @@ def read_snapshot(path: str | Path, *, ballot: str | None = None) -> BuiltSnapsh
                 status[code] = "desa_table"
                 fetched_at[code] = record.get("fetched_at")
 
+    blank = {"chart": None, "administrasi": None}
+    on_disk = _OnDisk(base, stored, status, blank)
     if not columns:
         # DPD without candidate lists: the candidate ids found in the charts become the vote columns.
-        for raw in bodies.values():
+        for raw in chain(map(on_disk.__getitem__, stored), bodies.values()):
             try:
                 chart = json.loads(raw).get("chart") if isinstance(raw, bytes) else raw.get("chart")
             except (ValueError, AttributeError):
@@ -911,8 +911,7 @@ def read_snapshot(path: str | Path, *, ballot: str | None = None) -> BuiltSnapsh
                 columns.update({k: k for k in chart if k != "null" and k.isdigit()})
         columns = dict(sorted(columns.items()))
     everything = sorted(listed | set(bodies) | set(status))
-    blank = {"chart": None, "administrasi": None}
-    inputs = {code: bodies.get(code, blank) for code in everything}
+    inputs = on_disk.mapping(everything, bodies)
     parsed = parse_tps_bodies(inputs, candidates=columns, parties=parties)
     rejected = set(parsed.rejects["unit_id"])
     # A rejected body's TPS still appears, as a row of <NA>; the reason is in the rejects.
@@ -944,6 +943,51 @@ def read_snapshot(path: str | Path, *, ballot: str | None = None) -> BuiltSnapsh
     election = Election.from_frame(table, levels=LEVELS, candidates=tuple(dict.fromkeys(columns.values())),
                                    name=f"Sirekap Pemilu 2024, {BALLOT_NAMES[ballot]} ({root.name})", provenance=provenance)
     return BuiltSnapshot(election=election, rejects=parsed.rejects, votes_long=parsed.votes_long, counts=counts)
+
+
+class _OnDisk:
+    """TPS bodies of a snapshot, read from disk as the parser comes to them: never all in memory at once.
+
+    A body that cannot be read is a blank body, and its TPS's status becomes ``failed``.
+    """
+
+    def __init__(self, base: str, records: Mapping[str, Mapping[str, Any]], status: dict[str, str], blank: Mapping[str, Any]):
+        self.base, self.records, self.status, self.blank = base, records, status, blank
+
+    def __getitem__(self, code: str) -> Any:
+        try:
+            body = _read(self.base, self.records[code])
+        except (OSError, ValueError, TypeError, KeyError):  # KeyError, TypeError: a manifest line without a usable file name
+            self.status[code] = "failed"
+            return self.blank
+        self.status[code] = "ok"
+        return body
+
+    def mapping(self, codes: list[str], bodies: Mapping[str, Any]) -> "_Bodies":
+        return _Bodies(codes, self, bodies)
+
+
+class _Bodies(abc.Mapping):
+    """code -> body for the parser: stored bodies read on access, others from ``bodies``, else blank."""
+
+    def __init__(self, codes: list[str], on_disk: _OnDisk, bodies: Mapping[str, Any]):
+        self.codes, self.on_disk, self.bodies = codes, on_disk, bodies
+
+    def __getitem__(self, code: str) -> Any:
+        if code in self.on_disk.records:
+            return self.on_disk[code]
+        return self.bodies.get(code, self.on_disk.blank)
+
+    def __iter__(self):
+        return iter(self.codes)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def items(self):  # what the parser iterates: without a view's lookup per body
+        stored, on_disk, bodies, blank = self.on_disk.records, self.on_disk, self.bodies, self.on_disk.blank
+        for code in self.codes:
+            yield code, on_disk[code] if code in stored else bodies.get(code, blank)
 
 
 def _records_sha256(records: Mapping[str, Mapping[str, Any]]) -> str:
