@@ -563,17 +563,20 @@ def test_a_snapshot_body_that_cannot_be_read_is_a_failed_row_and_the_others_are_
 
     desa, store = "3101011001", SnapshotStore(tmp_path, "s")
     store.write_meta({"ballot": "ppwp", "region": desa, "level": "tps"})
-    listing = [{"nama": f"TPS {i:03d}", "id": i, "kode": f"{desa}{i:03d}", "tingkat": 5} for i in range(1, 5)]
+    listing = [{"nama": f"TPS {i:03d}", "id": i, "kode": f"{desa}{i:03d}", "tingkat": 5} for i in range(1, 6)]
     store.put(endpoints.wilayah_path(desa), "u", json.dumps(listing).encode(), status=200, attempts=1)
     for i in (1, 2, 3):
         store.put(endpoints.hhcw_path("ppwp", f"{desa}{i:03d}"), "u", json.dumps(body()).encode(), status=200, attempts=1)
+    store.put(endpoints.hhcw_path("ppwp", f"{desa}005"), "u", b'{"chart": {"100025": "banyak"}}', status=200, attempts=1)
     store.close()
     (store.path / endpoints.hhcw_path("ppwp", f"{desa}002")).unlink()  # gone since the scrape
     built = read_snapshot(store.path)
     table = built.election.table
-    assert list(table["fetch_status"]) == ["ok", "failed", "ok", "not_fetched"] and built.rejects.empty
-    assert table.loc[f"{desa}001", "01"] == 186 and table.loc[[f"{desa}002", f"{desa}004"], ["01", "voters"]].isna().all().all()
+    assert list(table["fetch_status"]) == ["ok", "failed", "ok", "not_fetched", "rejected"]
+    assert list(built.rejects["unit_id"]) == [f"{desa}005"] and "not a count" in built.rejects["reason"].iloc[0]
+    assert table.loc[f"{desa}001", "01"] == 186
+    assert table.loc[[f"{desa}002", f"{desa}004", f"{desa}005"], ["01", "voters"]].isna().all().all()
     # A manifest line of an "ok" body without a usable file name: failed too, not a traceback.
     with open(store.path / "manifest.jsonl", "a") as manifest:
         manifest.write(json.dumps({"path": endpoints.hhcw_path("ppwp", f"{desa}003"), "outcome": "ok", "file": None}) + "\n")
-    assert list(read_snapshot(store.path).election.table["fetch_status"]) == ["ok", "failed", "failed", "not_fetched"]
+    assert list(read_snapshot(store.path).election.table["fetch_status"]) == ["ok", "failed", "failed", "not_fetched", "rejected"]

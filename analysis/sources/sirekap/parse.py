@@ -972,8 +972,14 @@ class _Bodies(abc.Mapping):
 
     def __init__(self, codes: list[str], on_disk: _OnDisk, bodies: Mapping[str, Any]):
         self.codes, self.on_disk, self.bodies = codes, on_disk, bodies
+        self.known = set(codes)
+
+    def __contains__(self, code: object) -> bool:  # without reading the body
+        return code in self.known
 
     def __getitem__(self, code: str) -> Any:
+        if code not in self.known:
+            raise KeyError(code)
         if code in self.on_disk.records:
             return self.on_disk[code]
         return self.bodies.get(code, self.on_disk.blank)
