@@ -161,13 +161,18 @@ class Election:
 
         # Codes must be strings: an integer code loses its leading zeros, so we refuse it rather
         # than guess. Object columns holding only strings are normalised to the str dtype.
+        # A pandas string column holds only str or missing values: nothing to look at one by one.
         for level in levels:
             if pd.api.types.is_string_dtype(table[level]) or table[level].dtype == object:
-                ok = table[level].map(lambda v: isinstance(v, str)) | table[level].isna()
-                if ok.all():
+                if isinstance(table[level].dtype, pd.StringDtype):
+                    ok = True
+                else:
+                    ok = (table[level].map(lambda v: isinstance(v, str)) | table[level].isna()).all()
+                if ok:
                     table[level] = table[level].astype("str").where(table[level].notna(), None)
         if table.index.dtype == object or pd.api.types.is_string_dtype(table.index):
-            if all(isinstance(v, str) for v in table.index):
+            if (not table.index.hasnans if isinstance(table.index.dtype, pd.StringDtype)
+                    else all(isinstance(v, str) for v in table.index)):
                 table.index = pd.Index(table.index.astype("str"), name="unit_id")
 
         # Counts are coerced here rather than by pandera so that a value that is not a whole

@@ -408,3 +408,175 @@ def test_a_manifest_size_is_only_a_hint(tmp_path):
     (tmp_path / "a.json").write_text('{"31": 1}')
     for size in (2**63, 10**12, -1, "9", None, 2):
         assert parse_module._json_file(tmp_path, {"file": "a.json", "size": size}) == {"31": 1}
+
+
+# ----------------------------------------------------------------------------- batches of realistic party bodies, a few odd
+
+PARTY_NUMBERS = [str(n) for n in (*range(1, 18), 24)]
+#: What a count in a body may be instead of a small int: the fast path leaves these to a check of whole
+#: columns, and a batch holding one is read again body by body, as the general code reads it.
+ODD_COUNT = st.sampled_from([None, -1, -(2**63) - 1, 10**9, 10**9 + 1, 2**63 - 1, 2**63, 2**64, 2**64 + 1, 10**30,
+                             0.0, 3.0, 1.5, -0.0, 1e300, "7", " 12 ", "", "x", True, False, [], [3], {}, {"a": 1}])
+
+
+@st.composite
+def real_party_body(draw, candidates: int = 3):
+    """A DPR/DPRD body as Sirekap serves it: 18 parties, each its total, party-only votes and candidates, and the
+    administration page (or null), in the key order of the API; the candidate ids follow the electoral district."""
+    district = draw(st.integers(1, 3))
+    chart = {"null": None}
+    for party in PARTY_NUMBERS:
+        votes = draw(st.lists(st.integers(0, 120), min_size=candidates + 1, max_size=candidates + 1))
+        chart[party] = {"jml_suara_total": sum(votes), "jml_suara_partai": votes[0],
+                        **{str(district * 100000 + int(party) * 100 + k): votes[k] for k in range(1, candidates + 1)}}
+    administrasi = draw(st.one_of(st.none(), st.fixed_dictionaries({name: st.integers(0, 300) for name in ADMINISTRASI_FIELDS})))
+    return {"chart": chart, "images": [None, None, None], "administrasi": administrasi, "psu": None,
+            "ts": "2024-02-15 23:29:50", "status_suara": True, "status_adm": administrasi is not None}
+
+
+@st.composite
+def odd_party_body(draw):
+    """A realistic party body with one thing changed: a count, a key, an entry, the shape."""
+    data = draw(real_party_body(candidates=draw(st.integers(0, 4))))
+    chart = data["chart"]
+    party = draw(st.sampled_from(PARTY_NUMBERS))
+    entry = chart[party]
+    key = draw(st.sampled_from(list(entry)))
+    change = draw(st.sampled_from(["count", "count", "count", "admin", "drop_key", "extra_key", "entry_none", "entry_int",
+                                   "entry_empty", "reorder", "unknown_party", "no_null", "drop_party", "extra_top",
+                                   "chart_none", "chart_list", "admin_partial", "huge_text"]))
+    if change == "count":
+        entry[key] = draw(ODD_COUNT)
+    elif change == "admin":
+        data["administrasi"] = {**{name: 1 for name in ADMINISTRASI_FIELDS}, draw(st.sampled_from(ADMINISTRASI_FIELDS)): draw(ODD_COUNT)}
+    elif change == "drop_key":
+        del entry[key]
+    elif change == "extra_key":
+        entry[draw(st.sampled_from(["nama", "", "9x", "٣", "jml_suara_total2", "12345"]))] = draw(st.one_of(st.integers(0, 9), ODD_COUNT))
+    elif change == "entry_none":
+        chart[party] = None
+    elif change == "entry_int":
+        chart[party] = draw(st.one_of(st.integers(0, 50), ODD_COUNT))
+    elif change == "entry_empty":
+        chart[party] = {}
+    elif change == "reorder":
+        chart[party] = dict(reversed(list(entry.items())))
+    elif change == "unknown_party":
+        chart[draw(st.sampled_from(["99", "0", "18x", "01"]))] = dict(entry)
+    elif change == "no_null":
+        del chart["null"]
+    elif change == "drop_party":
+        del chart[party]
+    elif change == "extra_top":
+        data[draw(st.sampled_from(["mode", "x", "images"]))] = draw(st.sampled_from(["hhcw", 5, [[1]], {"a": [2.5]}, None]))
+    elif change == "chart_none":
+        data["chart"] = None
+    elif change == "chart_list":
+        data["chart"] = [1, 2]
+    elif change == "admin_partial":
+        data["administrasi"] = {name: 5 for name in draw(st.lists(st.sampled_from(ADMINISTRASI_FIELDS), max_size=5))}
+    elif change == "huge_text":  # an integer beyond 64 bits as the JSON text has it (json keeps it, orjson would not)
+        return json.dumps(data).replace('"jml_suara_total": ', '"jml_suara_total": 1234567890123456789012345', 1).encode()
+    return data
+
+
+@st.composite
+def party_batches(draw):
+    """20-60 bodies of one or more districts in code order, as a snapshot holds them; some odd, some as text with
+    whitespace, duplicate keys or as a caller's dict."""
+    n = draw(st.integers(20, 60))
+    odd = set(draw(st.lists(st.integers(0, n - 1), max_size=3)))
+    out = {}
+    for i in range(n):
+        data = draw(odd_party_body()) if i in odd else draw(real_party_body())
+        if isinstance(data, bytes):
+            out[f"3301{i:09d}"] = data
+            continue
+        form = draw(st.sampled_from(["compact"] * 4 + ["spaced", "indented", "str", "dict", "duplicate"]))
+        text = {"compact": lambda: json.dumps(data, separators=(",", ":")), "spaced": lambda: json.dumps(data),
+                "indented": lambda: json.dumps(data, indent=2), "str": lambda: json.dumps(data), "dict": lambda: None,
+                # a key twice: json and orjson keep the last value, at the place of the first
+                "duplicate": lambda: json.dumps(data).replace('"jml_suara_partai": ', '"jml_suara_partai": 5, "jml_suara_partai": ', 1),
+                }[form]()
+        out[f"3301{i:09d}"] = data if form == "dict" else text if form == "str" else text.encode()
+    return out
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(party_batches())
+def test_batches_of_real_party_bodies_with_odd_ones_read_as_the_general_code_reads_them(bodies):
+    fast = parse_tps_bodies(bodies, candidates=PARTY_COLUMNS, parties=True)
+    slow = parse_tps_bodies(bodies, candidates=PARTY_COLUMNS, parties=True, fast=False)
+    _assert_same(fast, slow)
+    assert len(fast.table) + len(fast.rejects) == len(bodies)
+    if len(fast.table):
+        pd.testing.assert_frame_equal(to_election(fast, candidates=PARTY_COLUMNS).table, to_election(slow, candidates=PARTY_COLUMNS).table)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.fixed_dictionaries({name: st.one_of(*[st.integers(0, 300)] * 6, ODD_COUNT) for name in ADMINISTRASI_FIELDS}),
+                min_size=5, max_size=30),
+       st.lists(st.one_of(*[st.integers(0, 300)] * 6, ODD_COUNT), min_size=3, max_size=3))
+def test_presidential_batches_with_odd_counts_read_as_the_general_code_reads_them(administrasi, votes):
+    bodies = {f"3101011{i:06d}": json.dumps(body(administrasi=a, chart={"null": None, "100025": 1, "100026": 2, "100027": 3}
+                                                 if i else dict(zip(("100025", "100026", "100027"), votes)))).encode()
+              for i, a in enumerate(administrasi)}
+    _assert_same(parse_tps_bodies(bodies), parse_tps_bodies(bodies, fast=False))
+
+
+@pytest.mark.parametrize("odd", [-1, 10**9 + 1, 2**63, 2**64 + 1, 1.5, 2.0, float("nan"), True, "3", [1], {"a": 1}])
+def test_the_column_check_refuses_anything_but_counts_anywhere_in_a_column(odd):
+    for at in (0, 5_000, 9_999):
+        values = [7] * 10_000
+        values[at] = odd
+        assert parse_module._checked_counts([[1, None], values]) is None
+        values = [None] * 10_000
+        values[at] = odd
+        assert parse_module._checked_counts([values]) is None
+    checked = parse_module._checked_counts([[0, None, 10**9], [None, None], []])
+    assert [a.to_pylist() for a in checked] == [[0, None, 10**9], [None, None], []]
+    assert all(str(a.type) == "int64" for a in checked)
+
+
+def test_a_party_number_of_one_body_out_of_range_makes_the_batch_be_read_body_by_body(monkeypatch):
+    bodies = {f"3301{i:09d}": json.dumps(party_body()).encode() for i in range(30)}
+    bodies["3301000000017"] = json.dumps(party_body(chart={"1": {"jml_suara_total": 2, "jml_suara_partai": 1, "1001": 10**10},
+                                                           "2": {"jml_suara_total": 1, "jml_suara_partai": 1}})).encode()
+    calls = []
+    strict = parse_module.parse_tps_bodies
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("_strict", False))
+        return strict(*args, **kwargs)
+
+    monkeypatch.setattr(parse_module, "parse_tps_bodies", spy)
+    parsed = parse_module.parse_tps_bodies(bodies, candidates=PARTY_COLUMNS, parties=True)
+    assert calls == [False, True]
+    assert list(parsed.rejects["unit_id"]) == ["3301000000017"] and "implausibly large" in parsed.rejects["reason"].iloc[0]
+    assert len(parsed.table) == 29 and parsed.votes_long["unit_id"].nunique() == 29
+
+
+def test_a_snapshot_body_that_cannot_be_read_is_a_failed_row_and_the_others_are_read(tmp_path):
+    from analysis.sources.sirekap import endpoints
+    from analysis.sources.sirekap.parse import read_snapshot
+    from analysis.sources.sirekap.store import SnapshotStore
+
+    desa, store = "3101011001", SnapshotStore(tmp_path, "s")
+    store.write_meta({"ballot": "ppwp", "region": desa, "level": "tps"})
+    listing = [{"nama": f"TPS {i:03d}", "id": i, "kode": f"{desa}{i:03d}", "tingkat": 5} for i in range(1, 6)]
+    store.put(endpoints.wilayah_path(desa), "u", json.dumps(listing).encode(), status=200, attempts=1)
+    for i in (1, 2, 3):
+        store.put(endpoints.hhcw_path("ppwp", f"{desa}{i:03d}"), "u", json.dumps(body()).encode(), status=200, attempts=1)
+    store.put(endpoints.hhcw_path("ppwp", f"{desa}005"), "u", b'{"chart": {"100025": "banyak"}}', status=200, attempts=1)
+    store.close()
+    (store.path / endpoints.hhcw_path("ppwp", f"{desa}002")).unlink()  # gone since the scrape
+    built = read_snapshot(store.path)
+    table = built.election.table
+    assert list(table["fetch_status"]) == ["ok", "failed", "ok", "not_fetched", "rejected"]
+    assert list(built.rejects["unit_id"]) == [f"{desa}005"] and "not a count" in built.rejects["reason"].iloc[0]
+    assert table.loc[f"{desa}001", "01"] == 186
+    assert table.loc[[f"{desa}002", f"{desa}004", f"{desa}005"], ["01", "voters"]].isna().all().all()
+    # A manifest line of an "ok" body without a usable file name: failed too, not a traceback.
+    with open(store.path / "manifest.jsonl", "a") as manifest:
+        manifest.write(json.dumps({"path": endpoints.hhcw_path("ppwp", f"{desa}003"), "outcome": "ok", "file": None}) + "\n")
+    assert list(read_snapshot(store.path).election.table["fetch_status"]) == ["ok", "failed", "failed", "not_fetched", "rejected"]

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import zipfile
+from collections import abc
 from dataclasses import dataclass, field
 from itertools import accumulate, chain
 from operator import itemgetter
@@ -138,64 +139,115 @@ class _Rows:
 class _Long:
     """Per-candidate votes of party ballots, made into columns at the end.
 
-    A body's rows have a *layout*: the party and candidate of each row, the same for every TPS of an
-    electoral district. Layouts are kept once; a body adds its code, its layout's number and its votes,
-    and ``frame`` lays the party, candidate and code columns out with numpy and pyarrow.
+    A body's numbers have a *layout*: which of them are votes (and of which party and candidate) and
+    which are party totals (of which vote column), the same for every TPS of an electoral district.
+    Layouts are kept once; a body that becomes a row adds its layout's number and its numbers, and
+    ``frame`` and ``totals`` lay the columns out with numpy and pyarrow. The fast path adds every number
+    of a body's party entries, totals included; ``_row`` adds the votes alone.
     """
 
-    def __init__(self):
-        self.codes: list[str] = []
-        self.sizes: list[int] = []
-        self.layout_of_body: list[int] = []
-        self.votes: list[int | None] = []
-        self.layouts: list[tuple[list[str], list[str]]] = []  # (party, candidate) of each row
-        #: (party keys, chart keys, entry lengths) -> (layout number, getters of the totals and votes, placer of the totals)
-        self.known: dict[tuple, tuple] = {}
-        #: Whether the fast path leaves the range of party numbers to ``_in_range`` (types are checked per body).
-        self.deferred = False
-        self.votes_arrow = None  # the votes as an arrow array, once made
+    def __init__(self, columns: int):
+        self.columns = columns  # vote columns of the table
+        self.layout_of_body: list[int] = []  # one per row of the table, in its order
+        self.values: list[Any] = []  # the numbers, body after body
+        self.layouts: list[tuple[list[str], list[str]]] = []  # (party, candidate) of each number ("" for a total)
+        self.keep: list[list[bool] | None] = []  # per layout: which numbers are votes (None: all)
+        self.heads: list[list[int] | None] = []  # per layout: the position of each column's total (-1: none), or None
+        #: (party keys, chart keys, entry lengths) -> layout number
+        self.known: dict[tuple, int] = {}
+        self.last: tuple | None = None  # (party keys, chart keys, entry lengths, layout) of the last body read
         self.new_layout([], [])  # _NO_LAYOUT
 
-    def add(self, code: str, layout: int, votes: Any) -> None:
-        self.codes.append(code)
-        self.sizes.append(len(votes))
-        self.layout_of_body.append(layout)
-        self.votes.extend(votes)
-
-    def new_layout(self, party: list[str], candidate: list[str]) -> int:
+    def new_layout(self, party: list[str], candidate: list[str], keep: list[bool] | None = None,
+                   heads: list[int] | None = None) -> int:
         self.layouts.append((party, candidate))
+        self.keep.append(keep)
+        self.heads.append(heads)
         return len(self.layouts) - 1
 
-    def add_rows(self, code: str, rows: _Rows) -> None:
+    def add_rows(self, rows: _Rows) -> None:
         """Rows of a body read by ``_row``, with a layout of their own (rejected bodies add nothing)."""
-        self.add(code, self.new_layout(rows.party, rows.candidate), rows.votes)
+        self.layout_of_body.append(self.new_layout(rows.party, rows.candidate))
+        self.values.extend(rows.votes)
 
-    def frame(self) -> pd.DataFrame:
+    def totals(self, values: Any, columns: list[Any]) -> list[Any]:
+        """The table's vote columns (Int64 arrays from the rows) with the totals the fast path left among the values."""
         import pyarrow as pa
 
-        layout_sizes = np.array([len(party) for party, _ in self.layouts], dtype=np.int64)
-        layout_starts = np.cumsum(layout_sizes) - layout_sizes
-        sizes = np.array(self.sizes, dtype=np.int64)
+        if all(heads is None for heads in self.heads):
+            return columns
+        of_body = np.array(self.layout_of_body, dtype=np.int64)
+        sizes = np.array([len(party) for party, _ in self.layouts], dtype=np.int64)[of_body]
         body_starts = np.cumsum(sizes) - sizes
-        # Row r of body b is row r - body_starts[b] of its layout.
-        rows = np.arange(int(sizes.sum()), dtype=np.int64)
-        take = rows + np.repeat(layout_starts[np.array(self.layout_of_body, dtype=np.int64)] - body_starts, sizes)
-        del rows
-        party = pa.array(list(chain.from_iterable(p for p, _ in self.layouts)), type=pa.large_string()).take(take)
-        candidate = pa.array(list(chain.from_iterable(c for _, c in self.layouts)), type=pa.large_string()).take(take)
-        codes = pa.array(self.codes, type=pa.large_string()).take(np.repeat(np.arange(len(self.codes), dtype=np.int32), sizes))
-        votes = self.votes_arrow if self.votes_arrow is not None else pa.array(self.votes, type=pa.int64())
-        missing = votes.is_null().to_numpy(zero_copy_only=False)
-        return pd.DataFrame({"unit_id": pd.array(codes, dtype="str"), "party": pd.array(party, dtype="str"),
-                             "candidate": pd.array(candidate, dtype="str"),
-                             "votes": pd.arrays.IntegerArray(votes.fill_null(0).to_numpy(), missing)})
+        heads = np.array([h if h is not None else [-1] * self.columns for h in self.heads], dtype=np.int64)
+        out = []
+        for c, column in enumerate(columns):
+            where = heads[of_body, c]
+            rows = np.flatnonzero(where >= 0)
+            if not len(rows):
+                out.append(column)
+                continue
+            totals = values.take(pa.array(body_starts[rows] + where[rows]))
+            data, mask = column._data.copy(), column._mask.copy()
+            data[rows] = totals.fill_null(0).to_numpy()
+            mask[rows] = totals.is_null().to_numpy(zero_copy_only=False)
+            out.append(pd.arrays.IntegerArray(data, mask))
+        return out
+
+    def frame(self, codes: list[str], values: Any = None) -> pd.DataFrame:
+        """The long table; ``codes`` are the table's TPS codes (one per body added), ``values`` the numbers
+        as an int64 arrow array if already made.
+
+        Each column is its layouts' pieces put one after another (no index arrays as long as the table).
+        """
+        import pyarrow as pa
+
+        values = values if values is not None else pa.array(self.values, type=pa.int64())
+        used = sorted(set(self.layout_of_body))
+        party, candidate, keep, kept = {}, {}, {}, np.zeros(len(self.layouts), dtype=np.int64)
+        for layout in used:
+            mask = self.keep[layout]
+            names, ids = self.layouts[layout]
+            if mask is not None:
+                names = [name for name, k in zip(names, mask) if k]
+                ids = [i for i, k in zip(ids, mask) if k]
+                keep[layout] = np.array(mask, dtype=bool)
+            party[layout] = pa.array(names, type=pa.large_string())
+            candidate[layout] = pa.array(ids, type=pa.large_string())
+            kept[layout] = len(names)
+        of_body = self.layout_of_body
+        # The votes as a new (writable) numpy array and its mask, which the frame takes without a copy.
+        numbers = values.fill_null(0).to_numpy() if values.null_count else values.to_numpy()
+        missing = values.is_null().to_numpy(zero_copy_only=False) if values.null_count else None
+        if keep:  # the totals among the numbers are no rows
+            is_vote = np.concatenate([keep[layout] if layout in keep else np.ones(len(self.layouts[layout][0]), dtype=bool)
+                                      for layout in of_body])
+            numbers = numbers[is_vote]
+            missing = missing[is_vote] if missing is not None else None
+        else:
+            numbers = numbers.copy()
+            missing = missing.copy() if missing is not None else None
+        votes = pd.arrays.IntegerArray(numbers, missing if missing is not None else np.zeros(len(numbers), dtype=bool))
+        sizes = kept[np.array(of_body, dtype=np.int64)]
+        n = int(sizes.sum())
+        empty = pa.array([], type=pa.large_string())
+        party_column = pa.concat_arrays([empty, *map(party.__getitem__, of_body)])
+        candidate_column = pa.concat_arrays([empty, *map(candidate.__getitem__, of_body)])
+        # TPS codes are 13 ASCII digits: repeated as fixed-width bytes and given fixed offsets.
+        joined = "".join(codes).encode("utf-8")
+        if len(joined) == 13 * len(codes):
+            data = np.repeat(np.frombuffer(joined, dtype="S13"), sizes)
+            offsets = np.arange(0, 13 * (n + 1), 13, dtype=np.int64)
+            code_column = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
+        else:  # pragma: no cover - every code is a 13-digit TPS code (parse_tps_bodies)
+            code_column = pa.array(codes, type=pa.large_string()).take(np.repeat(np.arange(len(codes), dtype=np.int64), sizes))
+        return pd.DataFrame({"unit_id": pd.array(code_column, dtype="str"), "party": pd.array(party_column, dtype="str"),
+                             "candidate": pd.array(candidate_column, dtype="str"), "votes": votes},
+                            copy=False)  # new arrays, this frame's alone; the strings are arrow's (immutable)
 
 
-def _int_array(values: list) -> pd.api.extensions.ExtensionArray:
-    """Checked counts (ints up to 10**9, or None) as an Int64 array, converted in C by pyarrow."""
-    import pyarrow as pa
-
-    array = pa.array(values, type=pa.int64())
+def _from_arrow(array: Any) -> pd.api.extensions.ExtensionArray:
+    """An int64 arrow array as an Int64 array."""
     if not array.null_count:
         return pd.arrays.IntegerArray(array.to_numpy(), np.zeros(len(array), dtype=bool))
     return pd.arrays.IntegerArray(array.fill_null(0).to_numpy(), array.is_null().to_numpy(zero_copy_only=False))
@@ -322,18 +374,22 @@ class _Shape:
         self.simple = not parties and len(candidates) == len(self.numbers)
         self.ids = list(candidates) if self.simple else []
         self.allowed = set(candidates) | {"null"}
+        self.no_totals = (None,) * len(self.numbers)
 
 
 _NO_LAYOUT = 0  # the first layout of every _Long: no rows
+_ADMINISTRASI = itemgetter(*ADMINISTRASI_FIELDS)
+_NO_ADMINISTRASI = (None,) * len(ADMINISTRASI_FIELDS)
+_NO_PHOTOS = (None, None, None)
 
 
-def _party_layout(names: list[str], lens: tuple[int, ...], keys: list[str], long: _Long, shape: _Shape) -> tuple | None:
-    """How to read party entries of this shape as ``_party_chart`` does, or None if an entry is not of the usual shape.
+def _party_layout(names: list[str], lens: tuple[int, ...], keys: list[str], long: _Long, shape: _Shape) -> int | None:
+    """The layout of party entries of this shape as ``_party_chart`` reads them, or None if an entry is not of the usual shape.
 
     Each entry must be {jml_suara_total, jml_suara_partai, <digit ids>...} in that order; checked on all
     entries at once. Neither name holds a "j" but as its first letter, so their occurrences in the joined
-    keys cannot overlap: n of each, and digits elsewhere, means every key is as expected. Returns the
-    layout number, getters of the totals and of the votes, and one that puts the totals in vote columns.
+    keys cannot overlap: n of each, and digits elsewhere, means every key is as expected. Of the entries'
+    numbers, the first of each is its party's total (for the party's vote column), the others are votes.
     """
     columns = list(map(shape.column_of.get, names))
     if None in columns:
@@ -343,52 +399,60 @@ def _party_layout(names: list[str], lens: tuple[int, ...], keys: list[str], long
         return None
     starts = list(accumulate(lens, initial=0))
     starts.pop()
-    heads = itemgetter(*starts)
-    if heads(keys).count(PARTY_TOTAL) != n or itemgetter(*map((1).__add__, starts))(keys).count(PARTY_ONLY) != n:
+    if itemgetter(*starts)(keys).count(PARTY_TOTAL) != n or itemgetter(*map((1).__add__, starts))(keys).count(PARTY_ONLY) != n:
         return None
     joined = "".join(keys)
     if (joined.count(PARTY_TOTAL) != n or joined.count(PARTY_ONLY) != n
             or not joined.replace(PARTY_TOTAL, "0").replace(PARTY_ONLY, "0").isdigit()):
         return None
-    positions = [i for start, size in zip(starts, lens) for i in range(start + 1, start + size)]
-    party = [name for name, size in zip(names, lens) for _ in range(size - 1)]
+    party = [name for name, size in zip(names, lens) for _ in range(size)]
+    heads = set(starts)
     seconds = set(map((1).__add__, starts))
-    candidate = ["" if i in seconds else keys[i] for i in positions]
+    candidate = ["" if i in heads or i in seconds else key for i, key in enumerate(keys)]
+    keep = [i not in heads for i in range(len(keys))]
     # Column c gets the total of the last entry of its party (as row[column] = total, entry after entry), else None.
-    last = {column: i for i, column in enumerate(columns)}
-    slots = [last.get(c, n) for c in range(len(shape.numbers))]  # n: the None after the totals
-    place = itemgetter(*slots) if len(slots) > 1 else (lambda totals, i=slots[0]: (totals[i],))
+    last = {column: start for column, start in zip(columns, starts)}
     if len(long.known) > 20_000:  # a bound; a national DPRD kabupaten/kota table has ~2,300 districts
         long.known.clear()
-    known = (long.new_layout(party, candidate), heads, itemgetter(*positions), place)
-    long.known[(tuple(names), tuple(keys), lens)] = known
-    return known
+    layout = long.new_layout(party, candidate, keep, [last.get(c, -1) for c in range(len(shape.numbers))])
+    long.known[(tuple(names), tuple(keys), lens)] = layout
+    return layout
 
 
-def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None) -> tuple | None:
+def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None, defer: bool = False) -> tuple | None:
     """The row of a well-formed body, as ``_row`` makes it, or None to let ``_row`` read the body.
 
     Takes only bodies whose every count is an int in 0..10**9 or null and whose shape is the usual one;
     anything else (errors, strings or floats as counts, a DPD chart, unusual party entries) returns None
     before touching ``long``, and ``_row`` (stdlib json, exact reasons) decides. Same row either way.
+    With ``defer``, the counts of a body decoded here are not checked here: the caller checks whole
+    columns at once (``_checked_counts``) and reads every body again with checks if one is not a count.
     """
+    unchecked = False  # whether the counts are left to the caller's column check
     if isinstance(body, (bytes, bytearray, str)):
         # json stops at the interpreter's recursion limit, which depends on the caller's stack, and _row
         # rejects such a body: any body with more brackets than a real one holds goes to _row.
-        if len(body) > _MAX_FAST_BRACKETS and sum(map(body.count, _OPENERS[type(body) is str])) > _MAX_FAST_BRACKETS:
+        opening = _OPENERS[type(body) is str]
+        if len(body) > _MAX_FAST_BRACKETS and body.count(opening[0]) + body.count(opening[1]) > _MAX_FAST_BRACKETS:
             return None
         try:
             body = _fast_loads(body)
         except Exception:  # noqa: BLE001 - _row gives the reason
             return None
+        # Decoded JSON holds only int, float, str, bool, None, list and dict, which the column check tells
+        # apart; a caller's dict may hold anything (numpy ints, int subclasses), so its counts are checked here.
+        unchecked = defer
     if type(body) is not dict or ("chart" not in body and "administrasi" not in body):
         return None
     chart = body.get("chart")
     administrasi = body.get("administrasi")
     if type(administrasi) is dict:
-        admin = list(map(administrasi.get, ADMINISTRASI_FIELDS))
+        try:
+            admin = _ADMINISTRASI(administrasi)
+        except KeyError:  # a field left out: None, as .get gives
+            admin = tuple(map(administrasi.get, ADMINISTRASI_FIELDS))
     elif administrasi is None:
-        admin = [None] * len(ADMINISTRASI_FIELDS)
+        admin = _NO_ADMINISTRASI
     else:
         return None
     long_entries = None
@@ -410,19 +474,21 @@ def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None) -> tuple 
         kinds = set(map(type, entries))
         if kinds == _DICT and len(entries) > 1:
             lens = tuple(map(len, entries))
-            keys = list(chain.from_iterable(entries))
-            known = long.known.get((tuple(names), tuple(keys), lens)) or _party_layout(names, lens, keys, long, shape)
-            if known is None:
+            keys = list(chain(*entries))
+            last = long.last  # bodies come in code order: a district's TPS one after another
+            if last is not None and last[1] == keys and last[2] == lens and last[0] == names:
+                layout = last[3]
+            else:
+                layout = long.known.get((tuple(names), tuple(keys), lens))
+                if layout is None:
+                    layout = _party_layout(names, lens, keys, long, shape)
+                    if layout is None:
+                        return None
+                long.last = (names, keys, lens, layout)
+            if not unchecked and not _counts_ok(list(chain(*map(dict.values, entries)))):
                 return None
-            layout, heads, rest, place = known
-            values = list(chain.from_iterable(map(dict.values, entries)))
-            if long.deferred:  # the types here; whether the numbers are in 0..10**9, on whole columns at the end
-                if not set(map(type, values)) <= _INT_NONE:
-                    return None
-            elif not _counts_ok(values):
-                return None
-            totals = list(place(heads(values) + (None,)))
-            long_entries = (layout, rest(values))
+            totals = shape.no_totals  # among the numbers: put in their columns at the end (_Long.totals)
+            long_entries = (layout, entries)
             checked = True
         else:
             columns = list(map(shape.column_of.get, names))
@@ -438,26 +504,30 @@ def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None) -> tuple 
                 return None
     else:
         return None
-    if not _counts_ok(admin if checked else totals + admin):
+    if not unchecked and not _counts_ok(admin if checked else [*totals, *admin]):
         return None
-    if long is not None:
-        if long_entries is None:
-            long.add(code, _NO_LAYOUT, ())
-        else:
-            long.add(code, *long_entries)
     psu = body.get("psu")
     ts = body.get("ts")
     status_suara, status_adm = body.get("status_suara"), body.get("status_adm")
     images = body.get("images")
-    photos = [None, None, None]
-    if isinstance(images, list):
+    photos = _NO_PHOTOS
+    if isinstance(images, list) and images.count(None) != len(images):
+        photos = [None, None, None]
         for i, url in enumerate(images[:3]):
             if url is not None:
                 photos[i] = _photo_time(url)
-    return (code, *totals, *admin, chart is not None, admin.count(None) != len(admin),
-            psu if isinstance(psu, str) and psu.strip() else None, ts if isinstance(ts, str) else None,
-            status_suara if isinstance(status_suara, bool) else None,
-            status_adm if isinstance(status_adm, bool) else None, *photos)
+    row = (code, *totals, *admin, chart is not None, admin.count(None) != len(admin),
+           psu if isinstance(psu, str) and psu.strip() else None, ts if isinstance(ts, str) else None,
+           status_suara if isinstance(status_suara, bool) else None,
+           status_adm if isinstance(status_adm, bool) else None, *photos)
+    # Last, when nothing can fail any more: a body that raised above is read by _row, and adds its votes there.
+    if long is not None:
+        if long_entries is None:
+            long.layout_of_body.append(_NO_LAYOUT)
+        else:
+            long.layout_of_body.append(long_entries[0])
+            long.values.extend(chain(*map(dict.values, long_entries[1])))
+    return row
 
 
 def parse_tps_bodies(bodies: Mapping[str, bytes | str | dict | None], *,
@@ -470,10 +540,11 @@ def parse_tps_bodies(bodies: Mapping[str, bytes | str | dict | None], *,
     ``fast=False`` reads every body with the general (slower) code; the result is the same.
     """
     rows, rejects, seen = [], [], set()
-    long = _Long() if parties else None
-    if long is not None:
-        long.deferred = fast and not _strict
     shape = _Shape(candidates, parties)
+    long = _Long(len(shape.numbers)) if parties else None
+    # Counts of the bodies the fast path decodes are checked on whole columns after the loop (a body
+    # with one that is not an int in 0..10**9 is rare: then every body is read again, checked one by one).
+    defer = fast and not _strict
     columns = _columns(shape.numbers)
     # The fast path range-checks a column's last total only: with two chart keys on one column
     # (a many-to-one mapping), every body goes through _row, which checks each.
@@ -485,7 +556,7 @@ def parse_tps_bodies(bodies: Mapping[str, bytes | str | dict | None], *,
             if code in seen:
                 raise BodyError("a second body for the same TPS code")
             try:
-                row = _fast_row(code, body, shape, long) if fast else None
+                row = _fast_row(code, body, shape, long, defer) if fast else None
             except Exception:  # noqa: BLE001 - e.g. a caller's dict with keys that are not text: _row says what
                 row = None
             if row is None:
@@ -493,7 +564,7 @@ def parse_tps_bodies(bodies: Mapping[str, bytes | str | dict | None], *,
                 named = _row(code, body, candidates, body_rows)  # a rejected body leaves no votes behind
                 row = tuple(named[column] for column in columns)
                 if long is not None:
-                    long.add_rows(code, body_rows)
+                    long.add_rows(body_rows)
             rows.append(row)
             seen.add(code)
         except BodyError as err:
@@ -502,34 +573,55 @@ def parse_tps_bodies(bodies: Mapping[str, bytes | str | dict | None], *,
         except Exception as err:  # noqa: BLE001 - an unforeseen shape is a reject, never a crash
             rejects.append({"unit_id": source[:200], "source": source[:500], "reason": f"unreadable body ({type(err).__name__})"})
     data = _transpose(rows, shape.numbers)
-    if long is not None and long.deferred and not _in_range([data[number] for number in shape.numbers], long):
-        # A party number out of 0..10**9 (rare): read every body again, checking each number as it comes.
-        return parse_tps_bodies(bodies, candidates=candidates, parties=parties, fast=fast, _strict=True)
-    table = _frame(data, shape.numbers)
+    names = [*shape.numbers, *ADMINISTRASI_FIELDS]
+    columns = [data[name] for name in names] + ([long.values] if long is not None else [])
+    if defer:
+        arrays = _checked_counts(columns)
+        if arrays is None:
+            # A count that is not an int in 0..10**9 (rare): read every body again, checking each count as it comes.
+            return parse_tps_bodies(bodies, candidates=candidates, parties=parties, fast=fast, _strict=True)
+    else:  # every count was checked as it came
+        import pyarrow as pa
+
+        arrays = [pa.array(values, type=pa.int64()) for values in columns]
+    ints = list(map(_from_arrow, arrays[:len(names)]))
+    if long is not None:
+        ints[:len(shape.numbers)] = long.totals(arrays[-1], ints[:len(shape.numbers)])
+    table = _frame(data, shape.numbers, dict(zip(names, ints)))
     rejects_frame = pd.DataFrame(rejects, columns=["unit_id", "source", "reason"])
     counts = {"bodies": len(bodies), "rows": len(table), "rejected": len(rejects_frame)}
     votes_long = None
     if long is not None:
-        votes_long = long.frame()
+        votes_long = long.frame(data["unit_id"], arrays[-1])
     return ParsedTps(table=table, rejects=rejects_frame, counts=counts, votes_long=votes_long)
 
 
-def _in_range(columns: list[list], long: _Long) -> bool:
-    """Whether the party totals and the candidates' votes are all ints in 0..10**9 or None (their types are checked)."""
+def _checked_counts(columns: list[list]) -> list | None:
+    """Each column as an int64 arrow array if every value is an int in 0..10**9 or None, else None.
+
+    pyarrow infers the type from every value: int64 (or null, for no value) only when all are ints or
+    None; a float, bool, string, list or dict anywhere gives another type or an error, and so does an
+    int beyond 64 bits. (Converting to int64 directly would truncate 1.5 to 1.)
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    for values in (*columns, long.votes):
+    arrays = []
+    for values in columns:
         try:
-            array = pa.array(values, type=pa.int64())
-        except (OverflowError, pa.ArrowException):
-            return False
-        if values is long.votes:
-            long.votes_arrow = array
-        bounds = pc.min_max(array)
-        if bounds["min"].is_valid and (bounds["min"].as_py() < 0 or bounds["max"].as_py() > _LIMIT):
-            return False
-    return True
+            array = pa.array(values)
+        except Exception:  # noqa: BLE001 - ArrowInvalid, ArrowTypeError, OverflowError: not counts
+            return None
+        if array.type == pa.null():
+            array = pa.nulls(len(array), pa.int64())
+        elif array.type != pa.int64():
+            return None
+        else:
+            bounds = pc.min_max(array)
+            if bounds["min"].is_valid and (bounds["min"].as_py() < 0 or bounds["max"].as_py() > _LIMIT):
+                return None
+        arrays.append(array)
+    return arrays
 
 
 def _columns(numbers: list[str]) -> list[str]:
@@ -542,10 +634,10 @@ def _transpose(rows: list[tuple], numbers: list[str]) -> dict[str, list]:
     return dict(zip(names, map(list, zip(*rows)))) if rows else {name: [] for name in names}
 
 
-def _frame(data: dict[str, list], numbers: list[str]) -> pd.DataFrame:
+def _frame(data: dict[str, list], numbers: list[str], ints: Mapping[str, Any]) -> pd.DataFrame:
+    """The table from the rows' columns and the count columns (``ints``, Int64 arrays)."""
     index = pd.Index(pd.array(data["unit_id"], dtype="str"), name="unit_id")
     code = index.to_series()
-    ints = {name: _int_array(data[name]) for name in [*numbers, *ADMINISTRASI_FIELDS]}
     columns: dict[str, Any] = {
         "province": code.str[:2].to_numpy(), "regency": code.str[:4].to_numpy(),
         "district": code.str[:6].to_numpy(), "village": code.str[:10].to_numpy(),
@@ -669,17 +761,23 @@ def _read(root: Path | str, record: Mapping[str, Any]) -> bytes:
 
 
 def _holds_float(value: Any) -> bool:
-    """Whether a decoded JSON value holds a float anywhere (Sirekap's lists and tables hold none)."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        kind = type(item)
-        if kind is float:
+    """Whether a decoded JSON value holds a float anywhere (Sirekap's lists and tables hold none).
+
+    Level by level, each level's types taken at once: a wilayah list is a list of flat dicts.
+    """
+    level = [value]
+    while level:
+        kinds = set(map(type, level))
+        if float in kinds:
             return True
-        if kind is dict:
-            stack.extend(item.values())
-        elif kind is list:
-            stack.extend(item)
+        if dict in kinds:
+            dicts = [item for item in level if type(item) is dict] if len(kinds) > 1 else level
+            nested = list(chain.from_iterable(map(dict.values, dicts)))
+        else:
+            nested = []
+        if list in kinds:
+            nested.extend(chain.from_iterable(item for item in level if type(item) is list))
+        level = nested
     return False
 
 
@@ -774,16 +872,14 @@ def read_snapshot(path: str | Path, *, ballot: str | None = None) -> BuiltSnapsh
     bodies: dict[str, Any] = {}
     status: dict[str, str] = {}
     fetched_at: dict[str, str] = {}
+    stored: dict[str, Mapping[str, Any]] = {}  # TPS bodies on disk, read when the parser comes to them
     from_bodies = bool(tps_records) or meta.get("level") == "tps"
     if from_bodies:
         for code, record in tps_records.items():
             fetched_at[code] = record.get("fetched_at")
             if record.get("outcome") == "ok":
-                try:
-                    bodies[code] = _read(base, record)
-                    status[code] = "ok"
-                except OSError:
-                    status[code] = "failed"
+                stored[code] = record
+                status[code] = "ok"  # "failed" if it cannot be read
             else:
                 status[code] = record.get("outcome", "failed")
     else:
@@ -802,9 +898,11 @@ def read_snapshot(path: str | Path, *, ballot: str | None = None) -> BuiltSnapsh
                 status[code] = "desa_table"
                 fetched_at[code] = record.get("fetched_at")
 
+    blank = {"chart": None, "administrasi": None}
+    on_disk = _OnDisk(base, stored, status, blank)
     if not columns:
         # DPD without candidate lists: the candidate ids found in the charts become the vote columns.
-        for raw in bodies.values():
+        for raw in chain(map(on_disk.__getitem__, stored), bodies.values()):
             try:
                 chart = json.loads(raw).get("chart") if isinstance(raw, bytes) else raw.get("chart")
             except (ValueError, AttributeError):
@@ -813,8 +911,7 @@ def read_snapshot(path: str | Path, *, ballot: str | None = None) -> BuiltSnapsh
                 columns.update({k: k for k in chart if k != "null" and k.isdigit()})
         columns = dict(sorted(columns.items()))
     everything = sorted(listed | set(bodies) | set(status))
-    blank = {"chart": None, "administrasi": None}
-    inputs = {code: bodies.get(code, blank) for code in everything}
+    inputs = on_disk.mapping(everything, bodies)
     parsed = parse_tps_bodies(inputs, candidates=columns, parties=parties)
     rejected = set(parsed.rejects["unit_id"])
     # A rejected body's TPS still appears, as a row of <NA>; the reason is in the rejects.
@@ -846,6 +943,57 @@ def read_snapshot(path: str | Path, *, ballot: str | None = None) -> BuiltSnapsh
     election = Election.from_frame(table, levels=LEVELS, candidates=tuple(dict.fromkeys(columns.values())),
                                    name=f"Sirekap Pemilu 2024, {BALLOT_NAMES[ballot]} ({root.name})", provenance=provenance)
     return BuiltSnapshot(election=election, rejects=parsed.rejects, votes_long=parsed.votes_long, counts=counts)
+
+
+class _OnDisk:
+    """TPS bodies of a snapshot, read from disk as the parser comes to them: never all in memory at once.
+
+    A body that cannot be read is a blank body, and its TPS's status becomes ``failed``.
+    """
+
+    def __init__(self, base: str, records: Mapping[str, Mapping[str, Any]], status: dict[str, str], blank: Mapping[str, Any]):
+        self.base, self.records, self.status, self.blank = base, records, status, blank
+
+    def __getitem__(self, code: str) -> Any:
+        try:
+            body = _read(self.base, self.records[code])
+        except (OSError, ValueError, TypeError, KeyError):  # KeyError, TypeError: a manifest line without a usable file name
+            self.status[code] = "failed"
+            return self.blank
+        self.status[code] = "ok"
+        return body
+
+    def mapping(self, codes: list[str], bodies: Mapping[str, Any]) -> "_Bodies":
+        return _Bodies(codes, self, bodies)
+
+
+class _Bodies(abc.Mapping):
+    """code -> body for the parser: stored bodies read on access, others from ``bodies``, else blank."""
+
+    def __init__(self, codes: list[str], on_disk: _OnDisk, bodies: Mapping[str, Any]):
+        self.codes, self.on_disk, self.bodies = codes, on_disk, bodies
+        self.known = set(codes)
+
+    def __contains__(self, code: object) -> bool:  # without reading the body
+        return code in self.known
+
+    def __getitem__(self, code: str) -> Any:
+        if code not in self.known:
+            raise KeyError(code)
+        if code in self.on_disk.records:
+            return self.on_disk[code]
+        return self.bodies.get(code, self.on_disk.blank)
+
+    def __iter__(self):
+        return iter(self.codes)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def items(self):  # what the parser iterates: without a view's lookup per body
+        stored, on_disk, bodies, blank = self.on_disk.records, self.on_disk, self.bodies, self.on_disk.blank
+        for code in self.codes:
+            yield code, on_disk[code] if code in stored else bodies.get(code, blank)
 
 
 def _records_sha256(records: Mapping[str, Mapping[str, Any]]) -> str:

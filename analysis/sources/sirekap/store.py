@@ -32,7 +32,7 @@ except ImportError:  # pragma: no cover - orjson is a dependency; json reads the
 
 #: Value types of a manifest record as the scraper writes it; a record holding anything else (a float,
 #: which is how orjson reads an integer beyond 64 bits, or a nested value) is read again by json.
-_PLAIN = (str, int, bool, type(None))
+_PLAIN = frozenset((str, int, bool, type(None)))
 
 MANIFEST = "manifest.jsonl"
 META = "snapshot.json"
@@ -92,7 +92,7 @@ def read_manifest(snapshot: str | Path) -> dict[str, dict[str, Any]]:
                     record = _fast_loads(line)
                 except ValueError:
                     record = decode(line)
-                if type(record) is dict and not all(type(v) in _PLAIN for v in record.values()):
+                if type(record) is dict and not set(map(type, record.values())) <= _PLAIN:
                     record = decode(line)
             else:
                 record = decode(line)
