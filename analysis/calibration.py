@@ -13,10 +13,11 @@ import dataclasses
 import functools
 import html
 import json
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,7 @@ import pandas as pd
 from .digits import digit_tests, group_shares, last_pair_test
 
 __all__ = ["INVENTED_LAST_DIGIT", "DigitCalibration", "invent_last_digits", "digit_calibration",
-           "extend_calibration", "select_nulls", "save_calibration", "load_calibration", "TurnoutCalibration", "inject_incremental",
+           "check_extendable", "extend_calibration", "select_nulls", "save_calibration", "load_calibration", "TurnoutCalibration", "inject_incremental",
            "default_turnout_methods", "turnout_calibration"]
 
 #: Where measured calibration tables ship with the package (written by ``forensik calibrate``).
@@ -209,9 +210,13 @@ def digit_calibration(*, n_elections: int = 20, seed: int = 0, scale: float = 0.
     ocr_rate=0)``; each is tested clean and with last digits invented on each of ``fractions`` of
     TPS (``invent_last_digits``), per ``level`` region and candidate, under each null ("textbook",
     "exact", "simulated"). The calibrated nulls take each station's mean share from its
-    ``share_level`` area. Pair tests (Beber & Scacco) have only their binomial null. ``jobs``
-    elections run at once in separate processes; every election draws from its own seeded
-    generator, so the table does not depend on ``jobs``.
+    ``share_level`` area. Pair tests (Beber & Scacco) run against their textbook binomial null
+    and, with "exact" among ``nulls``, their exact one. ``jobs`` elections run at once in
+    separate processes; every election draws from its own seeded generator, so the table does
+    not depend on ``jobs``.
+
+    The Monte Carlo SE in the table treats every region-candidate test as independent; tests of
+    one election share its draws, so the SE between elections is larger (see the README).
     """
     from concurrent.futures import ProcessPoolExecutor
 
@@ -228,14 +233,45 @@ def digit_calibration(*, n_elections: int = 20, seed: int = 0, scale: float = 0.
                 records += _digit_records(index, **one)
                 bar.update()
         else:
-            with ProcessPoolExecutor(max_workers=int(jobs)) as pool:
-                for part in pool.map(functools.partial(_digit_records, **one), indices):
-                    records += part
-                    bar.update()
+            records += _map_in_processes(functools.partial(_digit_records, **one), indices, int(jobs), bar)
     summary = _summarise(pd.DataFrame(records), [c for c, _ in conditions], alpha)
     settings = {"scale": scale, "seed": seed, "fractions": list(fractions), "nulls": list(nulls),
-                "share_level": share_level, "n_sim": n_sim}
+                "share_level": share_level, "n_sim": n_sim,
+                "provinces_only": sorted(map(str, provinces_only)) if provinces_only is not None else None,
+                "code_revision": _code_revision()}
     return DigitCalibration(table=summary, alpha=alpha, n_elections=int(n_elections), level=level, settings=settings)
+
+
+def _code_revision() -> str:
+    """The git commit of the code that measured a table (or the package version), for its settings."""
+    from .report.runner import code_revision
+
+    return code_revision()
+
+
+def _map_in_processes(function, items, jobs: int, bar, start_method: str | None = None) -> list:
+    """``function`` over ``items`` in ``jobs`` processes, results concatenated in order.
+
+    On Ctrl-C (or any error) the queued items are cancelled and the workers stopped before the
+    error propagates: an interrupted ``pool.map`` can otherwise hang at exit.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    out: list = []
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context(start_method))
+    try:
+        for part in pool.map(function, items):
+            out += part
+            bar.update()
+    except BaseException:
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        raise
+    pool.shutdown()
+    return out
 
 
 def _runs(calibration: DigitCalibration) -> list[dict]:
@@ -243,6 +279,8 @@ def _runs(calibration: DigitCalibration) -> list[dict]:
     return calibration.settings.get("runs") or [{
         "seed": int(calibration.settings["seed"]), "n_elections": int(calibration.n_elections),
         "nulls": sorted(set(calibration.table["null"])), "n_sim": calibration.settings.get("n_sim"),
+        "provinces_only": calibration.settings.get("provinces_only"),
+        "code_revision": calibration.settings.get("code_revision") or calibration.settings.get("code_version"),
         "seconds": calibration.settings.get("seconds")}]
 
 
@@ -253,11 +291,40 @@ def select_nulls(calibration: DigitCalibration, nulls: Sequence[str]) -> DigitCa
     if missing:
         raise ValueError(f"no rows for null(s) {', '.join(missing)} in this calibration")
     table = calibration.table[calibration.table["null"].isin(nulls)].reset_index(drop=True)
-    # A run's time covered all its nulls, not only the ones kept.
-    runs = [{**{k: v for k, v in run.items() if k != "seconds"}, "nulls": [n for n in run["nulls"] if n in nulls]}
-            for run in _runs(calibration)]
-    settings = dict(calibration.settings, runs=[run for run in runs if run["nulls"]])
+    runs = []
+    for run in _runs(calibration):
+        kept = [n for n in run["nulls"] if n in nulls]
+        if kept and kept != list(run["nulls"]) and run.get("seconds") is not None:
+            # The time covered all the run's nulls, not only the ones kept: say so.
+            run = {**run, "seconds_covered_nulls": list(run["nulls"])}
+        if kept:
+            runs.append({**run, "nulls": kept})
+    settings = {k: v for k, v in calibration.settings.items() if k not in ("seconds", "nulls")}
+    settings.update(runs=runs, nulls=sorted(set(table["null"])))
     return dataclasses.replace(calibration, table=table, settings=settings)
+
+
+def check_extendable(earlier: DigitCalibration, settings: Mapping, runs: Sequence[Mapping], *,
+                     alpha: float, level: str) -> None:
+    """Raise ValueError unless runs with these settings can be added to ``earlier`` (before they are run).
+
+    Scale, share level, fractions, provinces, alpha and level must agree; rows of one null must
+    come from disjoint elections, and a null's rows from runs with the same ``n_sim`` (it sets the
+    simulated null's resolution).
+    """
+    for key in ("scale", "share_level", "fractions", "provinces_only"):
+        if earlier.settings.get(key) != settings.get(key):
+            raise ValueError(f"cannot extend: {key} differs ({earlier.settings.get(key)!r} and {settings.get(key)!r})")
+    if earlier.alpha != alpha or earlier.level != level:
+        raise ValueError("cannot extend: alpha or level differs")
+    combined = _runs(earlier) + [dict(run) for run in runs]
+    for null in sorted({n for run in runs for n in run["nulls"]}):
+        with_null = [run for run in combined if null in run["nulls"]]
+        seeds = [s for run in with_null for s in range(run["seed"], run["seed"] + run["n_elections"])]
+        if len(seeds) != len(set(seeds)):
+            raise ValueError(f"cannot extend: rows of null {null!r} from the same elections twice (overlapping seeds)")
+        if null == "simulated" and len({run.get("n_sim") for run in with_null}) > 1:
+            raise ValueError("cannot extend: the simulated null's n_sim differs between the runs")
 
 
 def extend_calibration(earlier: DigitCalibration, later: DigitCalibration) -> DigitCalibration:
@@ -268,20 +335,12 @@ def extend_calibration(earlier: DigitCalibration, later: DigitCalibration) -> Di
     error falsely); runs on the same elections may add other nulls (``select_nulls`` picks
     them). ``settings["runs"]`` lists every run with its seeds and nulls.
     """
-    for key in ("scale", "share_level", "fractions"):
-        if earlier.settings.get(key) != later.settings.get(key):
-            raise ValueError(f"cannot extend: {key} differs ({earlier.settings.get(key)!r} and {later.settings.get(key)!r})")
-    if earlier.alpha != later.alpha or earlier.level != later.level:
-        raise ValueError("cannot extend: alpha or level differs")
+    check_extendable(earlier, later.settings, _runs(later), alpha=later.alpha, level=later.level)
     combined = _runs(earlier) + _runs(later)
-    for null in sorted(set(earlier.table["null"]) & set(later.table["null"])):
-        seeds = [s for run in combined if null in run["nulls"] for s in range(run["seed"], run["seed"] + run["n_elections"])]
-        if len(seeds) != len(set(seeds)):
-            raise ValueError(f"cannot extend: rows of null {null!r} from the same elections twice (overlapping seeds)")
     raw = pd.concat([earlier.table, later.table], ignore_index=True)[["test", "null", "condition", "trials", "rejections"]]
     conditions = list(dict.fromkeys([*earlier.table["condition"], *later.table["condition"]]))
     summary = _summarise(raw, conditions, earlier.alpha)
-    settings = {key: earlier.settings.get(key) for key in ("scale", "fractions", "share_level")}
+    settings = {key: earlier.settings.get(key) for key in ("scale", "fractions", "share_level", "provinces_only")}
     settings["nulls"] = sorted(set(summary["null"]))
     settings["runs"] = combined
     elections = {s for run in combined for s in range(run["seed"], run["seed"] + run["n_elections"])}
@@ -417,7 +476,7 @@ def _set_turnout_methods(methods: dict) -> None:
 
 
 def _turnout_records(index: int, *, seed: int, scale: float, conditions, level: str, theta: float,
-                     stuffing_alpha: float, alpha: float, provinces_only) -> list[dict]:
+                     stuffing_alpha: float, alpha: float, provinces_only, methods: dict | None = None) -> list[dict]:
     """One election's trials for ``turnout_calibration``: a record per (method, condition)."""
     from .synth import make_election
 
@@ -428,7 +487,7 @@ def _turnout_records(index: int, *, seed: int, scale: float, conditions, level: 
         tested = election if fraction == 0 else inject_incremental(
             election, fraction, seed=int(seed) * 1000 + index * 10 + c_index, level=level, theta=theta,
             alpha=stuffing_alpha)[0]
-        for name, method in _TURNOUT_METHODS.items():
+        for name, method in (_TURNOUT_METHODS if methods is None else methods).items():
             pvalues = method(tested, int(seed) + index)
             frame = pvalues.to_frame(name) if isinstance(pvalues, pd.Series) else pvalues
             for column in frame.columns:
@@ -450,10 +509,10 @@ def turnout_calibration(*, methods: dict | None = None, n_elections: int = 2, se
     trial is one region; the rate's Monte Carlo standard error is sqrt(r (1 - r) / trials).
     ``methods`` maps a name to a callable (election, seed) -> per-region p-values (a Series by
     region, or a DataFrame with a column per method); default ``default_turnout_methods()``.
-    ``jobs`` elections run at once in forked processes (the table does not depend on it).
+    ``jobs`` elections run at once in forked processes (the table does not depend on it; where
+    there is no fork, serially).
     """
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
 
     from tqdm.auto import tqdm
 
@@ -464,21 +523,20 @@ def turnout_calibration(*, methods: dict | None = None, n_elections: int = 2, se
     indices = range(int(n_elections))
     records: list[dict] = []
     with tqdm(total=len(indices), desc="elections", disable=not progress) as bar:
+        if int(jobs) > 1 and "fork" not in multiprocessing.get_all_start_methods():
+            warnings.warn("turnout_calibration: no 'fork' start method here (the methods are closures); running serially")
+            jobs = 1
         if int(jobs) <= 1:
-            saved = dict(_TURNOUT_METHODS)
+            for index in indices:
+                records += _turnout_records(index, **one, methods=methods)
+                bar.update()
+        else:
+            # A forked child inherits the methods through this module's global: nothing is pickled.
             _set_turnout_methods(methods)
             try:
-                for index in indices:
-                    records += _turnout_records(index, **one)
-                    bar.update()
+                records += _map_in_processes(functools.partial(_turnout_records, **one), indices, int(jobs), bar, "fork")
             finally:
-                _set_turnout_methods(saved)
-        else:
-            with ProcessPoolExecutor(max_workers=int(jobs), mp_context=multiprocessing.get_context("fork"),
-                                     initializer=_set_turnout_methods, initargs=(methods,)) as pool:
-                for part in pool.map(functools.partial(_turnout_records, **one), indices):
-                    records += part
-                    bar.update()
+                _set_turnout_methods({})
     raw = pd.DataFrame(records)
     summary = raw.groupby(["method", "condition", "f_i"], sort=False)[["trials", "rejections"]].sum().reset_index()
     summary["rate"] = summary["rejections"] / summary["trials"]

@@ -107,11 +107,17 @@ def _cmd_scrape(args: argparse.Namespace) -> int:
     return 0 if summary.ok else 1
 
 
+#: Shares of TPS with invented last digits in `forensik calibrate digits` (the shipped table's).
+_FRACTIONS = (0.01, 0.05, 0.2)
+
+
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from .calibration import (CALIBRATION_DIR, digit_calibration, extend_calibration, load_calibration,
-                              save_calibration, select_nulls, turnout_calibration)
+    from .calibration import (CALIBRATION_DIR, check_extendable, digit_calibration, extend_calibration,
+                              load_calibration, save_calibration, select_nulls, turnout_calibration)
 
     started = time.perf_counter()
+    if args.what == "turnout" and args.extend:
+        raise ValueError("--extend is for the digit calibration; rerun `forensik calibrate turnout` with more elections")
     if args.what == "turnout":
         result = turnout_calibration(n_elections=args.n_elections, seed=args.seed, scale=args.scale, progress=True,
                                      jobs=args.jobs)
@@ -121,14 +127,22 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         print(f"written to {path} in {time.perf_counter() - started:.0f} s")
         return 0
     directory = args.out or CALIBRATION_DIR
-    earlier = load_calibration("digits", directory) if args.extend else None  # fails early if there is none
-    result = digit_calibration(n_elections=args.n_elections, seed=args.seed, scale=args.scale,
-                               nulls=tuple(args.nulls.split(",")), n_sim=args.n_sim, progress=True, jobs=args.jobs)
+    nulls = [n for n in args.nulls.split(",") if n]
+    # The table's null labels this run will add: the textbook pair rows come with "textbook".
+    rows = sorted(set(nulls) | ({"binomial (textbook)"} if "textbook" in nulls else set()))
+    earlier = None
+    if args.extend:  # checked before the run, not after an hour of it
+        earlier = load_calibration("digits", directory)
+        planned = {"seed": args.seed, "n_elections": args.n_elections, "nulls": rows, "n_sim": args.n_sim}
+        check_extendable(earlier, {"scale": args.scale, "share_level": "district", "fractions": list(_FRACTIONS),
+                                   "provinces_only": None}, [planned], alpha=0.05, level="province")
+    result = digit_calibration(n_elections=args.n_elections, seed=args.seed, scale=args.scale, nulls=tuple(nulls),
+                               n_sim=args.n_sim, progress=True, jobs=args.jobs, fractions=_FRACTIONS,
+                               share_level="district", alpha=0.05, level="province")
     result.settings["seconds"] = round(time.perf_counter() - started)
     if earlier is not None:
         # Only the rows of the nulls asked for: the textbook pair rows come with every run.
-        asked = [n for n in args.nulls.split(",") if n] + ["binomial (textbook)"] * ("textbook" in args.nulls.split(","))
-        result = extend_calibration(earlier, select_nulls(result, [n for n in asked if n in set(result.table["null"])]))
+        result = extend_calibration(earlier, select_nulls(result, [n for n in rows if n in set(result.table["null"])]))
     path = save_calibration(result, "digits", directory)
     print(result.appendix().to_string(index=False))
     print(f"written to {path} in {time.perf_counter() - started:.0f} s")

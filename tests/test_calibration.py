@@ -81,10 +81,10 @@ def test_the_shipped_digit_calibration_backs_the_reports_claims():
     assert (clean["rejections"] <= clean["trials"]).all()
     np.testing.assert_allclose(clean["rate"], clean["rejections"] / clean["trials"])
     se = np.sqrt(0.05 * 0.95 / clean["trials"])
-    # the calibrated null the reports use keeps its level within 2 Monte Carlo SEs; the textbook 2BL does not
+    # the calibrated null the reports use keeps its level within 3 binomial Monte Carlo SEs (which
+    # understate the error: tests of one election share its draws); the textbook 2BL does not
     for test in ("second digit", "last digit", "repeated final pair", "adjacent final pair"):
-        assert abs(clean.loc[(test, "exact"), "rate"] - 0.05) <= 2 * se[(test, "exact")], test
-        assert clean.loc[(test, "exact"), "trials"] >= 6000  # 60 elections x 38 provinces x 3 candidates
+        assert abs(clean.loc[(test, "exact"), "rate"] - 0.05) <= 3 * se[(test, "exact")], test
     assert clean.loc[("second digit", "textbook"), "rate"] > 0.25
 
 
@@ -177,7 +177,10 @@ def test_parallel_elections_give_the_same_table_and_disjoint_runs_extend_it():
     # A clean election's trials do not depend on the run it was drawn in: the clean rows are those of one run.
     one_run = digit_calibration(n_elections=3, seed=7, **small)
     keys = ["test", "null", "condition"]
-    clean = lambda c: c.false_positive_rates().set_index(keys)[["trials", "rejections", "rate"]].sort_index()
+
+    def clean(calibration):
+        return calibration.false_positive_rates().set_index(keys)[["trials", "rejections", "rate"]].sort_index()
+
     pd.testing.assert_frame_equal(clean(extended), clean(one_run))
     merged = extended.table.merge(serial.table, on=keys).merge(later.table, on=keys)
     np.testing.assert_array_equal(merged["trials_x"], merged["trials_y"] + merged["trials"])
@@ -189,10 +192,15 @@ def test_parallel_elections_give_the_same_table_and_disjoint_runs_extend_it():
     exact_only = select_nulls(digit_calibration(n_elections=2, seed=7, **{**small, "nulls": ("exact",)}), ["exact"])
     textbook = select_nulls(serial, ["textbook"])
     both = extend_calibration(textbook, exact_only)
-    keys_only = lambda c: c.table.set_index(keys)[["trials", "rejections"]].sort_index()
-    pd.testing.assert_frame_equal(keys_only(both), keys_only(select_nulls(serial, ["textbook", "exact"])))
+
+    def counts(calibration):
+        return calibration.table.set_index(keys)[["trials", "rejections"]].sort_index()
+
+    pd.testing.assert_frame_equal(counts(both), counts(select_nulls(serial, ["textbook", "exact"])))
     assert both.n_elections == 2 and [r["nulls"] for r in both.settings["runs"]] == [["textbook"], ["exact"]]
     with pytest.raises(ValueError, match="no rows"):
         select_nulls(serial, ["simulated"])
+    with pytest.raises(ValueError, match="provinces_only"):
+        extend_calibration(serial, digit_calibration(n_elections=1, seed=30, **{**small, "provinces_only": ["11"]}))
     with pytest.raises(ValueError, match="fractions"):
         extend_calibration(serial, digit_calibration(n_elections=1, seed=20, **{**small, "fractions": (0.05,)}))

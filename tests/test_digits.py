@@ -538,7 +538,7 @@ def test_region_total_tests_warn_where_benford_cannot_apply():
 
 def test_exact_pair_null_keeps_its_level_on_its_own_model():
     """Counts drawn from the exact null's own model: the pair tests reject about 5 % of the time
-    (a continuity correction would make them conservative: ~3.8 % for 200 TPS)."""
+    (a continuity correction would make them conservative: 3.4 % here)."""
     rng = np.random.default_rng(11)
     totals = rng.integers(120, 300, 200).astype(float)
     shares = rng.uniform(0.2, 0.7, 200)

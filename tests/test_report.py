@@ -233,12 +233,14 @@ def test_a_report_that_kills_its_worker_fails_alone(tmp_path):
     body = '''
 import os, signal, time
 from analysis.report.summary import write_summary
+with open(STARTS, "a") as starts:
+    starts.write(province + "\\n")
 time.sleep(1.5)  # so that the neighbours are running when the pool breaks
 if province == "13":
     os.kill(os.getppid(), signal.SIGKILL)
 write_summary(summary_path, scope="province", code=province, name="x", headline={}, flags=[], provenance={},
-              parameters={"pid": os.getppid()})
-'''
+              parameters={})
+'''.replace("STARTS", repr(str(tmp_path / "starts.txt")))
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
     write_notebook(notebooks / "province.ipynb", 'province: str = "31"\ndata_path: str = ""\nsummary_path: str = ""', body)
@@ -250,8 +252,11 @@ write_summary(summary_path, scope="province", code=province, name="x", headline=
                          progress=False)
     status = {r.code: r.status for r in result.reports}
     assert status == {"02": "ok", "13": "failed", "31": "ok", "45": "ok"}
-    assert "worker process running this report died" in report(result, "13").error
+    assert "worker process died while running it, twice" in report(result, "13").error
     assert "__main__" not in report(result, "13").error  # not the hint for a script that cannot spawn workers
+    starts = (tmp_path / "starts.txt").read_text().split()
+    # 13 ran twice (beside another report, then alone); the one beside it ran again; none ran three times
+    assert starts.count("13") == 2 and len(starts) >= 6 and max(starts.count(c) for c in codes) == 2
 
 
 def test_reports_are_sanitised_escaped_and_self_contained(batch):

@@ -670,18 +670,26 @@ def _run_local(stages, jobs: int, scratch: Path, record, crashed) -> None:
 
     for stage in stages:
         pending = [{**j, "started_marker": str(markers / j["code"])} for j in stage]
+        ever_started = False
+        idle_breaks = 0
         while pending:
             running, waiting, broken = run(pending, jobs)
+            ever_started = ever_started or any(Path(j["started_marker"]).exists() for j in pending)
             if broken is not None and not running:
-                # Nothing had started: the workers cannot run at all (e.g. a script without a main guard).
-                for j in waiting:
-                    record(crashed(j, broken))
-                break
+                idle_breaks += 1
+                if not ever_started or idle_breaks > 2:
+                    # No report ever started: the workers cannot run at all (e.g. a script without a
+                    # main guard). Otherwise an idle worker died; the waiting reports get two more pools.
+                    for j in waiting:
+                        record(crashed(j, broken))
+                    break
             for j in running:
                 # Alone on a pool of its own, a report that breaks it again is the one that killed its worker.
                 again, not_started, err = run([j], 1)
-                if again or not_started:
-                    record(crashed(j, RuntimeError(
-                        f"the worker process running this report died ({short_error(err)}): killed by the system "
-                        "(e.g. out of memory) or by the notebook; the reports beside it were run again")))
+                if again:
+                    record(ReportResult(j["code"], "failed", 0.0, None, None, str(_paths(j)["summary"]),
+                                        "its worker process died while running it, twice (killed by the system or "
+                                        f"by the notebook: {short_error(err)}); the reports beside it were run again"))
+                elif not_started:
+                    record(crashed(j, err))
             pending = waiting
