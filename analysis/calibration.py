@@ -70,6 +70,8 @@ class DigitCalibration:
     n_elections: int
     level: str
     settings: dict
+    #: trials and rejections per election, test, null and condition (None for tables without them)
+    elections: pd.DataFrame | None = None
 
     def to_frame(self) -> pd.DataFrame:
         return self.table.copy()
@@ -82,9 +84,11 @@ class DigitCalibration:
         table = self.table.copy()
         table["rate"] = [f"{100 * r:.1f} % ({t:,})" if t else "" for r, t in zip(table["rate"], table["trials"])]
         clean = table["condition"] == "clean"
-        table.loc[clean, "rate"] = [f"{100 * r:.1f} % ± {100 * se:.1f} ({t:,})" for r, se, t in
-                                    zip(self.table.loc[clean, "rate"], self.table.loc[clean, "mc_se"],
-                                        self.table.loc[clean, "trials"])]
+        between = self.table["mc_se_elections"] if "mc_se_elections" in self.table else pd.Series(np.nan, self.table.index)
+        table.loc[clean, "rate"] = [
+            f"{100 * r:.1f} % ± {100 * se:.1f}" + (f" (± {100 * b:.1f} between elections)" if np.isfinite(b) else "")
+            + f" ({t:,})" for r, se, b, t in zip(self.table.loc[clean, "rate"], self.table.loc[clean, "mc_se"],
+                                                 between[clean], self.table.loc[clean, "trials"])]
         wide = table.pivot(index=["test", "null"], columns="condition", values="rate")
         order = list(dict.fromkeys(self.table["condition"]))
         wide = wide[[c for c in order if c in wide.columns]]
@@ -110,8 +114,14 @@ def save_calibration(result: DigitCalibration, name: str, directory: str | Path 
     meta = {"alpha": result.alpha, "n_elections": result.n_elections, "level": result.level,
             "settings": result.settings, "code_version": code_version(),
             "written": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    for suffix, write in ((".csv", lambda f: result.table.to_csv(f, index=False)),
-                          (".json", lambda f: json.dump(meta, f, indent=1, default=str))):
+    writers = [(".csv", lambda f: result.table.to_csv(f, index=False)),
+               (".json", lambda f: json.dump(meta, f, indent=1, default=str))]
+    elections = getattr(result, "elections", None)
+    if elections is not None:  # per election, so that an extended table keeps its between-election SE
+        writers.insert(0, ("_elections.csv", lambda f: elections.to_csv(f, index=False)))
+    else:
+        (directory / f"{name}_elections.csv").unlink(missing_ok=True)
+    for suffix, write in writers:
         temporary = directory / f".{name}{suffix}.tmp"
         with open(temporary, "w", encoding="utf-8", newline="") as handle:
             write(handle)
@@ -131,8 +141,10 @@ def load_calibration(name: str, directory: str | Path = CALIBRATION_DIR) -> "Dig
     if "method" in table.columns:  # a turnout table (turnout_calibration)
         return TurnoutCalibration(table=table, alpha=float(meta["alpha"]), n_elections=int(meta["n_elections"]),
                                   level=str(meta["level"]), settings=settings)
+    per_election = directory / f"{name}_elections.csv"
+    elections = pd.read_csv(per_election, keep_default_na=False, na_values=[""]) if per_election.is_file() else None
     return DigitCalibration(table=table, alpha=float(meta["alpha"]), n_elections=int(meta["n_elections"]),
-                            level=str(meta["level"]), settings=settings)
+                            level=str(meta["level"]), settings=settings, elections=elections)
 
 
 def _fabricated(election, fraction: float, rng: np.random.Generator):
@@ -161,7 +173,8 @@ def _digit_records(index: int, *, seed: int, scale: float, conditions, nulls, le
                                 share_level=share_level if null != "textbook" else None).results
             for (test, column), group in table.groupby(["test", "column"]):
                 p = group["pvalue"].dropna()
-                records.append({"test": test, "null": null, "condition": condition, "column": column,
+                records.append({"election": int(seed) + index, "test": test, "null": null, "condition": condition,
+                                "column": column,
                                 "trials": len(p), "rejections": int((p < alpha).sum())})
         regions = tested.table[level].astype(str).to_numpy()
         groups = tested.table[share_level].astype(str).to_numpy() if share_level else regions
@@ -179,18 +192,45 @@ def _digit_records(index: int, *, seed: int, scale: float, conditions, nulls, le
                     pair = last_pair_test(counts[mask], null=pair_null, **extra)
                     for test, p in (("repeated final pair", pair.repeated_pvalue),
                                     ("adjacent final pair", pair.adjacent_pvalue)):
-                        records.append({"test": test, "null": label, "condition": condition, "column": column,
+                        records.append({"election": int(seed) + index, "test": test, "null": label,
+                                        "condition": condition, "column": column,
                                         "trials": int(np.isfinite(p)),
                                         "rejections": int(np.isfinite(p) and p < alpha)})
     return records
 
 
-def _summarise(raw: pd.DataFrame, conditions: Sequence[str], alpha: float) -> pd.DataFrame:
-    """Trials and rejections summed per (test, null, condition), with rate, Monte Carlo SE and the 2-SE check."""
+_KEYS = ["test", "null", "condition"]
+
+
+def _between_election_se(elections: pd.DataFrame | None, summary: pd.DataFrame) -> np.ndarray:
+    """SE of each row's rate with elections as the sampling units (ratio estimator, cluster variance).
+
+    Tests of one election share its draws, so the binomial SE, which treats them as independent,
+    is too small: var(R / T) = E / (E - 1) sum_e (r_e - R / T n_e)^2 / T^2 over the E elections
+    (Cochran 1977, Sampling Techniques, 6.9). NaN where a row's trials are not all per election.
+    """
+    out = np.full(len(summary), np.nan)
+    if elections is None or elections.empty:
+        return out
+    grouped = {key: part for key, part in elections.groupby(_KEYS)}
+    for i, row in enumerate(summary.itertuples(index=False)):
+        part = grouped.get((row.test, row.null, row.condition))
+        if part is None or int(part["trials"].sum()) != int(row.trials) or len(part) < 2:
+            continue
+        rate = row.rejections / row.trials
+        residual = part["rejections"].to_numpy(float) - rate * part["trials"].to_numpy(float)
+        out[i] = np.sqrt(len(part) / (len(part) - 1) * np.sum(residual ** 2)) / row.trials
+    return out
+
+
+def _summarise(raw: pd.DataFrame, conditions: Sequence[str], alpha: float,
+               elections: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Trials and rejections summed per (test, null, condition), with rate, Monte Carlo SEs and the 2-SE check."""
     order = {c: i for i, c in enumerate(conditions)}
-    summary = (raw.groupby(["test", "null", "condition"], sort=False)[["trials", "rejections"]].sum().reset_index())
+    summary = (raw.groupby(_KEYS, sort=False)[["trials", "rejections"]].sum().reset_index())
     summary["rate"] = summary["rejections"] / summary["trials"]
     summary["mc_se"] = np.sqrt(summary["rate"] * (1 - summary["rate"]) / summary["trials"])
+    summary["mc_se_elections"] = _between_election_se(elections, summary)
     # Only a clean election has a nominal rate to meet; with invented digits the rate is power.
     summary["within_2se_of_alpha"] = np.where(
         summary["condition"] == "clean",
@@ -234,12 +274,15 @@ def digit_calibration(*, n_elections: int = 20, seed: int = 0, scale: float = 0.
                 bar.update()
         else:
             records += _map_in_processes(functools.partial(_digit_records, **one), indices, int(jobs), bar)
-    summary = _summarise(pd.DataFrame(records), [c for c, _ in conditions], alpha)
+    raw = pd.DataFrame(records)
+    elections = raw.groupby(["election", *_KEYS], sort=False)[["trials", "rejections"]].sum().reset_index()
+    summary = _summarise(raw, [c for c, _ in conditions], alpha, elections)
     settings = {"scale": scale, "seed": seed, "fractions": list(fractions), "nulls": list(nulls),
                 "share_level": share_level, "n_sim": n_sim,
                 "provinces_only": sorted(map(str, provinces_only)) if provinces_only is not None else None,
                 "code_revision": _code_revision()}
-    return DigitCalibration(table=summary, alpha=alpha, n_elections=int(n_elections), level=level, settings=settings)
+    return DigitCalibration(table=summary, alpha=alpha, n_elections=int(n_elections), level=level, settings=settings,
+                            elections=elections)
 
 
 def _code_revision() -> str:
@@ -301,7 +344,10 @@ def select_nulls(calibration: DigitCalibration, nulls: Sequence[str]) -> DigitCa
             runs.append({**run, "nulls": kept})
     settings = {k: v for k, v in calibration.settings.items() if k not in ("seconds", "nulls")}
     settings.update(runs=runs, nulls=sorted(set(table["null"])))
-    return dataclasses.replace(calibration, table=table, settings=settings)
+    elections = calibration.elections
+    if elections is not None:
+        elections = elections[elections["null"].isin(nulls)].reset_index(drop=True)
+    return dataclasses.replace(calibration, table=table, settings=settings, elections=elections)
 
 
 def check_extendable(earlier: DigitCalibration, settings: Mapping, runs: Sequence[Mapping], *,
@@ -339,13 +385,15 @@ def extend_calibration(earlier: DigitCalibration, later: DigitCalibration) -> Di
     combined = _runs(earlier) + _runs(later)
     raw = pd.concat([earlier.table, later.table], ignore_index=True)[["test", "null", "condition", "trials", "rejections"]]
     conditions = list(dict.fromkeys([*earlier.table["condition"], *later.table["condition"]]))
-    summary = _summarise(raw, conditions, earlier.alpha)
+    parts = [c.elections for c in (earlier, later) if c.elections is not None]
+    elections = pd.concat(parts, ignore_index=True) if parts else None
+    summary = _summarise(raw, conditions, earlier.alpha, elections)
     settings = {key: earlier.settings.get(key) for key in ("scale", "fractions", "share_level", "provinces_only")}
     settings["nulls"] = sorted(set(summary["null"]))
     settings["runs"] = combined
-    elections = {s for run in combined for s in range(run["seed"], run["seed"] + run["n_elections"])}
     return DigitCalibration(table=summary, alpha=earlier.alpha, level=earlier.level, settings=settings,
-                            n_elections=len(elections))
+                            n_elections=len({s for run in combined for s in range(run["seed"], run["seed"] + run["n_elections"])}),
+                            elections=elections)
 
 
 # ------------------------------------------------------------------------------------ turnout methods

@@ -204,3 +204,31 @@ def test_parallel_elections_give_the_same_table_and_disjoint_runs_extend_it():
         extend_calibration(serial, digit_calibration(n_elections=1, seed=30, **{**small, "provinces_only": ["11"]}))
     with pytest.raises(ValueError, match="fractions"):
         extend_calibration(serial, digit_calibration(n_elections=1, seed=20, **{**small, "fractions": (0.05,)}))
+
+
+def test_between_election_se_treats_elections_as_the_units():
+    from analysis.calibration import _between_election_se
+
+    keys = {"test": "t", "null": "n", "condition": "clean"}
+    elections = pd.DataFrame([{**keys, "election": e, "trials": 100, "rejections": r} for e, r in enumerate([2, 8, 5, 5])])
+    summary = pd.DataFrame([{**keys, "trials": 400, "rejections": 20}])
+    rates = np.array([2, 8, 5, 5]) / 100
+    # equal cluster sizes: the SE of the mean of the per-election rates
+    assert _between_election_se(elections, summary)[0] == pytest.approx(rates.std(ddof=1) / 2)
+    # trials not all per election (another run without them): no between-election SE
+    summary.loc[0, "trials"] = 500
+    assert np.isnan(_between_election_se(elections, summary)[0])
+
+
+def test_per_election_counts_round_trip_and_survive_an_extension(tmp_path):
+    from analysis.calibration import digit_calibration, extend_calibration, load_calibration, save_calibration
+
+    small = dict(nulls=("textbook", "exact"), provinces_only=["11", "31"], fractions=(0.2,))
+    first = digit_calibration(n_elections=2, seed=40, **small)
+    assert np.isfinite(first.table["mc_se_elections"]).all() and first.elections["election"].nunique() == 2
+    save_calibration(first, "digits", tmp_path)
+    loaded = load_calibration("digits", tmp_path)
+    pd.testing.assert_frame_equal(loaded.elections, first.elections, check_dtype=False)
+    extended = extend_calibration(loaded, digit_calibration(n_elections=1, seed=42, **small))
+    assert extended.elections["election"].nunique() == 3 and np.isfinite(extended.table["mc_se_elections"]).all()
+    assert "between elections" in extended.appendix().iloc[0, 2]
