@@ -25,8 +25,8 @@ import pandas as pd
 from .digits import digit_tests, group_shares, last_pair_test
 
 __all__ = ["INVENTED_LAST_DIGIT", "DigitCalibration", "invent_last_digits", "digit_calibration",
-           "check_extendable", "extend_calibration", "select_nulls", "save_calibration", "load_calibration", "TurnoutCalibration", "inject_incremental",
-           "default_turnout_methods", "turnout_calibration"]
+           "check_extendable", "extend_calibration", "select_nulls", "save_calibration", "load_calibration",
+           "TurnoutCalibration", "inject_incremental", "default_turnout_methods", "turnout_calibration"]
 
 #: Where measured calibration tables ship with the package (written by ``forensik calibrate``).
 CALIBRATION_DIR = Path(__file__).resolve().parent / "data" / "calibration"
@@ -206,7 +206,7 @@ def _between_election_se(elections: pd.DataFrame | None, summary: pd.DataFrame) 
     """SE of each row's rate with elections as the sampling units (ratio estimator, cluster variance).
 
     Tests of one election share its draws, so the binomial SE, which treats them as independent,
-    is too small: var(R / T) = E / (E - 1) sum_e (r_e - R / T n_e)^2 / T^2 over the E elections
+    can be too small: var(R / T) = E / (E - 1) sum_e (r_e - R / T n_e)^2 / T^2 over the E elections
     (Cochran 1977, Sampling Techniques, 6.9). NaN where a row's trials are not all per election.
     """
     out = np.full(len(summary), np.nan)
@@ -255,11 +255,10 @@ def digit_calibration(*, n_elections: int = 20, seed: int = 0, scale: float = 0.
     separate processes; every election draws from its own seeded generator, so the table does
     not depend on ``jobs``.
 
-    The Monte Carlo SE in the table treats every region-candidate test as independent; tests of
-    one election share its draws, so the SE between elections is larger (see the README).
+    The table has two Monte Carlo SEs: ``mc_se`` treats every region-candidate test as
+    independent, ``mc_se_elections`` takes elections as the units (tests of one election share
+    its draws); on the shipped table they agree.
     """
-    from concurrent.futures import ProcessPoolExecutor
-
     from tqdm.auto import tqdm
 
     conditions = [("clean", 0.0)] + [(f"invented last digits on {100 * f:g} % of TPS", float(f)) for f in fractions]

@@ -107,8 +107,8 @@ def _cmd_scrape(args: argparse.Namespace) -> int:
     return 0 if summary.ok else 1
 
 
-#: Shares of TPS with invented last digits in `forensik calibrate digits` (the shipped table's).
-_FRACTIONS = (0.01, 0.05, 0.2)
+#: The design of `forensik calibrate digits` (the shipped table's), also what --extend checks against.
+_DESIGN = {"fractions": (0.01, 0.05, 0.2), "share_level": "district", "alpha": 0.05, "level": "province"}
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
@@ -134,11 +134,11 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     if args.extend:  # checked before the run, not after an hour of it
         earlier = load_calibration("digits", directory)
         planned = {"seed": args.seed, "n_elections": args.n_elections, "nulls": rows, "n_sim": args.n_sim}
-        check_extendable(earlier, {"scale": args.scale, "share_level": "district", "fractions": list(_FRACTIONS),
-                                   "provinces_only": None}, [planned], alpha=0.05, level="province")
+        check_extendable(earlier, {"scale": args.scale, "share_level": _DESIGN["share_level"],
+                                   "fractions": list(_DESIGN["fractions"]), "provinces_only": None}, [planned],
+                         alpha=_DESIGN["alpha"], level=_DESIGN["level"])
     result = digit_calibration(n_elections=args.n_elections, seed=args.seed, scale=args.scale, nulls=tuple(nulls),
-                               n_sim=args.n_sim, progress=True, jobs=args.jobs, fractions=_FRACTIONS,
-                               share_level="district", alpha=0.05, level="province")
+                               n_sim=args.n_sim, progress=True, jobs=args.jobs, **_DESIGN)
     result.settings["seconds"] = round(time.perf_counter() - started)
     if earlier is not None:
         # Only the rows of the nulls asked for: the textbook pair rows come with every run.

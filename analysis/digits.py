@@ -883,7 +883,8 @@ def last_pair_test(counts, *, min_count: int = 10, null: str = "binomial", total
     ``totals``, mean share pooled or ``shares``, overdispersion by moments, as the calibrated digit
     nulls); the number of pairs is then a sum of independent Bernoullis with exact mean and
     variance, tested two-sided on the normal approximation without continuity correction (an
-    approximation to the mid-p test). TPS-sized counts are not uniform over 00..99, so the binomial null is off at that scale.
+    approximation to the mid-p test). TPS-sized counts are not uniform over 00..99, so the
+    binomial null is off at that scale.
     """
     min_count = int(min_count)
     if min_count < 10:

@@ -625,7 +625,7 @@ def run_reports(
 def _run_local(stages, jobs: int, scratch: Path, record, crashed) -> None:
     """Each stage's jobs on ``jobs`` spawned worker processes of this machine.
 
-    A worker that dies (killed by the OOM killer, or by a kernel that kills its parent) breaks the
+    A worker process that dies (killed by the system, or by a kernel that kills its parent) breaks the
     whole process pool, and every report in it with it. The reports that had not started are then
     run again on a new pool; those that were running are run again one at a time, so that only
     a report that kills its worker on its own is recorded as failed.
