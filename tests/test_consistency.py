@@ -439,7 +439,10 @@ def test_every_proposed_repair_is_one_edit_away_and_balances_the_form(row, box, 
         misread["registered"] = reported + row["dptb_voters"]
     found = find_misreadings(election([row, misread]))
     if found.table.empty:
-        assert check_consistency(election([misread])).violations.empty  # breaks no rule: cannot be seen
+        # Either it breaks no rule (cannot be seen), or it left a section all zeros (e.g. votes 0/0/1
+        # with the 1 read as 0), which is read as "not filled in" and set aside with that reason.
+        blank = found.counts.get("excluded_blank", 0) == 1 and found.excluded["unit_id"].tolist() == ["3101011001001"]
+        assert blank or check_consistency(election([misread])).violations.empty
         return
     assert list(found.table["unit_id"]) == ["3101011001001"]
     hit = found.table.iloc[0]
