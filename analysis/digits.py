@@ -34,6 +34,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .cache import cached
+
 __all__ = [
     "BENFORD_FIRST",
     "BENFORD_SECOND",
@@ -1111,7 +1113,7 @@ def digit_tests(election, *, level: str, columns: Sequence[str] | None = None,
                 runnable = [(k, m) for k, m in kinds if usable[k] >= min_stations]
                 shares = (group_shares(counts, region_totals, share_groups[mask])
                           if runnable and mode != "textbook" and share_groups is not None else None)
-                results = (_run(runnable, counts, null=mode,
+                results = (cached(_run)(runnable, counts, null=mode,
                                 totals=region_totals, shares=shares, n_sim=n_sim, seed=region_seed,
                                 share_label=f"pooled per {share_level}")
                            if runnable else {})
@@ -1189,7 +1191,7 @@ def pair_tests(election, *, level: str, columns: Sequence[str] | None = None, nu
             if str(null).lower() == "exact":
                 extra = {"totals": valid[mask], "shares": group_shares(counts, valid[mask], groups[mask])}
             try:
-                result = last_pair_test(counts, min_count=min_count, null=null, **extra)
+                result = cached(last_pair_test)(counts, min_count=min_count, null=null, **extra)
             except ValueError as err:
                 rows.append({**base, "test": "final pairs", "n": 0, "note": f"failed: {err}"})
                 continue

@@ -33,6 +33,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .cache import cached
 from .digits import extract_digit
 
 __all__ = ["EFT_COLUMNS", "EFT_NULLS", "EftStatistics", "EftTable", "eft_statistics", "eft_table"]
@@ -347,8 +348,8 @@ def eft_table(election, *, level: str | None = None, columns: Sequence[str] | No
             if mask.sum() < min_units:
                 records.append({**base, "Obs": int(mask.sum()), "note": f"too few units ({int(mask.sum())} < {min_units})"})
                 continue
-            result = eft_statistics(counts, totals, registered=reg, n_boot=n_boot,
-                                    seed=_region_seed(seed, region, label), row=label)
+            result = cached(eft_statistics)(counts, totals, registered=reg, n_boot=n_boot,
+                                         seed=_region_seed(seed, region, label), row=label)
             records.append({**base, **result.to_frame().iloc[0].to_dict(), "note": ""})
     frame = pd.DataFrame.from_records(records)
     ordered = ["region", "region_name", "row", *EFT_COLUMNS]

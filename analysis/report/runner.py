@@ -50,6 +50,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
+from ..cache import CACHE_VARIABLE
+
 CODE = re.compile(r"[0-9]{2,13}")
 NATIONAL = "national"
 KERNEL_NAME = "python3"
@@ -339,8 +341,14 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 
 
 def _worker_init(scratch: str, threads: int = 1) -> None:
-    """Environment every worker (and so every kernel it starts) runs with."""
+    """Environment every worker (and so every kernel it starts) runs with.
+
+    The kernels of one local batch share a results cache in the scratch folder (``analysis.cache``):
+    the national report and a province report that test the same province with the same kernel,
+    inputs and seed compute it once. A folder the user exported in ``FORENSIK_CACHE_DIR`` is kept.
+    """
     os.environ.update(_kernel_environment(Path(scratch), threads))
+    os.environ.setdefault(CACHE_VARIABLE, str(Path(scratch) / "cache"))
 
 
 def _kernel_environment(scratch: Path, threads: int = 1) -> dict[str, str]:

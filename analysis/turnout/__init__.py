@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
+from ..cache import cached
+
 __all__ = [
     "Fingerprint",
     "ExtremeClusterTest",
@@ -985,12 +987,12 @@ def turnout_tests(
         args = [columns[c][mask] for c in ("registered", "voters")] + [columns[winner][mask], columns["valid"][mask]]
         region_name = str(names[mask][0]) if names is not None else ""
         runs = {
-            "extreme cluster": lambda: extreme_cluster_test(
+            "extreme cluster": lambda: cached(extreme_cluster_test)(
                 args[0], args[1], args[2], args[3], threshold=threshold, groups=groups[mask], min_registered=min_registered),
-            "turnout-share association": lambda: turnout_share_association(
+            "turnout-share association": lambda: cached(turnout_share_association)(
                 *args, groups=groups[mask], n_perm=n_perm, seed=_region_seed(seed, region, "association"),
                 min_registered=min_registered),
-            "integer percentages": lambda: integer_percent_test(
+            "integer percentages": lambda: cached(integer_percent_test)(
                 *args, n_rep=n_rep, seed=_region_seed(seed, region, "integer"), min_registered=min_registered,
                 resample=integer_resample),
         }
@@ -1140,9 +1142,9 @@ def turnout_models(
                     "turnout_above_100": int((turnout[finite] > 1).sum())})
         note = []
         try:
-            fit = klimek_fit(*args, seed=_region_seed(seed, region, "klimek fit"), n_repeats=n_repeats,
+            fit = cached(klimek_fit)(*args, seed=_region_seed(seed, region, "klimek fit"), n_repeats=n_repeats,
                              min_registered=min_registered)
-            test = klimek_test(*args, seed=_region_seed(seed, region, "klimek test"), n_boot=n_boot,
+            test = cached(klimek_test)(*args, seed=_region_seed(seed, region, "klimek test"), n_boot=n_boot,
                                min_registered=min_registered)
             details[(region, "klimek fit")], details[(region, "klimek test")] = fit, test
             row.update({"n": fit.n, "excluded": int(sum(fit.excluded.values())), "f_i": fit.f_i, "f_i_sd": fit.f_i_sd,
@@ -1150,7 +1152,7 @@ def turnout_models(
         except Exception as err:  # one region's bad data must not stop the others
             note.append(f"Klimek failed: {type(err).__name__}: {err}")
         try:
-            integer = kobak_integer_test(args[0], args[1], votes[keep], received[keep], n_rep=n_rep,
+            integer = cached(kobak_integer_test)(args[0], args[1], votes[keep], received[keep], n_rep=n_rep,
                                          seed=_region_seed(seed, region, "kobak"), min_registered=min_registered,
                                          resample="indicator")
             details[(region, "integer")] = integer

@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
+from ..cache import cached
 from . import _as_float  # the package's input check: counts as float, NaN for missing, a clear error otherwise
 
 __all__ = ["BetaBinomialMixture", "SpikesResult", "SpikesTable", "fit_betabinomial_mixture", "rozenas_spikes",
@@ -483,7 +484,7 @@ def spikes_table(election, *, level: str | None = None, candidate: str | None = 
         mask = regions == region
         row = {"region": region, "region_name": str(names[mask][0]) if names is not None else ""}
         try:
-            result = rozenas_spikes(N[mask], t[mask], v[mask], resamples=resamples, seed=_region_seed(seed, region),
+            result = cached(rozenas_spikes)(N[mask], t[mask], v[mask], resamples=resamples, seed=_region_seed(seed, region),
                                     max_components=max_components) if mask.sum() >= min_units else None
         except ValueError as err:  # too few usable units after exclusions
             result, row["note"] = None, str(err)
