@@ -1,0 +1,258 @@
+"""Candidate lists of the legislative ballots (one per electoral district, dapil), joined to the per-candidate votes.
+
+A DPR RI or DPRD snapshot of ``forensik scrape`` holds the ballot's dapil lists and, per dapil,
+``pemilu/caleg/partai/{dapil}.json``: ``{party number: {candidate id: {"nama", "nomor_urut",
+"jenis_kelamin", "tempat_tinggal"}}}`` (the shape public scrapers of 2024 met; not in sirekap-api.md).
+Sirekap's candidate ids are unique across dapils in 2024, so the union of the lists maps an id to its
+dapil, party, ballot number and name. :func:`read_candidate_lists` reads them and accounts for every
+list file (read, partly read, rejected, not published, failed: each with its reason);
+:func:`attach_candidates` adds the columns to the long per-candidate votes after they are built.
+
+Names are untrusted scraped strings: they stay data (categorical columns), never become column
+names, paths or markup; whatever shows them in HTML must escape them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from . import endpoints
+
+LIST_COLUMNS = ["path", "kind", "dapil", "outcome", "entries", "reason"]
+CANDIDATE_COLUMNS = ["candidate", "dapil", "party", "number", "name", "gender"]
+#: Columns :func:`attach_candidates` adds to the long votes.
+ATTACHED = ["dapil", "candidate_number", "candidate_name", "candidate_gender", "party_name"]
+_MAX_ID = 13  # digits of a candidate id (Sirekap's are 6)
+
+
+@dataclass(frozen=True)
+class CandidateLists:
+    """The candidates of the stored lists (one row per id) and one row per dapil or candidate list file."""
+
+    candidates: pd.DataFrame  # candidate, dapil, party, number, name, gender
+    lists: pd.DataFrame  # path, kind, dapil, outcome, entries, reason
+    counts: Mapping[str, int] = field(default_factory=dict)
+
+
+def _load(root: Path, api_path: str) -> tuple[Any, str | None]:
+    """The decoded JSON of a stored file, or (None, reason)."""
+    try:
+        data = (root / api_path).read_bytes()
+    except OSError as err:
+        return None, f"the stored file cannot be read ({type(err).__name__})"
+    try:
+        return json.loads(data), None
+    except (ValueError, RecursionError):
+        return None, "not JSON"
+
+
+def _party(key: Any) -> str | None:
+    """A party number as the charts key it (``"1"``, ``"24"``), or None."""
+    if isinstance(key, str) and key.isascii() and key.isdigit() and len(key) <= 3 and int(key) > 0:
+        return str(int(key))
+    return None
+
+
+def _entry(party: Any, cid: Any, info: Any) -> tuple[tuple, None] | tuple[None, str]:
+    """One candidate of a list as (candidate, party, number, name, gender), or (None, what is wrong)."""
+    number = info.get("nomor_urut") if isinstance(info, dict) else None
+    name = info.get("nama") if isinstance(info, dict) else None
+    if not (isinstance(cid, str) and cid.isascii() and cid.isdigit() and len(cid) <= _MAX_ID):
+        return None, f"candidate id {str(cid)[:20]!r} is not a string of digits"
+    if not isinstance(info, dict):
+        return None, f"candidate {cid} is a {type(info).__name__}, not an object"
+    if not (type(number) is int and 0 < number < 1000):
+        return None, f"candidate {cid} has no ballot number (nomor_urut) from 1 to 999"
+    if not (isinstance(name, str) and name.strip()):
+        return None, f"candidate {cid} has no name (nama)"
+    gender = info.get("jenis_kelamin")
+    return (cid, party, number, name, gender if gender in ("L", "P") else None), None
+
+
+def _candidate_list(data: Any) -> tuple[list[tuple], int, str | None]:
+    """The good candidates of a decoded list, the number of bad entries and an example of what was wrong."""
+    if not isinstance(data, dict):
+        return [], 1, f"a JSON {type(data).__name__}, not an object of parties"
+    good, bad, example = [], 0, None
+    for key, members in data.items():
+        party = _party(key)
+        problem = None
+        if party is None:
+            problem = f"party key {str(key)[:20]!r} is not a party number"
+        elif not isinstance(members, dict):
+            problem = f"party {party} is a {type(members).__name__}, not an object of candidates"
+        if problem:
+            bad, example = bad + 1, example or problem
+            continue
+        for cid, info in members.items():
+            row, problem = _entry(party, cid, info)
+            if row is None:
+                bad, example = bad + 1, example or problem
+            else:
+                good.append(row)
+    return good, bad, example
+
+
+def read_candidate_lists(snapshot: str | Path, records: Mapping[str, Mapping[str, Any]], ballot: str) -> CandidateLists:
+    """Every dapil list of ``ballot`` and every candidate list of a snapshot, read and accounted for.
+
+    A list that is not JSON or not an object of parties is ``rejected``; one with some bad entries is
+    ``partial`` (its good entries are used); an id listed twice with different particulars is left out
+    (both lists say so). ``records`` is the snapshot's manifest (path -> last record).
+    """
+    root = Path(snapshot)
+    lists: list[dict[str, Any]] = []
+    rows: list[tuple] = []
+    for api_path in sorted(records):
+        kind, list_ballot, code = endpoints.classify(api_path)
+        if not (kind == "candidates" or (kind == "dapils" and list_ballot == ballot)):
+            continue
+        record = records[api_path]
+        entry = {"path": api_path, "kind": kind, "dapil": code if kind == "candidates" else None,
+                 "outcome": record.get("outcome") or "failed", "entries": 0, "reason": record.get("reason") or ""}
+        lists.append(entry)
+        if entry["outcome"] != "ok":
+            continue
+        data, reason = _load(root, api_path)
+        if reason is None and kind == "dapils":
+            if not isinstance(data, list):
+                reason = f"a JSON {type(data).__name__}, not a list of dapils"
+            else:
+                codes = [endpoints.dapil_code_of(item) for item in data]
+                entry["entries"] = sum(c is not None for c in codes)
+                if entry["entries"] < len(codes):
+                    entry["reason"] = f"{len(codes) - entry['entries']} of {len(codes)} entries without a usable dapil code"
+                    entry["outcome"] = "partial" if entry["entries"] else "rejected"
+                continue
+        if reason is None:
+            good, bad, example = _candidate_list(data)
+            entry["entries"] = len(good)
+            rows.extend((cid, code, party, number, name, gender) for cid, party, number, name, gender in good)
+            if bad:
+                reason = f"{bad} of {bad + len(good)} entries not in the expected shape (e.g. {example})"
+                if good:
+                    entry["outcome"], entry["reason"] = "partial", reason
+                    continue
+            elif not good:
+                entry["reason"] = "lists no candidate"
+                continue
+        if reason is not None:
+            entry["outcome"], entry["reason"] = "rejected", reason
+
+    candidates = pd.DataFrame(rows, columns=CANDIDATE_COLUMNS)
+    # Ids are unique across dapils in 2024: an id listed twice alike is one candidate, listed twice
+    # differently it is nobody's (the lists contradict each other), and both lists say so.
+    candidates = candidates.drop_duplicates()
+    clash = candidates["candidate"].duplicated(keep=False)
+    ambiguous = set(candidates.loc[clash, "candidate"])
+    if ambiguous:
+        for entry in lists:
+            if entry["kind"] == "candidates" and entry["dapil"] in set(candidates.loc[clash, "dapil"]):
+                n = int((clash & (candidates["dapil"] == entry["dapil"])).sum())
+                note = f"{n} candidate ids listed differently elsewhere (left unnamed)"
+                entry["reason"] = f"{entry['reason']}; {note}" if entry["reason"] else note
+        candidates = candidates[~clash]
+    candidates = candidates.reset_index(drop=True).astype({"number": "Int64"})
+    table = pd.DataFrame(lists, columns=LIST_COLUMNS).astype({"entries": "Int64"})
+    outcomes = Counter(zip(table["kind"], table["outcome"]))
+
+    def count(kind: str, *which: str) -> int:
+        return sum(outcomes[kind, outcome] for outcome in which)
+
+    counts = {"candidate_lists_read": count("candidates", "ok", "partial"),
+              "candidate_lists_bad": count("candidates", "partial", "rejected", "failed"),
+              "candidate_lists_not_published": count("candidates", "not_published"),
+              "dapil_lists_read": count("dapils", "ok", "partial"),
+              "dapil_lists_bad": count("dapils", "partial", "rejected", "failed"),
+              "dapil_lists_not_published": count("dapils", "not_published"),
+              "candidates_listed": len(candidates), "candidate_ids_ambiguous": len(ambiguous)}
+    return CandidateLists(candidates=candidates, lists=table, counts=counts)
+
+
+def _categorical(codes: np.ndarray, categories: list[str]) -> pd.Categorical:
+    return pd.Categorical.from_codes(codes, categories=pd.Index(categories, dtype="str"), validate=False)
+
+
+def attach_candidates(votes_long: pd.DataFrame, candidates: pd.DataFrame,
+                      party_names: Mapping[str, str] | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The long votes with each candidate's dapil, ballot number, name and gender, and each party's name.
+
+    A row is named when its candidate id is in a list under the same party; an id in no list, or
+    listed under another party, keeps ``<NA>`` and is counted. Party-only rows (candidate ``""``)
+    get the party's name alone. The per-row work is vectorised (arrow hash lookups): a national
+    DPR table has on the order of 10^8 rows.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(votes_long)
+    ids = pa.array(candidates["candidate"].astype(str).tolist(), type=pa.large_string())
+    row_ids = pa.array(votes_long["candidate"].array, type=pa.large_string()) if n else pa.array([], type=pa.large_string())
+    at = pc.index_in(row_ids, value_set=ids)
+    found = at.is_valid().to_numpy(zero_copy_only=False)
+    at = at.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+
+    # The rows' parties through their few distinct values: party numbers as the lists key them.
+    encoded = pc.dictionary_encode(pa.array(votes_long["party"].array, type=pa.large_string()) if n
+                                   else pa.array([], type=pa.large_string()))
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    distinct = [_party(p) for p in encoded.dictionary.to_pylist()]
+    row_party = np.array(distinct, dtype=object)[encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)] if n \
+        else np.array([], dtype=object)
+    list_party = candidates["party"].to_numpy(dtype=object)
+    named = found.copy()
+    if len(candidates) and n:
+        named[found] = list_party[at[found]] == row_party[found]
+
+    is_candidate = (votes_long["candidate"] != "").to_numpy(dtype=bool, na_value=False)
+    out = votes_long.copy()
+    dapil_codes, dapils = pd.factorize(candidates["dapil"])
+    name_codes, names = pd.factorize(candidates["name"])
+    gender_codes, genders = pd.factorize(candidates["gender"], use_na_sentinel=True)
+    pick = at if len(candidates) else np.zeros(n, dtype=np.int64)
+
+    def column(codes: np.ndarray) -> np.ndarray:
+        return np.where(named, codes[pick], -1) if len(codes) else np.full(n, -1)
+
+    out["dapil"] = _categorical(column(dapil_codes), list(dapils))
+    numbers = candidates["number"].to_numpy(dtype=np.int64, na_value=0)
+    out["candidate_number"] = pd.arrays.IntegerArray(np.where(named, numbers[pick] if len(numbers) else 0, 0).astype(np.int64), ~named)
+    out["candidate_name"] = _categorical(column(name_codes), list(names))
+    out["candidate_gender"] = _categorical(column(gender_codes), list(genders))
+    party_names = {_party(k): v for k, v in (party_names or {}).items() if _party(k) and isinstance(v, str)}
+    party_list = sorted(set(party_names.values()))
+    party_code = {p: party_list.index(name) for p, name in party_names.items()}
+    by_distinct = np.array([party_code.get(p, -1) for p in distinct] or [-1], dtype=np.int64)
+    out["party_name"] = _categorical(by_distinct[encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)] if n
+                                     else np.array([], dtype=np.int64), party_list)
+
+    unnamed = is_candidate & ~named
+    ids_unlisted = votes_long["candidate"][is_candidate & ~found]
+    counts = {"candidate_rows": int(is_candidate.sum()), "candidate_rows_named": int((is_candidate & named).sum()),
+              "candidate_rows_unnamed": int(unnamed.sum()),
+              "candidate_rows_other_party": int((is_candidate & found & ~named).sum()),
+              "candidate_ids_unlisted": int(ids_unlisted.nunique())}
+    return out, counts
+
+
+def party_names(snapshot: str | Path, records: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Party number -> short name from the stored ``pemilu/partai.json`` (empty without it)."""
+    record = records.get("pemilu/partai.json")
+    if not record or record.get("outcome") != "ok":
+        return {}
+    data, _ = _load(Path(snapshot), "pemilu/partai.json")
+    names = {}
+    for key, info in data.items() if isinstance(data, dict) else ():
+        number = info.get("nomor_urut") if isinstance(info, dict) else None
+        name = info.get("nama") if isinstance(info, dict) else None
+        if type(number) is int and 0 < number < 1000 and isinstance(name, str):
+            names[str(number)] = name
+    return names
