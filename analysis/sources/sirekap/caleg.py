@@ -104,8 +104,9 @@ def read_candidate_lists(snapshot: str | Path, records: Mapping[str, Mapping[str
     """Every dapil list of ``ballot`` and every candidate list of a snapshot, read and accounted for.
 
     A list that is not JSON or not an object of parties is ``rejected``; one with some bad entries is
-    ``partial`` (its good entries are used); an id listed twice with different particulars is left out
-    (both lists say so). ``records`` is the snapshot's manifest (path -> last record).
+    ``partial`` (its good entries are used); an id in two lists (or under two parties of one) is left
+    out, since its dapil or party cannot be told, and the lists say so. ``records`` is the snapshot's
+    manifest (path -> last record).
     """
     root = Path(snapshot)
     lists: list[dict[str, Any]] = []
@@ -147,8 +148,8 @@ def read_candidate_lists(snapshot: str | Path, records: Mapping[str, Mapping[str
             entry["outcome"], entry["reason"] = "rejected", reason
 
     candidates = pd.DataFrame(rows, columns=CANDIDATE_COLUMNS)
-    # Ids are unique across dapils in 2024: an id listed twice alike is one candidate, listed twice
-    # differently it is nobody's (the lists contradict each other), and both lists say so.
+    # Ids are unique across dapils in 2024: an id listed twice (beyond an exact repeat) belongs to no
+    # one dapil or party, so it names nobody, and every list it is in says so.
     candidates = candidates.drop_duplicates()
     clash = candidates["candidate"].duplicated(keep=False)
     ambiguous = set(candidates.loc[clash, "candidate"])
@@ -156,7 +157,7 @@ def read_candidate_lists(snapshot: str | Path, records: Mapping[str, Mapping[str
         for entry in lists:
             if entry["kind"] == "candidates" and entry["dapil"] in set(candidates.loc[clash, "dapil"]):
                 n = int((clash & (candidates["dapil"] == entry["dapil"])).sum())
-                note = f"{n} candidate ids listed differently elsewhere (left unnamed)"
+                note = f"{n} candidate ids also listed elsewhere (left unnamed)"
                 entry["reason"] = f"{entry['reason']}; {note}" if entry["reason"] else note
         candidates = candidates[~clash]
     candidates = candidates.reset_index(drop=True).astype({"number": "Int64"})
@@ -176,8 +177,15 @@ def read_candidate_lists(snapshot: str | Path, records: Mapping[str, Mapping[str
     return CandidateLists(candidates=candidates, lists=table, counts=counts)
 
 
-def _categorical(codes: np.ndarray, categories: list[str]) -> pd.Categorical:
-    return pd.Categorical.from_codes(codes, categories=pd.Index(categories, dtype="str"), validate=False)
+def _categorical(codes: np.ndarray, categories: Any) -> pd.Categorical:
+    return pd.Categorical.from_codes(codes, categories=pd.Index(list(categories), dtype="str"), validate=False)
+
+
+def _arrow(column: pd.Series) -> Any:
+    import pyarrow as pa
+
+    array = pa.array(column.array, type=pa.large_string()) if len(column) else pa.array([], type=pa.large_string())
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
 
 def attach_candidates(votes_long: pd.DataFrame, candidates: pd.DataFrame,
@@ -185,61 +193,49 @@ def attach_candidates(votes_long: pd.DataFrame, candidates: pd.DataFrame,
     """The long votes with each candidate's dapil, ballot number, name and gender, and each party's name.
 
     A row is named when its candidate id is in a list under the same party; an id in no list, or
-    listed under another party, keeps ``<NA>`` and is counted. Party-only rows (candidate ``""``)
-    get the party's name alone. The per-row work is vectorised (arrow hash lookups): a national
-    DPR table has on the order of 10^8 rows.
+    listed under another party, keeps ``<NA>`` and is counted (an id left out as listed twice counts
+    as in no list). Party-only rows (candidate ``""``) get the party's name alone. The per-row work is
+    arrow hash lookups and numpy takes: a national DPR table has on the order of 10^8 rows.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    n = len(votes_long)
-    ids = pa.array(candidates["candidate"].astype(str).tolist(), type=pa.large_string())
-    row_ids = pa.array(votes_long["candidate"].array, type=pa.large_string()) if n else pa.array([], type=pa.large_string())
-    at = pc.index_in(row_ids, value_set=ids)
+    row_ids = _arrow(votes_long["candidate"])
+    listed = pa.array(candidates["candidate"].tolist(), type=pa.large_string())
+    at = pc.index_in(row_ids, value_set=listed)
     found = at.is_valid().to_numpy(zero_copy_only=False)
     at = at.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    # Parties as numbers (0: none), the rows' through their few distinct values.
+    encoded = pc.dictionary_encode(_arrow(votes_long["party"]))
+    distinct = [_party(value) for value in encoded.dictionary.to_pylist()]
+    party_at = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    row_party = np.array([int(p or 0) for p in distinct] + [0], dtype=np.int64)[party_at]
+    list_party = np.array([int(p) for p in candidates["party"]] + [-1], dtype=np.int64)
+    named = found & (list_party[at] == row_party)
+    # Every attribute is looked up through one position per row; the last position is "nobody".
+    pick = np.where(named, at, len(candidates))
 
-    # The rows' parties through their few distinct values: party numbers as the lists key them.
-    encoded = pc.dictionary_encode(pa.array(votes_long["party"].array, type=pa.large_string()) if n
-                                   else pa.array([], type=pa.large_string()))
-    if isinstance(encoded, pa.ChunkedArray):
-        encoded = encoded.combine_chunks()
-    distinct = [_party(p) for p in encoded.dictionary.to_pylist()]
-    row_party = np.array(distinct, dtype=object)[encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)] if n \
-        else np.array([], dtype=object)
-    list_party = candidates["party"].to_numpy(dtype=object)
-    named = found.copy()
-    if len(candidates) and n:
-        named[found] = list_party[at[found]] == row_party[found]
+    def codes(values: pd.Series) -> tuple[np.ndarray, Any]:
+        positions, uniques = pd.factorize(values, use_na_sentinel=True)
+        return np.append(positions, -1)[pick], uniques
 
-    is_candidate = (votes_long["candidate"] != "").to_numpy(dtype=bool, na_value=False)
-    out = votes_long.copy()
-    dapil_codes, dapils = pd.factorize(candidates["dapil"])
-    name_codes, names = pd.factorize(candidates["name"])
-    gender_codes, genders = pd.factorize(candidates["gender"], use_na_sentinel=True)
-    pick = at if len(candidates) else np.zeros(n, dtype=np.int64)
+    out = votes_long.copy(deep=False)  # copy-on-write: the votes' own columns are shared, not copied
+    for column, values in (("dapil", candidates["dapil"]), ("candidate_name", candidates["name"]),
+                           ("candidate_gender", candidates["gender"])):
+        out[column] = _categorical(*codes(values))
+    numbers = np.append(candidates["number"].to_numpy(dtype=np.int64, na_value=0), 0)[pick]
+    out["candidate_number"] = pd.arrays.IntegerArray(numbers, ~named)
+    names = {_party(k): v for k, v in (party_names or {}).items() if _party(k) and isinstance(v, str)}
+    categories = sorted(set(names.values()))
+    by_distinct = np.array([categories.index(names[p]) if p in names else -1 for p in distinct] + [-1], dtype=np.int64)
+    out["party_name"] = _categorical(by_distinct[party_at], categories)
+    out = out[[*votes_long.columns, *ATTACHED]]
 
-    def column(codes: np.ndarray) -> np.ndarray:
-        return np.where(named, codes[pick], -1) if len(codes) else np.full(n, -1)
-
-    out["dapil"] = _categorical(column(dapil_codes), list(dapils))
-    numbers = candidates["number"].to_numpy(dtype=np.int64, na_value=0)
-    out["candidate_number"] = pd.arrays.IntegerArray(np.where(named, numbers[pick] if len(numbers) else 0, 0).astype(np.int64), ~named)
-    out["candidate_name"] = _categorical(column(name_codes), list(names))
-    out["candidate_gender"] = _categorical(column(gender_codes), list(genders))
-    party_names = {_party(k): v for k, v in (party_names or {}).items() if _party(k) and isinstance(v, str)}
-    party_list = sorted(set(party_names.values()))
-    party_code = {p: party_list.index(name) for p, name in party_names.items()}
-    by_distinct = np.array([party_code.get(p, -1) for p in distinct] or [-1], dtype=np.int64)
-    out["party_name"] = _categorical(by_distinct[encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)] if n
-                                     else np.array([], dtype=np.int64), party_list)
-
-    unnamed = is_candidate & ~named
-    ids_unlisted = votes_long["candidate"][is_candidate & ~found]
+    is_candidate = pc.greater(pc.binary_length(row_ids), 0).fill_null(False).to_numpy(zero_copy_only=False)
     counts = {"candidate_rows": int(is_candidate.sum()), "candidate_rows_named": int((is_candidate & named).sum()),
-              "candidate_rows_unnamed": int(unnamed.sum()),
+              "candidate_rows_unnamed": int((is_candidate & ~named).sum()),
               "candidate_rows_other_party": int((is_candidate & found & ~named).sum()),
-              "candidate_ids_unlisted": int(ids_unlisted.nunique())}
+              "candidate_ids_unlisted": int(votes_long["candidate"][is_candidate & ~found].nunique())}
     return out, counts
 
 
