@@ -390,14 +390,17 @@ def test_dapil_paths_codes_and_kinds():
     assert ep.dapil_list_path("pdpr") == ep.dapil_list_path("pdpr", "3302") == "wilayah/pemilu/pdpr/dapil_dpr.json"
     assert ep.dapil_list_path("pdprdp", "33") == "wilayah/pemilu/pdprdp/33.json"
     assert ep.dapil_list_path("pdprdk", "3302") == "wilayah/pemilu/pdprdk/33/3302.json"
-    assert {ep.dapil_list_path(b, c) for b, c in [("pdprdp", "0"), ("pdprdp", "3302"), ("pdprdk", "33"), ("pdprdk", "330214"),
-                                                  ("pdprdp", "99"), ("pdprdk", "9901"), ("ppwp", "33"), ("pdpd", "33")]} == {None}
+    nowhere = [("pdprdp", "0"), ("pdprdp", "3302"), ("pdprdk", "33"), ("pdprdk", "330214"), ("pdprdp", "99"),
+               ("pdprdk", "9901"), ("ppwp", "33"), ("pdpd", "33")]
+    assert {ep.dapil_list_path(ballot, code) for ballot, code in nowhere} == {None}
     assert ep.candidate_list_path("3101") == "pemilu/caleg/partai/3101.json"
     for bad in ("../1", "31/01", 3101, "", "3", "\u0663\u0661\u0660\u0661", "3101\n", "12345678901234", None, "31 01"):
         with pytest.raises(ep.CodeError):
             ep.candidate_list_path(bad)
-    assert ep.dapil_code_of({"kode_dapil": "110001", "kode": "x"}) == "110001" and ep.dapil_code_of({"nama": "ACEH I", "id": 5001, "kode": "1101"}) == "1101"
-    assert {ep.dapil_code_of(item) for item in ({"kode_dapil": 110001}, {"nama": "X"}, "3101", None, {"kode": "../31"})} == {None}
+    assert ep.dapil_code_of({"kode_dapil": "110001", "kode": "x"}) == "110001"
+    assert ep.dapil_code_of({"nama": "ACEH I", "id": 5001, "kode": "1101"}) == "1101"  # dapil_dpr.json's items
+    unusable = ({"kode_dapil": 110001}, {"nama": "X"}, "3101", None, {"kode": "../31"}, {"kode_dapil": None, "kode": "3101"})
+    assert {ep.dapil_code_of(item) for item in unusable} == {None}
     assert ep.dapil_in_region("pdpr", "3302142011", "3301") and not ep.dapil_in_region("pdpr", "33", "3201")
     assert ep.dapil_in_region("pdpr", "0", "3201") and ep.dapil_in_region("pdprdk", "3302", "9999")
     assert ep.dapil_in_region("pdpr", "99", ep.OVERSEAS_DPR_DAPIL) and not ep.dapil_in_region("pdpr", "9901", "9901")
@@ -410,7 +413,7 @@ def test_dapil_paths_codes_and_kinds():
 
 
 @pytest.mark.parametrize("ballot, region", [("pdpr", "31"), ("pdprdp", "0"), ("pdprdk", "village")])
-def test_a_legislative_scrape_fetches_its_regions_candidate_lists_and_the_build_names_the_candidates(election, tmp_path, ballot, region):
+def test_a_legislative_scrape_fetches_its_regions_candidate_lists_and_the_build_names_them(election, tmp_path, ballot, region):
     if region == "village":  # below the kabupaten: every dapil of the kabupaten (the lists do not say which kecamatan)
         region = election.table.loc[election.table["regency"] == "3101", "village"].iloc[0]
     tree, served = legislative_tree(election, ballot=ballot, seed=6, unpublished=0.05)
@@ -435,7 +438,8 @@ def test_a_legislative_scrape_fetches_its_regions_candidate_lists_and_the_build_
     assert (both["_merge"] == "both").all() and len(both) == len(truth) > 0
     people = both[both["candidate"] != ""]
     assert (people["candidate_name"].astype(str) == people["name"]).all()  # verbatim, HTML and quotes included
-    assert (people["candidate_number"] == people["number"]).all() and (people["dapil_x"].astype(str) == people["dapil_y"]).all()
+    assert (people["candidate_number"] == people["number"]).all()
+    assert (people["dapil_x"].astype(str) == people["dapil_y"]).all()
     assert (people["candidate_gender"].astype(str) == people["gender"]).all()
     assert people["candidate_name"].astype(str).str.contains('<b>', regex=False).any()
     assert set(people["dapil_x"].astype(str)) == dapils and both["party_name"].notna().all()
@@ -464,11 +468,13 @@ def test_malformed_dapil_and_candidate_lists_fail_or_are_rejected_with_their_rea
     odd[partial] = json.dumps(body).encode()
     odd[wrong] = b'{"1": "none"}'
     with TreeServer(odd) as server:
-        summary = run(ScrapeConfig(ballot="pdpr", region="0", base_url=server.url, out=str(tmp_path), snapshot="b", retries=1, **FAST))
-    assert dict(summary.failed) == {not_json: "HTTP 200 with a body that is not JSON (cut off or an error page) after 2 attempts",
-                                    a_list: "HTTP 200 with JSON of the wrong shape (list) after 2 attempts"}
-    assert summary.walk_errors == ((ep.DPR_DAPILS_PATH, "5 entries without a usable dapil code (kode_dapil or kode: a string of "
-                                    "2 to 13 digits) were not followed"),)
+        summary = run(ScrapeConfig(ballot="pdpr", region="0", base_url=server.url, out=str(tmp_path), snapshot="b",
+                                   retries=1, **FAST))
+    assert dict(summary.failed) == {
+        not_json: "HTTP 200 with a body that is not JSON (cut off or an error page) after 2 attempts",
+        a_list: "HTTP 200 with JSON of the wrong shape (list) after 2 attempts"}
+    assert summary.walk_errors == ((ep.DPR_DAPILS_PATH, "5 entries without a usable dapil code (kode_dapil or kode: "
+                                    "a string of 2 to 13 digits) were not followed"),)
     assert all(".." not in p and "etc" not in p for p in server.requests)
 
     built = read_snapshot(tmp_path / "b")  # the build works, and says what each list gave
@@ -541,30 +547,39 @@ def _snapshot_with(tmp_path, files: dict[str, bytes]) -> Path:
     return store.path
 
 
-def _candidate(name: str, number: int) -> dict:
-    return {"nama": name, "nomor_urut": number, "jenis_kelamin": "P", "tempat_tinggal": "KOTA"}
+def _candidates(**people: tuple[str, int]) -> dict:
+    """``_candidates(c100001=("A", 1))`` -> a party's entry of a candidate list."""
+    return {cid[1:]: {"nama": name, "nomor_urut": number, "jenis_kelamin": "P", "tempat_tinggal": "KOTA"}
+            for cid, (name, number) in people.items()}
+
+
+def _present(values: pd.Series) -> list:
+    return list(values.astype(object).where(values.notna(), None))
 
 
 def test_an_id_under_another_party_or_in_two_lists_differently_is_left_unnamed_and_counted(tmp_path):
     path = _snapshot_with(tmp_path, {
-        "pemilu/caleg/partai/3101.json": json.dumps({"1": {"100001": _candidate("A", 1), "100002": _candidate("B", 2)},
-                                                     "2": {"100003": _candidate("C", 1), "100005": _candidate("E", 1)}}).encode(),
-        "pemilu/caleg/partai/3102.json": json.dumps({"1": {"100004": _candidate("D", 1), "100005": _candidate("E2", 1)}}).encode(),
-        "pemilu/caleg/partai/3103.json": json.dumps({"1": {"100006": _candidate("A", 1)}}).encode(),
+        "pemilu/caleg/partai/3101.json": json.dumps({"1": _candidates(c100001=("A", 1), c100002=("B", 2)),
+                                                     "2": _candidates(c100003=("C", 1), c100005=("E", 1))}).encode(),
+        "pemilu/caleg/partai/3102.json": json.dumps({"1": _candidates(c100004=("D", 1), c100005=("E2", 1))}).encode(),
+        "pemilu/caleg/partai/3103.json": json.dumps({"1": _candidates(c100006=("A", 1))}).encode(),  # a name twice is fine
     })
     lists = caleg.read_candidate_lists(path, read_manifest(path), "pdpr")
     assert lists.counts["candidate_ids_ambiguous"] == 1 and "100005" not in set(lists.candidates["candidate"])
     reasons = lists.lists.set_index("dapil")["reason"]
-    assert reasons["3101"] == reasons["3102"] == "1 candidate ids also listed elsewhere (left unnamed)" and reasons["3103"] == ""
+    assert reasons["3101"] == reasons["3102"] == "1 candidate ids also listed elsewhere (left unnamed)"
+    assert reasons["3103"] == ""
     assert len(lists.candidates) == 5 and lists.counts["candidate_lists_read"] == 3
-    votes = pd.DataFrame({"unit_id": ["3101011001001"] * 6, "party": ["1", "1", "1", "2", "1", "2"],
-                          "candidate": ["", "100001", "100003", "100003", "100005", "999999"],
-                          "votes": pd.array([1, 2, 3, 4, 5, 6], dtype="Int64")}).astype({"unit_id": "str", "party": "str", "candidate": "str"})
+    votes = pd.DataFrame({"unit_id": pd.array(["3101011001001"] * 6, dtype="str"),
+                          "party": pd.array(["1", "1", "1", "2", "1", "2"], dtype="str"),
+                          "candidate": pd.array(["", "100001", "100003", "100003", "100005", "999999"], dtype="str"),
+                          "votes": pd.array([1, 2, 3, 4, 5, 6], dtype="Int64")})
     out, counts = caleg.attach_candidates(votes, lists.candidates, {"1": "PARTAI SATU"})
-    assert list(out["candidate_name"].astype(object).where(out["candidate_name"].notna(), None)) == [None, "A", None, "C", None, None]
+    assert _present(out["candidate_name"]) == [None, "A", None, "C", None, None]
+    assert _present(out["candidate_number"]) == [None, 1, None, 1, None, None]
     assert counts == {"candidate_rows": 5, "candidate_rows_named": 2, "candidate_rows_unnamed": 3,
                       "candidate_rows_other_party": 1, "candidate_ids_unlisted": 2}
-    assert list(out["party_name"].astype(object).where(out["party_name"].notna(), None)) == ["PARTAI SATU"] * 3 + [None] + ["PARTAI SATU", None]
+    assert _present(out["party_name"]) == ["PARTAI SATU"] * 3 + [None, "PARTAI SATU", None]
     pd.testing.assert_frame_equal(out[list(votes.columns)], votes)  # the votes themselves are untouched
     empty, counts = caleg.attach_candidates(votes.iloc[:0], lists.candidates)
     assert list(empty.columns) == [*votes.columns, *caleg.ATTACHED] and counts["candidate_rows"] == 0
@@ -578,5 +593,20 @@ def test_any_json_as_a_candidate_list_is_read_or_refused_with_a_reason(data):
     good, bad, example = caleg._candidate_list(data)
     assert (bad == 0) == (example is None)
     for cid, party, number, name, gender in good:
-        assert cid.isdigit() and party.isdigit() and 0 < number < 1000 and isinstance(name, str) and gender in ("L", "P", None)
-        assert data[next(k for k in data if caleg._party(k) == party)][cid]["nama"] == name
+        assert cid.isdigit() and party.isdigit() and 0 < number < 1000 and gender in ("L", "P", None)
+        assert any(caleg._party(key) == party and data[key][cid]["nama"] == name
+                   for key in data if isinstance(data[key], dict) and cid in data[key])
+
+
+def test_a_stored_list_that_is_not_json_or_not_an_object_is_rejected_with_its_reason(tmp_path):
+    # The scraper stores only JSON of the right top-level type; a snapshot edited or copied by hand may hold anything.
+    path = _snapshot_with(tmp_path, {"pemilu/caleg/partai/3101.json": b"<html>x</html>", "pemilu/caleg/partai/3102.json": b"[1]",
+                                     "pemilu/caleg/partai/3103.json": b"{}", ep.DPR_DAPILS_PATH: b'{"kode": "3101"}',
+                                     "wilayah/pemilu/pdprdp/31.json": b"[]"})  # another ballot's dapil list: not this build's
+    lists = caleg.read_candidate_lists(path, read_manifest(path), "pdpr")
+    got = {row.path: (row.outcome, row.reason) for row in lists.lists.itertuples()}
+    assert got == {"pemilu/caleg/partai/3101.json": ("rejected", "not JSON"),
+                   "pemilu/caleg/partai/3102.json": ("rejected", "a JSON list, not an object of parties"),
+                   "pemilu/caleg/partai/3103.json": ("ok", "lists no candidate"),
+                   ep.DPR_DAPILS_PATH: ("rejected", "a JSON dict, not a list of dapils")}
+    assert lists.candidates.empty and lists.counts["candidate_lists_bad"] == 2 and lists.counts["dapil_lists_bad"] == 1

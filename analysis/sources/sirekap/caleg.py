@@ -100,6 +100,27 @@ def _candidate_list(data: Any) -> tuple[list[tuple], int, str | None]:
     return good, bad, example
 
 
+def _dapil_list(data: Any) -> tuple[str, int, str]:
+    """(outcome, dapils with a usable code, reason) of a decoded dapil list."""
+    if not isinstance(data, list):
+        return "rejected", 0, f"a JSON {type(data).__name__}, not a list of dapils"
+    usable = sum(endpoints.dapil_code_of(item) is not None for item in data)
+    if usable == len(data):
+        return "ok", usable, ""
+    return "partial" if usable else "rejected", usable, f"{len(data) - usable} of {len(data)} entries without a usable dapil code"
+
+
+def _checked_candidate_list(data: Any) -> tuple[list[tuple], str, str]:
+    """(good candidates, outcome, reason) of a decoded candidate list: ok, partial (some bad entries) or rejected."""
+    if not isinstance(data, dict):
+        return [], "rejected", f"a JSON {type(data).__name__}, not an object of parties"
+    good, bad, example = _candidate_list(data)
+    if not bad:
+        return good, "ok", "" if good else "lists no candidate"
+    reason = f"{bad} of {bad + len(good)} entries not in the expected shape (e.g. {example})"
+    return good, "partial" if good else "rejected", reason
+
+
 def read_candidate_lists(snapshot: str | Path, records: Mapping[str, Mapping[str, Any]], ballot: str) -> CandidateLists:
     """Every dapil list of ``ballot`` and every candidate list of a snapshot, read and accounted for.
 
@@ -119,33 +140,16 @@ def read_candidate_lists(snapshot: str | Path, records: Mapping[str, Mapping[str
         entry = {"path": api_path, "kind": kind, "dapil": code if kind == "candidates" else None,
                  "outcome": record.get("outcome") or "failed", "entries": 0, "reason": record.get("reason") or ""}
         lists.append(entry)
-        if entry["outcome"] != "ok":
-            continue
-        data, reason = _load(root, api_path)
-        if reason is None and kind == "dapils":
-            if not isinstance(data, list):
-                reason = f"a JSON {type(data).__name__}, not a list of dapils"
+        if entry["outcome"] == "ok":
+            data, reason = _load(root, api_path)
+            if reason is not None:
+                entry["outcome"], entry["reason"] = "rejected", reason
+            elif kind == "dapils":
+                entry["outcome"], entry["entries"], entry["reason"] = _dapil_list(data)
             else:
-                codes = [endpoints.dapil_code_of(item) for item in data]
-                entry["entries"] = sum(c is not None for c in codes)
-                if entry["entries"] < len(codes):
-                    entry["reason"] = f"{len(codes) - entry['entries']} of {len(codes)} entries without a usable dapil code"
-                    entry["outcome"] = "partial" if entry["entries"] else "rejected"
-                continue
-        if reason is None:
-            good, bad, example = _candidate_list(data)
-            entry["entries"] = len(good)
-            rows.extend((cid, code, party, number, name, gender) for cid, party, number, name, gender in good)
-            if bad:
-                reason = f"{bad} of {bad + len(good)} entries not in the expected shape (e.g. {example})"
-                if good:
-                    entry["outcome"], entry["reason"] = "partial", reason
-                    continue
-            elif not good:
-                entry["reason"] = "lists no candidate"
-                continue
-        if reason is not None:
-            entry["outcome"], entry["reason"] = "rejected", reason
+                good, entry["outcome"], entry["reason"] = _checked_candidate_list(data)
+                entry["entries"] = len(good)
+                rows.extend((cid, code, party, number, name, gender) for cid, party, number, name, gender in good)
 
     candidates = pd.DataFrame(rows, columns=CANDIDATE_COLUMNS)
     # Ids are unique across dapils in 2024: an id listed twice (beyond an exact repeat) belongs to no
@@ -156,7 +160,7 @@ def read_candidate_lists(snapshot: str | Path, records: Mapping[str, Mapping[str
     if ambiguous:
         for entry in lists:
             if entry["kind"] == "candidates" and entry["dapil"] in set(candidates.loc[clash, "dapil"]):
-                n = int((clash & (candidates["dapil"] == entry["dapil"])).sum())
+                n = candidates.loc[clash & (candidates["dapil"] == entry["dapil"]), "candidate"].nunique()
                 note = f"{n} candidate ids also listed elsewhere (left unnamed)"
                 entry["reason"] = f"{entry['reason']}; {note}" if entry["reason"] else note
         candidates = candidates[~clash]

@@ -4,10 +4,11 @@ Used by the tests and the scrape benchmark, never against the internet. :func:`t
 turns an Election (e.g. from :func:`analysis.synth.make_election`) into the ``wilayah`` lists, ``hhcw``
 aggregates at every level, TPS bodies and candidate list of the API; :func:`legislative_tree` does the
 same for a party ballot, with per-candidate votes inside each party as the legislative bodies carry
-them, and the ballot's dapil lists and per-dapil candidate lists (:func:`legislative_candidates`). :class:`TreeServer` serves such a tree with ``http.server`` in a thread and injects the faults
-the scraper must survive: 503, 429 with Retry-After, bodies cut off mid-way, HTML error pages with
-status 200, slow answers, answers trickled a byte at a time, dropped connections, redirects, and (for paths absent from the tree)
-permanent 404s. It counts every request per path.
+them, and the ballot's dapil lists and per-dapil candidate lists (:func:`legislative_candidates`).
+:class:`TreeServer` serves such a tree with ``http.server`` in a thread and injects the faults the
+scraper must survive: 503, 429 with Retry-After, bodies cut off mid-way, HTML error pages with status
+200, slow answers, answers trickled a byte at a time, dropped connections, redirects, and (for paths
+absent from the tree) permanent 404s. It counts every request per path.
 """
 
 from __future__ import annotations
@@ -210,7 +211,7 @@ def _dapil_lists(election, ballot: str, candidates: pd.DataFrame) -> dict[str, b
     dapils = sorted(set(candidates["dapil"]))
     if ballot == "pdpr":  # one national list, items {"nama", "id", "kode"}
         tree[ep.DPR_DAPILS_PATH] = _dump([{"nama": f"DAPIL DPR {d}", "id": 5001 + i, "kode": d} for i, d in enumerate(dapils)])
-    else:  # one list per province (DPRD provinsi) or kabupaten (DPRD kabupaten/kota), items {"id_dapil", "kode_dapil", "nama_dapil"}
+    else:  # per province (DPRD provinsi) or kabupaten (DPRD kabupaten/kota); items {"id_dapil", "kode_dapil", "nama_dapil"}
         owner = 2 if ballot == "pdprdp" else 4
         for i, d in enumerate(dapils):
             path = ep.dapil_list_path(ballot, d[:owner])
