@@ -81,7 +81,16 @@ def _cmd_build(args: argparse.Namespace) -> int:
             long_path = Path(args.out).with_name(Path(args.out).stem + "-candidates.parquet")
             built.votes_long.to_parquet(long_path, index=False)
             print(f"  per-candidate votes ({len(built.votes_long):,} rows) in {long_path}")
-        print("  " + ", ".join(f"{k.replace('fetch_', '')} {v:,}" for k, v in built.counts.items()))
+        if built.candidate_lists is not None:
+            lists_path = Path(args.out).with_name(Path(args.out).stem + "-candidate-lists.csv")
+            built.candidate_lists.to_csv(lists_path, index=False)
+            c = built.counts
+            print(f"  candidate lists: {c['candidate_lists_read']:,} read, {c['candidate_lists_bad']:,} rejected, partial or "
+                  f"failed, {c['candidate_lists_not_published']:,} not published ({c['dapil_lists_not_published']:,} dapil "
+                  f"lists not published); {c['candidate_rows_unnamed']:,} of {c['candidate_rows']:,} candidate rows "
+                  f"without a name ({c['candidate_ids_unlisted']:,} ids in no list); each list's outcome in {lists_path}")
+        print("  " + ", ".join(f"{k.replace('fetch_', '')} {v:,}" for k, v in built.counts.items()
+                               if not k.startswith(("candidate", "dapil"))))  # those are in the line above
         return status
     if args.ballot not in (None, "ppwp"):
         print("forensik build: a plain folder or zip of bodies is read as ppwp; other ballots need a snapshot of "
@@ -285,7 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     build = sub.add_parser("build", help="turn a scrape snapshot, or a folder or zip of raw Sirekap TPS bodies, into an Election",
                            description="Parse a snapshot of `forensik scrape` (DIR/NAME: every TPS of the walked tree, "
                            "unpublished ones as <NA>, provenance from the manifest; party ballots also write "
-                           "*-candidates.parquet with per-candidate votes) or a folder/zip of raw ppwp TPS bodies "
+                           "*-candidates.parquet with per-candidate votes, named from the dapil candidate lists, and "
+                           "*-candidate-lists.csv with each list's outcome) or a folder/zip of raw ppwp TPS bodies "
                            "(pemilu/hhcw/ppwp/.../{tps}.json) into an Election Parquet file; bodies that cannot be "
                            "used go to *-rejects.csv with a reason.")
     build.add_argument("--raw", required=True, help="snapshot folder DIR/NAME, or a folder (searched recursively for *.json) or .zip of TPS bodies")

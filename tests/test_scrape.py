@@ -364,3 +364,249 @@ def test_real_bodies_served_and_built(tmp_path):
     assert table.loc[desa + "001", "village_name"] != "<NA>"
     from_desa = read_snapshot(tmp_path / "q").election.table
     assert list(from_desa.loc[desa + "002", ["01", "02", "03"]]) == [209, 37, 6]  # the real desa table's row
+
+
+# ----------------------------------------------------------------------------- dapils and candidate lists (legislative)
+
+from analysis.sources.sirekap import caleg  # noqa: E402
+from analysis.sources.sirekap.store import SnapshotStore  # noqa: E402
+from analysis.sources.sirekap.testserver import legislative_dapils  # noqa: E402
+
+#: Code length of the region that owns a ballot's dapil list: DPR RI dapils by province, DPRD kabupaten/kota by kabupaten.
+OWNER = {"pdpr": 2, "pdprdp": 2, "pdprdk": 4}
+
+
+def list_paths(paths) -> set[str]:
+    return {p for p in paths if ep.classify(p)[0] in ("dapils", "candidates")}
+
+
+def expected_dapils(election, ballot: str, region: str) -> set[str]:
+    """The dapils of every TPS in the region's province (DPR RI, DPRD provinsi) or kabupaten (DPRD kabupaten/kota)."""
+    dapils = legislative_dapils(election, ballot)
+    return set(dapils) if region == "0" else set(dapils[dapils.index.str.startswith(region[:OWNER[ballot]])])
+
+
+def test_dapil_paths_codes_and_kinds():
+    assert ep.dapil_list_path("pdpr") == ep.dapil_list_path("pdpr", "3302") == "wilayah/pemilu/pdpr/dapil_dpr.json"
+    assert ep.dapil_list_path("pdprdp", "33") == "wilayah/pemilu/pdprdp/33.json"
+    assert ep.dapil_list_path("pdprdk", "3302") == "wilayah/pemilu/pdprdk/33/3302.json"
+    nowhere = [("pdprdp", "0"), ("pdprdp", "3302"), ("pdprdk", "33"), ("pdprdk", "330214"), ("pdprdp", "99"),
+               ("pdprdk", "9901"), ("ppwp", "33"), ("pdpd", "33")]
+    assert {ep.dapil_list_path(ballot, code) for ballot, code in nowhere} == {None}
+    assert ep.candidate_list_path("3101") == "pemilu/caleg/partai/3101.json"
+    for bad in ("../1", "31/01", 3101, "", "3", "\u0663\u0661\u0660\u0661", "3101\n", "12345678901234", None, "31 01"):
+        with pytest.raises(ep.CodeError):
+            ep.candidate_list_path(bad)
+    assert ep.dapil_code_of({"kode_dapil": "110001", "kode": "x"}) == "110001"
+    assert ep.dapil_code_of({"nama": "ACEH I", "id": 5001, "kode": "1101"}) == "1101"  # dapil_dpr.json's items
+    unusable = ({"kode_dapil": 110001}, {"nama": "X"}, "3101", None, {"kode": "../31"}, {"kode_dapil": None, "kode": "3101"})
+    assert {ep.dapil_code_of(item) for item in unusable} == {None}
+    assert ep.dapil_in_region("pdpr", "3302142011", "3301") and not ep.dapil_in_region("pdpr", "33", "3201")
+    assert ep.dapil_in_region("pdpr", "0", "3201") and ep.dapil_in_region("pdprdk", "3302", "9999")
+    assert ep.dapil_in_region("pdpr", "99", ep.OVERSEAS_DPR_DAPIL) and not ep.dapil_in_region("pdpr", "9901", "9901")
+    assert ep.classify("wilayah/pemilu/pdpr/dapil_dpr.json") == ("dapils", "pdpr", "0")
+    assert ep.classify("wilayah/pemilu/pdprdp/11.json") == ("dapils", "pdprdp", "11")  # not a list of regions
+    assert ep.classify("wilayah/pemilu/pdprdk/33/3302.json") == ("dapils", "pdprdk", "3302")
+    assert ep.classify("wilayah/pemilu/pdprdk/31/3302.json")[0] == "other"
+    assert ep.classify("pemilu/caleg/partai/3101.json") == ("candidates", None, "3101")
+    assert ep.classify("pemilu/caleg/dpd/31.json")[0] == "contestants"
+
+
+@pytest.mark.parametrize("ballot, region", [("pdpr", "31"), ("pdprdp", "0"), ("pdprdk", "village")])
+def test_a_legislative_scrape_fetches_its_regions_candidate_lists_and_the_build_names_them(election, tmp_path, ballot, region):
+    if region == "village":  # below the kabupaten: every dapil of the kabupaten (the lists do not say which kecamatan)
+        region = election.table.loc[election.table["regency"] == "3101", "village"].iloc[0]
+    tree, served = legislative_tree(election, ballot=ballot, seed=6, unpublished=0.05)
+    with TreeServer(tree, fault_rate=0.2, seed=2, mix=("503", "cut", "html200")) as server:
+        summary = run(ScrapeConfig(ballot=ballot, region=region, base_url=server.url, out=str(tmp_path), snapshot="n", **FAST))
+    assert summary.ok, summary.text()
+    dapils = expected_dapils(election, ballot, region)
+    wanted = {ep.candidate_list_path(d) for d in dapils}
+    in_region = [c for c in election.table.index if region == "0" or c.startswith(region)]
+    owners = {ep.dapil_list_path(ballot, "0" if ballot == "pdpr" else c[:OWNER[ballot]]) for c in in_region}
+    assert None not in owners and list_paths(server.requests) == wanted | owners
+    everything = {p for p in tree if ep.classify(p)[0] == "candidates"}
+    assert wanted <= everything and (wanted == everything) == (region == "0")  # only the region's when it is not all
+    assert set(stored_tree(tmp_path / "n")) >= wanted | owners
+
+    assert main(["build", "--raw", str(tmp_path / "n"), "--out", str(tmp_path / "n.parquet")]) == 0
+    built = read_snapshot(tmp_path / "n")
+    got = pd.read_parquet(tmp_path / "n-candidates.parquet")
+    assert got.shape == built.votes_long.shape
+    truth = served[served["unit_id"].isin(built.election.table.index)]
+    both = got.merge(truth, on=["unit_id", "party", "candidate"], how="outer", indicator=True, validate="one_to_one")
+    assert (both["_merge"] == "both").all() and len(both) == len(truth) > 0
+    people = both[both["candidate"] != ""]
+    assert (people["candidate_name"].astype(str) == people["name"]).all()  # verbatim, HTML and quotes included
+    assert (people["candidate_number"] == people["number"]).all()
+    assert (people["dapil_x"].astype(str) == people["dapil_y"]).all()
+    assert (people["candidate_gender"].astype(str) == people["gender"]).all()
+    assert people["candidate_name"].astype(str).str.contains('<b>', regex=False).any()
+    assert set(people["dapil_x"].astype(str)) == dapils and both["party_name"].notna().all()
+    assert (both["party_name"].astype(str) == "PARTAI " + both["party"]).all()
+    assert both.loc[both["candidate"] == "", ["candidate_name", "candidate_number", "dapil_x"]].isna().all().all()
+    counts = built.counts
+    assert counts["candidate_rows_unnamed"] == 0 and counts["candidate_rows_named"] == len(people)
+    assert counts["candidate_lists_read"] == len(wanted) and built.election.provenance["count_candidate_rows_unnamed"] == 0
+    lists = pd.read_csv(tmp_path / "n-candidate-lists.csv", dtype={"dapil": str})
+    assert set(lists["path"]) == wanted | owners and (lists["outcome"] == "ok").all()
+
+
+def test_malformed_dapil_and_candidate_lists_fail_or_are_rejected_with_their_reason(election, tmp_path):
+    tree, served = legislative_tree(election, ballot="pdpr", seed=7)
+    odd = dict(tree)
+    dapils = json.loads(tree[ep.DPR_DAPILS_PATH])
+    odd[ep.DPR_DAPILS_PATH] = json.dumps(dapils + [{"nama": "X", "kode": "../../etc"}, {"kode_dapil": 3101}, {"nama": "Y"},
+                                                   {"kode": "31/01"}, "3101"]).encode()
+    not_json, a_list, partial, wrong = (ep.candidate_list_path(d) for d in ("1101", "1102", "3101", "3102"))
+    odd[not_json] = b"<!DOCTYPE html><html><body>Sedang pemeliharaan</body></html>"
+    odd[a_list] = b"[]"
+    body = json.loads(tree[partial])
+    body["x"] = body.pop("2")  # a party key that is not a number: that party's candidates go unnamed
+    first = next(iter(body["1"]))
+    body["1"][first]["nomor_urut"] = "1"  # a number as a string
+    odd[partial] = json.dumps(body).encode()
+    odd[wrong] = b'{"1": "none"}'
+    with TreeServer(odd) as server:
+        summary = run(ScrapeConfig(ballot="pdpr", region="0", base_url=server.url, out=str(tmp_path), snapshot="b",
+                                   retries=1, **FAST))
+    assert dict(summary.failed) == {
+        not_json: "HTTP 200 with a body that is not JSON (cut off or an error page) after 2 attempts",
+        a_list: "HTTP 200 with JSON of the wrong shape (list) after 2 attempts"}
+    assert summary.walk_errors == ((ep.DPR_DAPILS_PATH, "5 entries without a usable dapil code (kode_dapil or kode: "
+                                    "a string of 2 to 13 digits) were not followed"),)
+    assert all(".." not in p and "etc" not in p for p in server.requests)
+
+    built = read_snapshot(tmp_path / "b")  # the build works, and says what each list gave
+    lists = built.candidate_lists.set_index("path")
+    assert lists.loc[not_json, "outcome"] == "failed" and "not JSON" in lists.loc[not_json, "reason"]
+    assert lists.loc[a_list, "outcome"] == "failed" and "wrong shape (list)" in lists.loc[a_list, "reason"]
+    assert lists.loc[partial, "outcome"] == "partial" and lists.loc[partial, "reason"] == (
+        f"2 of {len(json.loads(tree[partial])['1']) * len(PARTIES) - 2} entries not in the expected shape "
+        "(e.g. candidate " + first + " has no ballot number (nomor_urut) from 1 to 999)")
+    assert lists.loc[wrong, "outcome"] == "rejected" and lists.loc[wrong, "reason"].endswith(
+        "(e.g. party 1 is a str, not an object of candidates)")
+    assert lists.loc[ep.DPR_DAPILS_PATH, "outcome"] == "partial" and lists.loc[ep.DPR_DAPILS_PATH, "entries"] == len(dapils)
+    long = built.votes_long
+    people = long[long["candidate"] != ""].merge(served, on=["unit_id", "party", "candidate"])
+    lost = people["dapil_y"].isin(["1101", "1102", "3102"]) | ((people["dapil_y"] == "3101") & (
+        (people["party"] == "2") | (people["candidate"] == first)))
+    assert lost.any() and (~lost).any()
+    assert people.loc[lost, "candidate_name"].isna().all()
+    assert (people.loc[~lost, "candidate_name"].astype(str) == people.loc[~lost, "name"]).all()
+    assert built.counts["candidate_rows_unnamed"] == lost.sum()
+    assert built.counts["candidate_ids_unlisted"] == people.loc[lost, "candidate"].nunique()
+    assert built.counts["candidate_lists_bad"] == 4 and built.counts["dapil_lists_bad"] == 1
+
+
+def test_an_unpublished_dapil_list_is_not_a_failure_and_its_candidates_stay_unnamed(election, tmp_path):
+    tree, served = legislative_tree(election, ballot="pdprdp", seed=8)
+    missing = ep.dapil_list_path("pdprdp", "31")
+    del tree[missing]
+    with TreeServer(tree) as server:
+        summary = run(ScrapeConfig(ballot="pdprdp", region="0", base_url=server.url, out=str(tmp_path), snapshot="u", **FAST))
+    assert summary.ok and summary.not_published == 1 and server.requests[missing] == 1
+    assert not any(p.startswith("pemilu/caleg/partai/31") for p in server.requests)
+    assert main(["build", "--raw", str(tmp_path / "u"), "--out", str(tmp_path / "u.parquet")]) == 0
+    built = read_snapshot(tmp_path / "u")
+    long = built.votes_long
+    people = long[long["candidate"] != ""]
+    jakarta = people["unit_id"].str.startswith("31")
+    assert jakarta.any() and people.loc[jakarta, ["candidate_name", "candidate_number", "dapil"]].isna().all().all()
+    assert people.loc[~jakarta, "candidate_name"].notna().all()
+    assert built.counts["candidate_rows_unnamed"] == jakarta.sum() and built.counts["dapil_lists_not_published"] == 1
+    assert built.counts["candidate_ids_unlisted"] == people.loc[jakarta, "candidate"].nunique() > 0
+    lists = built.candidate_lists.set_index("path")
+    assert lists.loc[missing, "outcome"] == "not_published" and lists.loc[missing, "reason"] == "HTTP 404 (not published)"
+    assert (pd.read_parquet(tmp_path / "u-candidates.parquet")["candidate_name"].isna() == long["candidate_name"].isna()).all()
+
+
+def test_candidate_lists_are_resumed_and_revalidated_like_every_file(election, tmp_path):
+    tree, _ = legislative_tree(election, ballot="pdprdk", seed=9)
+    config = dict(ballot="pdprdk", region="31", out=str(tmp_path), **FAST)
+    with TreeServer(tree) as server:
+        first = run(ScrapeConfig(base_url=server.url, snapshot="20240215T100000Z", **config))
+        again = run(ScrapeConfig(base_url=server.url, snapshot="20240215T100000Z", **config))  # resume: nothing left to do
+        later = run(ScrapeConfig(base_url=server.url, snapshot="20240215T110000Z", **config))  # the next hour: 304s
+    assert first.ok and again.ok and later.ok
+    assert again.known == first.known == later.known and again.resumed == first.known and again.requests == 0
+    assert later.not_modified == first.fetched and later.new_blob_bytes == 0
+    stored = stored_tree(tmp_path / "20240215T110000Z")
+    assert stored == stored_tree(tmp_path / "20240215T100000Z")
+    assert list_paths(stored) == {ep.candidate_list_path(d) for d in expected_dapils(election, "pdprdk", "31")} | {
+        ep.dapil_list_path("pdprdk", k) for k in set(election.table.loc[election.table["province"] == "31", "regency"])}
+
+
+# ----------------------------------------------------------------------------- the join itself
+
+def _snapshot_with(tmp_path, files: dict[str, bytes]) -> Path:
+    store = SnapshotStore(tmp_path, "c")
+    for path, body in files.items():
+        store.put(path, f"http://127.0.0.1:0/{path}", body, status=200, attempts=1)
+    store.close()
+    return store.path
+
+
+def _candidates(**people: tuple[str, int]) -> dict:
+    """``_candidates(c100001=("A", 1))`` -> a party's entry of a candidate list."""
+    return {cid[1:]: {"nama": name, "nomor_urut": number, "jenis_kelamin": "P", "tempat_tinggal": "KOTA"}
+            for cid, (name, number) in people.items()}
+
+
+def _present(values: pd.Series) -> list:
+    return list(values.astype(object).where(values.notna(), None))
+
+
+def test_an_id_under_another_party_or_in_two_lists_differently_is_left_unnamed_and_counted(tmp_path):
+    path = _snapshot_with(tmp_path, {
+        "pemilu/caleg/partai/3101.json": json.dumps({"1": _candidates(c100001=("A", 1), c100002=("B", 2)),
+                                                     "2": _candidates(c100003=("C", 1), c100005=("E", 1))}).encode(),
+        "pemilu/caleg/partai/3102.json": json.dumps({"1": _candidates(c100004=("D", 1), c100005=("E2", 1))}).encode(),
+        "pemilu/caleg/partai/3103.json": json.dumps({"1": _candidates(c100006=("A", 1))}).encode(),  # a name twice is fine
+    })
+    lists = caleg.read_candidate_lists(path, read_manifest(path), "pdpr")
+    assert lists.counts["candidate_ids_ambiguous"] == 1 and "100005" not in set(lists.candidates["candidate"])
+    reasons = lists.lists.set_index("dapil")["reason"]
+    assert reasons["3101"] == reasons["3102"] == "1 candidate ids also listed elsewhere (left unnamed)"
+    assert reasons["3103"] == ""
+    assert len(lists.candidates) == 5 and lists.counts["candidate_lists_read"] == 3
+    votes = pd.DataFrame({"unit_id": pd.array(["3101011001001"] * 6, dtype="str"),
+                          "party": pd.array(["1", "1", "1", "2", "1", "2"], dtype="str"),
+                          "candidate": pd.array(["", "100001", "100003", "100003", "100005", "999999"], dtype="str"),
+                          "votes": pd.array([1, 2, 3, 4, 5, 6], dtype="Int64")})
+    out, counts = caleg.attach_candidates(votes, lists.candidates, {"1": "PARTAI SATU"})
+    assert _present(out["candidate_name"]) == [None, "A", None, "C", None, None]
+    assert _present(out["candidate_number"]) == [None, 1, None, 1, None, None]
+    assert counts == {"candidate_rows": 5, "candidate_rows_named": 2, "candidate_rows_unnamed": 3,
+                      "candidate_rows_other_party": 1, "candidate_ids_unlisted": 2}
+    assert _present(out["party_name"]) == ["PARTAI SATU"] * 3 + [None, "PARTAI SATU", None]
+    pd.testing.assert_frame_equal(out[list(votes.columns)], votes)  # the votes themselves are untouched
+    empty, counts = caleg.attach_candidates(votes.iloc[:0], lists.candidates)
+    assert list(empty.columns) == [*votes.columns, *caleg.ATTACHED] and counts["candidate_rows"] == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.integers(-5, 2000) | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text("0123x", max_size=4), inner, max_size=3),
+                    max_leaves=12))
+def test_any_json_as_a_candidate_list_is_read_or_refused_with_a_reason(data):
+    good, bad, example = caleg._candidate_list(data)
+    assert (bad == 0) == (example is None)
+    for cid, party, number, name, gender in good:
+        assert cid.isdigit() and party.isdigit() and 0 < number < 1000 and gender in ("L", "P", None)
+        assert any(caleg._party(key) == party and data[key][cid]["nama"] == name
+                   for key in data if isinstance(data[key], dict) and cid in data[key])
+
+
+def test_a_stored_list_that_is_not_json_or_not_an_object_is_rejected_with_its_reason(tmp_path):
+    # The scraper stores only JSON of the right top-level type; a snapshot edited or copied by hand may hold anything.
+    path = _snapshot_with(tmp_path, {"pemilu/caleg/partai/3101.json": b"<html>x</html>", "pemilu/caleg/partai/3102.json": b"[1]",
+                                     "pemilu/caleg/partai/3103.json": b"{}", ep.DPR_DAPILS_PATH: b'{"kode": "3101"}',
+                                     "wilayah/pemilu/pdprdp/31.json": b"[]"})  # another ballot's dapil list: not this build's
+    lists = caleg.read_candidate_lists(path, read_manifest(path), "pdpr")
+    got = {row.path: (row.outcome, row.reason) for row in lists.lists.itertuples()}
+    assert got == {"pemilu/caleg/partai/3101.json": ("rejected", "not JSON"),
+                   "pemilu/caleg/partai/3102.json": ("rejected", "a JSON list, not an object of parties"),
+                   "pemilu/caleg/partai/3103.json": ("ok", "lists no candidate"),
+                   ep.DPR_DAPILS_PATH: ("rejected", "a JSON dict, not a list of dapils")}
+    assert lists.candidates.empty and lists.counts["candidate_lists_bad"] == 2 and lists.counts["dapil_lists_bad"] == 1

@@ -3,6 +3,15 @@
 Every region code is checked against ``^[0-9]{2,13}$`` (or ``0``, the whole country) and against the
 lengths of the hierarchy (2, 4, 6, 10, 13) before it becomes part of a path, so that nothing read from
 the network can steer a path or a URL.
+
+The candidate lists of the legislative ballots are not in sirekap-api.md: their paths come from
+public scrapers of 2024. The electoral districts (dapil) of a ballot are listed in
+``wilayah/pemilu/pdpr/dapil_dpr.json`` (DPR RI, items ``{"nama", "id", "kode"}``),
+``wilayah/pemilu/pdprdp/{p}.json`` (DPRD provinsi) and ``wilayah/pemilu/pdprdk/{p}/{k}.json``
+(DPRD kabupaten/kota; items ``{"id_dapil", "kode_dapil", "nama_dapil"}``), and the candidates of a
+dapil in ``pemilu/caleg/partai/{dapil}.json`` as ``{party number: {candidate id: {"nama",
+"nomor_urut", "jenis_kelamin", "tempat_tinggal"}}}``. Dapil codes are digit strings, checked like
+region codes (:func:`check_dapil`) before they become paths.
 """
 
 from __future__ import annotations
@@ -100,6 +109,69 @@ def hr_path(ballot: str, code: str) -> str:
     return f"pemilu/hr/{ballot}.json" if code == "0" else f"pemilu/hr/{ballot}/{'/'.join(chain(code))}.json"
 
 
+#: A dapil code: digits only (DPR RI dapils are 4 digits, the province code and a number: ``3101``).
+DAPIL_CODE = re.compile(r"^[0-9]{2,13}$")
+#: DPR RI dapil of the voters abroad (province 99): DKI Jakarta II.
+OVERSEAS_DPR_DAPIL = "3102"
+DPR_DAPILS_PATH = "wilayah/pemilu/pdpr/dapil_dpr.json"
+
+
+def check_dapil(code: object) -> str:
+    """The dapil code as a str if it is 2 to 13 ASCII digits; else CodeError."""
+    if not (isinstance(code, str) and code.isascii() and DAPIL_CODE.fullmatch(code)):
+        raise CodeError(f"dapil code must be a string of 2 to 13 digits; got {str(code)[:40]!r}")
+    return code
+
+
+def dapil_list_path(ballot: str, code: str = "0") -> str | None:
+    """The list of the dapils of a legislative ballot in a region, or None where the ballot has no such list.
+
+    DPR RI has one national list (any ``code``); DPRD provinsi one per province (``code`` is a province),
+    DPRD kabupaten/kota one per kabupaten (``code`` is a kabupaten). Voters abroad (99) elect no DPRD.
+    """
+    check_ballot(ballot)
+    code = check_code(code)
+    if ballot == "pdpr":
+        return DPR_DAPILS_PATH
+    if ballot == "pdprdp" and len(code) == 2 and code != "99":
+        return f"wilayah/pemilu/pdprdp/{code}.json"
+    if ballot == "pdprdk" and len(code) == 4 and not code.startswith("99"):
+        return f"wilayah/pemilu/pdprdk/{code[:2]}/{code}.json"
+    return None
+
+
+def dapil_code_of(item: object) -> str | None:
+    """The checked dapil code of an item of a dapil list (``kode_dapil``, else ``kode``), or None."""
+    if not isinstance(item, dict):
+        return None
+    code = item.get("kode_dapil", item.get("kode"))
+    try:
+        return check_dapil(code)
+    except CodeError:
+        return None
+
+
+def dapil_in_region(ballot: str, region: str, dapil: str) -> bool:
+    """Whether a scrape of ``region`` needs the candidates of ``dapil`` (an item of the ballot's dapil list).
+
+    DPR RI dapil codes begin with their province's code, so the national list is cut to the region's
+    province (abroad: DKI Jakarta II). DPRD lists are per province or kabupaten already and are taken
+    whole: a region below them (a kecamatan, say) gets every dapil of its province or kabupaten, since
+    the lists do not say which kecamatan a dapil covers.
+    """
+    region = check_code(region)
+    if ballot != "pdpr" or region == "0":
+        return True
+    if region.startswith("99"):
+        return dapil == OVERSEAS_DPR_DAPIL
+    return dapil.startswith(region[:2])
+
+
+def candidate_list_path(dapil: str) -> str:
+    """The candidates of a dapil by party: ``pemilu/caleg/partai/{dapil}.json`` (DPR RI and DPRD alike)."""
+    return f"pemilu/caleg/partai/{check_dapil(dapil)}.json"
+
+
 def contestant_paths(ballot: str, provinces: Iterable[str] = ()) -> list[str]:
     """The candidate or party lists a ballot needs: ``pemilu/ppwp.json``, ``pemilu/partai.json`` or the DPD lists."""
     check_ballot(ballot)
@@ -111,13 +183,28 @@ def contestant_paths(ballot: str, provinces: Iterable[str] = ()) -> list[str]:
     return ["pemilu/partai.json"]
 
 
+_DAPILS = re.compile(r"wilayah/pemilu/(?:pdpr/dapil_dpr|pdprdp/(?P<p>[0-9]{2})|pdprdk/(?P<kp>[0-9]{2})/(?P<k>[0-9]{4}))\.json")
+_CANDIDATES = re.compile(r"pemilu/caleg/partai/(?P<dapil>[0-9]{2,13})\.json")
 _TPS_BODY = re.compile(r"^pemilu/hhcw/(?P<ballot>[a-z]+)/(?:[0-9]+/){4}(?P<code>[0-9]{13})\.json$")
-_WILAYAH = re.compile(r"^wilayah/pemilu/[a-z]+/(?:(?P<code>(?:[0-9]+/)*[0-9]+)|0)\.json$")
+#: Region lists live under the one tree the scraper walks (``WILAYAH_BALLOT``); the legislative
+#: ballots' trees beside it hold dapil lists, never read as regions.
+_WILAYAH = re.compile(rf"^wilayah/pemilu/{WILAYAH_BALLOT}/(?:(?P<code>(?:[0-9]+/)*[0-9]+)|0)\.json$")
 _HHCW = re.compile(r"^pemilu/hhcw/(?P<ballot>[a-z]+)(?:/(?P<code>(?:[0-9]+/)*[0-9]+))?\.json$")
 
 
 def classify(path: str) -> tuple[str, str | None, str | None]:
-    """(kind, ballot, code) of a stored API path; kind is tps, hhcw, wilayah, hr, contestants or other."""
+    """(kind, ballot, code) of a stored API path.
+
+    kind is tps, hhcw, wilayah (region lists), dapils (a dapil list: code is its province or kabupaten,
+    ``0`` for DPR RI), candidates (a dapil's candidate list: code is the dapil), hr, contestants or other.
+    """
+    match = _DAPILS.fullmatch(path)
+    if match and (not match["k"] or match["k"].startswith(match["kp"])):
+        ballot = "pdprdk" if match["k"] else "pdprdp" if match["p"] else "pdpr"
+        return "dapils", ballot, match["k"] or match["p"] or "0"
+    match = _CANDIDATES.fullmatch(path)
+    if match:
+        return "candidates", None, match["dapil"]
     match = _TPS_BODY.match(path)
     if match:
         return "tps", match["ballot"], match["code"]

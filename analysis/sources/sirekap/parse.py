@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ...election import Election
-from . import endpoints, store
+from . import caleg, endpoints, store
 
 
 def _json_loads_utf8(body):
@@ -725,12 +725,17 @@ def read_tps_bodies(path: str | Path, *, candidates: Mapping[str, str] = PPWP_CA
 
 @dataclass(frozen=True)
 class BuiltSnapshot:
-    """A snapshot as an Election, its rejects, and (party ballots) the long per-candidate votes."""
+    """A snapshot as an Election, its rejects, and (party ballots) the long per-candidate votes.
+
+    Party ballots also give ``candidate_lists``: one row per stored dapil or candidate list with its
+    outcome and reason (``caleg.read_candidate_lists``); the long votes carry the names they give.
+    """
 
     election: Election
     rejects: pd.DataFrame
     votes_long: pd.DataFrame | None
     counts: Mapping[str, int] = field(default_factory=dict)
+    candidate_lists: pd.DataFrame | None = None
 
 
 def _read(root: Path | str, record: Mapping[str, Any]) -> bytes:
@@ -931,6 +936,12 @@ def read_snapshot(path: str | Path, *, ballot: str | None = None) -> BuiltSnapsh
     times = table["fetched_at"].dropna()
     counts = {"tps": len(table), **{f"fetch_{k}": int(v) for k, v in table["fetch_status"].value_counts().items()},
               "rejected": len(parsed.rejects)}
+    votes_long, lists = parsed.votes_long, None
+    if parties and votes_long is not None:  # names, numbers and dapils of the candidates, joined after the parse
+        lists = caleg.read_candidate_lists(root, records, ballot)
+        votes_long, named = caleg.attach_candidates(votes_long, lists.candidates, caleg.party_names(root, records))
+        counts.update(lists.counts)
+        counts.update(named)
     provenance = {
         "source": f"Sirekap hhcw {'TPS bodies' if from_bodies else 'desa tables'} ({ballot}), snapshot {root.name}",
         "snapshot": root.name, "snapshot_path": str(root), "ballot": ballot, "level": "tps" if from_bodies else "desa",
@@ -942,7 +953,8 @@ def read_snapshot(path: str | Path, *, ballot: str | None = None) -> BuiltSnapsh
     }
     election = Election.from_frame(table, levels=LEVELS, candidates=tuple(dict.fromkeys(columns.values())),
                                    name=f"Sirekap Pemilu 2024, {BALLOT_NAMES[ballot]} ({root.name})", provenance=provenance)
-    return BuiltSnapshot(election=election, rejects=parsed.rejects, votes_long=parsed.votes_long, counts=counts)
+    return BuiltSnapshot(election=election, rejects=parsed.rejects, votes_long=votes_long, counts=counts,
+                         candidate_lists=None if lists is None else lists.lists)
 
 
 class _OnDisk:

@@ -2,7 +2,9 @@
 
 It walks ``wilayah`` under a region, fetches the candidate or party list, the ``hhcw`` aggregate of
 every region, and either every TPS body (``level="tps"``) or only down to the desa tables
-(``level="desa"``); ``official=True`` adds the ``hr`` recapitulation tree. Politeness and robustness
+(``level="desa"``); ``official=True`` adds the ``hr`` recapitulation tree. For DPR RI and DPRD ballots
+it also fetches the dapil lists of the region and each dapil's candidate list (paths from public
+scrapers of 2024, see ``endpoints``), so that a build can name the candidates. Politeness and robustness
 follow sirekap-api.md: browser-like headers with a Referer, a request-rate limit, bounded
 concurrency, timeouts, retries with exponential backoff and jitter (honouring Retry-After) on 5xx,
 429, timeouts, cut-off bodies and bodies that are not JSON; a 404 is recorded as not published.
@@ -226,10 +228,19 @@ class _Walk:
         provinces = [region[:2]] if region != "0" else []
         for path in ep.contestant_paths(config.ballot, provinces):
             self.add(path, "contestants")
+        for code in ("0", *ep.chain(region)):  # the dapil list at or above the region (the rest come with the walk)
+            self._dapils(code)
         if len(region) == 13:
             self.add(ep.hhcw_path(config.ballot, region), "tps", region)
             return
         self._region(region)
+
+    def _dapils(self, code: str) -> None:
+        """The dapil list of a legislative ballot that belongs to this region, if there is one."""
+        if self.config.ballot in ep.LEGISLATIVE_PARTY_BALLOTS:
+            path = ep.dapil_list_path(self.config.ballot, code)
+            if path is not None:
+                self.add(path, "dapils", code)
 
     def _region(self, code: str) -> None:
         """The aggregate, the recapitulation and the children list of a region above TPS level."""
@@ -253,6 +264,7 @@ class _Walk:
             if self.config.ballot == "pdpd" and len(child) == 2:
                 for contestants in ep.contestant_paths("pdpd", [child]):
                     self.add(contestants, "contestants")
+            self._dapils(child)
             if len(child) == 13:
                 if self.config.level == "tps":
                     self.add(ep.hhcw_path(self.config.ballot, child), "tps", child)
@@ -261,6 +273,30 @@ class _Walk:
         if bad:
             # A code that is not a child of this region never becomes a path (it could point anywhere).
             self.walk_errors.append((path, f"{bad} entries without a valid child code were not followed"))
+
+    def expand_dapils(self, path: str, data: Any) -> None:
+        """The candidate list of every dapil of a dapil list that the scraped region needs."""
+        if not isinstance(data, list):
+            self.walk_errors.append((path, "the dapil list is not a JSON list"))
+            return
+        bad = 0
+        for item in data:
+            dapil = ep.dapil_code_of(item)
+            if dapil is None:
+                bad += 1
+            elif ep.dapil_in_region(self.config.ballot, self.config.region, dapil):
+                self.add(ep.candidate_list_path(dapil), "candidates", dapil)
+        if bad:
+            # Like a region code, a dapil code becomes a path only when it is plain digits.
+            self.walk_errors.append((path, f"{bad} entries without a usable dapil code (kode_dapil or kode: "
+                                           "a string of 2 to 13 digits) were not followed"))
+
+    def follow(self, kind: str, path: str, code: str | None, data: Any) -> None:
+        """Queue what a stored list names: a region list's children, a dapil list's candidate lists."""
+        if kind == "wilayah":
+            self.expand(path, code, data)
+        elif kind == "dapils":
+            self.expand_dapils(path, data)
 
     async def fetch(self, path: str, expect: type | tuple[type, ...] = (dict, list), etag: str | None = None) -> _Result:
         """GET one path with retries; ``expect`` is the JSON type a good body has (a list for wilayah).
@@ -330,33 +366,33 @@ class _Walk:
         store = self.store
         if store.settled(path):
             self.counts["resumed"] += 1
-            if kind == "wilayah" and store.outcome(path) == "ok":
+            if kind in ("wilayah", "dapils") and store.outcome(path) == "ok":
                 try:
                     data = json.loads(store.read(path))
                 except (OSError, ValueError):
                     data = None
-                self.expand(path, code, data)
+                self.follow(kind, path, code, data)
             return
-        expect = list if kind == "wilayah" else dict if kind in ("tps", "hhcw", "hr") else (dict, list)
+        expect = (list if kind in ("wilayah", "dapils") else dict if kind in ("tps", "hhcw", "hr", "candidates")
+                  else (dict, list))
         result = await self.fetch(path, expect, store.previous_etag(path))
         url = f"{self.config.base_url.rstrip('/')}/{path}"
         if result.outcome == "not_modified":
             if store.put_not_modified(path, url, attempts=result.attempts) is not None:
                 self.counts["unchanged"] += 1
                 self.counts["not_modified"] += 1
-                if kind == "wilayah":
+                if kind in ("wilayah", "dapils"):
                     try:
                         data = json.loads(store.read(path))
                     except (OSError, ValueError):
                         data = None
-                    self.expand(path, code, data)
+                    self.follow(kind, path, code, data)
                 return
             result = await self.fetch(path, expect)  # the previous body is gone from the store: ask for it whole
         if result.outcome == "ok":
             _, how = store.put(path, url, result.body, status=result.status, attempts=result.attempts, etag=result.etag)
             self.counts[how] += 1
-            if kind == "wilayah":
-                self.expand(path, code, result.data)
+            self.follow(kind, path, code, result.data)
         else:
             store.miss(path, url, outcome=result.outcome, status=result.status, reason=result.reason, attempts=result.attempts)
             if result.outcome == "not_published":

@@ -4,10 +4,11 @@ Used by the tests and the scrape benchmark, never against the internet. :func:`t
 turns an Election (e.g. from :func:`analysis.synth.make_election`) into the ``wilayah`` lists, ``hhcw``
 aggregates at every level, TPS bodies and candidate list of the API; :func:`legislative_tree` does the
 same for a party ballot, with per-candidate votes inside each party as the legislative bodies carry
-them. :class:`TreeServer` serves such a tree with ``http.server`` in a thread and injects the faults
-the scraper must survive: 503, 429 with Retry-After, bodies cut off mid-way, HTML error pages with
-status 200, slow answers, answers trickled a byte at a time, dropped connections, redirects, and (for paths absent from the tree)
-permanent 404s. It counts every request per path.
+them, and the ballot's dapil lists and per-dapil candidate lists (:func:`legislative_candidates`).
+:class:`TreeServer` serves such a tree with ``http.server`` in a thread and injects the faults the
+scraper must survive: 503, 429 with Retry-After, bodies cut off mid-way, HTML error pages with status
+200, slow answers, answers trickled a byte at a time, dropped connections, redirects, and (for paths
+absent from the tree) permanent 404s. It counts every request per path.
 """
 
 from __future__ import annotations
@@ -145,31 +146,97 @@ def tree_from_election(election, *, unpublished: float = 0.0, seed: int = 0, off
 PARTIES = tuple(str(n) for n in (*range(1, 18), 24))
 
 
+def legislative_dapils(election, ballot: str = "pdpr") -> pd.Series:
+    """unit_id -> dapil code of a party ballot: neighbouring regions alternate between two dapils.
+
+    DPR RI dapils group a province's kabupaten (codes as the real ones: province and number, ``3101``),
+    DPRD provinsi dapils likewise (``310001``), DPRD kabupaten/kota dapils a kabupaten's kecamatan
+    (``3101001``). The DPRD codes are made up: their real format is not documented.
+    """
+    ep.check_ballot(ballot)
+    table = election.table
+    parent, child = ("regency", "district") if ballot == "pdprdk" else ("province", "regency")
+    pairs = table[[parent, child]].drop_duplicates().sort_values([parent, child])
+    rank = pairs.groupby(parent).cumcount()
+    number = (1 + (rank + 1) % 2).astype(int)  # 02, 01, 02, ...: a dapil's number is not its first region's
+    middle = {"pdpr": "", "pdprdp": "00", "pdprdk": "0"}[ballot]
+    of_child = dict(zip(pairs[child], [f"{p}{middle}{n:02d}" for p, n in zip(pairs[parent], number)]))
+    return pd.Series([of_child[c] for c in table[child]], index=table.index, name="dapil", dtype=object)
+
+
+def legislative_candidates(election, ballot: str = "pdpr", candidates_per_party: int = 3) -> pd.DataFrame:
+    """The candidates of every dapil of the election: dapil, party, candidate (id), number, name, gender.
+
+    Ids are unique across dapils, as Sirekap's are. Each dapil's first candidate has a name with HTML
+    and quotes in it, as an untrusted scraped string can.
+    """
+    rows, ident = [], 100000
+    for dapil in sorted(set(legislative_dapils(election, ballot))):
+        for party in PARTIES:
+            for k in range(1, candidates_per_party + 1):
+                ident += 1
+                name = f'Hj. CALON <b>{ident}</b> & "ANAK", S.H.' if party == PARTIES[0] and k == 1 else f"CALON {ident}"
+                rows.append((dapil, party, str(ident), k, name, "LP"[ident % 2]))
+    return pd.DataFrame(rows, columns=["dapil", "party", "candidate", "number", "name", "gender"])
+
+
 def legislative_votes(election, *, ballot: str = "pdpr", seed: int = 0, candidates_per_party: int = 3) -> pd.DataFrame:
-    """Long per-TPS votes of a party ballot (party-only and per-candidate), splitting each TPS's valid ballots."""
+    """Long per-TPS votes of a party ballot (party-only and per-candidate), splitting each TPS's valid ballots.
+
+    The candidates of a TPS are those of its dapil (:func:`legislative_candidates`).
+    """
     rng = np.random.default_rng(seed)
     table = election.table
     valid = table["valid"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
     weights = rng.dirichlet(np.full(len(PARTIES), 2.0))
+    dapils = legislative_dapils(election, ballot)
+    candidates = legislative_candidates(election, ballot, candidates_per_party)
+    ids = {key: list(group["candidate"]) for key, group in candidates.groupby(["dapil", "party"], sort=False)}
     rows = []
-    for code, total in zip(table.index, valid):
+    for code, total, dapil in zip(table.index, valid, dapils):
         if np.isnan(total):
             continue
         per_party = rng.multinomial(int(total), weights)
         for party, n in zip(PARTIES, per_party):
             split = rng.multinomial(int(n), np.full(candidates_per_party + 1, 1 / (candidates_per_party + 1)))
             rows.append((code, party, "", int(split[0])))
-            for k in range(candidates_per_party):
-                rows.append((code, party, str(int(party) * 1000 + k + 1), int(split[k + 1])))
+            for candidate, votes in zip(ids[dapil, party], split[1:]):
+                rows.append((code, party, candidate, int(votes)))
     return pd.DataFrame(rows, columns=["unit_id", "party", "candidate", "votes"])
 
 
+def _dapil_lists(election, ballot: str, candidates: pd.DataFrame) -> dict[str, bytes]:
+    """The dapil lists (in the shapes public scrapers of 2024 met) and each dapil's candidate list."""
+    tree: dict[str, bytes] = {}
+    dapils = sorted(set(candidates["dapil"]))
+    if ballot == "pdpr":  # one national list, items {"nama", "id", "kode"}
+        tree[ep.DPR_DAPILS_PATH] = _dump([{"nama": f"DAPIL DPR {d}", "id": 5001 + i, "kode": d} for i, d in enumerate(dapils)])
+    else:  # per province (DPRD provinsi) or kabupaten (DPRD kabupaten/kota); items {"id_dapil", "kode_dapil", "nama_dapil"}
+        owner = 2 if ballot == "pdprdp" else 4
+        for i, d in enumerate(dapils):
+            path = ep.dapil_list_path(ballot, d[:owner])
+            items = json.loads(tree.get(path, b"[]"))
+            items.append({"id_dapil": 7001 + i, "kode_dapil": d, "nama_dapil": f"DAPIL {d}"})
+            tree[path] = _dump(items)
+    for dapil, group in candidates.groupby("dapil", sort=True):
+        body = {party: {c: {"nama": name, "nomor_urut": int(number), "jenis_kelamin": gender, "tempat_tinggal": "KOTA"}
+                        for c, number, name, gender in zip(sub["candidate"], sub["number"], sub["name"], sub["gender"])}
+                for party, sub in group.groupby("party", sort=False)}
+        tree[ep.candidate_list_path(dapil)] = _dump(body)
+    return tree
+
+
 def legislative_tree(election, *, ballot: str = "pdpr", seed: int = 0, unpublished: float = 0.0) -> tuple[dict[str, bytes], pd.DataFrame]:
-    """The API tree of a party ballot and the long votes it serves (the ground truth for ``build``)."""
+    """The API tree of a party ballot and the long votes it serves (the ground truth for ``build``).
+
+    The served votes carry, per candidate, the dapil, number and name of the candidate lists in the tree.
+    """
     table = election.table
     rng = np.random.default_rng(seed + 1)
     long = legislative_votes(election, ballot=ballot, seed=seed)
+    candidates = legislative_candidates(election, ballot)
     tree = _wilayah(table)
+    tree.update(_dapil_lists(election, ballot, candidates))
     tree["pemilu/partai.json"] = _dump({p: {"ts": "2024-02-14 18:44:00", "id_partai": int(p), "id_pilihan": int(p),
                                             "is_aceh": int(p) in range(18, 24), "nama": f"PARTAI {p}",
                                             "nama_lengkap": f"PARTAI NOMOR {p}", "nomor_urut": int(p), "warna": "#000000"}
@@ -196,8 +263,8 @@ def legislative_tree(election, *, ballot: str = "pdpr", seed: int = 0, unpublish
     totals = long.groupby(["unit_id", "party"])["votes"].sum().unstack("party").reindex(index=table.index, columns=list(PARTIES))
     totals.loc[totals.index.isin(hidden)] = np.nan
     tree.update(_aggregates(ballot, table, totals.astype("Float64"), {p: p for p in PARTIES}))
-    served = long[~long["unit_id"].isin(hidden)].reset_index(drop=True)
-    return tree, served
+    served = long[~long["unit_id"].isin(hidden)].merge(candidates.drop(columns="party"), on="candidate", how="left")
+    return tree, served.astype({"number": "Int64"})
 
 
 def dpd_tree(election, *, seed: int = 0, candidates: int = 4) -> tuple[dict[str, bytes], pd.DataFrame]:
