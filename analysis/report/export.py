@@ -219,7 +219,9 @@ def compact_images(notebook) -> int:
     return saved
 
 
+@lru_cache(maxsize=1)
 def _exporter():
+    """One exporter per process: a worker exports many reports, and compiling the templates took 0.3 s each time."""
     from nbconvert import HTMLExporter
 
     return HTMLExporter(
