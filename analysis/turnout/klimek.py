@@ -42,7 +42,8 @@ the published numbers:
   misses at most 1/4, so it prefers a tighter cloud than the truth. Even with the true fair
   parameters it puts f_i at 0.15-0.25 for a true 0.4 (20,000 units), and at 0.56-0.59 with f_e
   0.066-0.083 for a true 0.64 / 0.033 (91,000 units); the chi-square gives 0.39-0.41 / 0.03 and
-  0.64 / 0.030-0.031 (tests/test_klimek.py);
+  0.64 / 0.030-0.031 (tests/test_klimek.py). A consequence: Uganda 2011's fit moved from extreme
+  fraud (f_e 0.044, f_i 0.007) to incremental (f_i 0.16, f_e 0.007, alpha at the grid floor);
 - the uncertainty is the spread over ``n_repeats`` fits with independent simulation seeds: the
   simulation's noise only, not the fair parameters' sampling error (the KDE mode of 20,000 units
   moves by ~0.008 in turnout between draws, and f_i by ~0.03 with it).
@@ -53,7 +54,7 @@ mean +- sd over data sets), previous variant -> this one:
 Russia 2011's units and fair parameters, 0.64 / 0.033 / 2.3: 0.544 / 0.098 -> 0.585 / 0.038;
 Russia 2012's, 0.39 / 0.021 / 1.5: 0.326 / 0.090 -> 0.362 / 0.028; clean, 20,000 units: 0 / 0 both
 (one clean draw of seven gave f_i 0.04, its tau 0.011 low). The bias left, f_i 0.03-0.07 low and
-f_e ~0.006 high, is the fair peak's: in the model itself, units stuffed a little move the
+f_e within 0.007, is the fair peak's: in the model itself, units stuffed a little move the
 fingerprint's mode up and right (by 0.02 in turnout at Russia 2011's parameters), so tau comes out
 high.
 
