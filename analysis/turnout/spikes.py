@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
+from ..blas import one_blas_thread
 from ..cache import cached
 from . import _as_float  # the package's input check: counts as float, NaN for missing, a clear error otherwise
 
@@ -165,8 +166,9 @@ def fit_betabinomial_mixture(count, size, *, components: int | None = None, max_
         if theta0 is None:
             theta0 = _start(np.repeat(y, mult.astype(int)), np.repeat(n, mult.astype(int)), L, rng)
         bounds = [_LOG_BOUNDS] * (2 * L) + [(-30, 30)] * (L - 1)
-        res = optimize.minimize(negloglik, theta0, args=(L, *data), jac=True, method="L-BFGS-B", bounds=bounds,
-                                options={"maxiter": 1000})
+        with one_blas_thread():  # L-BFGS-B's BLAS calls on a few parameters: threads only cost hand-offs
+            res = optimize.minimize(negloglik, theta0, args=(L, *data), jac=True, method="L-BFGS-B", bounds=bounds,
+                                    options={"maxiter": 1000})
         total = float(mult.sum())
         ll = -float(res.fun)
         return res.x, ll, -2 * ll + (3 * L - 1) * np.log(total)
