@@ -116,6 +116,11 @@ _WILAYAH = re.compile(r"^wilayah/pemilu/[a-z]+/(?:(?P<code>(?:[0-9]+/)*[0-9]+)|0
 _HHCW = re.compile(r"^pemilu/hhcw/(?P<ballot>[a-z]+)(?:/(?P<code>(?:[0-9]+/)*[0-9]+))?\.json$")
 
 
+def tps_body_pattern(ballot: str) -> re.Pattern:
+    """The paths ``classify`` calls TPS bodies of ``ballot``, with the TPS code as group ``code``."""
+    return re.compile(_TPS_BODY.pattern.replace("(?P<ballot>[a-z]+)", re.escape(check_ballot(ballot))))
+
+
 def classify(path: str) -> tuple[str, str | None, str | None]:
     """(kind, ballot, code) of a stored API path; kind is tps, hhcw, wilayah, hr, contestants or other."""
     match = _TPS_BODY.match(path)
