@@ -83,6 +83,40 @@ def test_any_text_is_refused_or_becomes_a_path_of_digits(text):
     assert set(path.removeprefix("pemilu/hhcw/ppwp").removesuffix(".json")) <= set("0123456789/")
 
 
+SEGMENT = st.one_of(st.from_regex(r"[0-9]{1,14}", fullmatch=True), st.sampled_from(["", "x", "\u0663\u0661", "31\n", ".."]))
+
+
+@st.composite
+def api_paths(draw):
+    """TPS body paths of every ballot, some changed a little, and other paths."""
+    ballot = draw(st.sampled_from(list(ep.BALLOTS)))
+    if draw(st.booleans()):
+        path = ep.hhcw_path(ballot, draw(st.from_regex(r"[0-9]{13}", fullmatch=True)))
+        cut = draw(st.sampled_from(["", "prefix", "segment", "suffix", "ballot"]))
+        if cut == "prefix":
+            path = draw(st.sampled_from(["/", "x", "pemilu/hr/"])) + path
+        elif cut == "segment":
+            parts = path.split("/")
+            parts[draw(st.integers(3, len(parts) - 1))] = draw(SEGMENT) + (".json" if draw(st.booleans()) else "")
+            path = "/".join(parts)
+        elif cut == "suffix":
+            path += draw(st.sampled_from(["\n", "x", "/", ".json"]))
+        elif cut == "ballot":
+            path = path.replace(ballot, draw(st.sampled_from(["Pdpr", "pdpr2", "ppwp", "pdpd"])), 1)
+        return path
+    prefix = draw(st.sampled_from(["pemilu/hhcw/", "wilayah/pemilu/", ""]))
+    return prefix + "/".join([ballot, *draw(st.lists(SEGMENT, max_size=6))]) + draw(st.sampled_from([".json", ".json\n", ""]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(api_paths(), st.sampled_from(list(ep.BALLOTS)))
+def test_the_tps_body_pattern_of_a_ballot_takes_what_classify_calls_its_tps_bodies(path, asked):
+    match = ep.tps_body_pattern(asked).match(path)
+    kind, found, code = ep.classify(path)
+    assert (match is not None) == (kind == "tps" and found == asked)
+    assert match is None or match["code"] == code
+
+
 def test_retry_after_in_seconds_or_as_a_date():
     assert retry_after_seconds("7") == 7
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == pytest.approx(10.0)

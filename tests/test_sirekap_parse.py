@@ -359,6 +359,12 @@ def test_without_orjson_the_parser_and_the_manifest_reader_still_work(monkeypatc
     # integers beyond 64 bits stay integers (orjson would make them floats, and change the input hash)
     '{"path":"a","outcome":"ok","size":18446744073709551616,"sha256":-99999999999999999999}\n',
     '{"path": "a"}\x1c{"path": "b"}\x0b{"path": "c"}\n',  # separators str.splitlines knows
+    # lines decoded in one pass: the last of a path wins at the place of its first; what is not a record with a
+    # text path is left out; no newline at the end, blank lines at the end, nothing at all
+    '{"path":"a","n":1}\n{"path":"b"}\n{"path":"a","n":2}\n{"path":5}\n{"n":3}\n{"path":null}\n{"path":"c","ok":true}',
+    '{"path":"a"}\n{"path":"b"}\n\n\n', '', '\n', '\n{"path":"a"}\n', '{"path":"a",\r"n":1}\n{"path":"b"}\n',  # \r: a line break too
+    '{"path":"a"}\n[1]\n"x"\n{"path":"b"}\n', '{"path":"a","x":{"y":1}}\n{"path":"b"}\n', '{"path":"a","x":1.0}\n',
+    '{"path":"a"}\n{"path":"b","x":"\\u00e9"}\n{"path":"c","x":"é"}\n',  # an escape, and a line that is not ASCII
 ])
 def test_the_manifest_is_read_at_once_as_it_is_read_line_by_line(tmp_path, monkeypatch, text):
     (tmp_path / store_module.MANIFEST).write_bytes(text.encode("utf-8", errors="surrogatepass"))
@@ -366,6 +372,7 @@ def test_the_manifest_is_read_at_once_as_it_is_read_line_by_line(tmp_path, monke
     monkeypatch.setattr(store_module, "_fast_loads", None)
     slow = store_module.read_manifest(tmp_path)
     assert json.dumps(fast, sort_keys=True) == json.dumps(slow, sort_keys=True)
+    assert list(fast) == list(slow) and [list(r) for r in fast.values()] == [list(r) for r in slow.values()]
 
 
 def test_deeply_nested_bodies_read_the_same_at_any_stack_depth():
@@ -379,6 +386,40 @@ def test_deeply_nested_bodies_read_the_same_at_any_stack_depth():
 
     for depth in (0, 150):
         _assert_same(at_depth(depth, True), at_depth(depth, False))
+
+
+DEEP = "[" * 890 + "]" * 890
+
+
+@pytest.mark.parametrize("where", ["chart null", "administrasi", "images", "psu", "ts", "status_suara", "other key", "in a text"])
+@pytest.mark.parametrize("parties", [False, True])
+def test_a_deep_value_anywhere_a_body_is_not_read_makes_fast_and_slow_agree_at_any_stack_depth(where, parties):
+    # The fast path reads a body with orjson and takes it only if no value it leaves unread can be deep
+    # (json's depth depends on the caller's stack); a text full of brackets is as shallow as any other.
+    data = party_body() if parties else body()
+    deep = json.loads(DEEP)
+    if where == "chart null":
+        data["chart"]["null"] = deep
+    elif where == "administrasi":
+        data["administrasi"]["x"] = deep
+    elif where == "images":
+        data["images"] = [None, deep]
+    elif where == "other key":
+        data["y"] = [deep]
+    elif where == "in a text":
+        data["psu"] = DEEP[:300] + "]" * 300
+    else:
+        data[where] = deep
+    raw = json.dumps(data).encode()
+    candidates = PARTY_COLUMNS if parties else parse_module.PPWP_CANDIDATES
+
+    def at_depth(n, fast):
+        return at_depth(n - 1, fast) if n else parse_tps_bodies({CODE: raw}, candidates=candidates, parties=parties, fast=fast)
+
+    for depth in (0, 150):
+        _assert_same(at_depth(depth, True), at_depth(depth, False))
+    if where == "in a text":
+        assert len(at_depth(150, True).table) == 1
 
 
 def test_a_many_to_one_party_mapping_range_checks_every_total():
@@ -524,7 +565,8 @@ def test_presidential_batches_with_odd_counts_read_as_the_general_code_reads_the
     _assert_same(parse_tps_bodies(bodies), parse_tps_bodies(bodies, fast=False))
 
 
-@pytest.mark.parametrize("odd", [-1, 10**9 + 1, 2**63, 2**64 + 1, 1.5, 2.0, float("nan"), True, "3", [1], {"a": 1}])
+@pytest.mark.parametrize("odd", [-1, 10**9 + 1, 2**63, 2**64 - 1, 2**64 + 1, 1.5, 2.0, -0.0, 1e300, float("nan"), float("inf"),
+                                 True, False, "3", "", [1], [], {"a": 1}, {}])
 def test_the_column_check_refuses_anything_but_counts_anywhere_in_a_column(odd):
     for at in (0, 5_000, 9_999):
         values = [7] * 10_000
@@ -536,6 +578,18 @@ def test_the_column_check_refuses_anything_but_counts_anywhere_in_a_column(odd):
     checked = parse_module._checked_counts([[0, None, 10**9], [None, None], []])
     assert [a.to_pylist() for a in checked] == [[0, None, 10**9], [None, None], []]
     assert all(str(a.type) == "int64" for a in checked)
+
+
+def test_columns_of_plain_ints_are_read_as_pyarrow_reads_them():
+    import pyarrow as pa
+
+    columns = [[7] * 5_000 + [10**9, 0], (3, 0, None, 5), [None, 4], [0], list(range(300)), (None,) * 4]
+    for values in columns:
+        checked, = parse_module._checked_counts([values])
+        inferred = pa.array(values)
+        expected = pa.nulls(len(values), pa.int64()) if inferred.type == pa.null() else inferred
+        assert checked.type == pa.int64() and checked.equals(expected)
+    assert parse_module._plain_ints([3, None]) is None and parse_module._plain_ints([2**63]) is False
 
 
 def test_a_party_number_of_one_body_out_of_range_makes_the_batch_be_read_body_by_body(monkeypatch):
@@ -554,6 +608,72 @@ def test_a_party_number_of_one_body_out_of_range_makes_the_batch_be_read_body_by
     assert calls == [False, True]
     assert list(parsed.rejects["unit_id"]) == ["3301000000017"] and "implausibly large" in parsed.rejects["reason"].iloc[0]
     assert len(parsed.table) == 29 and parsed.votes_long["unit_id"].nunique() == 29
+
+
+def test_columns_of_times_read_as_one_value_at_a_time():
+    from analysis.sources.sirekap.parse import _wib, _wib_text
+
+    for values in ([None] * 5, [None], [None, "20240215 101421"], ["20240215 101421", None], [], ("x", None)):
+        got = _wib_text(values, "%Y%m%d %H%M%S")
+        expected = _wib(pd.to_datetime(pd.Series(list(values), dtype=object), errors="coerce", format="%Y%m%d %H%M%S"))
+        assert type(got) is type(expected) and got.dtype == expected.dtype
+        pd.testing.assert_series_equal(pd.Series(got), pd.Series(expected))
+
+
+def _small_snapshot(tmp_path, name="s"):
+    from analysis.sources.sirekap import endpoints
+    from analysis.sources.sirekap.store import SnapshotStore
+
+    desa, store = "3101011001", SnapshotStore(tmp_path, name)
+    store.write_meta({"ballot": "ppwp", "region": desa, "level": "tps"})
+    listing = [{"nama": f"TPS {i:03d}", "id": i, "kode": f"{desa}{i:03d}", "tingkat": 5} for i in range(1, 4)]
+    store.put(endpoints.wilayah_path(desa), "u", json.dumps(listing).encode(), status=200, attempts=1)
+    for i in (1, 2):
+        store.put(endpoints.hhcw_path("ppwp", f"{desa}{i:03d}"), "u", json.dumps(body()).encode(), status=200, attempts=1)
+    store.close()
+    return store.path
+
+
+def test_a_snapshot_build_leaves_the_garbage_collector_as_it_found_it(tmp_path):
+    import gc
+
+    from analysis.sources.sirekap.parse import read_snapshot
+
+    path = _small_snapshot(tmp_path)
+    assert gc.isenabled()
+    read_snapshot(path)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        read_snapshot(path)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "O_NOATIME"), reason="no O_NOATIME on this system")
+def test_files_of_another_owner_are_read_without_o_noatime(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from analysis.sources.sirekap.parse import read_snapshot
+
+    path = _small_snapshot(tmp_path)
+    expected = read_snapshot(path)
+    real_open, refused = os.open, []
+
+    def open_as_another_user(file, flags, *args, **kwargs):  # O_NOATIME is for the owner only: EPERM
+        if flags & os.O_NOATIME and str(file).startswith(str(tmp_path)):
+            refused.append(file)
+            raise PermissionError(errno.EPERM, "Operation not permitted", file)
+        return real_open(file, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_as_another_user)
+    monkeypatch.setattr(parse_module, "_OPEN_FLAGS", [os.O_RDONLY | os.O_NOATIME])
+    built = read_snapshot(path)
+    assert len(refused) == 1 and parse_module._OPEN_FLAGS == [os.O_RDONLY]  # asked once, then plainly
+    pd.testing.assert_frame_equal(built.election.table, expected.election.table)
+    assert list(built.election.table["fetch_status"]) == ["ok", "ok", "not_fetched"]
 
 
 def test_a_snapshot_body_that_cannot_be_read_is_a_failed_row_and_the_others_are_read(tmp_path):

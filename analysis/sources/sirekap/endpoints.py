@@ -192,6 +192,11 @@ _WILAYAH = re.compile(rf"^wilayah/pemilu/{WILAYAH_BALLOT}/(?:(?P<code>(?:[0-9]+/
 _HHCW = re.compile(r"^pemilu/hhcw/(?P<ballot>[a-z]+)(?:/(?P<code>(?:[0-9]+/)*[0-9]+))?\.json$")
 
 
+def tps_body_pattern(ballot: str) -> re.Pattern:
+    """The paths ``classify`` calls TPS bodies of ``ballot``, with the TPS code as group ``code``."""
+    return re.compile(_TPS_BODY.pattern.replace("(?P<ballot>[a-z]+)", re.escape(check_ballot(ballot))))
+
+
 def classify(path: str) -> tuple[str, str | None, str | None]:
     """(kind, ballot, code) of a stored API path.
 

@@ -9,12 +9,16 @@ rejects, with a reason.
 
 from __future__ import annotations
 
+import array
+import errno
+import gc
 import hashlib
 import json
 import os
 import re
 import zipfile
 from collections import abc
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import accumulate, chain
 from operator import itemgetter
@@ -34,9 +38,9 @@ def _json_loads_utf8(body):
 
 
 try:  # a faster decoder for the hot path; every body it does not take as a clean row is read again by json
-    from orjson import loads as _fast_loads
+    from orjson import dumps as _fast_dumps, loads as _fast_loads
 except ImportError:  # pragma: no cover - orjson is a dependency, json is the fallback
-    _fast_loads = _json_loads_utf8
+    _fast_loads, _fast_dumps = _json_loads_utf8, None
 
 #: Sirekap candidate ids of the 2024 presidential ballot -> ballot numbers.
 PPWP_CANDIDATES: Mapping[str, str] = {"100025": "01", "100026": "02", "100027": "03"}
@@ -419,6 +423,32 @@ def _party_layout(names: list[str], lens: tuple[int, ...], keys: list[str], long
     return layout
 
 
+_CONTAINERS = (dict, list)
+
+
+def _brackets(text: bytes | bytearray | str) -> int:
+    opening = _OPENERS[type(text) is str]
+    return text.count(opening[0]) + text.count(opening[1])
+
+
+def _shallow(body: dict, chart: Any, administrasi: Any, others: bool, images: Any) -> bool:
+    """Whether a decoded body that ``_fast_row`` takes is at most 3 deep, which its bracket count bounds otherwise.
+
+    What the fast path takes holds lists or dicts only where a real body does: the chart (its party entries
+    of counts; a count that is anything else sends the body to ``_row``), the administration page and
+    the photo list. Elsewhere (the chart's ``"null"``, keys of the page besides its counts (``others``),
+    photo names, ``psu``, ``ts``, any other key) a value nobody reads could hold a deep list: then this says no.
+    """
+    kinds = list(map(type, body.values()))
+    if kinds.count(dict) + kinds.count(list) != (type(chart) is dict) + (type(administrasi) is dict) + (type(images) is list):
+        return False
+    if type(chart) is dict and type(chart.get("null")) in _CONTAINERS:
+        return False
+    if others and not set(map(type, administrasi.values())).isdisjoint(_CONTAINERS):
+        return False
+    return type(images) is not list or images.count(None) == len(images) or set(map(type, images)).isdisjoint(_CONTAINERS)
+
+
 def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None, defer: bool = False) -> tuple | None:
     """The row of a well-formed body, as ``_row`` makes it, or None to let ``_row`` read the body.
 
@@ -429,14 +459,10 @@ def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None, defer: bo
     columns at once (``_checked_counts``) and reads every body again with checks if one is not a count.
     """
     unchecked = False  # whether the counts are left to the caller's column check
+    text = None  # the body as given, if it is JSON text
     if isinstance(body, (bytes, bytearray, str)):
-        # json stops at the interpreter's recursion limit, which depends on the caller's stack, and _row
-        # rejects such a body: any body with more brackets than a real one holds goes to _row.
-        opening = _OPENERS[type(body) is str]
-        if len(body) > _MAX_FAST_BRACKETS and body.count(opening[0]) + body.count(opening[1]) > _MAX_FAST_BRACKETS:
-            return None
         try:
-            body = _fast_loads(body)
+            text, body = body, _fast_loads(body)
         except Exception:  # noqa: BLE001 - _row gives the reason
             return None
         # Decoded JSON holds only int, float, str, bool, None, list and dict, which the column check tells
@@ -449,10 +475,13 @@ def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None, defer: bo
     if type(administrasi) is dict:
         try:
             admin = _ADMINISTRASI(administrasi)
+            others = len(administrasi) > len(ADMINISTRASI_FIELDS)  # whether the page has keys besides its counts
         except KeyError:  # a field left out: None, as .get gives
             admin = tuple(map(administrasi.get, ADMINISTRASI_FIELDS))
+            others = True
     elif administrasi is None:
         admin = _NO_ADMINISTRASI
+        others = False
     else:
         return None
     long_entries = None
@@ -471,10 +500,14 @@ def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None, defer: bo
         if "null" in chart:
             j = names.index("null")
             del names[j], entries[j]
-        kinds = set(map(type, entries))
-        if kinds == _DICT and len(entries) > 1:
+        try:  # the entries' numbers, if every entry is a dict (dict.values refuses anything else)
+            numbers = list(chain.from_iterable(map(dict.values, entries))) if len(entries) > 1 else None
+        except TypeError:
+            numbers = None
+        # (decoded JSON has no dict subclasses; a caller's may, and such a chart is left to _row, as ever)
+        if numbers is not None and (text is not None or set(map(type, entries)) == _DICT):
             lens = tuple(map(len, entries))
-            keys = list(chain(*entries))
+            keys = list(chain.from_iterable(entries))  # (faster than chain(*entries))
             last = long.last  # bodies come in code order: a district's TPS one after another
             if last is not None and last[1] == keys and last[2] == lens and last[0] == names:
                 layout = last[3]
@@ -485,12 +518,13 @@ def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None, defer: bo
                     if layout is None:
                         return None
                 long.last = (names, keys, lens, layout)
-            if not unchecked and not _counts_ok(list(chain(*map(dict.values, entries)))):
+            if not unchecked and not _counts_ok(numbers):
                 return None
             totals = shape.no_totals  # among the numbers: put in their columns at the end (_Long.totals)
-            long_entries = (layout, entries)
+            long_entries = (layout, numbers)
             checked = True
         else:
+            kinds = set(map(type, entries))
             columns = list(map(shape.column_of.get, names))
             if None in columns:
                 return None
@@ -506,10 +540,16 @@ def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None, defer: bo
         return None
     if not unchecked and not _counts_ok(admin if checked else [*totals, *admin]):
         return None
+    images = body.get("images")
+    # json stops at the interpreter's recursion limit, which depends on the caller's stack, and _row rejects
+    # such a body: a body from text goes to _row if it may be deeper than a real one, that is if it holds a
+    # list or dict where a real body holds none and more brackets than a real one (a text of 200 holds fewer).
+    if (text is not None and len(text) > _MAX_FAST_BRACKETS and not _shallow(body, chart, administrasi, others, images)
+            and _brackets(text) > _MAX_FAST_BRACKETS):
+        return None
     psu = body.get("psu")
     ts = body.get("ts")
     status_suara, status_adm = body.get("status_suara"), body.get("status_adm")
-    images = body.get("images")
     photos = _NO_PHOTOS
     if isinstance(images, list) and images.count(None) != len(images):
         photos = [None, None, None]
@@ -526,7 +566,7 @@ def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None, defer: bo
             long.layout_of_body.append(_NO_LAYOUT)
         else:
             long.layout_of_body.append(long_entries[0])
-            long.values.extend(chain(*map(dict.values, long_entries[1])))
+            long.values.extend(long_entries[1])
     return row
 
 
@@ -573,6 +613,7 @@ def parse_tps_bodies(bodies: Mapping[str, bytes | str | dict | None], *,
         except Exception as err:  # noqa: BLE001 - an unforeseen shape is a reject, never a crash
             rejects.append({"unit_id": source[:200], "source": source[:500], "reason": f"unreadable body ({type(err).__name__})"})
     data = _transpose(rows, shape.numbers)
+    del rows  # the rows' memory is free for what follows (a fresh page costs more than a reused one)
     names = [*shape.numbers, *ADMINISTRASI_FIELDS]
     columns = [data[name] for name in names] + ([long.values] if long is not None else [])
     if defer:
@@ -584,6 +625,9 @@ def parse_tps_bodies(bodies: Mapping[str, bytes | str | dict | None], *,
         import pyarrow as pa
 
         arrays = [pa.array(values, type=pa.int64()) for values in columns]
+    del columns
+    if long is not None:
+        long.values = []  # its numbers are arrays[-1] now: the list's memory is free for what follows
     ints = list(map(_from_arrow, arrays[:len(names)]))
     if long is not None:
         ints[:len(shape.numbers)] = long.totals(arrays[-1], ints[:len(shape.numbers)])
@@ -608,9 +652,16 @@ def _checked_counts(columns: list[list]) -> list | None:
 
     arrays = []
     for values in columns:
-        try:
-            array = pa.array(values)
-        except Exception:  # noqa: BLE001 - ArrowInvalid, ArrowTypeError, OverflowError: not counts
+        if values and values[0] is None and values.count(None) == len(values):  # no value (the fast path's party columns)
+            arrays.append(pa.nulls(len(values), pa.int64()))
+            continue
+        array = _plain_ints(values)
+        if array is None:
+            try:
+                array = pa.array(values)
+            except Exception:  # noqa: BLE001 - ArrowInvalid, ArrowTypeError, OverflowError: not counts
+                return None
+        if array is False:
             return None
         if array.type == pa.null():
             array = pa.nulls(len(array), pa.int64())
@@ -624,14 +675,45 @@ def _checked_counts(columns: list[list]) -> list | None:
     return arrays
 
 
+_NOT_DIGITS = (b"-", b".", b"e", b"E", b"t", b"f", b"n", b'"', b"{")
+
+
+def _plain_ints(values: list | tuple) -> Any:
+    """A column of non-negative ints (the usual one) as an int64 arrow array, False if one is beyond int64,
+    None to let pyarrow's inference decide.
+
+    orjson writes ints as digits and anything else with another character (true, false, null, 1.5, 1e300,
+    "7", [, {, -) or not at all (an int beyond 64 bits); a text of digits between commas is ints only,
+    which ``array`` converts (and refuses beyond int64, where pyarrow would infer uint64). Cheaper than
+    pyarrow's inference, which looks at every value twice.
+    """
+    import pyarrow as pa
+
+    if _fast_dumps is None or not values or values[0] is None:
+        return None
+    try:
+        text = _fast_dumps(values)
+    except Exception:  # noqa: BLE001 - orjson.JSONEncodeError: an int beyond 64 bits, or not JSON at all
+        return None
+    if text.count(b"[") != 1 or any(c in text for c in _NOT_DIGITS):
+        return None
+    try:
+        ints = array.array("q", values)
+    except OverflowError:  # 2**63 .. 2**64 - 1: pyarrow infers uint64, not a count
+        return False
+    except TypeError:  # pragma: no cover - digits and commas are ints; pyarrow decides if not
+        return None
+    return pa.array(np.frombuffer(ints, dtype=np.int64))
+
+
 def _columns(numbers: list[str]) -> list[str]:
     return ["unit_id", *numbers, *ADMINISTRASI_FIELDS, "has_chart", "has_administrasi", "psu", "ts",
             "status_suara", "status_adm", "photo_1_time", "photo_2_time", "photo_3_time"]
 
 
-def _transpose(rows: list[tuple], numbers: list[str]) -> dict[str, list]:
+def _transpose(rows: list[tuple], numbers: list[str]) -> dict[str, tuple | list]:
     names = _columns(numbers)
-    return dict(zip(names, map(list, zip(*rows)))) if rows else {name: [] for name in names}
+    return dict(zip(names, zip(*rows))) if rows else {name: [] for name in names}
 
 
 def _frame(data: dict[str, list], numbers: list[str], ints: Mapping[str, Any]) -> pd.DataFrame:
@@ -656,13 +738,22 @@ def _frame(data: dict[str, list], numbers: list[str], ints: Mapping[str, Any]) -
     columns["has_administrasi"] = np.array(data["has_administrasi"], dtype=bool)
     columns["psu"] = pd.array(np.array(data["psu"], dtype=object), dtype="str")
     # Sirekap's ts is a WIB (UTC+7) publication time written without a zone.
-    columns["ts"] = _wib(pd.to_datetime(pd.Series(data["ts"], dtype=object), errors="coerce", format="%Y-%m-%d %H:%M:%S"))
+    columns["ts"] = _wib_text(data["ts"], "%Y-%m-%d %H:%M:%S")
     for name in ("status_suara", "status_adm"):
         columns[name] = pd.array(np.array(data[name], dtype=object), dtype="boolean")
     for i in range(1, 4):
-        times = pd.to_datetime(pd.Series(data[f"photo_{i}_time"], dtype=object), errors="coerce", format="%Y%m%d %H%M%S")
-        columns[f"photo_{i}_time"] = _wib(times)
+        columns[f"photo_{i}_time"] = _wib_text(data[f"photo_{i}_time"], "%Y%m%d %H%M%S")
     return pd.DataFrame(columns, index=index)
+
+
+def _wib_text(values: list | tuple, format: str) -> Any:
+    """A column of WIB times from naive text (None: missing). A column of nothing but None (no photo names
+    in a snapshot's bodies, say) is converted for one value and repeated: the same column, made once."""
+    if values and values[0] is None and values.count(None) == len(values):
+        one = _wib(pd.to_datetime(pd.Series([None], dtype=object), errors="coerce", format=format))
+        if isinstance(one, np.ndarray):
+            return np.repeat(one, len(values))
+    return _wib(pd.to_datetime(pd.Series(values, dtype=object), errors="coerce", format=format))
 
 
 def _wib(times: pd.Series) -> Any:
@@ -738,38 +829,69 @@ class BuiltSnapshot:
     candidate_lists: pd.DataFrame | None = None
 
 
+#: Reads leave the files' access times alone: with ``relatime``, the first read after a scrape would write
+#: every file's inode. O_NOATIME is allowed to the files' owner only; after one refusal (EPERM) files are
+#: opened plainly. (A list: the flags in use, changed in place.)
+_OPEN_FLAGS = [os.O_RDONLY | getattr(os, "O_NOATIME", 0)]
+#: The manifest's size is a hint for one read up to this; above it (no Sirekap file is near 64 MB) a file
+#: is read in blocks, so that an absurd size (2^63, 10^12) neither raises nor becomes an allocation.
+_SIZE_HINT_LIMIT = 1 << 26
+
+
+def _open(path: str) -> int:
+    flags = _OPEN_FLAGS[0]
+    try:
+        return os.open(path, flags)
+    except PermissionError as err:
+        if err.errno != errno.EPERM or flags == os.O_RDONLY:
+            raise
+        fd = os.open(path, os.O_RDONLY)  # a file of another owner: no O_NOATIME for it, nor for the next ones
+        _OPEN_FLAGS[0] = os.O_RDONLY
+        return fd
+
+
+def _read_rest(fd: int, chunks: list[bytes]) -> bytes:
+    while block := os.read(fd, 1 << 16):
+        chunks.append(block)
+    return b"".join(chunks)
+
+
 def _read(root: Path | str, record: Mapping[str, Any]) -> bytes:
+    return _read_file(root, record["file"], record.get("size"))
+
+
+def _read_file(root: Path | str, file: Any, size: Any) -> bytes:
     # Raw os calls with the size the manifest knows: pathlib and buffered files cost more than the read of 1 KB.
     # ``root`` may be a folder name ending in the separator (read_snapshot's loop): then a plain concatenation.
-    file = record["file"]
     if type(root) is str and root.endswith(os.sep) and type(file) is str and not file.startswith(os.sep):
         path = root + file
     else:
         path = os.path.join(root, file)
-    fd = os.open(path, os.O_RDONLY)
+    fd = _open(path)
     try:
-        size = record.get("size")
-        # The size is only a hint for one read; a manifest's absurd size (2^63, 10^12) must not become an
-        # allocation, so above 64 MB (no Sirekap file is near it) the file is read in blocks.
-        if isinstance(size, int) and 0 <= size <= 1 << 26:
+        if isinstance(size, int) and 0 <= size <= _SIZE_HINT_LIMIT:
             data = os.read(fd, size + 1)
             if len(data) <= size:
                 return data
-            chunks = [data]  # the file grew: read the rest
-        else:
-            chunks = []
-        while block := os.read(fd, 1 << 16):
-            chunks.append(block)
-        return b"".join(chunks)
+            return _read_rest(fd, [data])  # the file grew: read the rest
+        return _read_rest(fd, [])
     finally:
         os.close(fd)
+
+
+_DICT_TYPE, _SCALAR_TYPES = frozenset((dict,)), frozenset((str, int, float, bool, type(None)))
 
 
 def _holds_float(value: Any) -> bool:
     """Whether a decoded JSON value holds a float anywhere (Sirekap's lists and tables hold none).
 
-    Level by level, each level's types taken at once: a wilayah list is a list of flat dicts.
+    Level by level, each level's types taken at once: a wilayah list is a list of flat dicts (which the
+    first test takes whole: the lists of TPS of a desa, a few thousand per snapshot, are read for the names).
     """
+    if type(value) is list and set(map(type, value)) <= _DICT_TYPE:
+        kinds = set(map(type, chain.from_iterable(map(dict.values, value))))
+        if kinds <= _SCALAR_TYPES:
+            return float in kinds
     level = [value]
     while level:
         kinds = set(map(type, level))
@@ -842,6 +964,11 @@ def read_snapshot(path: str | Path, *, ballot: str | None = None) -> BuiltSnapsh
     are the bodies'; a snapshot scraped at ``--level desa`` gives the desa tables' per-TPS votes
     (no DPT, no administration page). Provenance records the snapshot, fetch times and manifest hash.
     """
+    with _collector_paused():
+        return _read_snapshot(path, ballot)
+
+
+def _read_snapshot(path: str | Path, ballot: str | None) -> BuiltSnapshot:
     root = Path(path)
     if not store.is_snapshot(root):
         raise FileNotFoundError(f"{root} is not a snapshot of `forensik scrape` (no {store.MANIFEST})")
@@ -850,17 +977,27 @@ def read_snapshot(path: str | Path, *, ballot: str | None = None) -> BuiltSnapsh
     ballot = endpoints.check_ballot(ballot or meta.get("ballot") or _guess_ballot(records))
     columns = contestant_columns(root, ballot, records)
     parties = ballot in endpoints.LEGISLATIVE_PARTY_BALLOTS
+    input_sha256 = _records_sha256(records)
 
     names: dict[str, str] = {}
     listed: set[str] = set()
     tps_records: dict[str, Mapping[str, Any]] = {}
     desa_tables: dict[str, Mapping[str, Any]] = {}
     base = os.path.join(os.fspath(root), "")
+    tps_body = endpoints.tps_body_pattern(ballot).match  # the paths classify calls TPS bodies of this ballot
+    others = []
     for api_path, record in records.items():
+        match = tps_body(api_path)
+        if match:
+            tps_records[match["code"]] = record
+        else:
+            others.append((api_path, record))
+    from_bodies = bool(tps_records) or meta.get("level") == "tps"
+    for api_path, record in others:
+        if from_bodies and not api_path.startswith("wilayah/"):
+            continue  # with TPS bodies only the wilayah lists are read besides them (no other path is one)
         kind, record_ballot, code = endpoints.classify(api_path)
-        if kind == "tps" and record_ballot == ballot:
-            tps_records[code] = record
-        elif record.get("outcome") != "ok":
+        if record.get("outcome") != "ok":
             continue
         elif kind == "wilayah":
             data = _json_file(base, record)
@@ -877,13 +1014,12 @@ def read_snapshot(path: str | Path, *, ballot: str | None = None) -> BuiltSnapsh
     bodies: dict[str, Any] = {}
     status: dict[str, str] = {}
     fetched_at: dict[str, str] = {}
-    stored: dict[str, Mapping[str, Any]] = {}  # TPS bodies on disk, read when the parser comes to them
-    from_bodies = bool(tps_records) or meta.get("level") == "tps"
+    stored: dict[str, tuple[Any, Any]] = {}  # (file, size) of TPS bodies on disk, read when the parser comes to them
     if from_bodies:
         for code, record in tps_records.items():
             fetched_at[code] = record.get("fetched_at")
             if record.get("outcome") == "ok":
-                stored[code] = record
+                stored[code] = (record.get("file"), record.get("size"))
                 status[code] = "ok"  # "failed" if it cannot be read
             else:
                 status[code] = record.get("outcome", "failed")
@@ -903,6 +1039,8 @@ def read_snapshot(path: str | Path, *, ballot: str | None = None) -> BuiltSnapsh
                 status[code] = "desa_table"
                 fetched_at[code] = record.get("fetched_at")
 
+    # What is left of the manifest's records is in these dicts: the records go, and their memory serves the parse.
+    del records, tps_records, others
     blank = {"chart": None, "administrasi": None}
     on_disk = _OnDisk(base, stored, status, blank)
     if not columns:
@@ -931,8 +1069,9 @@ def read_snapshot(path: str | Path, *, ballot: str | None = None) -> BuiltSnapsh
     table["fetch_status"] = pd.array([status.get(code, "not_fetched") for code in codes], dtype="str")
     table["fetched_at"] = _aware(pd.to_datetime(pd.Series([fetched_at.get(code) for code in codes], index=table.index, dtype=object),
                                                 errors="coerce", utc=True, format="ISO8601"))
-    for level in LEVELS:
-        table[f"{level}_name"] = pd.array(np.array([names.get(code) for code in table[level].tolist()], dtype=object), dtype="str")
+    for level in LEVELS:  # a region's name looked up once, not once per TPS
+        codes_of, regions = pd.factorize(table[level], use_na_sentinel=False)
+        table[f"{level}_name"] = pd.array(np.array([names.get(code) for code in regions], dtype=object), dtype="str").take(codes_of)
     times = table["fetched_at"].dropna()
     counts = {"tps": len(table), **{f"fetch_{k}": int(v) for k, v in table["fetch_status"].value_counts().items()},
               "rejected": len(parsed.rejects)}
@@ -948,7 +1087,7 @@ def read_snapshot(path: str | Path, *, ballot: str | None = None) -> BuiltSnapsh
         "region": meta.get("region"), "base_url": meta.get("base_url"), "scrape_started_at": meta.get("started_at"),
         "scrape_finished_at": meta.get("finished_at"), "scrape_complete": meta.get("complete"),
         "first_fetched_at": str(times.min()) if len(times) else None, "last_fetched_at": str(times.max()) if len(times) else None,
-        "manifest_sha256": store.manifest_sha256(root), "input_sha256": _records_sha256(records),
+        "manifest_sha256": store.manifest_sha256(root), "input_sha256": input_sha256,
         **{f"count_{k}": v for k, v in counts.items()},
     }
     election = Election.from_frame(table, levels=LEVELS, candidates=tuple(dict.fromkeys(columns.values())),
@@ -957,19 +1096,50 @@ def read_snapshot(path: str | Path, *, ballot: str | None = None) -> BuiltSnapsh
                          candidate_lists=None if lists is None else lists.lists)
 
 
+@contextmanager
+def _collector_paused():
+    """Python's cyclic garbage collector paused, if it runs, for a snapshot build.
+
+    A build makes some 30 short-lived containers per TPS (decoded bodies, manifest records, rows), none in
+    a reference cycle: reference counting frees each. Left running, the collector passes over them again
+    and again (about 110 times for 20,000 DPR RI bodies), and now and then over the caller's whole heap
+    (60-90 ms in a small process). They are gone when the build returns (it leaves a few data frames), so
+    no collection is put off until later: it is saved. Other threads' garbage waits for the build.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 class _OnDisk:
     """TPS bodies of a snapshot, read from disk as the parser comes to them: never all in memory at once.
 
     A body that cannot be read is a blank body, and its TPS's status becomes ``failed``.
     """
 
-    def __init__(self, base: str, records: Mapping[str, Mapping[str, Any]], status: dict[str, str], blank: Mapping[str, Any]):
-        self.base, self.records, self.status, self.blank = base, records, status, blank
+    def __init__(self, base: str, files: Mapping[str, tuple[Any, Any]], status: dict[str, str], blank: Mapping[str, Any]):
+        self.base, self.files, self.status, self.blank = base, files, status, blank  # files: code -> (file, size)
 
     def __getitem__(self, code: str) -> Any:
+        # _read_file, with its usual case (a relative file name and a size to read at once) written out: once per body.
+        file, size = self.files[code]
         try:
-            body = _read(self.base, self.records[code])
-        except (OSError, ValueError, TypeError, KeyError):  # KeyError, TypeError: a manifest line without a usable file name
+            if type(file) is str and type(size) is int and 0 <= size <= _SIZE_HINT_LIMIT and file[:1] not in ("", os.sep):
+                fd = _open(self.base + file)
+                try:
+                    body = os.read(fd, size + 1)
+                    if len(body) > size:  # the file grew: read the rest
+                        body = _read_rest(fd, [body])
+                finally:
+                    os.close(fd)
+            else:
+                body = _read_file(self.base, file, size)
+        except (OSError, ValueError, TypeError):  # TypeError: a manifest line without a usable file name
             self.status[code] = "failed"
             return self.blank
         self.status[code] = "ok"
@@ -992,7 +1162,7 @@ class _Bodies(abc.Mapping):
     def __getitem__(self, code: str) -> Any:
         if code not in self.known:
             raise KeyError(code)
-        if code in self.on_disk.records:
+        if code in self.on_disk.files:
             return self.on_disk[code]
         return self.bodies.get(code, self.on_disk.blank)
 
@@ -1003,9 +1173,9 @@ class _Bodies(abc.Mapping):
         return len(self.codes)
 
     def items(self):  # what the parser iterates: without a view's lookup per body
-        stored, on_disk, bodies, blank = self.on_disk.records, self.on_disk, self.bodies, self.on_disk.blank
+        stored, read, bodies, blank = self.on_disk.files, self.on_disk.__getitem__, self.bodies, self.on_disk.blank
         for code in self.codes:
-            yield code, on_disk[code] if code in stored else bodies.get(code, blank)
+            yield code, read(code) if code in stored else bodies.get(code, blank)
 
 
 def _records_sha256(records: Mapping[str, Mapping[str, Any]]) -> str:

@@ -22,6 +22,7 @@ import re
 import shutil
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -33,6 +34,9 @@ except ImportError:  # pragma: no cover - orjson is a dependency; json reads the
 #: Value types of a manifest record as the scraper writes it; a record holding anything else (a float,
 #: which is how orjson reads an integer beyond 64 bits, or a nested value) is read again by json.
 _PLAIN = frozenset((str, int, bool, type(None)))
+_STR, _DICT = frozenset((str,)), frozenset((dict,))
+#: Line breaks of ``str.splitlines`` in ASCII text besides ``\n``: without them, ``split(b"\n")`` cuts the same lines.
+_OTHER_LINE_BREAKS = (b"\r", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e")
 
 MANIFEST = "manifest.jsonl"
 META = "snapshot.json"
@@ -81,7 +85,14 @@ def read_manifest(snapshot: str | Path) -> dict[str, dict[str, Any]]:
     if not path.exists():
         return records
     with open(path, "rb") as handle:
-        text = handle.read().decode("utf-8", errors="replace")
+        data = handle.read()
+    elements = _manifest_at_once(data)
+    if elements is not None:
+        paths = list(map(dict.get, elements, repeat("path")))
+        if set(map(type, paths)) <= _STR:
+            return dict(zip(paths, elements))
+        return {p: record for p, record in zip(paths, elements) if type(p) is str}
+    text = data.decode("utf-8", errors="replace")
     decode = json.JSONDecoder().decode
     for line in text.splitlines():
         try:
@@ -101,6 +112,28 @@ def read_manifest(snapshot: str | Path) -> dict[str, dict[str, Any]]:
         if isinstance(record, dict) and isinstance(record.get("path"), str):
             records[record["path"]] = record
     return records
+
+
+def _manifest_at_once(data: bytes) -> list[dict[str, Any]] | None:
+    """Every line of the manifest decoded by orjson in one pass, if every line gives what the loop keeps as it is.
+
+    That is: ASCII text without a line break but ``\n`` (so that ``split`` cuts the lines ``str.splitlines``
+    cuts, but for the empty piece after a last ``\n``), and each line a JSON object of plain values (str,
+    int, bool, null). Anything else (a cut or blank line, a float or an integer beyond 64 bits, which
+    orjson reads as a float) sends the whole manifest through the loop, line by line.
+    """
+    if _fast_loads is None or not data.isascii() or any(c in data for c in _OTHER_LINE_BREAKS):
+        return None
+    lines = data.split(b"\n")
+    if not lines[-1]:
+        lines.pop()
+    try:
+        elements = list(map(_fast_loads, lines))
+    except ValueError:
+        return None
+    if not (set(map(type, elements)) <= _DICT and set(map(type, chain.from_iterable(map(dict.values, elements)))) <= _PLAIN):
+        return None
+    return elements
 
 
 def manifest_sha256(snapshot: str | Path) -> str | None:
