@@ -1039,6 +1039,9 @@ def _read_snapshot(path: str | Path, ballot: str | None) -> BuiltSnapshot:
                 status[code] = "desa_table"
                 fetched_at[code] = record.get("fetched_at")
 
+    # The candidate lists are read before the manifest's records go (they are joined after the parse).
+    lists = caleg.read_candidate_lists(root, records, ballot) if parties else None
+    party_names = caleg.party_names(root, records) if parties else {}
     # What is left of the manifest's records is in these dicts: the records go, and their memory serves the parse.
     del records, tps_records, others
     blank = {"chart": None, "administrasi": None}
@@ -1075,12 +1078,13 @@ def _read_snapshot(path: str | Path, ballot: str | None) -> BuiltSnapshot:
     times = table["fetched_at"].dropna()
     counts = {"tps": len(table), **{f"fetch_{k}": int(v) for k, v in table["fetch_status"].value_counts().items()},
               "rejected": len(parsed.rejects)}
-    votes_long, lists = parsed.votes_long, None
-    if parties and votes_long is not None:  # names, numbers and dapils of the candidates, joined after the parse
-        lists = caleg.read_candidate_lists(root, records, ballot)
-        votes_long, named = caleg.attach_candidates(votes_long, lists.candidates, caleg.party_names(root, records))
+    votes_long = parsed.votes_long
+    if lists is not None and votes_long is not None:  # names, numbers and dapils of the candidates
+        votes_long, named = caleg.attach_candidates(votes_long, lists.candidates, party_names)
         counts.update(lists.counts)
         counts.update(named)
+    elif lists is not None:
+        lists = None  # no per-candidate votes to name: the build reports no lists, as before
     provenance = {
         "source": f"Sirekap hhcw {'TPS bodies' if from_bodies else 'desa tables'} ({ballot}), snapshot {root.name}",
         "snapshot": root.name, "snapshot_path": str(root), "ballot": ballot, "level": "tps" if from_bodies else "desa",
