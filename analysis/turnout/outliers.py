@@ -301,12 +301,14 @@ def local_outliers(election, *, fine: str | None = None, coarse: str | None = No
     for c in candidates:
         variables[c] = (election.column(c), valid)
 
-    group_codes = {lv: table[lv].astype(str).to_numpy() for lv in dict.fromkeys([region_level, *chain])}
-    out = pd.DataFrame({"unit_id": table.index.astype(str).to_numpy()})
+    # Group codes as integers (order of appearance, as _codes gives them) and the table's own string
+    # arrays in the output: Python string objects for every TPS and level took 0.7 GB at national scale.
+    group_codes = {lv: pd.factorize(table[lv].astype(str)) for lv in dict.fromkeys([region_level, *chain])}
+    out = pd.DataFrame({"unit_id": table.index.astype(str).array})
     for lv in dict.fromkeys([region_level, coarse, fine]):
-        out[lv] = group_codes[lv]
+        out[lv] = table[lv].astype(str).array
         if f"{lv}_name" in table.columns:
-            out[f"{lv}_name"] = table[f"{lv}_name"].astype(str).to_numpy()
+            out[f"{lv}_name"] = table[f"{lv}_name"].astype(str).array
     excluded = {"turnout above 100 % (capped)": int(above.sum())}
     model_rows = []
     p_bb = np.full((n_units, len(variables)), np.nan)
@@ -323,7 +325,7 @@ def local_outliers(election, *, fine: str | None = None, coarse: str | None = No
         todo = np.ones(len(idx), dtype=bool)
         per_level = []
         for lv in chain:
-            g = _codes(group_codes[lv][idx])
+            g = _codes(group_codes[lv][0][idx])
             med_l, m_l = _loo_median(x, g)
             sum_c, sum_n = np.bincount(g, weights=c)[g] - c, np.bincount(g, weights=n)[g] - n
             per_level.append((lv, med_l, m_l, (sum_c + 0.5) / (sum_n + 1.0)))
@@ -334,7 +336,8 @@ def local_outliers(election, *, fine: str | None = None, coarse: str | None = No
                 med[use], m[use], which[use], pooled[use] = med_l[use], m_l[use], lv, pooled_l[use]
                 todo &= ~use
         excluded[f"{name}: no neighbour in any {'/'.join(chain)}"] = int(todo.sum())
-        region = _codes(group_codes[region_level][idx])
+        region_codes, region_labels = group_codes[region_level]
+        region = _codes(region_codes[idx])
         p_centre = np.clip(special.expit(med), 0.5 / n, 1 - 0.5 / n)
         noise = 1.0 / (n * p_centre * (1 - p_centre))
         shrink = 1 + np.pi / (2 * np.maximum(m, 1))
@@ -348,7 +351,7 @@ def local_outliers(election, *, fine: str | None = None, coarse: str | None = No
         # Precision per region for units with enough neighbours; units with few neighbours (their
         # centre is less certain, so their spread is wider) share one fit per variable.
         many = m >= min_neighbours
-        groups = [(str(group_codes[region_level][idx][region == r][0]), (region == r) & many) for r in np.unique(region)]
+        groups = [(str(region_labels[region_codes[idx][region == r][0]]), (region == r) & many) for r in np.unique(region)]
         groups.append(("all (fewer than %d neighbours)" % min_neighbours, ~many))
         for label, sel in groups:
             sel = sel & np.isfinite(offset)
