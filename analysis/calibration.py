@@ -26,7 +26,8 @@ from .digits import digit_tests, group_shares, last_pair_test
 
 __all__ = ["INVENTED_LAST_DIGIT", "DigitCalibration", "invent_last_digits", "digit_calibration",
            "check_extendable", "extend_calibration", "select_nulls", "save_calibration", "load_calibration",
-           "TurnoutCalibration", "inject_incremental", "default_turnout_methods", "turnout_calibration"]
+           "TurnoutCalibration", "inject_incremental", "default_turnout_methods", "turnout_calibration",
+           "extend_turnout_calibration", "check_turnout_extendable", "TURNOUT_METHOD_NAMES"]
 
 #: Where measured calibration tables ship with the package (written by ``forensik calibrate``).
 CALIBRATION_DIR = Path(__file__).resolve().parent / "data" / "calibration"
@@ -439,16 +440,21 @@ def inject_incremental(election, f_i: float, *, seed: int, level: str = "provinc
     return dataclasses.replace(election, table=table), truth
 
 
-def default_turnout_methods(*, n_boot: int = 49, n_perm: int = 199, level: str = "province") -> dict:
+def default_turnout_methods(*, n_boot: int = 49, n_perm: int = 199, level: str = "province",
+                            spikes_resamples: int = 200, min_units: int = 100) -> dict:
     """The project's turnout methods as calibration callables (per-region p-values, each region's winner).
 
     "Klimek model": ``klimek_test`` (parametric bootstrap, ``n_boot``; at alpha 0.05 it needs
     n_boot >= 39 to reject at all); "Kobak integer": the
     turnout-or-leader count of ``kobak_integer_test`` (exact saddlepoint p-value); "turnout_tests":
-    the extreme-cluster, association and integer tests of ``turnout_tests`` (national winner).
-    Other methods (spikes, local outliers) plug in the same way.
+    the extreme-cluster, association and integer tests of ``turnout_tests`` (national winner);
+    "spikes": ``rozenas_spikes`` on the region winner's share (``spikes_resamples`` resamples;
+    regions with fewer than ``min_units`` usable TPS give no trial, as in ``spikes_table``);
+    "local outliers": the region row of ``local_outliers`` (an excess of TPS far from their
+    desa / kecamatan neighbours). ``TURNOUT_METHOD_NAMES`` lists the names.
     """
-    from .turnout import kobak_integer_test, klimek_test, region_winners, turnout_tests
+    from .turnout import kobak_integer_test, klimek_test, local_outliers, region_winners, rozenas_spikes, turnout_tests
+    from .turnout.spikes import _region_seed
 
     def per_region(function):
         def run(election, seed):
@@ -468,12 +474,78 @@ def default_turnout_methods(*, n_boot: int = 49, n_perm: int = 199, level: str =
         table = turnout_tests(election, level=level, seed=seed, n_perm=n_perm, n_rep=50).results
         return table.pivot(index="region", columns="test", values="pvalue")
 
+    def spikes(election, seed):
+        winners = region_winners(election, level)
+        codes = election.table[level].astype(str).to_numpy()
+        registered, valid = election.column("registered"), election.column("valid")
+        out = {}
+        for region in sorted(winners.index):
+            mask = codes == region
+            try:
+                result = rozenas_spikes(registered[mask], valid[mask], election.column(winners[region])[mask],
+                                        resamples=spikes_resamples, seed=_region_seed(seed, region))
+            except ValueError:  # too few usable units: no trial, as spikes_table leaves them NaN
+                continue
+            out[region] = result.pvalue if result.n >= min_units else np.nan
+        return pd.Series(out, dtype=float)
+
+    def outliers(election, seed):
+        regions = local_outliers(election, region_level=level, seed=seed).regions
+        return pd.Series(regions["pvalue"].to_numpy(), index=regions["region"].astype(str).to_numpy(), dtype=float)
+
     return {
         "Klimek model": per_region(lambda r, v, w, val, inv, s: klimek_test(r, v, w, val, seed=s, n_boot=n_boot).pvalue),
         "Kobak integer": per_region(lambda r, v, w, val, inv, s: kobak_integer_test(
             r, v, w, val + inv, n_rep=2, seed=s, resample="indicator").pvalue),
         "turnout_tests": tests,
+        "spikes": spikes,
+        "local outliers": outliers,
     }
+
+
+#: The names ``default_turnout_methods`` gives (``forensik calibrate turnout --methods`` picks among them).
+TURNOUT_METHOD_NAMES = ("Klimek model", "Kobak integer", "turnout_tests", "spikes", "local outliers")
+
+
+def check_turnout_extendable(earlier: "TurnoutCalibration", settings: Mapping, *, n_elections: int, level: str,
+                             alpha: float) -> None:
+    """Raise ValueError unless a run with ``settings`` measures its methods on ``earlier``'s elections."""
+    keys = ("scale", "seed", "f_i", "theta", "stuffing_alpha")
+    differ = [k for k in keys if earlier.settings.get(k) != settings.get(k)]
+    differ += [name for name, a, b in (("n_elections", earlier.n_elections, n_elections), ("level", earlier.level, level),
+                                       ("alpha", earlier.alpha, alpha)) if a != b]
+    if differ:
+        raise ValueError("cannot extend the turnout calibration: the new run's " + ", ".join(differ) +
+                         " differ from the stored table's; run the same design (see its .json) or recompute the table")
+    both = sorted(set(earlier.settings.get("methods", [])) & set(settings.get("methods", [])))
+    if both:
+        raise ValueError(f"cannot extend the turnout calibration: {', '.join(both)} already in the stored table")
+
+
+def extend_turnout_calibration(earlier: "TurnoutCalibration", later: "TurnoutCalibration") -> "TurnoutCalibration":
+    """The rows of ``earlier`` and of ``later``, whose methods ran on the same elections and stuffing.
+
+    The elections, the stuffed copies and the seeds a method receives depend only on the design
+    (seed, number of elections, scale, f_i, theta, stuffing exponent, level, alpha), never on the
+    other methods, so a method added later is measured on exactly the elections of the others.
+    Anything else is an error (``check_turnout_extendable``): rows from other elections would not
+    be comparable.
+    """
+    check_turnout_extendable(earlier, later.settings, n_elections=later.n_elections, level=later.level,
+                             alpha=later.alpha)
+    both = sorted(set(earlier.table["method"]) & set(later.table["method"]))
+    if both:
+        raise ValueError(f"cannot extend the turnout calibration: {', '.join(both)} already in the stored table")
+    table = pd.concat([earlier.table, later.table], ignore_index=True).sort_values(["f_i", "method"], kind="stable")
+    settings = {k: v for k, v in earlier.settings.items() if k not in ("code_version", "written", "seconds")}
+    settings["methods"] = list(earlier.settings.get("methods", [])) + list(later.settings.get("methods", []))
+    settings["runs"] = (earlier.settings.get("runs") or [{"methods": earlier.settings.get("methods", []),
+                                                          "seconds": earlier.settings.get("seconds"),
+                                                          "code_version": earlier.settings.get("code_version"),
+                                                          "written": earlier.settings.get("written")}]) + [
+        {"methods": later.settings.get("methods", []), "seconds": later.settings.get("seconds")}]
+    return TurnoutCalibration(table=table.reset_index(drop=True), alpha=earlier.alpha, n_elections=earlier.n_elections,
+                              level=earlier.level, settings=settings)
 
 
 @dataclass(frozen=True, eq=False)

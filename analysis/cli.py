@@ -125,12 +125,27 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
                               load_calibration, save_calibration, select_nulls, turnout_calibration)
 
     started = time.perf_counter()
-    if args.what == "turnout" and args.extend:
-        raise ValueError("--extend is for the digit calibration; rerun `forensik calibrate turnout` with more elections")
     if args.what == "turnout":
-        result = turnout_calibration(n_elections=args.n_elections, seed=args.seed, scale=args.scale, progress=True,
-                                     jobs=args.jobs)
+        from .calibration import (TURNOUT_METHOD_NAMES, check_turnout_extendable, default_turnout_methods,
+                                  extend_turnout_calibration)
+
+        names = [n.strip() for n in (args.methods or ",".join(TURNOUT_METHOD_NAMES)).split(",") if n.strip()]
+        unknown = [n for n in names if n not in TURNOUT_METHOD_NAMES]
+        if unknown or not names:
+            raise ValueError(f"--methods: unknown {', '.join(unknown) or '(none given)'}; "
+                             f"choose among {', '.join(TURNOUT_METHOD_NAMES)}")
+        methods = {n: m for n, m in default_turnout_methods().items() if n in names}
+        earlier = None
+        if args.extend:  # checked before the run, not after an hour of it
+            earlier = load_calibration("turnout", args.out or CALIBRATION_DIR)
+            planned = {"scale": args.scale, "seed": args.seed, "f_i": [0.05, 0.1, 0.2], "theta": 0.3, "stuffing_alpha": 2.0,
+                       "methods": names}
+            check_turnout_extendable(earlier, planned, n_elections=args.n_elections, level="province", alpha=0.05)
+        result = turnout_calibration(methods=methods, n_elections=args.n_elections, seed=args.seed, scale=args.scale,
+                                     progress=True, jobs=args.jobs)
         result.settings["seconds"] = round(time.perf_counter() - started)
+        if earlier is not None:
+            result = extend_turnout_calibration(earlier, result)
         path = save_calibration(result, "turnout", args.out or CALIBRATION_DIR)
         print(result.appendix().to_string(index=False))
         print(f"written to {path} in {time.perf_counter() - started:.0f} s")
@@ -319,7 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--jobs", type=int, default=1, help="elections run at once (default: %(default)s)")
     calibrate.add_argument("--extend", action="store_true",
                            help="digits: add this run's rows to the table already in --out (rows of one null must come from "
-                                "disjoint elections; --nulls simulated may add that null on the same elections)")
+                                "disjoint elections; --nulls simulated may add that null on the same elections); turnout: add "
+                                "the --methods not yet in the table, measured on the same elections (same --seed, --n-elections, --scale)")
+    calibrate.add_argument("--methods", default="",
+                           help="turnout: comma-separated methods (default: all of Klimek model, Kobak integer, turnout_tests, "
+                                "spikes, local outliers)")
     calibrate.set_defaults(func=_cmd_calibrate)
 
     scr = sub.add_parser("scrape", help="fetch a Sirekap tree politely and resumably into a versioned snapshot",

@@ -145,6 +145,66 @@ def test_turnout_calibration_runs_elections_in_parallel_with_the_same_table():
     assert (serial.table["trials"] == 6).all()
 
 
+def _toy_methods():
+    def median_turnout(election, seed):
+        turnout = pd.Series(election.column("voters") / election.column("registered"), index=election.table.index)
+        return (turnout.groupby(election.table["province"].astype(str)).median() - 0.75).clip(0, 1)
+
+    def winner_share(election, seed):
+        share = pd.Series(election.column("02") / election.column("valid"), index=election.table.index)
+        return (share.groupby(election.table["province"].astype(str)).mean() - 0.5 + 1e-3 * (seed % 7)).clip(0, 1)
+
+    return {"turnout toy": median_turnout, "share toy": winner_share}
+
+
+def test_turnout_calibration_extends_with_methods_measured_on_the_same_elections(tmp_path):
+    from analysis.calibration import (extend_turnout_calibration, load_calibration, save_calibration,
+                                      turnout_calibration)
+
+    toys = _toy_methods()
+    design = dict(n_elections=2, seed=5, provinces_only=["11", "73"], f_i=(0.1, 0.2))
+    first = turnout_calibration(methods={"turnout toy": toys["turnout toy"]}, **design)
+    save_calibration(first, "turnout", tmp_path)
+    later = turnout_calibration(methods={"share toy": toys["share toy"]}, **design)
+    extended = extend_turnout_calibration(load_calibration("turnout", tmp_path), later)
+    together = turnout_calibration(methods=toys, **design)
+    # The same rows as one run of both methods: the elections and stuffing do not depend on the methods.
+    key = ["method", "condition"]
+    pd.testing.assert_frame_equal(extended.table.sort_values(key).reset_index(drop=True)[together.table.columns],
+                                  together.table.sort_values(key).reset_index(drop=True), check_dtype=False)
+    assert extended.settings["methods"] == ["turnout toy", "share toy"]
+    assert [run["methods"] for run in extended.settings["runs"]] == [["turnout toy"], ["share toy"]]
+
+    with pytest.raises(ValueError, match="seed differ"):
+        extend_turnout_calibration(first, turnout_calibration(methods={"share toy": toys["share toy"]},
+                                                              **{**design, "seed": 6}))
+    with pytest.raises(ValueError, match="n_elections differ"):
+        extend_turnout_calibration(first, turnout_calibration(methods={"share toy": toys["share toy"]},
+                                                              **{**design, "n_elections": 1}))
+    with pytest.raises(ValueError, match="turnout toy already in the stored table"):
+        extend_turnout_calibration(first, first)
+
+
+def test_default_turnout_methods_include_spikes_and_local_outliers():
+    from analysis.calibration import TURNOUT_METHOD_NAMES, default_turnout_methods, inject_incremental
+    from analysis.synth import make_election
+
+    methods = default_turnout_methods(spikes_resamples=49)
+    assert tuple(methods) == TURNOUT_METHOD_NAMES
+    election = make_election(scale=0.02, seed=41, plan={}, ocr_rate=0, provinces_only=["32", "65"]).election
+    sizes = election.table["province"].astype(str).value_counts()
+    for name in ("spikes", "local outliers"):
+        p = methods[name](election, 3)
+        assert set(p.index) <= {"32", "65"} and "32" in p.index, (name, p)
+        assert p.dropna().between(0, 1).all(), (name, p)
+    spikes = methods["spikes"](election, 3)
+    # Below 100 usable TPS the spikes test makes no trial (as spikes_table leaves such regions NaN).
+    assert all(pd.isna(spikes.get(code)) for code, n in sizes.items() if n < 100)
+    # Local outliers see a TPS stuffed far beyond its neighbours: f_i = 0.2 raises the excess count.
+    stuffed, _ = inject_incremental(election, 0.2, seed=9)
+    assert methods["local outliers"](stuffed, 3)["32"] < methods["local outliers"](election, 3)["32"]
+
+
 def test_turnout_calibration_round_trips_through_save_and_load(tmp_path):
     import pandas as pd
 

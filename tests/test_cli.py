@@ -118,3 +118,19 @@ def test_scrape_refuses_plain_http_to_a_remote_host_in_one_line(tmp_path, capsys
                  "--out", str(tmp_path), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "loopback" in err and "Traceback" not in err and not any(tmp_path.iterdir())
+
+
+def test_calibrate_turnout_refuses_unknown_methods_and_a_mismatched_extension_before_running(tmp_path, capsys):
+    from analysis.calibration import TurnoutCalibration, save_calibration
+
+    assert main(["calibrate", "turnout", "--methods", "spikes,astrology", "--out", str(tmp_path)]) == 2
+    assert "unknown astrology" in capsys.readouterr().err
+    table = pd.DataFrame({"method": ["spikes"], "condition": ["clean"], "f_i": [0.0], "trials": [38], "rejections": [1]})
+    settings = {"scale": 0.02, "seed": 1000, "f_i": [0.05, 0.1, 0.2], "theta": 0.3, "stuffing_alpha": 2.0, "methods": ["spikes"]}
+    save_calibration(TurnoutCalibration(table, 0.05, 10, "province", settings), "turnout", tmp_path)
+    assert main(["calibrate", "turnout", "--methods", "local outliers", "--extend", "--seed", "7",
+                 "--n-elections", "10", "--out", str(tmp_path)]) == 2
+    assert "seed differ" in capsys.readouterr().err
+    assert main(["calibrate", "turnout", "--methods", "spikes", "--extend", "--seed", "1000",
+                 "--n-elections", "10", "--out", str(tmp_path)]) == 2
+    assert "spikes already in the stored table" in capsys.readouterr().err
