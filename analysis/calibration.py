@@ -451,7 +451,9 @@ def default_turnout_methods(*, n_boot: int = 49, n_perm: int = 199, level: str =
     "spikes": ``rozenas_spikes`` on the region winner's share (``spikes_resamples`` resamples;
     regions with fewer than ``min_units`` usable TPS give no trial, as in ``spikes_table``);
     "local outliers": the region row of ``local_outliers`` (an excess of TPS far from their
-    desa / kecamatan neighbours). ``TURNOUT_METHOD_NAMES`` lists the names.
+    desa / kecamatan neighbours, against the nominal rate); "local outliers vs other regions": the
+    same count against the other regions' (no power by design when every region is stuffed alike,
+    as in this design's stuffed conditions). ``TURNOUT_METHOD_NAMES`` lists the names.
     """
     from .turnout import kobak_integer_test, klimek_test, local_outliers, region_winners, rozenas_spikes, turnout_tests
     from .turnout.spikes import _region_seed
@@ -489,9 +491,11 @@ def default_turnout_methods(*, n_boot: int = 49, n_perm: int = 199, level: str =
             out[region] = result.pvalue if result.n >= min_units else np.nan
         return pd.Series(out, dtype=float)
 
-    def outliers(election, seed):
-        regions = local_outliers(election, region_level=level, seed=seed).regions
-        return pd.Series(regions["pvalue"].to_numpy(), index=regions["region"].astype(str).to_numpy(), dtype=float)
+    def outliers(column):
+        def run(election, seed):
+            regions = local_outliers(election, region_level=level, seed=seed).regions
+            return pd.Series(regions[column].to_numpy(), index=regions["region"].astype(str).to_numpy(), dtype=float)
+        return run
 
     return {
         "Klimek model": per_region(lambda r, v, w, val, inv, s: klimek_test(r, v, w, val, seed=s, n_boot=n_boot).pvalue),
@@ -499,12 +503,14 @@ def default_turnout_methods(*, n_boot: int = 49, n_perm: int = 199, level: str =
             r, v, w, val + inv, n_rep=2, seed=s, resample="indicator").pvalue),
         "turnout_tests": tests,
         "spikes": spikes,
-        "local outliers": outliers,
+        "local outliers": outliers("pvalue"),
+        "local outliers vs other regions": outliers("pvalue_vs_others"),
     }
 
 
 #: The names ``default_turnout_methods`` gives (``forensik calibrate turnout --methods`` picks among them).
-TURNOUT_METHOD_NAMES = ("Klimek model", "Kobak integer", "turnout_tests", "spikes", "local outliers")
+TURNOUT_METHOD_NAMES = ("Klimek model", "Kobak integer", "turnout_tests", "spikes", "local outliers",
+                        "local outliers vs other regions")
 
 
 def check_turnout_extendable(earlier: "TurnoutCalibration", settings: Mapping, *, n_elections: int, level: str,

@@ -338,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 "the --methods not yet in the table, measured on the same elections (same --seed, --n-elections, --scale)")
     calibrate.add_argument("--methods", default="",
                            help="turnout: comma-separated methods (default: all of Klimek model, Kobak integer, turnout_tests, "
-                                "spikes, local outliers)")
+                                "spikes, local outliers, local outliers vs other regions)")
     calibrate.set_defaults(func=_cmd_calibrate)
 
     scr = sub.add_parser("scrape", help="fetch a Sirekap tree politely and resumably into a versioned snapshot",

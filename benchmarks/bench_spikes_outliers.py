@@ -74,7 +74,8 @@ def main() -> None:
         line(f"local outliers, full-scale synthetic, {len(election.table):,} TPS", f"{seconds:.1f} s", "< 60 s",
              seconds < 60)
         print(f"    (building the election took {built:.1f} s; {int((outliers.table['q'] <= 0.05).sum()):,} TPS "
-              f"with q <= 0.05; {len(outliers.flags())} provinces flagged)", flush=True)
+              f"with q <= 0.05; provinces flagged: {len(outliers.flags())} against the others, "
+              f"{len(outliers.flags(against='nominal'))} against the nominal rate)", flush=True)
     if args.calibrate:
         summary = calibrate(args.calibrate, [m.strip() for m in args.methods.split(",")])
         print(summary.to_string(index=False), flush=True)

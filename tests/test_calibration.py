@@ -193,7 +193,7 @@ def test_default_turnout_methods_include_spikes_and_local_outliers():
     assert tuple(methods) == TURNOUT_METHOD_NAMES
     election = make_election(scale=0.02, seed=41, plan={}, ocr_rate=0, provinces_only=["32", "65"]).election
     sizes = election.table["province"].astype(str).value_counts()
-    for name in ("spikes", "local outliers"):
+    for name in ("spikes", "local outliers", "local outliers vs other regions"):
         p = methods[name](election, 3)
         assert set(p.index) <= {"32", "65"} and "32" in p.index, (name, p)
         assert p.dropna().between(0, 1).all(), (name, p)

@@ -15,7 +15,7 @@ from scipy import stats
 
 from analysis import plots
 from analysis.synth import make_election
-from analysis.turnout.outliers import _loo_median, betabinom_two_sided, local_outliers, sirekap_url
+from analysis.turnout.outliers import _loo_median, _relative_excess, betabinom_two_sided, local_outliers, sirekap_url
 
 
 def test_sirekap_url_only_for_tps_codes():
@@ -83,6 +83,44 @@ def test_robust_z_has_one_scale_whatever_the_neighbourhood_and_its_tails_are_as_
     assert (table["q"] <= 0.05).sum() == 0
 
 
+def test_excess_against_other_regions_holds_its_level_and_finds_a_region_with_three_times_the_rate():
+    # Null: every region's outlier rate drawn from one law (here Beta, mean 1 %, between-region
+    # spread as real elections show); a region is tested against the others' fitted beta-binomial.
+    rng = np.random.default_rng(1)
+    pvalues, caught = [], 0
+    for _ in range(40):
+        units = rng.integers(300, 6000, 38)
+        pvalues.append(_relative_excess(rng.binomial(units, rng.beta(2, 198, 38)), units))
+        hits = rng.binomial(units, 0.002)
+        hits[0] = rng.binomial(units[0], 0.006)
+        caught += _relative_excess(hits, units)[0] < 0.05
+    pvalues = np.concatenate(pvalues)
+    rate = (pvalues < 0.05).mean()
+    assert rate < 0.05 + 3 * np.sqrt(0.05 * 0.95 / len(pvalues)), rate
+    assert caught >= 28, caught  # measured 86 % over 100 repetitions
+    assert np.isnan(_relative_excess(np.array([3, 4, 5]), np.array([100, 100, 100]))).all()
+
+
+def test_clean_regions_are_not_flagged_against_each_other_and_a_region_with_misreadings_is():
+    election = make_election(plan={}, ocr_rate=0, scale=0.02, seed=5).election
+    regions = local_outliers(election, region_level="province").regions
+    assert {"pvalue_vs_others", "qvalue_vs_others"} <= set(regions.columns)
+    assert (regions["qvalue_vs_others"] > 0.05).all()
+    table = election.table.copy()
+    rng = np.random.default_rng(2)
+    units = table.index[(table["province"].astype(str) == "33").to_numpy() & table["voters"].notna().to_numpy()]
+    for unit in rng.choice(units, 12, replace=False):  # "78 became 7": dropped digits
+        table.loc[unit, "voters"] = table.loc[unit, "voters"] // 10
+    regions = local_outliers(dataclasses.replace(election, table=table), region_level="province").regions
+    flagged = regions.loc[regions["qvalue_vs_others"] <= 0.05, "region"].tolist()
+    assert flagged == ["33"], regions.sort_values("pvalue_vs_others").head()
+    result = local_outliers(dataclasses.replace(election, table=table), region_level="province")
+    assert result.flags()["region"].tolist() == ["33"]
+    assert set(result.flags(against="nominal")["region"]) >= {"33"}
+    with pytest.raises(ValueError, match="against must be"):
+        result.flags(against="chance")
+
+
 def test_planted_misreadings_are_found_and_linked(clean):
     table = clean.table.copy()
     rng = np.random.default_rng(1)
@@ -120,3 +158,20 @@ def test_html_escapes_outside_strings(clean):
 def test_unknown_level_is_a_clear_error(clean):
     with pytest.raises(KeyError, match="not a level"):
         local_outliers(clean, fine="tps")
+
+
+def test_clean_poland_2020_stands_out_against_chance_but_not_against_its_own_voivodeships():
+    # Real elections have special stations (hospitals, prisons, abroad) in every region: the nominal
+    # null rejects everywhere, the comparison with the other regions does not.
+    from pathlib import Path
+
+    from analysis.sources.tabular import read_table
+
+    path = Path(__file__).resolve().parents[2] / "shared" / "data" / "reference" / "poland_2020_president_round1.csv.gz"
+    if not path.exists():
+        pytest.skip(f"reference data not found: {path} (../shared is absent)")
+    election, _ = read_table(path, "poland_2020")
+    result = local_outliers(election)
+    assert len(result.regions) == 16
+    assert len(result.flags(against="nominal")) == 16  # measured: all 16
+    assert len(result.flags()) == 0
