@@ -39,7 +39,8 @@ def line(name: str, figure: str, target: str, ok: bool) -> None:
 def calibrate(n_elections: int, names, seed0: int = 500, jobs: int = 2) -> pd.DataFrame:
     from analysis.calibration import default_turnout_methods, turnout_calibration
 
-    methods = {**default_turnout_methods(), "mebane": mebane_pvalues}
+    methods = {**default_turnout_methods(), "mebane": mebane_pvalues,
+               "mebane bbl": lambda election, seed: mebane_pvalues(election, seed, model="bbl")}
     result = turnout_calibration(methods={name: methods[name] for name in names}, n_elections=n_elections,
                                  seed=seed0, progress=True, jobs=jobs)
     return result.table
@@ -49,7 +50,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calibrate", type=int, default=0, help="number of synthetic elections for calibration")
     parser.add_argument("--skip-timings", action="store_true")
-    parser.add_argument("--methods", default="spikes,local outliers,mebane")
+    parser.add_argument("--methods", default="spikes,local outliers,mebane,mebane bbl")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     if not args.skip_timings:

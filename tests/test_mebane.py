@@ -70,3 +70,30 @@ def test_bad_input_is_counted():
     assert fit.n == 58 and fit.excluded["missing count"] == 1 and fit.excluded["a + w > N"] == 1
     with pytest.raises(ValueError, match="differ in length"):
         mebane_fraud(N[:5], a, w)
+
+
+def test_beta_binomial_counts_absorb_overdispersion_that_the_binomial_model_calls_fraud():
+    # No fraud, but turnout and support vary between units beyond binomial noise (precision 60).
+    rng = np.random.default_rng(12)
+    n = 500
+    N = rng.integers(200, 300, n)
+    a = rng.binomial(N, rng.beta(0.25 * 60, 0.75 * 60, n))
+    w = rng.binomial(N, np.clip(rng.beta(0.55 * 60, 0.45 * 60, n) * (1 - a / N), 0, 1))
+    binomial = mebane_fraud(N, a, w, seed=3, starts=3)
+    beta_binomial = mebane_fraud(N, a, w, seed=3, starts=3, model="bbl")
+    assert binomial.pvalue < 1e-6  # the package's caveat: bl reads overdispersion as fraud
+    assert beta_binomial.pvalue > 0.01
+    assert beta_binomial.pi_incremental + beta_binomial.pi_extreme < binomial.pi_incremental + binomial.pi_extreme
+    est = beta_binomial.to_frame().set_index("parameter")
+    assert list(est.index[-2:]) == ["phi_a", "phi_w"]
+    with pytest.raises(ValueError, match="model must be"):
+        mebane_fraud(N, a, w, model="qbl")
+
+
+def test_beta_binomial_model_still_finds_fraud_from_its_own_model():
+    rng = np.random.default_rng(8)
+    N, a, w = _simulate_bl(rng, 600, [0.75, 0.18, 0.07])
+    fit = mebane_fraud(N, a, w, seed=1, starts=4, model="bbl")
+    assert fit.pi_incremental == pytest.approx(0.18, abs=0.06)
+    assert fit.pi_extreme == pytest.approx(0.07, abs=0.03)
+    assert fit.pvalue < 1e-6
