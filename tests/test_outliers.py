@@ -137,6 +137,8 @@ def test_planted_misreadings_are_found_and_linked(clean):
     assert set(victims) <= flagged
     top = result.top(10)
     assert top["url"].str.startswith("https://pemilu2024.kpu.go.id/pilpres/hitung-suara/").all()
+    # The published table shows the calibrated q, not the heavy-tailed z's q_z (in the full table).
+    assert "q" in top.columns and "q_z" not in top.columns and "q_z" in result.table.columns
 
 
 def test_html_escapes_outside_strings(clean):

@@ -12,7 +12,8 @@ variable (turnout, and each candidate's share of valid votes):
   p = 2 Phi(-|z|). Its tails are heavier than normal's (small counts make the empirical logit's
   noise non-normal): on clean synthetic elections P(|z| > 2.58) is 1.2-2 times 0.01 and
   P(|z| > 3.29) 2-10 times 0.001 (measured, see the tests), so z ranks and describes, and flags
-  (``q``, the region summary) use the beta-binomial p.
+  (``q``, the region summary) use the beta-binomial p; ``q_z`` is in the table, not in ``top()``
+  (224 of 205,039 TPS of a clean synthetic election reach q_z <= 0.05).
 - a beta-binomial model: count ~ BetaBinomial(size, mu, phi), logit mu = b0 + logit(pooled
   neighbour proportion, leave-one-out), fitted per scaling region by maximum likelihood with
   statsmodels ``GenericLikelihoodModel`` (statsmodels has no beta-binomial family in GLM or in
@@ -244,7 +245,9 @@ class LocalOutliers:
                 self.coarse, self.fine)], "reference"]
         for v in self.variables:
             cols += [f"{v}_value", f"{v}_neighbours", f"{v}_z", f"{v}_p"]
-        cols += ["p", "q", "q_z", "url"]
+        # q_z stays in the table, not here: z's tails are heavier than normal, so on a clean
+        # synthetic election of 205,039 TPS 224 reach q_z <= 0.05 (none reach q <= 0.05).
+        cols += ["p", "q", "url"]
         cols = list(dict.fromkeys(c for c in cols if c in self.table.columns))
         return self.table.sort_values(["p", "p_z"]).head(int(n))[cols].reset_index(drop=True)
 
