@@ -516,7 +516,7 @@ TURNOUT_METHOD_NAMES = ("Klimek model", "Kobak integer", "turnout_tests", "spike
 def check_turnout_extendable(earlier: "TurnoutCalibration", settings: Mapping, *, n_elections: int, level: str,
                              alpha: float) -> None:
     """Raise ValueError unless a run with ``settings`` measures its methods on ``earlier``'s elections."""
-    keys = ("scale", "seed", "f_i", "theta", "stuffing_alpha")
+    keys = ("scale", "seed", "f_i", "theta", "stuffing_alpha", "provinces_only")
     differ = [k for k in keys if earlier.settings.get(k) != settings.get(k)]
     differ += [name for name, a, b in (("n_elections", earlier.n_elections, n_elections), ("level", earlier.level, level),
                                        ("alpha", earlier.alpha, alpha)) if a != b]
@@ -537,6 +537,8 @@ def extend_turnout_calibration(earlier: "TurnoutCalibration", later: "TurnoutCal
     Anything else is an error (``check_turnout_extendable``): rows from other elections would not
     be comparable.
     """
+    from .election import code_version
+
     check_turnout_extendable(earlier, later.settings, n_elections=later.n_elections, level=later.level,
                              alpha=later.alpha)
     both = sorted(set(earlier.table["method"]) & set(later.table["method"]))
@@ -549,7 +551,8 @@ def extend_turnout_calibration(earlier: "TurnoutCalibration", later: "TurnoutCal
                                                           "seconds": earlier.settings.get("seconds"),
                                                           "code_version": earlier.settings.get("code_version"),
                                                           "written": earlier.settings.get("written")}]) + [
-        {"methods": later.settings.get("methods", []), "seconds": later.settings.get("seconds")}]
+        {"methods": later.settings.get("methods", []), "seconds": later.settings.get("seconds"),
+         "code_version": code_version(), "written": datetime.now(timezone.utc).isoformat(timespec="seconds")}]
     return TurnoutCalibration(table=table.reset_index(drop=True), alpha=earlier.alpha, n_elections=earlier.n_elections,
                               level=earlier.level, settings=settings)
 
@@ -668,5 +671,6 @@ def turnout_calibration(*, methods: dict | None = None, n_elections: int = 2, se
     summary["mc_se"] = np.sqrt(summary["rate"] * (1 - summary["rate"]) / summary["trials"])
     summary = summary.sort_values(["f_i", "method"]).reset_index(drop=True)
     settings = {"scale": scale, "seed": seed, "f_i": list(f_i), "theta": theta, "stuffing_alpha": stuffing_alpha,
+                "provinces_only": None if provinces_only is None else sorted(map(str, provinces_only)),
                 "methods": list(methods)}
     return TurnoutCalibration(table=summary, alpha=alpha, n_elections=int(n_elections), level=level, settings=settings)

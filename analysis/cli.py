@@ -135,11 +135,14 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
             raise ValueError(f"--methods: unknown {', '.join(unknown) or '(none given)'}; "
                              f"choose among {', '.join(TURNOUT_METHOD_NAMES)}")
         methods = {n: m for n, m in default_turnout_methods().items() if n in names}
+        if len(methods) < len(TURNOUT_METHOD_NAMES) and not args.extend and not args.out:
+            raise ValueError("--methods without --extend would replace the shipped turnout table with "
+                             f"{', '.join(names)} alone; add --extend, or --out DIR for a table of its own")
         earlier = None
         if args.extend:  # checked before the run, not after an hour of it
             earlier = load_calibration("turnout", args.out or CALIBRATION_DIR)
             planned = {"scale": args.scale, "seed": args.seed, "f_i": [0.05, 0.1, 0.2], "theta": 0.3, "stuffing_alpha": 2.0,
-                       "methods": names}
+                       "provinces_only": None, "methods": names}  # turnout_calibration's defaults, which the CLI uses
             check_turnout_extendable(earlier, planned, n_elections=args.n_elections, level="province", alpha=0.05)
         result = turnout_calibration(methods=methods, n_elections=args.n_elections, seed=args.seed, scale=args.scale,
                                      progress=True, jobs=args.jobs)

@@ -125,6 +125,9 @@ def test_calibrate_turnout_refuses_unknown_methods_and_a_mismatched_extension_be
 
     assert main(["calibrate", "turnout", "--methods", "spikes,astrology", "--out", str(tmp_path)]) == 2
     assert "unknown astrology" in capsys.readouterr().err
+    # A subset of the methods would replace the shipped table (the default --out) with itself alone.
+    assert main(["calibrate", "turnout", "--methods", "spikes"]) == 2
+    assert "would replace the shipped turnout table" in capsys.readouterr().err
     table = pd.DataFrame({"method": ["spikes"], "condition": ["clean"], "f_i": [0.0], "trials": [38], "rejections": [1]})
     settings = {"scale": 0.02, "seed": 1000, "f_i": [0.05, 0.1, 0.2], "theta": 0.3, "stuffing_alpha": 2.0, "methods": ["spikes"]}
     save_calibration(TurnoutCalibration(table, 0.05, 10, "province", settings), "turnout", tmp_path)

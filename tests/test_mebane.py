@@ -97,3 +97,12 @@ def test_beta_binomial_model_still_finds_fraud_from_its_own_model():
     assert fit.pi_incremental == pytest.approx(0.18, abs=0.06)
     assert fit.pi_extreme == pytest.approx(0.07, abs=0.03)
     assert fit.pvalue < 1e-6
+
+
+def test_mebane_table_refuses_an_unknown_model_instead_of_a_note_per_region():
+    from analysis.synth import make_election
+    from analysis.turnout.mebane import mebane_table
+
+    election = make_election(plan={}, ocr_rate=0, scale=0.02, seed=5, provinces_only=["11", "73"]).election
+    with pytest.raises(ValueError, match="model must be"):
+        mebane_table(election, model="qbl")

@@ -177,3 +177,46 @@ def test_clean_poland_2020_stands_out_against_chance_but_not_against_its_own_voi
     assert len(result.regions) == 16
     assert len(result.flags(against="nominal")) == 16  # measured: all 16
     assert len(result.flags()) == 0
+
+
+def test_one_outlier_where_no_other_region_has_any_is_not_significant():
+    # All other regions at 0: the fitted rate sits at its bound (expit(-20)); a single outlying TPS
+    # must not come out at p ~ 1e-7 (it did: q ~ 1e-7 for a clean kabupaten of a synthetic province).
+    p = _relative_excess(np.r_[1, np.zeros(9)], np.full(10, 200.0))
+    assert p[0] > 0.01 and (p[1:] == 1).all(), p
+
+
+def test_excess_against_few_other_regions_holds_its_level():
+    # A province report compares its kabupaten: 8 regions (the fewest compared) is common. Plug-in
+    # maximum likelihood flagged some region of 6 at q <= 0.05 in 37 % of these null draws.
+    from statsmodels.stats.multitest import multipletests
+
+    from analysis.turnout.outliers import MIN_REGIONS
+
+    rng = np.random.default_rng(3)
+    flagged = 0
+    for _ in range(100):
+        units = rng.integers(300, 6000, MIN_REGIONS)
+        p = _relative_excess(rng.binomial(units, rng.beta(2, 198, MIN_REGIONS)), units)
+        flagged += (multipletests(p, method="fdr_bh")[1] <= 0.05).any()
+    assert flagged <= 12, flagged  # nominal 5 (complete null: FDR = family-wise rate); measured 6 on another seed
+    assert np.isnan(_relative_excess(np.array([1, 2, 3, 4, 5, 6, 7]), np.full(7, 500.0))).all()
+
+
+def test_clean_kabupaten_are_not_flagged_against_each_other():
+    # The province report's setting (region_level="regency"): a handful of outliers in all.
+    flagged = 0
+    for seed in range(100, 112):
+        election = make_election(scale=0.05, seed=seed, plan={}, ocr_rate=0, provinces_only=["31", "36"]).election
+        for province in ("31", "36"):
+            regions = local_outliers(election.select(province=province), region_level="regency", seed=seed).regions
+            flagged += (regions["qvalue_vs_others"] <= 0.05).any()
+    assert flagged <= 1, flagged  # measured 0; 7 of 24 with the plug-in maximum likelihood
+
+
+def test_flags_against_others_warns_when_there_are_too_few_regions():
+    election = make_election(plan={}, ocr_rate=0, scale=0.02, seed=5, provinces_only=["33"]).election
+    result = local_outliers(election)
+    assert result.regions["qvalue_vs_others"].isna().all()
+    with pytest.warns(UserWarning, match="too few to compare"):
+        assert result.flags().empty

@@ -292,6 +292,8 @@ def mebane_table(election, *, level: str | None = None, leader: str | None = Non
 
     from .spikes import _region_seed, _winner
 
+    if model not in ("bl", "bbl"):  # before the loop, whose ValueError is a region's note
+        raise ValueError(f"model must be 'bl' or 'bbl', not {model!r}")
     level = level or election.levels[0]
     leader = leader or _winner(election)
     regions = election.table[level].astype(str).to_numpy()
