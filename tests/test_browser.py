@@ -109,7 +109,13 @@ class Chromium:
 
     def close(self) -> None:
         if getattr(self, "ws", None) is not None:
-            self.ws.close()
+            # Inside the connection's own loop: tornado makes a Future on close, and outside a running
+            # loop that needs the thread's current one, which an earlier asyncio.run() on this worker
+            # leaves unset ("There is no current event loop", seen at teardown under xdist).
+            async def close_ws():
+                self.ws.close()
+
+            self.loop.run_until_complete(close_ws())
             self.loop.close()
         self.process.terminate()
         try:
