@@ -27,7 +27,7 @@ from .digits import digit_tests, group_shares, last_pair_test
 __all__ = ["INVENTED_LAST_DIGIT", "DigitCalibration", "invent_last_digits", "digit_calibration",
            "check_extendable", "extend_calibration", "select_nulls", "save_calibration", "load_calibration",
            "TurnoutCalibration", "inject_incremental", "default_turnout_methods", "turnout_calibration",
-           "extend_turnout_calibration", "check_turnout_extendable", "TURNOUT_METHOD_NAMES"]
+           "extend_turnout_calibration", "check_turnout_extendable"]
 
 #: Where measured calibration tables ship with the package (written by ``forensik calibrate``).
 CALIBRATION_DIR = Path(__file__).resolve().parent / "data" / "calibration"
@@ -453,10 +453,9 @@ def default_turnout_methods(*, n_boot: int = 49, n_perm: int = 199, level: str =
     "local outliers": the region row of ``local_outliers`` (an excess of TPS far from their
     desa / kecamatan neighbours, against the nominal rate); "local outliers vs other regions": the
     same count against the other regions' (no power by design when every region is stuffed alike,
-    as in this design's stuffed conditions). ``TURNOUT_METHOD_NAMES`` lists the names.
+    as in this design's stuffed conditions).
     """
     from .turnout import kobak_integer_test, klimek_test, local_outliers, region_winners, rozenas_spikes, turnout_tests
-    from .turnout.spikes import _region_seed
 
     def per_region(function):
         def run(election, seed):
@@ -476,20 +475,12 @@ def default_turnout_methods(*, n_boot: int = 49, n_perm: int = 199, level: str =
         table = turnout_tests(election, level=level, seed=seed, n_perm=n_perm, n_rep=50).results
         return table.pivot(index="region", columns="test", values="pvalue")
 
-    def spikes(election, seed):
-        winners = region_winners(election, level)
-        codes = election.table[level].astype(str).to_numpy()
-        registered, valid = election.column("registered"), election.column("valid")
-        out = {}
-        for region in sorted(winners.index):
-            mask = codes == region
-            try:
-                result = rozenas_spikes(registered[mask], valid[mask], election.column(winners[region])[mask],
-                                        resamples=spikes_resamples, seed=_region_seed(seed, region))
-            except ValueError:  # too few usable units: no trial, as spikes_table leaves them NaN
-                continue
-            out[region] = result.pvalue if result.n >= min_units else np.nan
-        return pd.Series(out, dtype=float)
+    def spikes(registered, voters, winner, valid, invalid, seed):
+        try:
+            result = rozenas_spikes(registered, valid, winner, resamples=spikes_resamples, seed=seed)
+        except ValueError:  # too few usable units: no trial, as spikes_table leaves them NaN
+            return np.nan
+        return result.pvalue if result.n >= min_units else np.nan
 
     def outliers(column):
         def run(election, seed):
@@ -502,15 +493,10 @@ def default_turnout_methods(*, n_boot: int = 49, n_perm: int = 199, level: str =
         "Kobak integer": per_region(lambda r, v, w, val, inv, s: kobak_integer_test(
             r, v, w, val + inv, n_rep=2, seed=s, resample="indicator").pvalue),
         "turnout_tests": tests,
-        "spikes": spikes,
+        "spikes": per_region(spikes),
         "local outliers": outliers("pvalue"),
         "local outliers vs other regions": outliers("pvalue_vs_others"),
     }
-
-
-#: The names ``default_turnout_methods`` gives (``forensik calibrate turnout --methods`` picks among them).
-TURNOUT_METHOD_NAMES = ("Klimek model", "Kobak integer", "turnout_tests", "spikes", "local outliers",
-                        "local outliers vs other regions")
 
 
 def check_turnout_extendable(earlier: "TurnoutCalibration", settings: Mapping, *, n_elections: int, level: str,

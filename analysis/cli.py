@@ -126,24 +126,27 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     if args.what == "turnout":
-        from .calibration import (TURNOUT_METHOD_NAMES, check_turnout_extendable, default_turnout_methods,
-                                  extend_turnout_calibration)
+        import inspect
 
-        names = [n.strip() for n in (args.methods or ",".join(TURNOUT_METHOD_NAMES)).split(",") if n.strip()]
-        unknown = [n for n in names if n not in TURNOUT_METHOD_NAMES]
+        from .calibration import check_turnout_extendable, default_turnout_methods, extend_turnout_calibration
+
+        every = default_turnout_methods()
+        names = [n.strip() for n in (args.methods or ",".join(every)).split(",") if n.strip()]
+        unknown = [n for n in names if n not in every]
         if unknown or not names:
-            raise ValueError(f"--methods: unknown {', '.join(unknown) or '(none given)'}; "
-                             f"choose among {', '.join(TURNOUT_METHOD_NAMES)}")
-        methods = {n: m for n, m in default_turnout_methods().items() if n in names}
-        if len(methods) < len(TURNOUT_METHOD_NAMES) and not args.extend and not args.out:
+            raise ValueError(f"--methods: unknown {', '.join(unknown) or '(none given)'}; choose among {', '.join(every)}")
+        methods = {n: m for n, m in every.items() if n in names}
+        if len(methods) < len(every) and not args.extend and not args.out:
             raise ValueError("--methods without --extend would replace the shipped turnout table with "
                              f"{', '.join(names)} alone; add --extend, or --out DIR for a table of its own")
         earlier = None
         if args.extend:  # checked before the run, not after an hour of it
             earlier = load_calibration("turnout", args.out or CALIBRATION_DIR)
-            planned = {"scale": args.scale, "seed": args.seed, "f_i": [0.05, 0.1, 0.2], "theta": 0.3, "stuffing_alpha": 2.0,
-                       "provinces_only": None, "methods": names}  # turnout_calibration's defaults, which the CLI uses
-            check_turnout_extendable(earlier, planned, n_elections=args.n_elections, level="province", alpha=0.05)
+            design = {k: p.default for k, p in inspect.signature(turnout_calibration).parameters.items()}  # the CLI's
+            planned = {**{k: design[k] for k in ("theta", "stuffing_alpha", "provinces_only")}, "f_i": list(design["f_i"]),
+                       "scale": args.scale, "seed": args.seed, "methods": names}
+            check_turnout_extendable(earlier, planned, n_elections=args.n_elections, level=design["level"],
+                                     alpha=design["alpha"])
         result = turnout_calibration(methods=methods, n_elections=args.n_elections, seed=args.seed, scale=args.scale,
                                      progress=True, jobs=args.jobs)
         result.settings["seconds"] = round(time.perf_counter() - started)

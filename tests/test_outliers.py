@@ -175,7 +175,7 @@ def test_clean_poland_2020_stands_out_against_chance_but_not_against_its_own_voi
     election, _ = read_table(path, "poland_2020")
     result = local_outliers(election)
     assert len(result.regions) == 16
-    assert len(result.flags(against="nominal")) == 16  # measured: all 16
+    assert len(result.flags(against="nominal")) > 8  # most regions (16 of 16 when measured)
     assert len(result.flags()) == 0
 
 

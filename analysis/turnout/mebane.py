@@ -152,10 +152,24 @@ def _prepare(N, a, w):
     return N[used], a[used], w[used], excluded
 
 
+MODELS = ("bl", "bbl")
+
+
+def _check_model(model: str) -> None:
+    if model not in MODELS:
+        raise ValueError(f"model must be 'bl' or 'bbl', not {model!r}")
+
+
+def _log_combs(N, a, w) -> tuple[np.ndarray, np.ndarray]:
+    """log C(N, a) and log C(N, w): the binomial coefficients every likelihood here shares."""
+    log_n = special.gammaln(N + 1)
+    return (log_n - special.gammaln(a + 1) - special.gammaln(N - a + 1),
+            log_n - special.gammaln(w + 1) - special.gammaln(N - w + 1))
+
+
 def _fit(N, a, w, k, rng, starts: int, theta0=None, model: str = "bl"):
     """Best of ``starts`` L-BFGS-B fits; theta is the 8 mixture parameters, then (bbl) log phi_a, log phi_w."""
-    log_comb_a = special.gammaln(N + 1) - special.gammaln(a + 1) - special.gammaln(N - a + 1)
-    log_comb_w = special.gammaln(N + 1) - special.gammaln(w + 1) - special.gammaln(N - w + 1)
+    log_comb_a, log_comb_w = _log_combs(N, a, w)
     extra = 2 if model == "bbl" else 0
 
     def classes(theta):
@@ -190,29 +204,29 @@ def _fit(N, a, w, k, rng, starts: int, theta0=None, model: str = "bl"):
     return best.x, -float(best.fun), negloglik, post
 
 
-def _no_fraud_loglik(N, a, w, model: str) -> tuple[float, np.ndarray]:
-    """Maximum log-likelihood of the no-fraud model (pi_none = 1), and its (tau, nu[, phi_a, phi_w])."""
+def _no_fraud_loglik(N, a, w, k: float, model: str) -> float:
+    """Maximum log-likelihood of the no-fraud model (pi_none = 1): the mixture's first class alone."""
     tau0 = 1 - a.sum() / N.sum()
     nu0 = w.sum() / (N - a).sum()
-    p_w0 = np.clip(nu0 * (1 - a / N), 1e-12, 1 - 1e-12)
-    if model == "bl":  # closed form
-        return float(np.sum(stats.binom.logpmf(a, N, 1 - tau0) + stats.binom.logpmf(w, N, p_w0))), np.array([tau0, nu0])
-    log_comb_a = special.gammaln(N + 1) - special.gammaln(a + 1) - special.gammaln(N - a + 1)
-    log_comb_w = special.gammaln(N + 1) - special.gammaln(w + 1) - special.gammaln(N - w + 1)
-    share_a = a / N
+    log_combs = _log_combs(N, a, w)
 
-    def negloglik(theta):
-        tau, nu, phi_a, phi_w = special.expit(theta[0]), special.expit(theta[1]), np.exp(theta[2]), np.exp(theta[3])
-        p_a = np.clip(1 - tau, 1e-12, 1 - 1e-12)
-        p_w = np.clip(nu * (1 - share_a), 1e-12, 1 - 1e-12)
-        return -float(np.sum(_log_count(a, N, p_a, log_comb_a, phi_a) + _log_count(w, N, p_w, log_comb_w, phi_w)))
+    def loglik(tau, nu, dispersion=None):
+        values = np.array([1.0, 0.0, 0.0, tau, nu, 0.0, 0.0, k, k])  # magnitudes unused by the first class
+        return float(_class_loglik(values, N, a, w, *log_combs, dispersion)[:, 0].sum())
 
-    start = np.array([special.logit(np.clip(tau0, 1e-6, 1 - 1e-6)), special.logit(np.clip(nu0, 1e-6, 1 - 1e-6)),
-                      np.log(100.0), np.log(100.0)])
+    if model == "bl":  # tau and nu in closed form
+        return loglik(tau0, nu0)
+    centre = [special.logit(np.clip(tau0, 1e-6, 1 - 1e-6)), special.logit(np.clip(nu0, 1e-6, 1 - 1e-6))]
+    best = -np.inf
+    # From overdispersed counts and from near the binomial limit: the likelihood is flat in a large
+    # precision, and one start stopped short of the binomial model's own maximum, which this nests.
     with one_blas_thread():
-        res = optimize.minimize(negloglik, start, method="L-BFGS-B",
-                                bounds=[(-15, 15), (-15, 15), (0.0, np.log(1e7)), (0.0, np.log(1e7))])
-    return -float(res.fun), np.concatenate([special.expit(res.x[:2]), np.exp(res.x[2:])])
+        for log_phi in (np.log(100.0), np.log(1e6)):
+            res = optimize.minimize(lambda t: -loglik(*special.expit(t[:2]), tuple(np.exp(t[2:]))),
+                                    np.array([*centre, log_phi, log_phi]), method="L-BFGS-B",
+                                    bounds=[(-15, 15), (-15, 15), (0.0, np.log(1e7)), (0.0, np.log(1e7))])
+            best = max(best, -float(res.fun))
+    return max(best, loglik(tau0, nu0, (1e7, 1e7)))
 
 
 def mebane_fraud(N, a, w, *, k: float = K_SPLIT, seed: int = 0, starts: int = 10, n_boot: int = 0,
@@ -232,8 +246,7 @@ def mebane_fraud(N, a, w, *, k: float = K_SPLIT, seed: int = 0, starts: int = 10
     """
     from statsmodels.tools.numdiff import approx_fprime, approx_hess3
 
-    if model not in ("bl", "bbl"):
-        raise ValueError(f"model must be 'bl' or 'bbl', not {model!r}")
+    _check_model(model)
     N, a, w, excluded = _prepare(N, a, w)
     n = len(N)
     if n < 10:
@@ -268,7 +281,7 @@ def mebane_fraud(N, a, w, *, k: float = K_SPLIT, seed: int = 0, starts: int = 10
         upper_bound = np.array([1, 1, 1, 1, 1, k, k, 1, 1] + [1e7] * extra)
         low, high = np.clip(values - zq * se, lower_bound, upper_bound), np.clip(values + zq * se, lower_bound, upper_bound)
         interval = "Wald (delta method)"
-    ll0, _ = _no_fraud_loglik(N, a, w, model)
+    ll0 = _no_fraud_loglik(N, a, w, k, model)
     lr = max(2 * (ll - ll0), 0.0)
     estimates = pd.DataFrame({"parameter": names, "estimate": values, "se": se, "ci_low": low, "ci_high": high,
                               "interval": interval})
@@ -292,8 +305,7 @@ def mebane_table(election, *, level: str | None = None, leader: str | None = Non
 
     from .spikes import _region_seed, _winner
 
-    if model not in ("bl", "bbl"):  # before the loop, whose ValueError is a region's note
-        raise ValueError(f"model must be 'bl' or 'bbl', not {model!r}")
+    _check_model(model)  # before the loop, whose ValueError is a region's note
     level = level or election.levels[0]
     leader = leader or _winner(election)
     regions = election.table[level].astype(str).to_numpy()

@@ -198,7 +198,7 @@ def _bb_fit(count, size, offset, seed: int, max_units: int = 3000):
 MIN_REGIONS = 8
 
 
-def _relative_excess(hits: np.ndarray, units: np.ndarray, min_regions: int = MIN_REGIONS - 1,
+def _relative_excess(hits: np.ndarray, units: np.ndarray, min_regions: int = MIN_REGIONS,
                      level: float = 0.8, leave_one_out_up_to: int = 60) -> np.ndarray:
     """Per region, P(at least its outlying TPS) if it had the other regions' rate and spread of rates.
 
@@ -213,13 +213,13 @@ def _relative_excess(hits: np.ndarray, units: np.ndarray, min_regions: int = MIN
     - the precision is the lower end of its one-sided ``(1 + level) / 2`` profile-likelihood
       interval (with a handful of regions the maximum-likelihood one is often the binomial limit).
 
-    NaN with fewer than ``min_regions`` others. Above ``leave_one_out_up_to`` regions, one fit to
+    NaN with fewer than ``min_regions`` regions with units. Above ``leave_one_out_up_to`` regions, one fit to
     all of them serves every region.
     """
     hits, units = np.asarray(hits, dtype=float), np.asarray(units, dtype=float)
     out = np.full(len(hits), np.nan)
     usable = (units > 0) & np.isfinite(units) & np.isfinite(hits)
-    if usable.sum() <= min_regions:
+    if usable.sum() < min_regions:
         return out
     crit = stats.chi2.ppf(level, 1) / 2
     lower, upper = 0.0, np.log(1e8)  # log a: from a flat density at 0 to binomial counts
