@@ -15,6 +15,7 @@ names, paths or markup; whatever shows them in HTML must escape them.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ CANDIDATE_COLUMNS = ["candidate", "dapil", "party", "number", "name", "gender"]
 #: Columns :func:`attach_candidates` adds to the long votes.
 ATTACHED = ["dapil", "candidate_number", "candidate_name", "candidate_gender", "party_name"]
 _MAX_ID = 13  # digits of a candidate id (Sirekap's are 6)
+_MAYBE_LIST = re.compile(r"wilayah/pemilu/pdpr|pemilu/caleg/partai/").match
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,8 @@ def read_candidate_lists(snapshot: str | Path, records: Mapping[str, Mapping[str
     root = Path(snapshot)
     lists: list[dict[str, Any]] = []
     rows: list[tuple] = []
-    for api_path in sorted(records):
+    # Only paths under these prefixes can be lists (classify's patterns): not the ~10^6 TPS bodies of a national snapshot.
+    for api_path in sorted(filter(_MAYBE_LIST, records)):
         kind, list_ballot, code = endpoints.classify(api_path)
         if not (kind == "candidates" or (kind == "dapils" and list_ballot == ballot)):
             continue
@@ -181,15 +184,13 @@ def read_candidate_lists(snapshot: str | Path, records: Mapping[str, Mapping[str
     return CandidateLists(candidates=candidates, lists=table, counts=counts)
 
 
+def code_dtype(categories: int) -> type:
+    """The integer type pandas keeps the codes of a categorical with this many categories in (made so, not cast)."""
+    return np.int8 if categories < 127 else np.int16 if categories < 32_767 else np.int32 if categories < 2**31 - 1 else np.int64
+
+
 def _categorical(codes: np.ndarray, categories: Any) -> pd.Categorical:
     return pd.Categorical.from_codes(codes, categories=pd.Index(list(categories), dtype="str"), validate=False)
-
-
-def _arrow(column: pd.Series) -> Any:
-    import pyarrow as pa
-
-    array = pa.array(column.array, type=pa.large_string()) if len(column) else pa.array([], type=pa.large_string())
-    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
 
 def attach_candidates(votes_long: pd.DataFrame, candidates: pd.DataFrame,
@@ -198,49 +199,63 @@ def attach_candidates(votes_long: pd.DataFrame, candidates: pd.DataFrame,
 
     A row is named when its candidate id is in a list under the same party; an id in no list, or
     listed under another party, keeps ``<NA>`` and is counted (an id left out as listed twice counts
-    as in no list). Party-only rows (candidate ``""``) get the party's name alone. The per-row work is
-    arrow hash lookups and numpy takes: a national DPR table has on the order of 10^8 rows.
+    as in no list). Party-only rows (candidate ``""``) get the party's name alone. Lookups are made on
+    the distinct ids and parties of the categorical columns; per row there are only numpy takes on
+    their codes (a national DPR table has on the order of 10^8 rows).
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    row_ids = _arrow(votes_long["candidate"])
-    listed = pa.array(candidates["candidate"].tolist(), type=pa.large_string())
-    at = pc.index_in(row_ids, value_set=listed)
-    found = at.is_valid().to_numpy(zero_copy_only=False)
-    at = at.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-    # Parties as numbers (0: none), the rows' through their few distinct values.
-    encoded = pc.dictionary_encode(_arrow(votes_long["party"]))
-    distinct = [_party(value) for value in encoded.dictionary.to_pylist()]
-    party_at = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-    row_party = np.array([int(p or 0) for p in distinct] + [0], dtype=np.int64)[party_at]
-    list_party = np.array([int(p) for p in candidates["party"]] + [-1], dtype=np.int64)
-    named = found & (list_party[at] == row_party)
-    # Every attribute is looked up through one position per row; the last position is "nobody".
-    pick = np.where(named, at, len(candidates))
+    candidate = _codes(votes_long["candidate"])
+    party = _codes(votes_long["party"])
+    ids = candidate.categories.astype(object)
+    nobody, distinct_ids = len(candidates), len(ids)
+    # Per distinct id (and one more entry, for rows named by nobody and a missing id's code -1): its
+    # position in the lists (nobody if in none) and that entry's party; per distinct party: its number.
+    # Rows only take from these, through one position each.
+    position = {cid: i for i, cid in enumerate(candidates["candidate"].tolist())}
+    at = np.array([position.get(cid, nobody) for cid in ids] + [nobody], dtype=np.int64)
+    list_party = np.array([int(p) for p in candidates["party"].tolist()] + [-1], dtype=np.int64)[at].astype(np.int32)
+    distinct = [_party(value) for value in party.categories.astype(object)]
+    party_number = np.array([int(p or 0) for p in distinct] + [0], dtype=np.int32)
+    named = list_party[candidate.codes] == party_number[party.codes]
+    # (pandas' codes are the smallest ints holding every category's number, so also distinct_ids)
+    pick = np.where(named, candidate.codes, candidate.codes.dtype.type(distinct_ids))
 
     def codes(values: pd.Series) -> tuple[np.ndarray, Any]:
         positions, uniques = pd.factorize(values, use_na_sentinel=True)
-        return np.append(positions, -1)[pick], uniques
+        return np.append(positions, -1).astype(code_dtype(len(uniques)))[at][pick], uniques
 
     out = votes_long.copy(deep=False)  # copy-on-write: the votes' own columns are shared, not copied
     for column, values in (("dapil", candidates["dapil"]), ("candidate_name", candidates["name"]),
                            ("candidate_gender", candidates["gender"])):
         out[column] = _categorical(*codes(values))
-    numbers = np.append(candidates["number"].to_numpy(dtype=np.int64, na_value=0), 0)[pick]
+    # Ballot numbers are 1..999 (read_candidate_lists): Int16, not a count's Int64 (10^8 rows nationally).
+    numbers = np.append(candidates["number"].to_numpy(dtype=np.int16, na_value=0), 0)[at][pick]
     out["candidate_number"] = pd.arrays.IntegerArray(numbers, ~named)
     names = {_party(k): v for k, v in (party_names or {}).items() if _party(k) and isinstance(v, str)}
     categories = sorted(set(names.values()))
-    by_distinct = np.array([categories.index(names[p]) if p in names else -1 for p in distinct] + [-1], dtype=np.int64)
-    out["party_name"] = _categorical(by_distinct[party_at], categories)
+    by_distinct = np.array([categories.index(names[p]) if p in names else -1 for p in distinct] + [-1],
+                           dtype=code_dtype(len(categories)))
+    out["party_name"] = _categorical(by_distinct[party.codes], categories)
     out = out[[*votes_long.columns, *ATTACHED]]
 
-    is_candidate = pc.greater(pc.binary_length(row_ids), 0).fill_null(False).to_numpy(zero_copy_only=False)
-    counts = {"candidate_rows": int(is_candidate.sum()), "candidate_rows_named": int((is_candidate & named).sum()),
-              "candidate_rows_unnamed": int((is_candidate & ~named).sum()),
-              "candidate_rows_other_party": int((is_candidate & found & ~named).sum()),
-              "candidate_ids_unlisted": int(votes_long["candidate"][is_candidate & ~found].nunique())}
+    # Counted through the distinct ids (the entry after them is a missing id's, code -1): which are
+    # people ("" is a party-only row), listed, and present in some row; per row only boolean takes.
+    person = np.array([len(cid) > 0 for cid in ids] + [False], dtype=bool)
+    listed = at < nobody
+    present = np.zeros(distinct_ids + 1, dtype=bool)
+    present[candidate.codes] = True
+    named_rows = int(np.count_nonzero(named))  # a named row is a listed person's (no list holds "")
+    candidate_rows = int(np.count_nonzero(person[candidate.codes]))
+    counts = {"candidate_rows": candidate_rows, "candidate_rows_named": named_rows,
+              "candidate_rows_unnamed": candidate_rows - named_rows,
+              "candidate_rows_other_party": int(np.count_nonzero((person & listed)[candidate.codes])) - named_rows,
+              "candidate_ids_unlisted": int(np.count_nonzero(present & person & ~listed))}
     return out, counts
+
+
+def _codes(column: pd.Series) -> pd.Categorical:
+    """A column of the long votes as a categorical (as ``parse_tps_bodies`` makes it; others are converted)."""
+    values = column.array
+    return values if isinstance(values, pd.Categorical) else pd.Categorical(values)
 
 
 def party_names(snapshot: str | Path, records: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:

@@ -226,15 +226,16 @@ def _dapil_lists(election, ballot: str, candidates: pd.DataFrame) -> dict[str, b
     return tree
 
 
-def legislative_tree(election, *, ballot: str = "pdpr", seed: int = 0, unpublished: float = 0.0) -> tuple[dict[str, bytes], pd.DataFrame]:
+def legislative_tree(election, *, ballot: str = "pdpr", seed: int = 0, unpublished: float = 0.0,
+                     candidates_per_party: int = 3) -> tuple[dict[str, bytes], pd.DataFrame]:
     """The API tree of a party ballot and the long votes it serves (the ground truth for ``build``).
 
     The served votes carry, per candidate, the dapil, number and name of the candidate lists in the tree.
     """
     table = election.table
     rng = np.random.default_rng(seed + 1)
-    long = legislative_votes(election, ballot=ballot, seed=seed)
-    candidates = legislative_candidates(election, ballot)
+    long = legislative_votes(election, ballot=ballot, seed=seed, candidates_per_party=candidates_per_party)
+    candidates = legislative_candidates(election, ballot, candidates_per_party)
     tree = _wilayah(table)
     tree.update(_dapil_lists(election, ballot, candidates))
     tree["pemilu/partai.json"] = _dump({p: {"ts": "2024-02-14 18:44:00", "id_partai": int(p), "id_pilihan": int(p),
