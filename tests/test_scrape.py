@@ -622,6 +622,39 @@ def test_an_id_under_another_party_or_in_two_lists_differently_is_left_unnamed_a
     assert list(empty.columns) == [*votes.columns, *caleg.ATTACHED] and counts["candidate_rows"] == 0
 
 
+LISTED = pd.DataFrame({"candidate": ["100001", "100002", "100003", "100004"], "dapil": ["3101", "3101", "3102", "3102"],
+                       "party": ["1", "1", "2", "10"], "number": pd.array([1, 2, 1, 1], dtype="Int64"),
+                       "name": ["A", "B", "<b>C</b>", "A"], "gender": ["L", "P", "L", "P"]})
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["1", "2", "10", "01", "x"]),
+                          st.sampled_from(["", "100001", "100002", "100003", "100004", "999999", None])), max_size=40),
+       st.booleans())
+def test_attached_columns_are_each_rows_lookup_from_strings_or_categories(rows, categorical):
+    votes = pd.DataFrame({"unit_id": pd.array(["3101011001001"] * len(rows), dtype="str"),
+                          "party": pd.array([p for p, _ in rows], dtype="str"),
+                          "candidate": pd.array([c for _, c in rows], dtype="str"),
+                          "votes": pd.array(range(len(rows)), dtype="Int64")})
+    if categorical:  # as the build makes them
+        votes = votes.astype({"unit_id": "category", "party": "category", "candidate": "category"})
+    out, counts = caleg.attach_candidates(votes, LISTED, {"1": "SATU", "2": "DUA"})
+    listed = LISTED.set_index("candidate")
+    # One row at a time: named when the id is listed under the row's party (party numbers read as numbers).
+    named = [c in listed.index and str(int(p)) == listed.loc[c, "party"] if p.isdigit() else False for p, c in rows]
+    assert _present(out["candidate_name"]) == [listed.loc[c, "name"] if n else None for (_, c), n in zip(rows, named)]
+    assert _present(out["dapil"]) == [listed.loc[c, "dapil"] if n else None for (_, c), n in zip(rows, named)]
+    assert _present(out["candidate_number"]) == [listed.loc[c, "number"] if n else None for (_, c), n in zip(rows, named)]
+    assert _present(out["party_name"]) == [{"1": "SATU", "2": "DUA"}.get(str(int(p))) if p.isdigit() else None for p, _ in rows]
+    person = [c not in ("", None) for _, c in rows]
+    found = [c in listed.index for _, c in rows]
+    assert counts == {"candidate_rows": sum(person), "candidate_rows_named": sum(named),
+                      "candidate_rows_unnamed": sum(p and not n for p, n in zip(person, named)),
+                      "candidate_rows_other_party": sum(p and f and not n for p, f, n in zip(person, found, named)),
+                      "candidate_ids_unlisted": len({c for (_, c), p, f in zip(rows, person, found) if p and not f})}
+    pd.testing.assert_frame_equal(out[list(votes.columns)], votes)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.recursive(st.none() | st.booleans() | st.integers(-5, 2000) | st.text(max_size=8),
                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text("0123x", max_size=4), inner, max_size=3),
