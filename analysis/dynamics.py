@@ -537,6 +537,9 @@ def share_of_added(series, contestant: str, *, periods: Mapping[str, tuple[str, 
     rows = []
     for region in regions:
         votes = series.wide(str(region)).astype("Float64")
+        if contestant not in votes.columns:
+            raise ValueError(f"no contestant {contestant!r} in the series of region {region}; "
+                             f"it has {', '.join(map(str, votes.columns))}")
         for name, (start, end) in periods.items():
             s, e = pd.Timestamp(start, tz=votes.index.tz), pd.Timestamp(end, tz=votes.index.tz)
             before, upto = votes[votes.index <= s], votes[votes.index <= e]

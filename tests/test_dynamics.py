@@ -151,6 +151,14 @@ def test_decreases_are_found_with_before_and_after():
     assert "2" not in set(t["region"])
 
 
+def test_share_of_added_counts_a_period_and_names_an_unknown_contestant():
+    series = series_from({"1": [[100, 100], [130, 110], [150, 150]]})
+    shares = share_of_added(series, "02", periods={"all": ("2024-02-20 10:00", "2024-02-20 12:00")}, regions=["1"])
+    assert shares.loc[0, ["added", "added_02", "share"]].tolist() == [100.0, 50.0, 0.5]
+    with pytest.raises(ValueError, match=r"no contestant '2' in the series of region 1; it has 01, 02"):
+        share_of_added(series, "2", periods={"all": ("2024-02-20 10:00", "2024-02-20 12:00")}, regions=["1"])
+
+
 @pytest.fixture(scope="module")
 def clean_tests():
     # Three clean series (4 regions x 300 intervals each), increments of whole TPS, drifting shares.
