@@ -655,6 +655,16 @@ def test_attached_columns_are_each_rows_lookup_from_strings_or_categories(rows, 
     pd.testing.assert_frame_equal(out[list(votes.columns)], votes)
 
 
+def test_attached_ballot_numbers_are_never_wrapped_into_a_small_type():
+    votes = pd.DataFrame({"unit_id": ["3101011001001"] * 2, "party": ["1", "1"], "candidate": ["100001", "100002"],
+                          "votes": pd.array([1, 2], dtype="Int64")})
+    small, _ = caleg.attach_candidates(votes, LISTED)
+    assert small["candidate_number"].dtype == "Int16" and _present(small["candidate_number"]) == [1, 2]
+    big = LISTED.assign(number=pd.array([40_000, 2**40, 1, 1], dtype="Int64"))  # only through a direct call
+    out, _ = caleg.attach_candidates(votes, big)
+    assert _present(out["candidate_number"]) == [40_000, 2**40]
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.recursive(st.none() | st.booleans() | st.integers(-5, 2000) | st.text(max_size=8),
                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text("0123x", max_size=4), inner, max_size=3),

@@ -174,6 +174,20 @@ def test_a_party_body_gives_party_columns_and_long_candidate_votes():
     assert election.candidates == tuple(f"{n:02d}" for n in range(1, 25))
 
 
+def test_long_votes_are_categorical_with_parties_in_ballot_order_and_any_digit_key_is_data():
+    huge = "1" * 5000  # beyond int()'s 4,300 digits: a hostile party key must stay a string
+    columns = {**PARTY_COLUMNS, huge: "99"}
+    bodies = {CODE: party_body(), "3101011001002": party_body(chart={"10": {"jml_suara_total": 3, "jml_suara_partai": 3},
+                                                                       "2": {"jml_suara_total": 1, "jml_suara_partai": 1},
+                                                                       huge: {"jml_suara_total": 2, "jml_suara_partai": 2}})}
+    for fast in (True, False):
+        long = parse_tps_bodies(bodies, candidates=columns, parties=True, fast=fast).votes_long
+        assert all(isinstance(long[c].dtype, pd.CategoricalDtype) for c in ("unit_id", "party", "candidate"))
+        assert list(long["party"].cat.categories) == ["1", "2", "10", "15", "24", huge]
+        assert list(long["unit_id"].cat.categories) == [CODE, "3101011001002"]  # every category has rows
+        assert long.loc[long["party"] == huge, "votes"].tolist() == [2]
+
+
 @pytest.mark.parametrize("chart, reason", [
     ({"31": {"jml_suara_total": 3}}, "unknown party number"),
     ({"1": {"jml_suara_total": 3, "1001": -1}}, "negative"),
@@ -700,3 +714,42 @@ def test_a_snapshot_body_that_cannot_be_read_is_a_failed_row_and_the_others_are_
     with open(store.path / "manifest.jsonl", "a") as manifest:
         manifest.write(json.dumps({"path": endpoints.hhcw_path("ppwp", f"{desa}003"), "outcome": "ok", "file": None}) + "\n")
     assert list(read_snapshot(store.path).election.table["fetch_status"]) == ["ok", "failed", "failed", "not_fetched", "rejected"]
+
+
+def test_huge_pages_are_off_while_builds_run_and_restored_after_the_last_even_when_they_overlap():
+    import threading
+
+    switch = parse_module._set_madvise_hugepage
+    if switch is None:
+        pytest.skip("this numpy has no madvise hugepage switch")
+    before = switch(True)  # a known state: on
+    try:
+        first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+        seen = {}
+
+        def first():
+            with parse_module._small_pages():
+                first_in.set()
+                second_in.wait(5)
+            first_out.set()
+
+        def second():
+            first_in.wait(5)
+            with parse_module._small_pages():
+                second_in.set()
+                first_out.wait(5)
+                seen["inside, after the first left"] = switch(False)  # reads the setting (and keeps it off)
+
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert seen == {"inside, after the first left": False}
+        assert switch(True) is True  # restored once the last build left
+        with pytest.raises(RuntimeError):
+            with parse_module._small_pages():
+                raise RuntimeError("a build that fails")
+        assert switch(True) is True
+    finally:
+        switch(before)

@@ -227,9 +227,11 @@ def attach_candidates(votes_long: pd.DataFrame, candidates: pd.DataFrame,
     for column, values in (("dapil", candidates["dapil"]), ("candidate_name", candidates["name"]),
                            ("candidate_gender", candidates["gender"])):
         out[column] = _categorical(*codes(values))
-    # Ballot numbers are 1..999 (read_candidate_lists): Int16, not a count's Int64 (10^8 rows nationally).
-    numbers = np.append(candidates["number"].to_numpy(dtype=np.int16, na_value=0), 0)[at][pick]
-    out["candidate_number"] = pd.arrays.IntegerArray(numbers, ~named)
+    # Ballot numbers are 1..999 (read_candidate_lists): Int16 where they fit, not a count's Int64 (10^8 rows nationally).
+    listed_numbers = candidates["number"].to_numpy(dtype=np.int64, na_value=0)
+    fits = not len(listed_numbers) or (listed_numbers.min() >= -2**15 and listed_numbers.max() < 2**15)
+    listed_numbers = np.append(listed_numbers, 0).astype(np.int16 if fits else np.int64)
+    out["candidate_number"] = pd.arrays.IntegerArray(listed_numbers[at][pick], ~named)
     names = {_party(k): v for k, v in (party_names or {}).items() if _party(k) and isinstance(v, str)}
     categories = sorted(set(names.values()))
     by_distinct = np.array([categories.index(names[p]) if p in names else -1 for p in distinct] + [-1],
