@@ -563,9 +563,8 @@ def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None, defer: bo
     # json stops at the interpreter's recursion limit, which depends on the caller's stack, and _row rejects
     # such a body: a body from text goes to _row if it may be deeper than a real one, that is if it holds a
     # list or dict where a real body holds none and more brackets than a real one (a text of 200 holds fewer).
-    # (Counting brackets, two scans of the text in C, costs less than looking at the body's values: first.)
-    if (text is not None and len(text) > _MAX_FAST_BRACKETS and _brackets(text) > _MAX_FAST_BRACKETS
-            and not _shallow(body, chart, administrasi, others, images)):
+    if (text is not None and len(text) > _MAX_FAST_BRACKETS and not _shallow(body, chart, administrasi, others, images)
+            and _brackets(text) > _MAX_FAST_BRACKETS):
         return None
     psu = body.get("psu")
     ts = body.get("ts")
