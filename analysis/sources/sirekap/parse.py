@@ -77,7 +77,8 @@ class ParsedTps:
     table: pd.DataFrame
     rejects: pd.DataFrame
     counts: Mapping[str, int] = field(default_factory=dict)
-    #: Party ballots: one row per TPS, party and candidate (``candidate`` "" is the party-only vote).
+    #: Party ballots: one row per TPS, party and candidate (``candidate`` "" is the party-only vote);
+    #: ``unit_id``, ``party`` and ``candidate`` are categorical (parties in ballot order), ``votes`` Int64.
     votes_long: pd.DataFrame | None = None
 
 
