@@ -159,6 +159,13 @@ def visit(browser: Chromium, path: Path, screen: str, shot: Path | None) -> dict
     url = path.resolve().as_uri()
     browser.send("Page.navigate", {"url": url}, session=session)
     browser.wait_for("Page.loadEventFired", session)
+    # That load event can be the new target's about:blank, late under load (a fresh clone's `make test` once
+    # read the national report before its script had run): wait until this page itself has loaded.
+    deadline = time.monotonic() + 30
+    while browser.send("Runtime.evaluate", {"returnByValue": True, "expression": (
+            "document.readyState === 'complete' && location.protocol === 'file:'")}, session=session)["result"]["value"] is not True:
+        assert time.monotonic() < deadline, f"{url} did not finish loading in 30 s"
+        browser.drain(0.1)
     browser.drain(0.5)
     facts = browser.send("Runtime.evaluate", {"returnByValue": True, "expression": """({
         overflow: document.documentElement.scrollWidth - window.innerWidth,
