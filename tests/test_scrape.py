@@ -447,6 +447,10 @@ def test_dapil_paths_codes_and_kinds():
     assert ep.classify("wilayah/pemilu/pdprdk/31/3302.json")[0] == "other"
     assert ep.classify("pemilu/caleg/partai/3101.json") == ("candidates", None, "3101")
     assert ep.classify("pemilu/caleg/dpd/31.json")[0] == "contestants"
+    lists = [ep.DPR_DAPILS_PATH, ep.dapil_list_path("pdprdp", "11"), ep.dapil_list_path("pdprdk", "3302"),
+             ep.candidate_list_path("3101"), ep.candidate_list_path("3302042")]
+    assert {ep.classify(p)[0] for p in lists} == {"dapils", "candidates"}
+    assert all(p.startswith(ep.LIST_PREFIXES) for p in lists)  # the filter read_candidate_lists uses keeps them
 
 
 @pytest.mark.parametrize("ballot, region", [("pdpr", "31"), ("pdprdp", "0"), ("pdprdk", "village")])

@@ -15,7 +15,6 @@ names, paths or markup; whatever shows them in HTML must escape them.
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,6 @@ CANDIDATE_COLUMNS = ["candidate", "dapil", "party", "number", "name", "gender"]
 #: Columns :func:`attach_candidates` adds to the long votes.
 ATTACHED = ["dapil", "candidate_number", "candidate_name", "candidate_gender", "party_name"]
 _MAX_ID = 13  # digits of a candidate id (Sirekap's are 6)
-_MAYBE_LIST = re.compile(r"wilayah/pemilu/pdpr|pemilu/caleg/partai/").match
 
 
 @dataclass(frozen=True)
@@ -134,8 +132,8 @@ def read_candidate_lists(snapshot: str | Path, records: Mapping[str, Mapping[str
     root = Path(snapshot)
     lists: list[dict[str, Any]] = []
     rows: list[tuple] = []
-    # Only paths under these prefixes can be lists (classify's patterns): not the ~10^6 TPS bodies of a national snapshot.
-    for api_path in sorted(filter(_MAYBE_LIST, records)):
+    # Only paths under these prefixes can be lists: not the ~10^6 TPS bodies of a national snapshot.
+    for api_path in sorted(p for p in records if p.startswith(endpoints.LIST_PREFIXES)):
         kind, list_ballot, code = endpoints.classify(api_path)
         if not (kind == "candidates" or (kind == "dapils" and list_ballot == ballot)):
             continue
@@ -189,7 +187,8 @@ def code_dtype(categories: int) -> type:
     return np.int8 if categories < 127 else np.int16 if categories < 32_767 else np.int32 if categories < 2**31 - 1 else np.int64
 
 
-def _categorical(codes: np.ndarray, categories: Any) -> pd.Categorical:
+def categorical(codes: np.ndarray, categories: Any) -> pd.Categorical:
+    """Codes into ``categories`` (distinct strings) as a categorical of pandas strings (the long votes' columns)."""
     return pd.Categorical.from_codes(codes, categories=pd.Index(list(categories), dtype="str"), validate=False)
 
 
@@ -226,7 +225,7 @@ def attach_candidates(votes_long: pd.DataFrame, candidates: pd.DataFrame,
     out = votes_long.copy(deep=False)  # copy-on-write: the votes' own columns are shared, not copied
     for column, values in (("dapil", candidates["dapil"]), ("candidate_name", candidates["name"]),
                            ("candidate_gender", candidates["gender"])):
-        out[column] = _categorical(*codes(values))
+        out[column] = categorical(*codes(values))
     # Ballot numbers are 1..999 (read_candidate_lists): Int16 where they fit, not a count's Int64 (10^8 rows nationally).
     listed_numbers = candidates["number"].to_numpy(dtype=np.int64, na_value=0)
     fits = not len(listed_numbers) or (listed_numbers.min() >= -2**15 and listed_numbers.max() < 2**15)
@@ -236,7 +235,7 @@ def attach_candidates(votes_long: pd.DataFrame, candidates: pd.DataFrame,
     categories = sorted(set(names.values()))
     by_distinct = np.array([categories.index(names[p]) if p in names else -1 for p in distinct] + [-1],
                            dtype=code_dtype(len(categories)))
-    out["party_name"] = _categorical(by_distinct[party.codes], categories)
+    out["party_name"] = categorical(by_distinct[party.codes], categories)
     out = out[[*votes_long.columns, *ATTACHED]]
 
     # Counted through the distinct ids (the entry after them is a missing id's, code -1): which are

@@ -185,6 +185,8 @@ def contestant_paths(ballot: str, provinces: Iterable[str] = ()) -> list[str]:
 
 _DAPILS = re.compile(r"wilayah/pemilu/(?:pdpr/dapil_dpr|pdprdp/(?P<p>[0-9]{2})|pdprdk/(?P<kp>[0-9]{2})/(?P<k>[0-9]{4}))\.json")
 _CANDIDATES = re.compile(r"pemilu/caleg/partai/(?P<dapil>[0-9]{2,13})\.json")
+#: Every path _DAPILS or _CANDIDATES matches begins with one of these (a cheap filter before classify).
+LIST_PREFIXES = ("wilayah/pemilu/pdpr", "pemilu/caleg/partai/")
 _TPS_BODY = re.compile(r"^pemilu/hhcw/(?P<ballot>[a-z]+)/(?:[0-9]+/){4}(?P<code>[0-9]{13})\.json$")
 #: Region lists live under the one tree the scraper walks (``WILAYAH_BALLOT``); the legislative
 #: ballots' trees beside it hold dapil lists, never read as regions.

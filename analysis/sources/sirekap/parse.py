@@ -233,8 +233,8 @@ class _Long:
         numbers = values.fill_null(0).to_numpy() if values.null_count else values.to_numpy()
         missing = values.is_null().to_numpy(zero_copy_only=False) if values.null_count else None
         if keep:  # the totals among the numbers are no rows
-            is_vote = np.concatenate([np.zeros(0, dtype=bool), *(keep[layout] if layout in keep else np.ones(len(self.layouts[layout][0]), dtype=bool)
-                                      for layout in self.layout_of_body)])
+            is_vote = np.concatenate([np.zeros(0, dtype=bool), *(
+                keep[layout] if layout in keep else np.ones(len(self.layouts[layout][0]), dtype=bool) for layout in self.layout_of_body)])
             numbers = numbers[is_vote]
             missing = missing[is_vote] if missing is not None else None
         else:
@@ -248,8 +248,8 @@ class _Long:
         units = np.asarray(codes, dtype=object)[has_rows] if len(codes) else np.array([], dtype=object)
         party_codes = np.concatenate([np.zeros(0, dtype=party_type), *map(party.__getitem__, self.layout_of_body)])
         candidate_codes = np.concatenate([np.zeros(0, dtype=candidate_type), *map(candidate.__getitem__, self.layout_of_body)])
-        return pd.DataFrame({"unit_id": _categorical(unit_codes, units), "party": _categorical(party_codes, party_names),
-                             "candidate": _categorical(candidate_codes, candidate_names), "votes": votes},
+        return pd.DataFrame({"unit_id": caleg.categorical(unit_codes, units), "party": caleg.categorical(party_codes, party_names),
+                             "candidate": caleg.categorical(candidate_codes, candidate_names), "votes": votes},
                             copy=False)  # new arrays, this frame's alone
 
 
@@ -263,11 +263,6 @@ def _party_order(name: str) -> tuple:
         digits = name.lstrip("0")
         return (0, len(digits), digits, name)
     return (1, 0, "", name)
-
-
-def _categorical(codes: np.ndarray, categories: Any) -> pd.Categorical:
-    """Codes into ``categories`` (distinct strings) as a categorical of pandas strings."""
-    return pd.Categorical.from_codes(codes, categories=pd.Index(pd.array(categories, dtype="str")), validate=False)
 
 
 def _from_arrow(array: Any) -> pd.api.extensions.ExtensionArray:
