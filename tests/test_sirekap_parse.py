@@ -2,6 +2,7 @@ import json
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -326,14 +327,20 @@ def test_the_fast_path_gives_what_the_general_code_gives(bodies):
     _assert_same(parse_tps_bodies(bodies), parse_tps_bodies(bodies, fast=False))
 
 
+#: The party-chart readers of the fast path: Python, and the compiled one where the install built it.
+READERS = [False, *([True] if parse_module._party_chart_compiled is not None else [])]
+
+
+@pytest.mark.parametrize("compiled", READERS)
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(tps_bodies(party_chart()))
-def test_the_fast_path_gives_what_the_general_code_gives_for_party_bodies(bodies):
-    fast = parse_tps_bodies(bodies, candidates=PARTY_COLUMNS, parties=True)
+@given(bodies=tps_bodies(party_chart()))
+def test_the_fast_path_gives_what_the_general_code_gives_for_party_bodies(bodies, compiled):
+    fast = parse_tps_bodies(bodies, candidates=PARTY_COLUMNS, parties=True, _compiled=compiled)
     _assert_same(fast, parse_tps_bodies(bodies, candidates=PARTY_COLUMNS, parties=True, fast=False))
 
 
-def test_party_bodies_of_many_layouts_and_a_number_out_of_range_read_as_the_general_code_reads_them():
+@pytest.mark.parametrize("compiled", READERS)
+def test_party_bodies_of_many_layouts_and_a_number_out_of_range_read_as_the_general_code_reads_them(compiled):
     bodies = {}
     for i in range(60):
         chart = {str(p): {"jml_suara_total": i + p, "jml_suara_partai": p, **{f"{p}00{k}": k * i for k in range(1, 1 + (i + p) % 4)}}
@@ -341,7 +348,7 @@ def test_party_bodies_of_many_layouts_and_a_number_out_of_range_read_as_the_gene
         bodies[f"3101011{i:06d}"] = party_body(chart={"null": None, **chart})
     bodies["3101011000061"] = party_body(chart={"1": {"jml_suara_total": 3, "jml_suara_partai": 1, "1001": -2}})
     bodies["3101011000062"] = party_body(chart={"1": {"jml_suara_total": 2**63 + 5, "jml_suara_partai": 1}})
-    fast = parse_tps_bodies({k: json.dumps(v) for k, v in bodies.items()}, candidates=PARTY_COLUMNS, parties=True)
+    fast = parse_tps_bodies({k: json.dumps(v) for k, v in bodies.items()}, candidates=PARTY_COLUMNS, parties=True, _compiled=compiled)
     slow = parse_tps_bodies({k: json.dumps(v) for k, v in bodies.items()}, candidates=PARTY_COLUMNS, parties=True, fast=False)
     _assert_same(fast, slow)
     assert set(fast.rejects["unit_id"]) == {"3101011000061", "3101011000062"} and len(fast.table) == 60
@@ -557,10 +564,11 @@ def party_batches(draw):
     return out
 
 
+@pytest.mark.parametrize("compiled", READERS)
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(party_batches())
-def test_batches_of_real_party_bodies_with_odd_ones_read_as_the_general_code_reads_them(bodies):
-    fast = parse_tps_bodies(bodies, candidates=PARTY_COLUMNS, parties=True)
+@given(bodies=party_batches())
+def test_batches_of_real_party_bodies_with_odd_ones_read_as_the_general_code_reads_them(bodies, compiled):
+    fast = parse_tps_bodies(bodies, candidates=PARTY_COLUMNS, parties=True, _compiled=compiled)
     slow = parse_tps_bodies(bodies, candidates=PARTY_COLUMNS, parties=True, fast=False)
     _assert_same(fast, slow)
     assert len(fast.table) + len(fast.rejects) == len(bodies)
@@ -606,7 +614,8 @@ def test_columns_of_plain_ints_are_read_as_pyarrow_reads_them():
     assert parse_module._plain_ints([3, None]) is None and parse_module._plain_ints([2**63]) is False
 
 
-def test_a_party_number_of_one_body_out_of_range_makes_the_batch_be_read_body_by_body(monkeypatch):
+@pytest.mark.parametrize("compiled", READERS)
+def test_a_party_number_of_one_body_out_of_range_is_rejected_alone(monkeypatch, compiled):
     bodies = {f"3301{i:09d}": json.dumps(party_body()).encode() for i in range(30)}
     bodies["3301000000017"] = json.dumps(party_body(chart={"1": {"jml_suara_total": 2, "jml_suara_partai": 1, "1001": 10**10},
                                                            "2": {"jml_suara_total": 1, "jml_suara_partai": 1}})).encode()
@@ -618,10 +627,72 @@ def test_a_party_number_of_one_body_out_of_range_makes_the_batch_be_read_body_by
         return strict(*args, **kwargs)
 
     monkeypatch.setattr(parse_module, "parse_tps_bodies", spy)
-    parsed = parse_module.parse_tps_bodies(bodies, candidates=PARTY_COLUMNS, parties=True)
-    assert calls == [False, True]
+    parsed = parse_module.parse_tps_bodies(bodies, candidates=PARTY_COLUMNS, parties=True, _compiled=compiled)
+    # Python's reader checks a batch's numbers at the end, and reads the batch again body by body if one is
+    # not a count; the compiled reader checks each as it comes, and sends that body to the general code.
+    assert calls == ([False] if compiled else [False, True])
     assert list(parsed.rejects["unit_id"]) == ["3301000000017"] and "implausibly large" in parsed.rejects["reason"].iloc[0]
     assert len(parsed.table) == 29 and parsed.votes_long["unit_id"].nunique() == 29
+
+
+def _python_party_chart(chart):
+    """What ``_fast_row`` reads of a party chart in Python: names, keys, lengths and numbers, or None."""
+    names, entries = list(chart), list(chart.values())
+    if "null" in chart:
+        j = names.index("null")
+        del names[j], entries[j]
+    if len(entries) < 2 or set(map(type, entries)) != {dict}:
+        return None
+    numbers = [v for e in entries for v in e.values()]
+    if not all(type(v) is int and 0 <= v <= 10**9 for v in numbers):
+        return None
+    return names, [k for e in entries for k in e], tuple(map(len, entries)), numbers
+
+
+PARTY_ENTRY = st.one_of(
+    st.dictionaries(st.sampled_from(["jml_suara_total", "jml_suara_partai", "1001", "1002", "77"]),
+                    st.one_of(*[st.integers(0, 10**9)] * 6, st.integers(-5, 2**65),
+                              st.sampled_from([True, False, None, 1.0, 2.5, "3", [1], {}])), max_size=5),
+    st.sampled_from([None, 3, [1, 2], "x"]))
+
+
+@pytest.mark.skipif(parse_module._party_chart_compiled is None, reason="the compiled party-chart reader was not built (no C compiler at install)")
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.sampled_from(["1", "2", "3", "10", "null"]), PARTY_ENTRY, max_size=5),
+       st.one_of(st.none(), st.dictionaries(st.sampled_from(["1", "2", "3", "10"]), PARTY_ENTRY, min_size=2, max_size=4)))
+def test_the_compiled_party_chart_reader_reads_as_python_does(chart, previous_chart):
+    """Names, keys, lengths and numbers of a chart, or None; the previous body's lists where equal."""
+    from array import array
+
+    previous = _python_party_chart(previous_chart) if previous_chart is not None else None
+    previous = None if previous is None else (list(previous[0]), list(previous[1]), previous[2], 1)
+    out = array("q", [99] * 7)  # a scratch array holding another body's numbers
+    got = parse_module._party_chart_compiled(chart, out, previous)
+    expected = _python_party_chart(chart)
+    if expected is None:
+        assert got is None
+        return
+    names, keys, lens = got
+    assert (names, keys, lens, list(out)) == expected
+    if previous is not None:
+        assert (names is previous[0]) == (names == previous[0]) and (keys is previous[1]) == (keys == previous[1])
+
+
+def test_the_compiled_party_chart_reader_refuses_what_is_not_a_count():
+    from array import array
+
+    if parse_module._party_chart_compiled is None:
+        pytest.skip("the compiled party-chart reader was not built (no C compiler at install)")
+
+    class Count(int):
+        pass
+
+    read = parse_module._party_chart_compiled
+    for value in (True, False, None, 1.0, -1, 10**9 + 1, 2**63, 2**64 + 1, Count(3), np.int64(3), "3"):
+        assert read({"1": {"jml_suara_total": 1}, "2": {"1": value}}, array("q"), None) is None, value
+    assert read({"null": None, "1": {"a": 10**9, "b": 0}, "2": {}}, array("q"), None) == (["1", "2"], ["a", "b"], (2, 0))
+    assert read({"1": {"a": 1}}, array("q"), None) is None and read({}, array("q"), None) is None  # fewer than two entries
+    assert read({"1": {"a": 1}, "2": 5}, array("q"), None) is None  # a party total alone: the caller reads it
 
 
 def test_columns_of_times_read_as_one_value_at_a_time():

@@ -43,6 +43,11 @@ try:  # a faster decoder for the hot path; every body it does not take as a clea
 except ImportError:  # pragma: no cover - orjson is a dependency, json is the fallback
     _fast_loads, _fast_dumps = _json_loads_utf8, None
 
+try:  # the compiled party-chart reader (setup.py); without a C compiler at install, the same in Python
+    from ._partychart import party_chart as _party_chart_compiled
+except ImportError:  # pragma: no cover - built wherever the package was installed with a compiler
+    _party_chart_compiled = None
+
 #: Sirekap candidate ids of the 2024 presidential ballot -> ballot numbers.
 PPWP_CANDIDATES: Mapping[str, str] = {"100025": "01", "100026": "02", "100027": "03"}
 ADMINISTRASI_FIELDS = (
@@ -152,10 +157,15 @@ class _Long:
     of a body's party entries, totals included; ``_row`` adds the votes alone.
     """
 
-    def __init__(self, columns: int):
+    def __init__(self, columns: int, compiled: bool = False):
         self.columns = columns  # vote columns of the table
         self.layout_of_body: list[int] = []  # one per row of the table, in its order
-        self.values: list[Any] = []  # the numbers, body after body
+        # The numbers, body after body: with the compiled reader, int64 checked as they come (a missing
+        # number from ``_row`` is a 0 with its position in ``missing``); else the decoded values, checked at the end.
+        self.compiled = compiled
+        self.values: list[Any] | array.array = array.array("q") if compiled else []
+        self.missing: list[int] = []
+        self.scratch = array.array("q")  # one body's numbers (the compiled reader's)
         self.layouts: list[tuple[list[str], list[str]]] = []  # (party, candidate) of each number ("" for a total)
         self.keep: list[list[bool] | None] = []  # per layout: which numbers are votes (None: all)
         self.heads: list[list[int] | None] = []  # per layout: the position of each column's total (-1: none), or None
@@ -174,7 +184,25 @@ class _Long:
     def add_rows(self, rows: _Rows) -> None:
         """Rows of a body read by ``_row``, with a layout of their own (rejected bodies add nothing)."""
         self.layout_of_body.append(self.new_layout(rows.party, rows.candidate))
-        self.values.extend(rows.votes)
+        if not self.compiled:
+            self.values.extend(rows.votes)
+            return
+        for vote in rows.votes:  # ints in 0..10**9 or None (``_count``)
+            if vote is None:
+                self.missing.append(len(self.values))
+                vote = 0
+            self.values.append(vote)
+
+    def array(self) -> Any:
+        """The compiled reader's numbers as an int64 arrow array (``missing`` as nulls)."""
+        import pyarrow as pa
+
+        numbers = np.frombuffer(self.values, dtype=np.int64) if len(self.values) else np.zeros(0, dtype=np.int64)
+        if not self.missing:
+            return pa.array(numbers)
+        mask = np.zeros(len(numbers), dtype=bool)
+        mask[self.missing] = True
+        return pa.array(numbers, mask=mask)
 
     def totals(self, values: Any, columns: list[Any]) -> list[Any]:
         """The table's vote columns (Int64 arrays from the rows) with the totals the fast path left among the values."""
@@ -210,7 +238,8 @@ class _Long:
         """
         import pyarrow as pa
 
-        values = values if values is not None else pa.array(self.values, type=pa.int64())
+        if values is None:
+            values = self.array() if self.compiled else pa.array(self.values, type=pa.int64())
         of_body = np.array(self.layout_of_body, dtype=np.int64)
         used = np.unique(of_body).tolist()
         party_names = sorted({name for layout in used for name in self.layouts[layout][0]}, key=_party_order)
@@ -510,21 +539,35 @@ def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None, defer: bo
             return None
         totals = list(map(chart.get, shape.ids))
     elif shape.parties:
-        names = list(chart)
-        entries = list(chart.values())
-        if "null" in chart:
-            j = names.index("null")
-            del names[j], entries[j]
-        try:  # the entries' numbers, if every entry is a dict (dict.values refuses anything else)
-            numbers = list(chain.from_iterable(map(dict.values, entries))) if len(entries) > 1 else None
-        except TypeError:
-            numbers = None
+        # The compiled reader: names, keys and lengths at once (the previous body's lists where equal), every
+        # number checked. None if an entry is no dict (below: party totals alone, else _row), a number is no
+        # count (_row, which says what it is), or there are fewer than two entries (below, as without it).
+        read = _party_chart_compiled(chart, long.scratch, long.last) if long.compiled else None
+        if read is not None:
+            names, keys, lens = read
+            numbers = long.scratch
+        else:
+            names = list(chart)
+            entries = list(chart.values())
+            if "null" in chart:
+                j = names.index("null")
+                del names[j], entries[j]
+            if long.compiled:
+                numbers = None
+                if len(entries) > 1 and set(map(type, entries)) == _DICT:
+                    return None
+            else:
+                try:  # the entries' numbers, if every entry is a dict (dict.values refuses anything else)
+                    numbers = list(chain.from_iterable(map(dict.values, entries))) if len(entries) > 1 else None
+                except TypeError:
+                    numbers = None
         # (decoded JSON has no dict subclasses; a caller's may, and such a chart is left to _row, as ever)
-        if numbers is not None and (text is not None or set(map(type, entries)) == _DICT):
-            lens = tuple(map(len, entries))
-            keys = list(chain.from_iterable(entries))  # (faster than chain(*entries))
+        if numbers is not None and (read is not None or text is not None or set(map(type, entries)) == _DICT):
+            if read is None:
+                lens = tuple(map(len, entries))
+                keys = list(chain.from_iterable(entries))  # (faster than chain(*entries))
             last = long.last  # bodies come in code order: a district's TPS one after another
-            if last is not None and last[1] == keys and last[2] == lens and last[0] == names:
+            if last is not None and (last[1] is keys or last[1] == keys) and last[2] == lens and (last[0] is names or last[0] == names):
                 layout = last[3]
             else:
                 layout = long.known.get((tuple(names), tuple(keys), lens))
@@ -533,7 +576,7 @@ def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None, defer: bo
                     if layout is None:
                         return None
                 long.last = (names, keys, lens, layout)
-            if not unchecked and not _counts_ok(numbers):
+            if not long.compiled and not unchecked and not _counts_ok(numbers):
                 return None
             totals = shape.no_totals  # among the numbers: put in their columns at the end (_Long.totals)
             long_entries = (layout, numbers)
@@ -587,7 +630,7 @@ def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None, defer: bo
 
 def parse_tps_bodies(bodies: Mapping[str, bytes | str | dict | None], *,
                      candidates: Mapping[str, str] = PPWP_CANDIDATES, parties: bool = False,
-                     fast: bool = True, _strict: bool = False) -> ParsedTps:
+                     fast: bool = True, _strict: bool = False, _compiled: bool | None = None) -> ParsedTps:
     """Parse raw TPS bodies keyed by TPS code or file name; each ends in ``table`` or ``rejects``.
 
     ``candidates`` maps the chart's keys to vote columns: Sirekap candidate ids for ppwp and pdpd,
@@ -596,7 +639,8 @@ def parse_tps_bodies(bodies: Mapping[str, bytes | str | dict | None], *,
     """
     rows, rejects, seen = [], [], set()
     shape = _Shape(candidates, parties)
-    long = _Long(len(shape.numbers)) if parties else None
+    compiled = _party_chart_compiled is not None and (_compiled is None or _compiled)
+    long = _Long(len(shape.numbers), compiled) if parties else None
     # Counts of the bodies the fast path decodes are checked on whole columns after the loop (a body
     # with one that is not an int in 0..10**9 is rare: then every body is read again, checked one by one).
     defer = fast and not _strict
@@ -630,17 +674,19 @@ def parse_tps_bodies(bodies: Mapping[str, bytes | str | dict | None], *,
     data = _transpose(rows, shape.numbers)
     del rows  # the rows' memory is free for what follows (a fresh page costs more than a reused one)
     names = [*shape.numbers, *ADMINISTRASI_FIELDS]
-    columns = [data[name] for name in names] + ([long.values] if long is not None else [])
+    columns = [data[name] for name in names] + ([long.values] if long is not None and not long.compiled else [])
     if defer:
         arrays = _checked_counts(columns)
         if arrays is None:
             # A count that is not an int in 0..10**9 (rare): read every body again, checking each count as it comes.
-            return parse_tps_bodies(bodies, candidates=candidates, parties=parties, fast=fast, _strict=True)
+            return parse_tps_bodies(bodies, candidates=candidates, parties=parties, fast=fast, _strict=True, _compiled=_compiled)
     else:  # every count was checked as it came
         import pyarrow as pa
 
         arrays = [pa.array(values, type=pa.int64()) for values in columns]
     del columns
+    if long is not None and long.compiled:
+        arrays.append(long.array())
     if long is not None:
         long.values = []  # its numbers are arrays[-1] now: the list's memory is free for what follows
     ints = list(map(_from_arrow, arrays[:len(names)]))
