@@ -97,7 +97,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scale", type=float, default=0.025, help="synthetic election scale (0.025 is ~20,000 TPS)")
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--python-reader", action="store_true",
+                        help="read party charts in Python, as an install without a C compiler does")
     args = parser.parse_args()
+    from analysis.sources.sirekap import parse
+
+    if args.python_reader:
+        parse._party_chart_compiled = None
+    reader = "compiled party-chart reader" if parse._party_chart_compiled else "party charts read in Python"
 
     started = time.perf_counter()
     election = make_election(scale=args.scale, min_tps=30, seed=7).election
@@ -128,7 +135,7 @@ def main() -> None:
             tree, _ = legislative_tree(election, ballot="pdpr", unpublished=0.02, seed=1, candidates_per_party=per_party)
             path = store_tree(tree, election, Path(out), "pdpr")
             del tree
-            build(path, f"DPR RI (18 parties x {per_party} candidates)")
+            build(path, f"DPR RI (18 parties x {per_party} candidates, {reader})")
 
     u = universe()
     for level in ("tps", "desa"):
