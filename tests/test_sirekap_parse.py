@@ -635,18 +635,28 @@ def test_a_party_number_of_one_body_out_of_range_is_rejected_alone(monkeypatch, 
     assert len(parsed.table) == 29 and parsed.votes_long["unit_id"].nunique() == 29
 
 
+def test_the_compiled_party_chart_reader_is_built_where_required():
+    """CI sets FORENSIK_REQUIRE_COMPILED: there a failed compile (which pip only warns of) fails here."""
+    import os
+
+    if parse_module._party_chart_compiled is None:
+        assert not os.environ.get("FORENSIK_REQUIRE_COMPILED"), "the compiled party-chart reader was not built (see pip's output)"
+        pytest.skip("the compiled party-chart reader was not built (no C compiler at install)")
+
+
 def _python_party_chart(chart):
     """What ``_fast_row`` reads of a party chart in Python: names, keys, lengths and numbers, or None."""
     names, entries = list(chart), list(chart.values())
     if "null" in chart:
         j = names.index("null")
         del names[j], entries[j]
-    if len(entries) < 2 or set(map(type, entries)) != {dict}:
+    if len(entries) < 2 or set(map(type, entries)) != {dict} or not all(type(k) is str for k in chart):
         return None
     numbers = [v for e in entries for v in e.values()]
-    if not all(type(v) is int and 0 <= v <= 10**9 for v in numbers):
+    keys = [k for e in entries for k in e]
+    if not all(v is None or type(v) is int and 0 <= v <= 10**9 for v in numbers) or not all(type(k) is str for k in keys):
         return None
-    return names, [k for e in entries for k in e], tuple(map(len, entries)), numbers
+    return names, keys, tuple(map(len, entries)), [0 if v is None else v for v in numbers], [i for i, v in enumerate(numbers) if v is None]
 
 
 PARTY_ENTRY = st.one_of(
@@ -661,19 +671,19 @@ PARTY_ENTRY = st.one_of(
 @given(st.dictionaries(st.sampled_from(["1", "2", "3", "10", "null"]), PARTY_ENTRY, max_size=5),
        st.one_of(st.none(), st.dictionaries(st.sampled_from(["1", "2", "3", "10"]), PARTY_ENTRY, min_size=2, max_size=4)))
 def test_the_compiled_party_chart_reader_reads_as_python_does(chart, previous_chart):
-    """Names, keys, lengths and numbers of a chart, or None; the previous body's lists where equal."""
+    """Names, keys, lengths, numbers and nulls of a chart, or None; the previous body's lists where equal."""
     from array import array
 
     previous = _python_party_chart(previous_chart) if previous_chart is not None else None
     previous = None if previous is None else (list(previous[0]), list(previous[1]), previous[2], 1)
-    out = array("q", [99] * 7)  # a scratch array holding another body's numbers
-    got = parse_module._party_chart_compiled(chart, out, previous)
+    out, missing = array("q", [99] * 7), [5]  # scratch holding another body's numbers
+    got = parse_module._party_chart_compiled(chart, out, missing, previous)
     expected = _python_party_chart(chart)
     if expected is None:
         assert got is None
         return
     names, keys, lens = got
-    assert (names, keys, lens, list(out)) == expected
+    assert (names, keys, lens, list(out), missing) == expected
     if previous is not None:
         assert (names is previous[0]) == (names == previous[0]) and (keys is previous[1]) == (keys == previous[1])
 
@@ -687,12 +697,28 @@ def test_the_compiled_party_chart_reader_refuses_what_is_not_a_count():
     class Count(int):
         pass
 
-    read = parse_module._party_chart_compiled
-    for value in (True, False, None, 1.0, -1, 10**9 + 1, 2**63, 2**64 + 1, Count(3), np.int64(3), "3"):
-        assert read({"1": {"jml_suara_total": 1}, "2": {"1": value}}, array("q"), None) is None, value
-    assert read({"null": None, "1": {"a": 10**9, "b": 0}, "2": {}}, array("q"), None) == (["1", "2"], ["a", "b"], (2, 0))
-    assert read({"1": {"a": 1}}, array("q"), None) is None and read({}, array("q"), None) is None  # fewer than two entries
-    assert read({"1": {"a": 1}, "2": 5}, array("q"), None) is None  # a party total alone: the caller reads it
+    def read(chart, previous=None):
+        return parse_module._party_chart_compiled(chart, array("q"), [], previous)
+
+    for value in (True, False, 1.0, -1, 10**9 + 1, 2**63, 2**64 + 1, Count(3), np.int64(3), "3"):
+        assert read({"1": {"jml_suara_total": 1}, "2": {"1": value}}) is None, value
+    assert read({"null": None, "1": {"a": 10**9, "b": 0}, "2": {}}) == (["1", "2"], ["a", "b"], (2, 0))
+    assert read({"1": {"a": 1}}) is None and read({}) is None  # fewer than two entries
+    assert read({"1": {"a": 1}, "2": 5}) is None  # a party total alone: the caller reads it
+
+    class Key(str):  # a caller's key whose comparison changes the chart: never compared, the chart is not read
+        def __eq__(self, other):
+            chart["2"].update({str(k): 1 for k in range(1000)})
+            return str.__eq__(self, other)
+
+        __hash__ = str.__hash__
+
+    chart = {Key("1"): {"a": 1}, "2": {"b": 2}}
+    assert read(chart) is None and read({"1": {Key("a"): 1}, "2": {"b": 2}}) is None
+    # Arguments of the wrong kind are refused, never written through.
+    for out, missing, previous in ((None, [], None), (array("b"), [], None), (array("q"), None, None), (array("q"), [], ()), (array("q"), [], ([],))):
+        with pytest.raises((TypeError, ValueError)):
+            parse_module._party_chart_compiled({"1": {"a": 1}, "2": {"b": 2}}, out, missing, previous)
 
 
 def test_columns_of_times_read_as_one_value_at_a_time():

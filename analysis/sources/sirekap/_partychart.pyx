@@ -1,5 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-"""A legislative chart's party entries read in one pass (the optional compiled part of ``parse``).
+"""A legislative chart's party entries read in C (the optional compiled part of ``parse``).
 
 ``parse._fast_row`` reads ~20,000 such charts per province; in Python the lists of names, numbers and
 keys, their comparison with the previous body's and the check of every number cost about 9 µs of the
@@ -10,27 +10,35 @@ from cpython.dict cimport PyDict_Next
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.object cimport PyObject, PyObject_RichCompareBool, Py_EQ
+from cpython.unicode cimport PyUnicode_CheckExact
 from cpython cimport array as carray
 
 cdef long long LIMIT = 1000000000  # the largest count a body may hold (parse._LIMIT)
 
 
 cdef inline bint _same(list previous, Py_ssize_t i, object item) except -1:
-    """Whether ``previous`` has ``item`` (the same object, or an equal one) at ``i``."""
+    """Whether ``previous`` has ``item`` (the same str, or an equal one) at ``i`` (a str compared in C alone)."""
     if previous is None or i >= PyList_GET_SIZE(previous):
         return False
-    return PyObject_RichCompareBool(<object>PyList_GET_ITEM(previous, i), item, Py_EQ)
+    cdef PyObject *before = PyList_GET_ITEM(previous, i)
+    if not PyUnicode_CheckExact(<object>before):
+        return False
+    return PyObject_RichCompareBool(<object>before, item, Py_EQ)
 
 
-def party_chart(dict chart, carray.array out, tuple previous):
+def party_chart(dict chart not None, carray.array out not None, list missing not None, tuple previous):
     """``(names, keys, lens)`` of a chart ``{party: {key: number}}`` without its ``"null"`` key; its numbers into ``out``.
 
-    ``out`` (an ``array("q")``) is resized to hold every number of the entries, in order. ``names`` (the
-    party keys) and ``keys`` (the entries' keys, one after another) are ``previous[0]`` and ``previous[1]``
-    themselves where equal to them (the bodies of a district share them), else new lists; ``lens`` is a
-    tuple of the entries' lengths. None if there are fewer than two entries, an entry is not a dict or a
-    number is not an int in 0..10**9 (a bool, float, None, string or anything else): the caller reads such
-    a chart otherwise.
+    ``out`` (an ``array("q")``) is resized to hold every number of the entries, in order, a null as 0 with
+    its position in ``missing`` (emptied first). ``names`` (the party keys) and ``keys`` (the entries' keys,
+    one after another) are ``previous[0]`` and ``previous[1]`` themselves where equal to them (the bodies
+    of a district share them), else new lists; ``lens`` is a tuple of the entries' lengths. None if there
+    are fewer than two entries, a key is not a str, an entry is not a dict or a number is neither null nor
+    an int in 0..10**9 (a bool, float, string or anything else): the caller reads such a chart otherwise.
+
+    Keys are exact str, so no Python code runs while the chart is read (a caller's key with its own
+    ``__eq__`` could change the chart under the reader): what is counted in the first pass is what the
+    second writes.
     """
     cdef Py_ssize_t pos = 0, inner, size, i = 0, n = 0, total = 0
     cdef PyObject *name
@@ -40,12 +48,20 @@ def party_chart(dict chart, carray.array out, tuple previous):
     cdef long long number
     cdef int overflow
     cdef long long *data
+    if out.ob_descr.typecode != ord("q"):
+        raise TypeError("out must be an array('q')")
+    if previous is not None and len(previous) < 2:
+        raise ValueError("previous must be (names, keys, ...) of the previous chart")
     cdef list previous_names = None if previous is None else previous[0]
     cdef list previous_keys = None if previous is None else previous[1]
     cdef list names = previous_names
     cdef list keys = previous_keys
+    if missing:
+        del missing[:]
     while PyDict_Next(chart, &pos, &name, &entry):
-        if (<object>name) == "null":
+        if not PyUnicode_CheckExact(<object>name):
+            return None
+        if <str>name == "null":
             continue
         if type(<object>entry) is not dict:
             return None
@@ -64,16 +80,22 @@ def party_chart(dict chart, carray.array out, tuple previous):
     lens = []
     pos = 0
     while PyDict_Next(chart, &pos, &name, &entry):
-        if (<object>name) == "null":
+        if <str>name == "null":
             continue
         inner = 0
         size = 0
         while PyDict_Next(<object>entry, &inner, &key, &value):
-            if type(<object>value) is not int:
+            if i >= total or not PyUnicode_CheckExact(<object>key):
                 return None
-            number = PyLong_AsLongLongAndOverflow(<object>value, &overflow)
-            if overflow or number < 0 or number > LIMIT:
+            if <object>value is None:
+                missing.append(i)
+                number = 0
+            elif type(<object>value) is not int:
                 return None
+            else:
+                number = PyLong_AsLongLongAndOverflow(<object>value, &overflow)
+                if overflow or number < 0 or number > LIMIT:
+                    return None
             data[i] = number
             if keys is previous_keys and not _same(previous_keys, i, <object>key):
                 keys = [] if previous_keys is None else previous_keys[:i]
@@ -82,6 +104,8 @@ def party_chart(dict chart, carray.array out, tuple previous):
             i += 1
             size += 1
         lens.append(size)
+    if i != total:
+        return None
     if keys is previous_keys and (keys is None or i != PyList_GET_SIZE(previous_keys)):
         keys = [] if previous_keys is None else previous_keys[:i]
     return names, keys, tuple(lens)

@@ -165,7 +165,8 @@ class _Long:
         self.compiled = compiled
         self.values: list[Any] | array.array = array.array("q") if compiled else []
         self.missing: list[int] = []
-        self.scratch = array.array("q")  # one body's numbers (the compiled reader's)
+        self.scratch = array.array("q")  # one body's numbers (the compiled reader's), and where its nulls are
+        self.scratch_missing: list[int] = []
         self.layouts: list[tuple[list[str], list[str]]] = []  # (party, candidate) of each number ("" for a total)
         self.keep: list[list[bool] | None] = []  # per layout: which numbers are votes (None: all)
         self.heads: list[list[int] | None] = []  # per layout: the position of each column's total (-1: none), or None
@@ -540,9 +541,10 @@ def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None, defer: bo
         totals = list(map(chart.get, shape.ids))
     elif shape.parties:
         # The compiled reader: names, keys and lengths at once (the previous body's lists where equal), every
-        # number checked. None if an entry is no dict (below: party totals alone, else _row), a number is no
-        # count (_row, which says what it is), or there are fewer than two entries (below, as without it).
-        read = _party_chart_compiled(chart, long.scratch, long.last) if long.compiled else None
+        # number checked. None if an entry is no dict (below: party totals alone, else _row), a key is no str
+        # or a number neither null nor a count (_row, which says what it is), or there are fewer than two
+        # entries (below, as without it).
+        read = _party_chart_compiled(chart, long.scratch, long.scratch_missing, long.last) if long.compiled else None
         if read is not None:
             names, keys, lens = read
             numbers = long.scratch
@@ -624,6 +626,9 @@ def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None, defer: bo
             long.layout_of_body.append(_NO_LAYOUT)
         else:
             long.layout_of_body.append(long_entries[0])
+            if long.compiled and long.scratch_missing:  # nulls: 0 among the numbers, their positions in missing
+                offset = len(long.values)
+                long.missing.extend([offset + j for j in long.scratch_missing])
             long.values.extend(long_entries[1])
     return row
 
