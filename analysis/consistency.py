@@ -214,6 +214,55 @@ def default_rules(candidates: Sequence[str], columns: Sequence[str], *, capacity
     return rules
 
 
+def generic_rules(candidates: Sequence[str], columns: Sequence[str], *, max_registered: int | None = None,
+                  aggregate: bool = False) -> list[Rule]:
+    """Rules every polling-station table promises, whatever its country (profile ``polling_station``).
+
+    Candidates sum to the valid votes; valid + invalid = voters (and = ballots where the table
+    has them); valid <= voters; voters <= registered (+ DPK voters where given); with
+    ``max_registered``, a station's roll is at most that. ``aggregate`` (profile
+    ``indonesia_aggregate``): the same sums and bounds over a desa or kecamatan, no per-station limit.
+    """
+    candidates = tuple(candidates)
+    columns = tuple(columns)
+    has_dpk = "dpk_voters" in columns
+    rules = [Rule("candidates_sum_to_valid", "the candidates' votes add up to the valid votes",
+                  ("valid", *candidates), _col("valid"), _sum(*candidates))] if candidates else []
+    if "ballots" in columns:
+        rules.append(Rule("valid_plus_invalid_is_ballots", "valid + invalid = all ballots counted",
+                          ("ballots", "valid", "invalid"), _col("ballots"), _sum("valid", "invalid")))
+    else:
+        rules.append(Rule("valid_plus_invalid_is_voters", "valid + invalid = voters",
+                          ("voters", "valid", "invalid"), _col("voters"), _sum("valid", "invalid")))
+    rules += [
+        Rule("valid_within_voters", "valid votes <= voters", ("valid", "voters"), _col("voters"), _col("valid"), "<="),
+        Rule("voters_within_registered_plus_dpk" if has_dpk else "voters_within_registered",
+             "voters <= registered + DPK voters" if has_dpk else "voters <= registered",
+             ("voters", "registered", "dpk_voters") if has_dpk else ("voters", "registered"),
+             _sum("registered", "dpk_voters") if has_dpk else _col("registered"), _col("voters"), "<="),
+    ]
+    if max_registered is not None and not aggregate:
+        rules.append(Rule("registered_within_limit", f"registered of one station <= {max_registered:,}",
+                          ("registered",), _constant(max_registered, "registered"), _col("registered"), "<="))
+    return rules
+
+
+def rules_for(election) -> list[Rule]:
+    """The rules the Election's profile promises (``analysis.profiles``): Sirekap's 22, generic, or aggregate."""
+    from .profiles import profile_of
+
+    profile = profile_of(election)
+    columns = election.table.columns
+    if profile.rules == "sirekap":
+        return default_rules(election.candidates, columns, capacity=profile.capacity, reserve=profile.reserve,
+                             headroom=profile.headroom)
+    return generic_rules(election.candidates, columns, max_registered=profile.capacity,
+                         aggregate=profile.rules == "aggregate")
+
+
+_PROFILE = object()  # check_consistency's default: the rules and limits of the Election's profile
+
+
 def _evaluate(rule: Rule, columns: Columns) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(evaluable, broken, expected, reported) of one rule; evaluable where every input is published."""
     expected = np.asarray(rule.expected(columns), dtype=float)
@@ -295,7 +344,7 @@ class ConsistencyResult:
                 + f"<p>{html.escape(note)}</p>" + shown.to_html(escape=True, index=False))
 
 
-def check_consistency(election, *, rules: Sequence[Rule] | None = None, capacity: int | None = 300,
+def check_consistency(election, *, rules: Sequence[Rule] | None = None, capacity: Any = _PROFILE,
                       reserve: float = 0.02, headroom: int = 100) -> ConsistencyResult:
     """Check every rule on every TPS; a rule is evaluated only where all its inputs are published.
 
@@ -304,10 +353,13 @@ def check_consistency(election, *, rules: Sequence[Rule] | None = None, capacity
     reserve ballots as a share of the DPT (2 %). ``headroom``: DPTb + DPK voters allowed on top of
     a full TPS before any number is impossible (default 100; in the Jakarta sample of 465
     administrasi pages the 99th percentile of DPTb + DPK is 24, the largest 29 apart from one misread 560).
-    See ``tps_capacity``.
+    See ``tps_capacity``. Without ``rules`` or ``capacity``: the rules of the Election's profile
+    (``rules_for``: Sirekap's for a Sirekap TPS table, generic ones for another country's stations).
     """
     table = election.table
-    if rules is None:
+    if rules is None and capacity is _PROFILE:
+        rules = rules_for(election)
+    elif rules is None:
         rules = default_rules(election.candidates, table.columns, capacity=capacity, reserve=reserve,
                               headroom=headroom)
     ids = [rule.id for rule in rules]

@@ -119,6 +119,8 @@ class Election:
     candidates: tuple[str, ...]
     name: str = ""
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    #: What the forms promise (``analysis.profiles``): ``{"name": ..., limits...}``; empty: inferred from the columns.
+    profile: Mapping[str, Any] = field(default_factory=dict)
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -130,8 +132,20 @@ class Election:
         candidates: Iterable[str],
         name: str = "",
         provenance: Mapping[str, Any] | None = None,
+        profile: Mapping[str, Any] | None = None,
     ) -> "Election":
-        """Validate ``table`` against the contract and wrap it; raise ElectionTableError if not."""
+        """Validate ``table`` against the contract and wrap it; raise ElectionTableError if not.
+
+        ``profile``: ``{"name": <a profile of analysis.profiles>, limits...}`` (checked here); None: inferred.
+        """
+        if profile:
+            from .profiles import ProfileError, get_profile
+
+            spec = dict(profile)
+            try:
+                get_profile(str(spec.pop("name", "")), **spec)
+            except ProfileError as err:
+                raise ElectionTableError(str(err)) from None
         if not isinstance(table, pd.DataFrame):
             raise ElectionTableError(f"expected a pandas DataFrame, got {type(table).__name__}")
         levels = tuple(str(x) for x in levels)
@@ -215,7 +229,8 @@ class Election:
         prov.setdefault("code_version", code_version())
         prov["table_sha256"] = table_sha256(table)
         prov.setdefault("input_sha256", prov["table_sha256"])
-        return cls(table=table, levels=levels, candidates=candidates, name=str(name), provenance=prov)
+        return cls(table=table, levels=levels, candidates=candidates, name=str(name), provenance=prov,
+                   profile=dict(profile or {}))
 
     # ---------------------------------------------------------------- persistence
     def metadata(self) -> dict[str, Any]:
@@ -224,6 +239,7 @@ class Election:
             "candidates": list(self.candidates),
             "name": self.name,
             "provenance": dict(self.provenance),
+            "profile": dict(self.profile),
         }
 
     def to_parquet(self, path: str | Path) -> Path:
@@ -257,6 +273,7 @@ class Election:
             candidates=tuple(meta["candidates"]),
             name=meta.get("name", ""),
             provenance=meta.get("provenance", {}),
+            profile=meta.get("profile") or {},
         )
         expected = election.provenance.get("table_sha256")
         if verify and expected and table_sha256(table) != expected:

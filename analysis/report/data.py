@@ -34,7 +34,8 @@ def read_election_bytes(raw: bytes, name: str = "election file", *, verify: bool
     meta = json.loads(meta)
     table = arrow.to_pandas()
     election = Election(table=table, levels=tuple(meta["levels"]), candidates=tuple(meta["candidates"]),
-                        name=meta.get("name", ""), provenance=meta.get("provenance", {}))
+                        name=meta.get("name", ""), provenance=meta.get("provenance", {}),
+                        profile=meta.get("profile") or {})
     expected = election.provenance.get("table_sha256")
     if verify and expected and table_sha256(table) != expected:
         raise ElectionTableError(f"{name}: table hash {table_sha256(table)[:12]} differs from the recorded "
@@ -67,37 +68,41 @@ class SplitData:
     stations: Mapping[str, int]
 
 
-def split_by_province(path: str | Path, out_dir: str | Path, codes: list[str] | None = None) -> SplitData:
-    """Write ``out_dir/<code>.parquet`` per province (all, or ``codes``) from one read of ``path``.
+def split_by(path: str | Path, out_dir: str | Path, level: str, codes: list[str] | None = None) -> SplitData:
+    """Write one Election file per region at ``level`` (all, or ``codes``) from one read of ``path``.
 
-    Each file is an Election whose provenance keeps the national one and adds the national file's
-    name and SHA-256 (``data_file``, ``data_sha256``), the national table's hash
-    (``source_table_sha256``) and the selection; its own ``table_sha256`` is the subset's, so
-    ``Election.read_parquet`` verifies it as usual.
+    Each file (``out_dir/<folder>.parquet``, ``runner.folder_name``) is an Election whose provenance
+    keeps the national one and adds the national file's name and SHA-256 (``data_file``,
+    ``data_sha256``), the national table's hash (``source_table_sha256``) and the selection; its own
+    ``table_sha256`` is the subset's, so ``Election.read_parquet`` verifies it as usual.
     """
-    from .runner import check_code
+    from .runner import folder_name
 
     election, digest = read_election(path)
-    if "province" not in election.levels:
-        raise ValueError(f"{Path(path).name} has no 'province' level; the province reports need one")
+    if level not in election.levels:
+        raise ValueError(f"{Path(path).name} has no level {level!r}; its levels: {', '.join(election.levels)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     national = dict(election.provenance)
     files: dict[str, Path] = {}
     stations: dict[str, int] = {}
     wanted = None if codes is None else set(codes)
-    for code, table in election.table.groupby("province", sort=True, observed=True):
+    for code, table in election.table.groupby(level, sort=True, observed=True):
         code = str(code)
         if wanted is not None and code not in wanted:
             continue
-        check_code(code)  # the code becomes a file name
         provenance = {**national, "data_file": Path(path).name, "data_sha256": digest,
                       "source_table_sha256": national.get("table_sha256", ""), "table_sha256": table_sha256(table),
-                      "selection": {"province": code}}
-        replace(election, table=table, provenance=provenance).to_parquet(out_dir / f"{code}.parquet")
-        files[code] = out_dir / f"{code}.parquet"
+                      "selection": {level: code}}
+        files[code] = out_dir / f"{folder_name(code)}.parquet"
+        replace(election, table=table, provenance=provenance).to_parquet(files[code])
         stations[code] = len(table)
     return SplitData(Path(path).name, digest, national, files, stations)
+
+
+def split_by_province(path: str | Path, out_dir: str | Path, codes: list[str] | None = None) -> SplitData:
+    """``split_by`` at the ``province`` level (the Sirekap reports' default)."""
+    return split_by(path, out_dir, "province", codes)
 
 
 def provenance_of(path: str | Path) -> dict[str, Any]:

@@ -51,6 +51,11 @@ def _flagged_tests(flags: list[dict[str, Any]], region: str | None = None) -> li
     return list(dict.fromkeys(tests))
 
 
+def _flagged_regions(flags: list[dict[str, Any]]) -> list[str]:
+    """The regions flagged on a page, each once, in order of appearance."""
+    return list(dict.fromkeys(str(f.get("region")) for f in flags if f.get("flagged")))
+
+
 def index_rows(batch: BatchResult, out_dir: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """One row per province report (status, headline, flags, link) and the national report's row."""
     out_dir = Path(out_dir).resolve()
@@ -77,8 +82,9 @@ def index_rows(batch: BatchResult, out_dir: str | Path) -> tuple[list[dict[str, 
             "shares": shares,
             "national_flags": _flagged_tests(national_flags, report.code),
             "summary_ok": summary is not None,
-            "within_count": sum(1 for f in flags if f.get("flagged")),
-            "within_tests": _flagged_tests(flags),
+            # Regions, not tests: a flagged sub-region counts once however many of its tests carry the flag.
+            "within_count": len(_flagged_regions(flags)),
+            "within_tests": [f"{region} ({', '.join(_flagged_tests(flags, region))})" for region in _flagged_regions(flags)],
         })
     national = None
     if national_report:

@@ -136,6 +136,31 @@ def check_code(code: Any) -> str:
     return code
 
 
+#: A region code used as its folder name as it is: short, ASCII letters and digits, not a reserved name.
+PLAIN_FOLDER = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.-]{0,39}")
+RESERVED_FOLDERS = {NATIONAL, BUILD_DIR, "index", "static"}
+#: What every folder name of a region matches (a plain code, or an ASCII slug and a hash).
+FOLDER = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.-]{0,59}")
+
+
+def folder_name(code: Any) -> str:
+    """A safe, stable folder name for a region code of any text (Cyrillic, spaces, ``/``, one digit).
+
+    A plain ASCII code is its own folder ("31", "3101"); anything else becomes an ASCII slug of the
+    code plus the first 10 hex digits of its SHA-256 ("moskva-3fa2c9e01b"), the same on every run.
+    The page shows the name, escaped; the folder never carries a character a path or URL would read.
+    """
+    import unicodedata
+
+    if not isinstance(code, str) or not code.strip():
+        raise ValueError(f"a region code must be non-empty text, got {code!r}")
+    if PLAIN_FOLDER.fullmatch(code) and code.lower() not in RESERVED_FOLDERS and not code.endswith("."):
+        return code
+    ascii_text = unicodedata.normalize("NFKD", code).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^0-9A-Za-z]+", "-", ascii_text).strip("-").lower()[:40] or "region"
+    return f"{slug}-{hashlib.sha256(code.encode('utf-8')).hexdigest()[:10]}"
+
+
 def file_sha256(path: str | Path) -> str:
     """SHA-256 of a file's bytes."""
     digest = hashlib.sha256()
@@ -218,9 +243,9 @@ def short_error(err: BaseException, timeout: float | None = None) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def _report_title(code: str, summary_path: Path) -> str:
+def _report_title(code: str, summary_path: Path, level: str = "province") -> str:
     """"Province 31: DKI JAKARTA" when the summary names it, else "Province 31"."""
-    label = "National report" if code == NATIONAL else f"Province {code}"
+    label = "National report" if code == NATIONAL else f"{level.replace('_', ' ').capitalize()} {code}"
     try:
         from .summary import read_summary
 
@@ -253,9 +278,9 @@ def _reads_summaries(template: Path) -> bool:
 def _paths(job: Mapping[str, Any]) -> dict[str, Path]:
     """Where one job reads and writes, all under its ``site`` folder."""
     site = Path(job["site"])
-    code = job["code"]
-    return {"report_dir": site / code, "html": site / code / "index.html", "summary": site / code / "summary.json",
-            "executed": site / BUILD_DIR / f"{code}.ipynb", "log": site / BUILD_DIR / "logs" / f"{code}.log"}
+    folder = job.get("folder") or job["code"]
+    return {"report_dir": site / folder, "html": site / folder / "index.html", "summary": site / folder / "summary.json",
+            "executed": site / BUILD_DIR / f"{folder}.ipynb", "log": site / BUILD_DIR / "logs" / f"{folder}.log"}
 
 
 def _parameters(job: Mapping[str, Any]) -> dict[str, Any]:
@@ -265,8 +290,21 @@ def _parameters(job: Mapping[str, Any]) -> dict[str, Any]:
         if _reads_summaries(Path(job["template"])):
             params["province_summaries_dir"] = job["site"]
     else:
-        params["province"] = job["code"]
+        declared = _declared(Path(job["template"]))
+        # The shipped templates take ``level`` and ``region``; an older template takes ``province``.
+        params["region" if "region" in declared else "province"] = job["code"]
+        if "level" in declared:
+            params["level"] = job.get("level", "province")
+    if job["code"] == NATIONAL and "level" in _declared(Path(job["template"])):
+        params["level"] = job.get("level", "province")
     return params
+
+
+def _declared(template: Path) -> set[str]:
+    """The parameters a notebook template declares (papermill's inspection)."""
+    import papermill
+
+    return set(papermill.inspect_notebook(str(template)))
 
 
 def _add_build(summary_path: Path, build: Mapping[str, Any]) -> None:
@@ -324,7 +362,8 @@ def _run_one(job: dict[str, Any]) -> ReportResult:
     if paths["executed"].exists():
         footer = {"report": job["code"], **footer_pairs(job["build"]), "rendered (UTC)": rendered}
         try:
-            html = str(export_html(paths["executed"], paths["html"], title=_report_title(job["code"], paths["summary"]),
+            html = str(export_html(paths["executed"], paths["html"],
+                                   title=_report_title(job["code"], paths["summary"], job.get("level", "province")),
                                    error=error, footer=footer))
         except Exception as err:  # noqa: BLE001 - the report's failure is the news, not a traceback
             error = error or f"HTML export failed: {short_error(err)}"
@@ -416,7 +455,9 @@ def _run_packed(packed: dict[str, Any]) -> tuple[ReportResult, dict[str, bytes]]
         data = tmp / packed["data_name"]
         data.write_bytes(packed["data"])
         for code, raw in packed.get("summaries", {}).items():
-            (site / check_code(code)).mkdir(parents=True, exist_ok=True)
+            if not FOLDER.fullmatch(code) or code in RESERVED_FOLDERS:
+                raise ValueError(f"not a report folder name: {code!r}")
+            (site / code).mkdir(parents=True, exist_ok=True)
             (site / code / "summary.json").write_bytes(raw)
         job = {**packed["job"], "site": str(site), "data_path": str(data), "template": str(template),
                "cwd": str(notebooks), "worker": f"dask {socket.gethostname()} pid {os.getpid()}"}
@@ -466,7 +507,7 @@ class _DaskExecutor:
             packed["data"] = self.client.scatter(Path(job["data_path"]).read_bytes(), hash=False)
             if job["code"] == NATIONAL and _reads_summaries(Path(job["template"])):
                 packed["summaries"] = {p.parent.name: p.read_bytes() for p in Path(job["site"]).glob("*/summary.json")
-                                       if CODE.fullmatch(p.parent.name)}
+                                       if FOLDER.fullmatch(p.parent.name) and p.parent.name not in RESERVED_FOLDERS}
             future = self.client.submit(_run_packed, packed, pure=False, retries=0,
                                         key=f"forensik-{job['code']}-{os.urandom(4).hex()}")
             futures[future] = job
@@ -490,28 +531,56 @@ class _DaskExecutor:
 # ---------------------------------------------------------------------------------------------- batch
 
 
-def _codes(data_path: Path, provinces: Sequence[str] | str) -> tuple[list[str], set[str], list[str]]:
-    """The province codes to run, the codes the data holds, and codes in the data that are not valid codes."""
+def default_level(levels: Sequence[str]) -> str:
+    """The level reports split by when none is asked for: ``province`` when the table has it, else the first."""
+    if not levels:
+        raise ValueError("the election has no levels")
+    return "province" if "province" in levels else levels[0]
+
+
+def _levels(data_path: Path) -> list[str]:
+    """The Election's levels from its Parquet footer (no table is read)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    names = pq.read_schema(data_path).names
-    if "province" not in names:
-        raise ValueError(f"{data_path.name} has no 'province' column; the province reports need one")
-    column = pq.read_table(data_path, columns=["province"]).column("province").unique().to_pylist()
-    present = {str(c) for c in column if c is not None}
-    invalid = sorted(c for c in present if not CODE.fullmatch(c))
-    if isinstance(provinces, str):
-        if provinces != "all":
-            raise ValueError(f"provinces must be a list of codes or 'all', got {provinces!r}")
-        return sorted(present - set(invalid)), present, invalid
-    codes = [check_code(c) for c in provinces]
-    return list(dict.fromkeys(codes)), present, []
+    from ..election import METADATA_KEY
+
+    try:
+        meta = (pq.read_schema(data_path).metadata or {}).get(METADATA_KEY)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise ValueError(f"{data_path.name} is not a readable Parquet file: {err}") from None
+    if meta is None:
+        raise ValueError(f"{data_path.name} is a Parquet file but not an Election (no forensik metadata); "
+                         "make one with `forensik import`, `build` or `demo`")
+    return [str(level) for level in json.loads(meta).get("levels", [])]
+
+
+def _codes(data_path: Path, level: str, regions: Sequence[str] | str) -> tuple[list[str], set[str]]:
+    """The region codes at ``level`` to run and the codes the data holds; an unknown level or region is a ValueError."""
+    import pyarrow.parquet as pq
+
+    levels = _levels(data_path)
+    if level not in levels:
+        raise ValueError(f"{data_path.name} has no level {level!r}; its levels: {', '.join(levels)}")
+    column = pq.read_table(data_path, columns=[level]).column(level).unique().to_pylist()
+    present = {str(c) for c in column if c is not None and str(c).strip()}
+    if isinstance(regions, str):
+        if regions != "all":
+            raise ValueError(f"regions must be a list of codes or 'all', got {regions!r}")
+        return sorted(present), present
+    codes = list(dict.fromkeys(str(c) for c in regions))
+    unknown = [c for c in codes if c not in present]
+    if unknown:
+        shown = ", ".join(sorted(present)[:20]) + (" ..." if len(present) > 20 else "")
+        raise ValueError(f"no {level} {', '.join(map(repr, unknown))} in {data_path.name}; it holds: {shown}")
+    return codes, present
 
 
 def run_reports(
     data_path: str | Path,
     *,
     provinces: Sequence[str] | str = "all",
+    level: str | None = None,
     out_dir: str | Path = "reports",
     jobs: int = 2,
     national: bool = True,
@@ -534,7 +603,7 @@ def run_reports(
     """
     from tqdm import tqdm
 
-    from .data import split_by_province
+    from .data import split_by
 
     started = time.perf_counter()
     data_path = Path(data_path).resolve()
@@ -550,7 +619,12 @@ def run_reports(
     reserved = {"data_path", "province", "summary_path", "province_summaries_dir"} & set(extra)
     if reserved:
         raise ValueError(f"parameters may not set {', '.join(sorted(reserved))}: the runner sets them")
-    codes, present, invalid = _codes(data_path, provinces)
+    level = level or default_level(_levels(data_path))
+    codes, present = _codes(data_path, level, provinces)
+    folders = {code: folder_name(code) for code in codes}
+    clashes = sorted(f for f in set(folders.values()) if list(folders.values()).count(f) > 1)
+    if clashes:
+        raise ValueError(f"region codes that differ only in case share a folder: {', '.join(clashes)}")
     templates = {"province": notebooks_dir / "province.ipynb", "national": notebooks_dir / "national.ipynb"}
     needed = ["province"] * bool(codes) + ["national"] * bool(national)
     missing = [str(templates[k]) for k in needed if not templates[k].is_file()]
@@ -561,26 +635,19 @@ def run_reports(
     scratch = Path(tempfile.mkdtemp(prefix="forensik-batch-"))
     results: dict[str, ReportResult] = {}
     try:
-        runnable = [c for c in codes if c in present]
-        split = split_by_province(data_path, scratch / "data", runnable)
+        runnable = list(codes)
+        split = split_by(data_path, scratch / "data", level, runnable)
         build = build_record(split.data_file, split.data_sha256, split.provenance, extra,
                              election_name=split.provenance.get("name", ""))
         prepare_seconds = round(time.perf_counter() - started, 2)
 
         def job(code: str) -> dict[str, Any]:
             kind = "national" if code == NATIONAL else "province"
-            return {"code": code, "template": str(templates[kind]), "site": str(out_dir), "cwd": str(notebooks_dir),
+            return {"code": code, "folder": NATIONAL if code == NATIONAL else folders[code], "level": level,
+                    "template": str(templates[kind]), "site": str(out_dir), "cwd": str(notebooks_dir),
                     "data_path": str(data_path if code == NATIONAL else split.files[code]),
                     "timeout": timeout_per_cell, "build": build, "extra": extra}
 
-        for code in invalid:
-            # Recorded as failed without touching a path: the code is not a safe folder name.
-            results[code] = ReportResult(code, "failed", 0.0, None, None, "",
-                                         f"the data holds province code {code!r}, which is not 2 to 13 digits")
-        for code in codes:
-            if code not in present:
-                results[code] = ReportResult(code, "failed", 0.0, None, None, str(out_dir / code / "summary.json"),
-                                             f"no TPS of province {code} in {data_path.name}")
         # Largest first: the batch ends soonest when the long reports do not start last.
         ordered = sorted(runnable, key=lambda c: -split.stations.get(c, 0))
         total = len(runnable) + len(results) + bool(national)
@@ -624,7 +691,7 @@ def run_reports(
         if runner is not None:
             runner.close()
         shutil.rmtree(scratch, ignore_errors=True)
-    order = invalid + codes + ([NATIONAL] if national else [])
+    order = codes + ([NATIONAL] if national else [])
     return BatchResult(reports=tuple(results[c] for c in order), out_dir=str(out_dir), data_path=str(data_path),
                        data_sha256=split.data_sha256, parameters=extra, seconds=round(time.perf_counter() - started, 2),
                        build=build, prepare_seconds=prepare_seconds)
@@ -677,7 +744,7 @@ def _run_local(stages, jobs: int, scratch: Path, record, crashed) -> None:
         return running, [j for j in lost if j not in running], broken
 
     for stage in stages:
-        pending = [{**j, "started_marker": str(markers / j["code"])} for j in stage]
+        pending = [{**j, "started_marker": str(markers / j.get("folder", j["code"]))} for j in stage]
         ever_started = False
         idle_breaks = 0
         while pending:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import platform
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
 import pandas as pd
@@ -88,11 +88,12 @@ def provenance_frame(election: Election, parameters: Mapping[str, Any]) -> pd.Da
     return pd.DataFrame([(k, str(v)) for k, v in rows], columns=["", "value"]).set_index("")
 
 
-def title(scope: str, code: str, name: str):
-    """The report's heading, with the region name escaped (it came from outside)."""
+def title(scope: str, code: str, name: str, level: str = "province"):
+    """The report's heading, with the region's code and name escaped (they came from outside)."""
     from IPython.display import HTML
 
-    label = "National report" if scope == "national" else f"Province {html.escape(code)}"
+    label = ("National report" if scope == "national"
+             else f"{html.escape(level.replace('_', ' ').capitalize())} {html.escape(code)}")
     return HTML(f"<h1>{label}: {html.escape(str(name))}</h1>")
 
 
@@ -127,13 +128,33 @@ def _number(value: Any) -> float | None:
     return None if value != value else value
 
 
+#: Tests that stay described on the page but take no part in its flags, and why.
+OUTSIDE_FLAGS = {
+    "Klimek model": "its parametric bootstrap runs 49 draws, so its p-value cannot go below 0.02, and on "
+                    "clean synthetic provinces its power at f_i = 20 % equals its false-positive rate",
+}
+
+
+def _outside_flags(test: str) -> bool:
+    return any(test == name or test.startswith(name + " ") for name in OUTSIDE_FLAGS)
+
+
 def _flags(rows: list[dict[str, Any]], alpha: float, note: str) -> list:
+    """Flags with one meaning on the page: ``analysis.flagging.page_flags`` over every test of every region."""
+    from ..flagging import page_flags
     from .summary import Flag
 
+    rows = [r for r in rows if not _outside_flags(r["test"])]
+    if not rows:
+        return []
+    decided = page_flags(rows, alpha)
+    regions = decided.regions.set_index("region")
     return [
-        Flag(test=r["test"], region=r["region"], statistic=r["statistic"], pvalue=r["pvalue"], qvalue=r["qvalue"],
-             flagged=r["qvalue"] is not None and r["qvalue"] <= alpha, note=note)
-        for r in rows
+        Flag(test=r["test"], region=r["region"], statistic=_number(r["statistic"]), pvalue=_number(r["pvalue"]),
+             qvalue=_number(r["qvalue"]), flagged=bool(r["flagged"]), note=note,
+             pvalue_empirical=_number(r["pvalue_empirical"]),
+             region_qvalue=_number(regions.loc[r["region"], "qvalue"]) if r["region"] in regions.index else None)
+        for r in decided.tests.to_dict("records")
     ]
 
 
@@ -141,48 +162,69 @@ def _all_rows(forms: pd.DataFrame, tables: tuple) -> list[dict[str, Any]]:
     """Flag rows of the forms table and of every further per-region table (a DataFrame with ``test``,
     ``region``, ``pvalue``, ``qvalue`` columns, or a result object giving one by ``flag_rows()`` or
     holding one as ``results``)."""
-    rows = _rows(forms, "broken forms rate")
+    rows = _rows(forms, "broken forms rate") if forms is not None else []
     for table in tables:
+        if table is None:
+            continue
         if hasattr(table, "flag_rows"):
             table = table.flag_rows()
         rows += _rows(table.results if hasattr(table, "results") else table)
     return rows
 
 
-def national_flags(forms: pd.DataFrame, *tables, alpha: float) -> list:
-    """Every per-province test as a Flag (q-values across provinces), for the summary and index."""
-    return _flags(_all_rows(forms, tables), alpha, note="q-value across provinces (Benjamini-Hochberg)")
+def national_flags(forms: pd.DataFrame | None, *tables, alpha: float) -> list:
+    """Every per-region test of the national page as a Flag, decided together (``analysis.flagging``)."""
+    return _flags(_all_rows(forms, tables), alpha, note="page-level: Simes per region, BH across regions")
 
 
-def province_flags(forms: pd.DataFrame, *tables, alpha: float) -> list:
-    """Every per-kabupaten test of a province as a Flag (q-values across its kabupaten/kota)."""
-    return _flags(_all_rows(forms, tables), alpha,
-                  note="q-value across the province's kabupaten/kota (Benjamini-Hochberg)")
+def province_flags(forms: pd.DataFrame | None, *tables, alpha: float) -> list:
+    """Every per-sub-region test of a region's page as a Flag, decided together (``analysis.flagging``)."""
+    return _flags(_all_rows(forms, tables), alpha, note="page-level: Simes per sub-region, BH across sub-regions")
+
+
+def flagged_regions(flags: list) -> list[str]:
+    """The regions a page flags (each once, in order of appearance)."""
+    return list(dict.fromkeys(f.region for f in flags if f.flagged))
 
 
 def flag_table(flags: list, election: Election | None = None, level: str = "province") -> pd.DataFrame:
-    """The flagged rows as a table (region, its name, test, statistic, p, q), most significant first."""
-    columns = ["region", "name", "test", "statistic", "pvalue", "qvalue"]
+    """The flagged regions and the tests that carry each flag (own p, p against the other regions, region q)."""
+    columns = ["region", "name", "region q-value", "test", "statistic", "p-value", "p-value vs other regions"]
     frame = pd.DataFrame([f.__dict__ for f in flags])
     if frame.empty or not frame["flagged"].any():
         return pd.DataFrame(columns=columns)
-    flagged = frame[frame["flagged"]].sort_values(["qvalue", "region"]).reset_index(drop=True)
+    flagged = frame[frame["flagged"]].sort_values(["region_qvalue", "region", "pvalue_empirical"]).reset_index(drop=True)
     flagged["name"] = [region_name(election, level, r) if election is not None else "" for r in flagged["region"]]
+    flagged = flagged.rename(columns={"region_qvalue": "region q-value", "pvalue": "p-value",
+                                      "pvalue_empirical": "p-value vs other regions"})
     return flagged[columns]
 
 
 def save_summary(path: str, *, scope: str, code: str, election: Election, flags: list,
-                 parameters: Mapping[str, Any]) -> str:
-    """Write the report's JSON summary for the runner and index (nothing when ``path`` is empty)."""
+                 parameters: Mapping[str, Any], level: str = "province",
+                 election_tests: pd.DataFrame | None = None) -> str:
+    """Write the report's JSON summary for the runner and index (nothing when ``path`` is empty).
+
+    Besides the flags: the page's level, its flagged regions, the procedure that flagged them, the
+    profile, and (national page) the election-level tests as ``election_tests``.
+    """
+    from ..flagging import PROCEDURE
+    from ..profiles import profile_of
     from .summary import write_summary
 
     if not path:
         return "no summary_path given: summary not written"
-    name = region_name(election, "province", code) if scope == "province" else election.name
+    name = region_name(election, level, code) if scope == "province" else election.name
+    extra: dict[str, Any] = {"level": level, "flagged_regions": flagged_regions(flags), "procedure": PROCEDURE,
+                             "profile": profile_of(election).to_dict()}
+    if election_tests is not None:
+        extra["election_tests"] = [
+            {"test": str(r["test"]), "statistic": _number(r["statistic"]), "pvalue": _number(r["pvalue"]),
+             "flagged": bool(r["flagged"])} for r in election_tests.to_dict("records")]
     write_summary(path, scope=scope, code=code, name=name, headline=headline(election), flags=flags,
-                  provenance=dict(election.provenance), parameters=dict(parameters))
-    flagged = sum(1 for f in flags if f.flagged)
-    return f"summary written: {flagged} of {len(flags)} tests flagged"
+                  provenance=dict(election.provenance), parameters=dict(parameters), extra=extra)
+    regions = len(flagged_regions(flags))
+    return f"summary written: {regions} region(s) flagged, from {len(flags)} tests"
 
 
 def flag_frame(flags: list) -> pd.DataFrame:
@@ -198,3 +240,108 @@ def largest_repairs(misreadings, top: int = 15) -> pd.DataFrame:
     order = explained["difference"].abs().sort_values(ascending=False, kind="stable").index
     return explained.loc[order].head(top)[["unit_id", "field", "reported", "proposed", "edit", "detail",
                                            "confidence", "n_repairs"]].reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------ what applies to this page
+@dataclass(frozen=True)
+class PagePlan:
+    """What a page can run on its Election: the levels it compares, its profile, and each section's reason to skip.
+
+    ``level`` is the page's own level (the national page: the level it compares regions at),
+    ``sub`` the next finer level (None at the finest), ``group`` the level neighbourhoods and
+    shares are pooled at (district when the table has it below ``sub``, else the finest level).
+    """
+
+    election: Election
+    level: str
+    sub: str | None
+    group: str
+    profile: Any
+
+    def has(self, *columns: str) -> bool:
+        """Whether every column exists and holds at least one published value."""
+        table = self.election.table
+        return all(c in table.columns and bool(table[c].notna().any()) for c in columns)
+
+    def coverage(self, column: str) -> str:
+        """"DPT published for 15 of 34 provinces (61,002 of 83,529 units)" for a column present in some units only."""
+        table = self.election.table
+        if column not in table.columns:
+            return f"{column} is not in this table"
+        present = table[column].notna()
+        by = table.groupby(self.level, observed=True)[column].apply(lambda s: bool(s.notna().any()))
+        return (f"{column} published for {int(by.sum()):,} of {len(by):,} regions ({self.level}) and "
+                f"{int(present.sum()):,} of {len(table):,} units")
+
+    def skip(self, section: str, *columns: str, station: bool = False, ocr: bool = False, sub: bool = False):
+        """None when ``section`` can run, else an escaped one-line note of what it would need."""
+        from IPython.display import HTML
+
+        reasons = []
+        missing = [c for c in columns if not self.has(c)]
+        if missing:
+            reasons.append(f"it needs {', '.join(missing)}, which this table does not publish")
+        if station and not self.profile.single_station:
+            reasons.append("its null hypothesis describes the counts of one polling station, and a unit of this "
+                           f"table is an aggregate of stations (profile {self.profile.name})")
+        if ocr and not self.profile.ocr:
+            reasons.append(f"the numbers were not read by OCR from photographed forms (profile {self.profile.name})")
+        if sub and self.sub is None:
+            reasons.append(f"{self.level} is the finest level of this table: there are no sub-regions to compare")
+        if not reasons:
+            return None
+        return HTML(f'<p class="skipped"><strong>{html.escape(section)}: not run.</strong> '
+                    f"{html.escape('; '.join(reasons))}.</p>")
+
+
+def plan(election: Election, level: str) -> PagePlan:
+    """The ``PagePlan`` of a page at ``level`` of ``election``."""
+    from ..profiles import profile_of
+
+    levels = list(election.levels)
+    if level not in levels:
+        raise KeyError(f"{level!r} is not a level of this election ({', '.join(levels)})")
+    at = levels.index(level)
+    sub = levels[at + 1] if at + 1 < len(levels) else None
+    below = levels[at + 2:] if sub else []
+    group = "district" if "district" in below else (below[0] if below else levels[-1])
+    return PagePlan(election=election, level=level, sub=sub, group=group, profile=profile_of(election))
+
+
+def profile_note(election: Election) -> Any:
+    """One line for the top of a page: the profile whose rules and nulls the page applies."""
+    from IPython.display import HTML
+
+    from ..profiles import profile_of
+
+    return HTML(f"<p>Profile: {html.escape(profile_of(election).label())}.</p>")
+
+
+def synthetic_banner(election: Election) -> Any:
+    """A banner on top of every page of a synthetic election (the demo); nothing for real data."""
+    from IPython.display import HTML
+
+    if "synthetic" not in str(election.provenance.get("source", "")).lower():
+        return HTML("")
+    return HTML('<p class="banner"><strong>Synthetic election.</strong> These numbers were generated by '
+                "forensik's demo (<code>forensik demo</code>) with planted irregularities; they are not results of "
+                "any real election.</p>")
+
+
+def default_level(election: Election) -> str:
+    """The level a national page compares: ``province`` when the table has it, else its first level."""
+    from .runner import default_level as pick
+
+    return pick(election.levels)
+
+
+def flag_procedure() -> str:
+    """The procedure that decides a page's flags (``analysis.flagging.PROCEDURE``)."""
+    from ..flagging import PROCEDURE
+
+    return PROCEDURE
+
+
+def html_text(text: str) -> str:
+    """``text`` escaped for an HTML page."""
+    return html.escape(str(text))

@@ -7,7 +7,7 @@ import json
 import math
 import os
 import secrets
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -28,9 +28,13 @@ class Flag:
     qvalue: float | None
     flagged: bool
     note: str = ""
+    #: The p-value against the other regions of the page (``analysis.flagging``; None where not computed).
+    pvalue_empirical: float | None = None
+    #: The region's q-value across the page (Simes over its tests, then Benjamini-Hochberg).
+    region_qvalue: float | None = None
 
 
-FLAG_KEYS = tuple(f.name for f in fields(Flag))
+FLAG_KEYS = tuple(f.name for f in fields(Flag) if f.default is MISSING or f.name == "note")
 
 
 class SummaryError(ValueError):
@@ -64,8 +68,12 @@ def _plain(value: Any) -> Any:
 
 
 def write_summary(path: str | Path, *, scope: str, code: str, name: str, headline: Mapping[str, Any],
-                  flags: Sequence[Flag], provenance: Mapping[str, Any], parameters: Mapping[str, Any]) -> Path:
-    """Write a report's summary as JSON, atomically (temp file + rename): NaN becomes null."""
+                  flags: Sequence[Flag], provenance: Mapping[str, Any], parameters: Mapping[str, Any],
+                  extra: Mapping[str, Any] | None = None) -> Path:
+    """Write a report's summary as JSON, atomically (temp file + rename): NaN becomes null.
+
+    ``extra``: further keys (``level``, ``flagged_regions``, ``procedure``, ``election_tests``, ``profile``).
+    """
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
     not_flags = [type(f).__name__ for f in flags if not isinstance(f, Flag)]
@@ -80,6 +88,10 @@ def write_summary(path: str | Path, *, scope: str, code: str, name: str, headlin
         "provenance": _plain(dict(provenance)),
         "parameters": _plain(dict(parameters)),
     }
+    clash = sorted(set(extra or {}) & set(body))
+    if clash:
+        raise ValueError(f"extra summary keys clash with the summary's own: {', '.join(clash)}")
+    body.update(_plain(dict(extra or {})))
     text = json.dumps(body, indent=1, allow_nan=False, ensure_ascii=False)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -39,10 +39,16 @@ import pandas as pd
 
 from ..election import Election
 
-COUNT_KEYS = ("registered", "voters", "valid", "invalid", "ballots")
+#: The contract's counts: core, optional, and the source extras a polling-station table may carry.
+COUNT_KEYS = ("registered", "voters", "valid", "invalid", "ballots", "dpt", "dpt_voters", "dptb_voters",
+              "dpk_voters", "stations")
+#: Short names a mapping may use for the contract's counts (the Sirekap TPS table says dptb and dpk).
+COUNT_ALIASES = {"dptb": "dptb_voters", "dpk": "dpk_voters"}
 REQUIRED_COUNTS = ("registered", "voters")
+#: Counts every Election has (missing ones are filled with <NA>).
+CORE_KEYS = ("registered", "voters", "valid", "invalid")
 SUM_OF_CANDIDATES = "sum_of_candidates"
-TOP_KEYS = {"name", "file", "levels", "unit_id", "counts", "candidates", "filters"}
+TOP_KEYS = {"name", "file", "levels", "names", "unit_id", "counts", "candidates", "filters", "profile", "extras"}
 FILE_KEYS = {"sep", "encoding", "decimal", "thousands", "skiprows"}
 
 
@@ -73,9 +79,25 @@ def load_mapping(name_or_path: str | Path) -> dict[str, Any]:
     for key in ("levels", "counts", "candidates"):
         if not isinstance(mapping.get(key), dict) or not mapping[key]:
             raise MappingError(f"{source}: [{key}] is missing or empty")
+    mapping["counts"] = {COUNT_ALIASES.get(k, k): v for k, v in mapping["counts"].items()}
     bad_counts = sorted(set(mapping["counts"]) - set(COUNT_KEYS))
     if bad_counts:
-        raise MappingError(f"{source}: unknown count keys {', '.join(bad_counts)}; allowed: {', '.join(COUNT_KEYS)}")
+        raise MappingError(f"{source}: unknown count keys {', '.join(bad_counts)}; allowed: "
+                           f"{', '.join([*COUNT_KEYS, *COUNT_ALIASES])}")
+    for key in ("names", "extras", "profile"):
+        if key in mapping and not isinstance(mapping[key], dict):
+            raise MappingError(f"{source}: [{key}] must be a table of keys")
+    unnamed = sorted(set(mapping.get("names", {})) - set(mapping["levels"]))
+    if unnamed:
+        raise MappingError(f"{source}: [names] keys must be levels ({', '.join(mapping['levels'])}); got {', '.join(unnamed)}")
+    if "profile" in mapping:
+        from ..profiles import ProfileError, get_profile
+
+        spec = dict(mapping["profile"])
+        try:
+            get_profile(str(spec.pop("name", "polling_station")), **spec)
+        except ProfileError as err:
+            raise MappingError(f"{source}: [profile] {err}") from None
     missing = [k for k in REQUIRED_COUNTS if k not in mapping["counts"]]
     if missing:
         raise MappingError(f"{source}: [counts] needs {', '.join(missing)}")
@@ -96,6 +118,8 @@ def _referenced(mapping: Mapping[str, Any]) -> list[tuple[str, str]]:
             continue
         refs += [(f"counts.{key}", c) for c in ([spec] if isinstance(spec, str) else spec)]
     refs += [(f"candidates.{k}", v) for k, v in mapping["candidates"].items()]
+    refs += [(f"names.{k}", v) for k, v in mapping.get("names", {}).items()]
+    refs += [(f"extras.{k}", v) for k, v in mapping.get("extras", {}).items()]
     refs += [(f"filters[{i}].column", f["column"]) for i, f in enumerate(mapping.get("filters", []))]
     return refs
 
@@ -103,10 +127,14 @@ def _referenced(mapping: Mapping[str, Any]) -> list[tuple[str, str]]:
 def _read(path: Path, options: Mapping[str, Any]) -> pd.DataFrame:
     if path.suffix == ".parquet":
         return pd.read_parquet(path).astype(str).where(lambda d: d != "nan", "")
-    return pd.read_csv(
-        path, sep=options.get("sep", ","), encoding=options.get("encoding", "utf-8-sig"), dtype=str,
-        keep_default_na=False, skiprows=options.get("skiprows"), compression="infer",
-    )
+    try:
+        return pd.read_csv(
+            path, sep=options.get("sep", ","), encoding=options.get("encoding", "utf-8-sig"), dtype=str,
+            keep_default_na=False, skiprows=options.get("skiprows"), compression="infer",
+        )
+    except (UnicodeDecodeError, pd.errors.ParserError, EOFError, OSError) as err:
+        raise MappingError(f"{path.name} cannot be read as a {options.get('sep', ',')!r}-separated table: "
+                           f"{type(err).__name__}: {err}") from None
 
 
 def _numbers(raw: pd.Series, thousands: str | None, decimal: str) -> tuple[pd.Series, pd.Series]:
@@ -162,8 +190,13 @@ def read_table(path: str | Path, mapping: Mapping[str, Any] | str | Path, *,
         codes = raw[column].astype(str).str.strip()
         reject(codes == "", f"level {level} ({column!r}) is empty")
         table[level] = codes
+    for level, column in mapping.get("names", {}).items():
+        table[f"{level}_name"] = raw[column].astype(str).str.strip()
     id_columns = mapping.get("unit_id", {}).get("columns") or list(mapping["levels"].values())
-    unit_id = raw[id_columns].astype(str).apply(lambda c: c.str.strip()).agg("/".join, axis=1)
+    # Column by column, not row by row (a row-wise join took most of the import's time).
+    unit_id = raw[id_columns[0]].astype(str).str.strip()
+    for column in id_columns[1:]:
+        unit_id = unit_id + "/" + raw[column].astype(str).str.strip()
     if mapping.get("unit_id", {}).get("deduplicate") == "suffix":
         unit_id = unit_id + unit_id.groupby(unit_id).cumcount().map(lambda n: "" if n == 0 else f"#{n + 1}")
     reject(unit_id.duplicated(keep="first"), "duplicate unit_id (a second row for the same station)")
@@ -187,7 +220,7 @@ def read_table(path: str | Path, mapping: Mapping[str, Any] | str | Path, *,
     for key in COUNT_KEYS:
         spec = mapping["counts"].get(key)
         if spec is None:
-            if key != "ballots":
+            if key in CORE_KEYS:
                 table[key] = pd.array([pd.NA] * len(raw), dtype="Float64")
         elif spec == SUM_OF_CANDIDATES:
             table[key] = table[candidates].sum(axis=1, skipna=False)
@@ -203,6 +236,8 @@ def read_table(path: str | Path, mapping: Mapping[str, Any] | str | Path, *,
     good = table[~bad.to_numpy()].set_index("unit_id")
     for column in [*candidates, *[k for k in COUNT_KEYS if k in good.columns]]:
         good[column] = good[column].round().astype("Int64")
+    for key, column in mapping.get("extras", {}).items():
+        good[str(key)] = raw.loc[~bad.to_numpy(), column].astype(str).str.strip().replace("", None).to_numpy()
     with open(path, "rb") as handle:
         input_sha256 = hashlib.file_digest(handle, "sha256").hexdigest()
     provenance = {
@@ -211,8 +246,15 @@ def read_table(path: str | Path, mapping: Mapping[str, Any] | str | Path, *,
         "mapping_sha256": mapping.get("_sha256", ""),
         "rows_read": rows_read, "rows_filtered": filtered, "rows_rejected": len(rejects), "rows_kept": len(good),
     }
+    profile = dict(mapping.get("profile", {}))
+    if profile:
+        profile.setdefault("name", "polling_station")
+    else:
+        from ..profiles import infer_profile, profile_spec
+
+        profile = profile_spec(infer_profile(good.columns))
     election = Election.from_frame(
         good, levels=list(mapping["levels"]), candidates=candidates,
-        name=name or mapping.get("name", path.stem), provenance=provenance,
+        name=name or mapping.get("name", path.stem), provenance=provenance, profile=profile,
     )
     return election, rejects

@@ -1,0 +1,149 @@
+"""One meaning for "flagged" on a page: every test of every region under one error control.
+
+A page runs a battery of region-level tests (forms, digits, turnout, spikes, TSM ...). Each test's
+p-value is first judged against the other regions of the same election (an empirical null in the
+spirit of Efron 2004, JASA 99:96), then the p-values of each region are combined by Simes (1986,
+Biometrika 73:751), the regions are selected by Benjamini & Hochberg (1995) across the page, and
+inside each selected region the tests that carry the selection are named by BH at the level
+alpha x R / m (Benjamini & Bogomolov 2014, JRSS B 76:297: selective inference on families). The
+result: the expected share of falsely flagged regions among the flagged ones is at most alpha
+(under the positive dependence Simes and BH assume), whatever the number of test families.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+#: Fewer regions than this: no empirical null can be estimated; the theoretical p-values are used.
+MIN_REGIONS_EMPIRICAL = 8
+#: z-scores are clipped to this range (p-values of 0 or 1 would give infinities).
+Z_RANGE = (-8.0, 37.0)
+
+PROCEDURE = (
+    "Each test's p-value is judged against the other regions of the page (empirical null: the "
+    "test's z-scores across regions are centred on their median and scaled by their upper "
+    "quartile, never narrower or lower than the theoretical null; Efron 2004), with at least "
+    f"{MIN_REGIONS_EMPIRICAL} regions, else against its theoretical null alone. A region's tests are "
+    "combined by Simes' test; regions are flagged by Benjamini-Hochberg across the page at the false "
+    "discovery rate alpha; inside a flagged region, the tests that carry the flag are those BH selects at "
+    "alpha x R / m (R flagged of m regions; Benjamini & Bogomolov 2014)."
+)
+
+
+def empirical_pvalues(pvalues: Iterable[float], *, min_regions: int = MIN_REGIONS_EMPIRICAL) -> tuple[np.ndarray, float, float]:
+    """One-sided p-values of one test across regions against an empirical null (Efron 2004, central matching).
+
+    z = Phi^-1(1 - p); the null is N(mu0, sigma0) with mu0 = max(0, median z) and sigma0 = max(1,
+    (q75 - q50) / 0.6745) of max(z, 0), so a theoretical null that is too narrow for real data
+    (overdispersion between regions, real demography) is widened, and one that is right is kept.
+    Returns (p, mu0, sigma0); with fewer than ``min_regions`` finite p-values the theoretical
+    p-values are returned with mu0 = 0, sigma0 = 1.
+    """
+    p = np.asarray(list(pvalues), dtype=float)
+    finite = np.isfinite(p)
+    if finite.sum() < min_regions:
+        return p.copy(), 0.0, 1.0
+    z = np.clip(stats.norm.isf(np.clip(p, 0.0, 1.0)), *Z_RANGE)
+    upper = np.maximum(z[finite], 0.0)
+    mu0 = max(0.0, float(np.median(z[finite])))
+    sigma0 = max(1.0, float(np.quantile(upper, 0.75) - max(np.quantile(upper, 0.5), mu0)) / 0.6745)
+    out = np.full_like(p, np.nan)
+    out[finite] = stats.norm.sf((z[finite] - mu0) / sigma0)
+    # Never call a region more extreme than its own theoretical null does.
+    out[finite] = np.maximum(out[finite], p[finite])
+    return out, mu0, sigma0
+
+
+def simes(pvalues: Iterable[float]) -> float:
+    """Simes' combined p-value of one region's tests: min over i of k p_(i) / i (Simes 1986)."""
+    p = np.sort(np.asarray([v for v in pvalues if np.isfinite(v)], dtype=float))
+    if not len(p):
+        return np.nan
+    return float(min(1.0, np.min(len(p) * p / np.arange(1, len(p) + 1))))
+
+
+def _bh(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg q-values (NaN kept)."""
+    from statsmodels.stats.multitest import multipletests
+
+    q = np.full(len(p), np.nan)
+    where = np.isfinite(p)
+    if where.any():
+        q[where] = multipletests(p[where], method="fdr_bh")[1]
+    return q
+
+
+@dataclass(frozen=True, eq=False)
+class PageFlags:
+    """The page's decisions: per test and region, and per region (Simes + BH + Benjamini-Bogomolov)."""
+
+    tests: pd.DataFrame    # test, region, statistic, pvalue, qvalue, pvalue_empirical, null_centre, null_scale, flagged
+    regions: pd.DataFrame  # region, tests, pvalue (Simes), qvalue (BH across regions), flagged, flagged_tests
+    alpha: float
+    procedure: str = PROCEDURE
+    nulls: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def flagged_regions(self) -> list[str]:
+        return self.regions.loc[self.regions["flagged"], "region"].astype(str).tolist()
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.tests.copy()
+
+    def _repr_html_(self) -> str:
+        head = (f"<p>{html.escape(str(len(self.flagged_regions)))} of {len(self.regions)} regions flagged at a false "
+                f"discovery rate of {self.alpha:g} across every test of the page.</p>")
+        return head + self.regions.to_html(index=False, escape=True)
+
+
+def page_flags(rows: pd.DataFrame | Iterable[Mapping[str, Any]], alpha: float = 0.05, *,
+               min_regions: int = MIN_REGIONS_EMPIRICAL) -> PageFlags:
+    """Flag regions with the error rate controlled across every test of a page (see the module docstring).
+
+    ``rows``: one row per test and region with ``test``, ``region``, ``pvalue`` (``statistic`` and
+    the test's own ``qvalue`` are kept for the tables). Rows without a p-value take no part.
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
+    tests = pd.DataFrame(list(rows) if not isinstance(rows, pd.DataFrame) else rows).copy()
+    for column in ("test", "region", "statistic", "pvalue", "qvalue"):
+        if column not in tests:
+            tests[column] = np.nan if column not in ("test", "region") else ""
+    tests["region"] = tests["region"].astype(str)
+    tests["test"] = tests["test"].astype(str)
+    tests["pvalue"] = pd.to_numeric(tests["pvalue"], errors="coerce").astype(float)
+    tests["pvalue_empirical"] = np.nan
+    tests["null_centre"] = np.nan
+    tests["null_scale"] = np.nan
+    nulls: dict[str, dict[str, Any]] = {}
+    for test, where in tests.groupby("test", sort=False).groups.items():
+        p_emp, mu0, sigma0 = empirical_pvalues(tests.loc[where, "pvalue"], min_regions=min_regions)
+        tests.loc[where, "pvalue_empirical"] = p_emp
+        empirical = int(np.isfinite(tests.loc[where, "pvalue"]).sum()) >= min_regions
+        tests.loc[where, "null_centre"], tests.loc[where, "null_scale"] = mu0, sigma0
+        nulls[str(test)] = {"null": "empirical" if empirical else "theoretical (too few regions)",
+                            "centre": mu0, "scale": sigma0}
+    regions = []
+    for region, group in tests.groupby("region", sort=True):
+        regions.append({"region": str(region), "tests": int(group["pvalue_empirical"].notna().sum()),
+                        "pvalue": simes(group["pvalue_empirical"])})
+    regions = pd.DataFrame(regions, columns=["region", "tests", "pvalue"])
+    regions["qvalue"] = _bh(regions["pvalue"].to_numpy(dtype=float))
+    regions["flagged"] = (regions["qvalue"] <= alpha).fillna(False).astype(bool)
+    m = int(regions["pvalue"].notna().sum())
+    selected = set(regions.loc[regions["flagged"], "region"])
+    level = alpha * len(selected) / m if m else 0.0
+    tests["flagged"] = False
+    for region in selected:
+        where = (tests["region"] == region) & tests["pvalue_empirical"].notna()
+        q = _bh(tests.loc[where, "pvalue_empirical"].to_numpy(dtype=float))
+        tests.loc[where, "flagged"] = q <= level
+    regions["flagged_tests"] = [
+        ", ".join(tests.loc[(tests["region"] == r) & tests["flagged"], "test"]) for r in regions["region"]]
+    return PageFlags(tests=tests.reset_index(drop=True), regions=regions, alpha=alpha, nulls=nulls)
