@@ -357,8 +357,13 @@ def check_consistency(election, *, rules: Sequence[Rule] | None = None, capacity
     (``rules_for``: Sirekap's for a Sirekap TPS table, generic ones for another country's stations).
     """
     table = election.table
-    if rules is None and capacity is _PROFILE:
-        rules = rules_for(election)
+    if capacity is _PROFILE:
+        from .profiles import profile_of
+
+        profile = profile_of(election)
+        capacity, reserve, headroom = profile.capacity, profile.reserve, profile.headroom
+        if rules is None:
+            rules = rules_for(election)
     elif rules is None:
         rules = default_rules(election.candidates, table.columns, capacity=capacity, reserve=reserve,
                               headroom=headroom)

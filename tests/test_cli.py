@@ -28,11 +28,23 @@ def test_demo_writes_election_and_ground_truth(tmp_path, capsys):
     assert "incremental_stuffing: province 73" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("codes", ["3a", "1", "31,../etc", ""])
-def test_report_refuses_bad_province_codes(codes, capsys):
+@pytest.mark.parametrize("codes", ["", " , "])
+def test_report_refuses_empty_region_lists(codes, capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["report", "--data", "x.parquet", "--province", codes])
-    assert "province codes must be digit strings" in capsys.readouterr().err
+    assert "region codes must be comma-separated" in capsys.readouterr().err
+
+
+def test_report_takes_any_codes_and_fails_fast_on_unknown_ones(tmp_path, capsys):
+    args = build_parser().parse_args(["report", "--data", "x.parquet", "--by", "oblast", "--regions", "Москва, 1,a/b"])
+    assert args.province == ["Москва", "1", "a/b"] and args.by == "oblast"
+    data = tmp_path / "e.parquet"
+    table = pd.DataFrame({"unit_id": ["x", "y"], "oblast": ["Москва", "1"], "registered": 100, "voters": 80,
+                          "valid": 78, "invalid": 2, "A": 78})
+    Election.from_frame(table, levels=["oblast"], candidates=["A"]).to_parquet(data)
+    assert main(["report", "--data", str(data), "--regions", "Омск", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no oblast 'Омск'" in err and not (tmp_path / "r").exists()
 
 
 def test_missing_input_is_one_line_not_a_traceback(tmp_path, capsys):

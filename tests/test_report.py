@@ -6,6 +6,7 @@ import io
 import json
 import os
 import sys
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -13,11 +14,12 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, strategies as st
 
 from analysis.election import Election
 from analysis.report.export import ExportError, check_inert, export_html, sanitise
 from analysis.report.index import write_index
-from analysis.report.runner import check_code, file_sha256, run_reports
+from analysis.report.runner import FOLDER, check_code, file_sha256, folder_name, run_reports
 from analysis.report.summary import Flag, SummaryError, read_summary, write_summary
 
 HOSTILE_NAME = '<b>Jakarta & "Barat"</b>'
@@ -158,7 +160,7 @@ def batch(tmp_path_factory):
     with pytest.MonkeyPatch.context() as env:
         env.setenv("JUPYTER_PATH", str(root / "jupyter"))
         env.setenv("MPLBACKEND", "Agg")  # would keep every figure out of the reports if the kernel inherited it
-        result = run_reports(data, provinces=["02", "13", "31", "45", "99"], out_dir=site, jobs=2,
+        result = run_reports(data, provinces=["02", "13", "31", "45"], out_dir=site, jobs=2,
                              notebooks_dir=notebooks, timeout_per_cell=8, parameters={"seed": 2024}, progress=False)
     return result, site, write_index(site, result)
 
@@ -170,11 +172,10 @@ def report(result, code):
 def test_failed_provinces_are_recorded_and_the_others_render(batch):
     result, _, _ = batch
     status = {r.code: r.status for r in result.reports}
-    assert status == {"02": "ok", "13": "failed", "31": "ok", "45": "failed", "99": "failed", "national": "ok"}
-    assert [r.code for r in result.failed] == ["13", "45", "99"] and not result.ok
+    assert status == {"02": "ok", "13": "failed", "31": "ok", "45": "failed", "national": "ok"}
+    assert [r.code for r in result.failed] == ["13", "45"] and not result.ok
     assert report(result, "13").error.startswith("RuntimeError: planted failure in 13")
     assert "timed out" in report(result, "45").error and "8 s" in report(result, "45").error
-    assert "no TPS of province 99" in report(result, "99").error and report(result, "99").html_path is None
     for code in ("02", "13", "31", "45", "national"):
         assert Path(report(result, code).html_path).is_file()  # the failed ones too, showing where they stopped
     failed_page = Path(report(result, "13").html_path).read_text()
@@ -279,10 +280,10 @@ def test_index_lists_every_province_flags_and_failures(batch):
     page = assert_safe(html)
     text = page.words
     assert "planted failure in 13 <b>&</b>" in text and "<b>&</b>" not in html  # error shown, escaped
-    assert "timed out" in text and "no TPS of province 99" in text
+    assert "timed out" in text
     assert HOSTILE_NAME in text and "b" not in page.tags
     assert "extreme cluster" in text  # the national flag, named beside province 02
-    assert "1: digit test" in text  # 02's flag within the province, counted and named
+    assert "1: 0201 (digit test)" in text  # 02's flagged sub-region, counted once and named with its test
     links = [v for tag, k, v in page.attributes if tag == "a" and k == "href"]
     assert links[0] == "national/index.html"  # the national report first
     assert {"02/index.html", "13/index.html", "31/index.html"} <= set(links)
@@ -403,16 +404,38 @@ def test_bad_region_codes_never_reach_a_path(code):
         check_code(code)
 
 
+@given(st.text(min_size=1, max_size=60).filter(str.strip))
+def test_any_region_code_gets_a_safe_stable_folder(code):
+    folder = folder_name(code)
+    assert FOLDER.fullmatch(folder) and folder not in ("national", "_build", "..", ".")
+    assert folder == folder_name(code)  # stable across runs
+    if folder != code:
+        assert folder.endswith(hashlib.sha256(code.encode()).hexdigest()[:10])
+
+
+@pytest.mark.parametrize("code, folder", [("31", "31"), ("Москва", None), ("г. Москва / ТИК №1 (Центр)", None),
+                                          ("1", "1"), ("national", None), ("a/b", None)])
+def test_folder_names_keep_plain_codes(code, folder):
+    assert (folder_name(code) == folder) if folder else (folder_name(code) != code)
+
+
 def test_run_reports_checks_its_arguments_before_running(tmp_path):
     data = tmp_path / "e.parquet"
     stations = pd.DataFrame({"unit_id": ["0201"], "province": ["02"], "registered": 100, "voters": 80, "valid": 78,
                              "invalid": 2, "01": 78})
     Election.from_frame(stations, levels=["province"], candidates=["01"]).to_parquet(data)
     out = tmp_path / "site"
-    with pytest.raises(ValueError, match="leading zero"):
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match="no province '2' in e.parquet; it holds: 02"):
         run_reports(data, provinces=[2], out_dir=out, notebooks_dir=tmp_path, progress=False)
-    with pytest.raises(ValueError, match="2 to 13 digits"):
+    with pytest.raises(ValueError, match="no province '../../etc'"):
         run_reports(data, provinces=["../../etc"], out_dir=out, notebooks_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="has no level 'kabupaten'; its levels: province"):
+        run_reports(data, level="kabupaten", out_dir=out, notebooks_dir=tmp_path, progress=False)
+    (tmp_path / "plain.parquet").write_bytes(b"PAR1 not parquet")
+    with pytest.raises(ValueError, match="not a readable Parquet file"):
+        run_reports(tmp_path / "plain.parquet", out_dir=out, notebooks_dir=tmp_path, progress=False)
+    assert time.perf_counter() - started < 10  # failing fast: before any notebook starts
     with pytest.raises(ValueError, match="runner sets them"):
         run_reports(data, provinces=["02"], out_dir=out, parameters={"province": "31"}, progress=False)
     with pytest.raises(FileNotFoundError, match="province.ipynb"):

@@ -83,7 +83,9 @@ def test_empty_cells_are_missing_not_zero(tmp_path):
 @pytest.mark.parametrize("mapping, message", [
     (MAPPING.replace('"Eligible"', '"Elligible"'), "counts.registered = 'Elligible'"),
     (MAPPING.replace("[candidates]", "[candidats]"), "unknown keys candidats"),
-    (MAPPING.replace('registered = "Eligible"\n', ""), "[counts] needs registered"),
+    (MAPPING + '\n[profile]\nname = "sirekap"\n', "unknown profile 'sirekap'"),
+    (MAPPING + '\n[profile]\nname = "polling_station"\nmax_registered = -1\n', "max_registered must be"),
+    (MAPPING + '\n[names]\ncity = "County"\n', "[names] keys must be levels"),
     (MAPPING.replace("[counts]", "[counts]\nturnout = \"x\""), "unknown count keys turnout"),
     (MAPPING + "\n[[[", "not valid TOML"),
 ])
@@ -97,7 +99,7 @@ def test_mapping_errors_name_the_key(tmp_path, mapping, message):
 
 
 def test_unknown_shipped_mapping_lists_the_shipped_ones():
-    with pytest.raises(MappingError, match="shipped: albania_2013, poland_2020, russia_2011, russia_2012, uganda_2011"):
+    with pytest.raises(MappingError, match="shipped: albania_2013, kawalpemilu_desa_2024, poland_2020, russia_2011, russia_2012, sirekap_tps_2024, uganda_2011"):
         load_mapping("narnia_2024")
 
 
@@ -139,3 +141,41 @@ def test_albania_precincts_and_prefecture_counts():
     assert rejects.empty and len(election) == 5_508
     per_prefecture = election.table.groupby("prefecture").size()
     assert (per_prefecture["BERAT"], per_prefecture["DIBER"], per_prefecture["GJIROKASTER"]) == (300, 258, 237)  # Obs, methods.md
+
+
+def test_every_count_of_the_contract_names_profiles_limits_and_extras(tmp_path):
+    mapping = MAPPING.replace('[counts]', '[counts]\ndpt = "Eligible"\ndpk = "Spoilt"') + \
+        '\n[profile]\nname = "polling_station"\nmax_registered = 450\n[extras]\nstation = "Station"\n[names]\ncounty = "County"\n'
+    mapping = mapping.replace('county = "County"\n[unit_id]', 'county = ["State", "County"]\n[unit_id]')
+    data, path = write(tmp_path, ["North;N1;1;500;20;280;5;100;195", "North;N1;2;400;0;300;0;150;150"], mapping)
+    election, rejects = read_table(data, path)
+    assert rejects.empty
+    table = election.table
+    assert table["dpt"].tolist() == [500, 400] and table["dpk_voters"].tolist() == [5, 0]
+    assert table["county"].tolist() == ["North/N1", "North/N1"] and table["county_name"].tolist() == ["N1", "N1"]
+    assert table["station"].tolist() == ["1", "2"]
+    assert election.profile == {"name": "polling_station", "max_registered": 450}
+    from analysis import consistency
+
+    broken = consistency.check_consistency(election).violations
+    assert broken.loc[broken["rule"] == "registered_within_limit", "unit_id"].tolist() == ["N1/1"]
+
+
+def test_a_table_of_candidate_votes_alone_is_an_election(tmp_path):
+    mapping = MAPPING.replace('registered = "Eligible"\nvoters = ["Early", "On the day"]\n', "")
+    data, path = write(tmp_path, ["North;N1;1;500;20;280;5;100;195"], mapping)
+    election, _ = read_table(data, path)
+    assert election.table["registered"].isna().all() and election.table["voters"].isna().all()
+
+
+SIREKAP_TPS = REFERENCE.parent / "sirekap" / "tps_ppwp_2024" / "ppwp_tps_36_regions_20240320.csv.gz"
+
+
+@pytest.mark.skipif(not SIREKAP_TPS.is_file(), reason="../shared/data/sirekap/tps_ppwp_2024 is absent")
+def test_the_real_sirekap_tps_table_imports_with_its_profile():
+    election, rejects = read_table(SIREKAP_TPS, "sirekap_tps_2024")
+    assert len(election) + len(rejects) == 441_609 and rejects.empty
+    assert election.table[["01", "02", "03"]].notna().any(axis=1).sum() == 328_952  # TPS with votes, as its README counts them
+    table = election.table.dropna(subset=["dpt", "dptb_voters"])
+    assert (table["registered"] == table["dpt"] + table["dptb_voters"]).all()
+    assert election.profile == {"name": "sirekap_tps_2024"} and election.table["ts"].notna().any()

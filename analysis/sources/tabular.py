@@ -10,15 +10,24 @@ Example::
     name = "Russia 2011 State Duma"
     [file]
     sep = ","
-    [levels]                      # level name = source column, coarse to fine
+    [levels]                      # level name = source column (or columns, joined by "/"), coarse to fine
     region = "region"
-    tik = "tik"
+    tik = ["region", "tik"]
+    [names]                       # optional display names of a level's regions
+    region = "region"
+    [profile]                     # optional: what the forms promise (analysis.profiles)
+    name = "polling_station"      # or sirekap_tps_2024, indonesia_aggregate
+    max_registered = 3000         # optional: the largest roll of one station
     [unit_id]
     columns = ["region", "tik", "uik"]   # joined with "/"
     [counts]
     registered = "Число избирателей, внесенных в список избирателей"
     voters = ["issued early", "issued in station", "issued outside"]   # a sum
     valid = "sum_of_candidates"   # or a column; omitted -> <NA>
+    dpt = "DPT"                   # any count of the contract: dpt, dpt_voters, dptb (_voters), dpk (_voters),
+                                  # ballots, stations (of an aggregate unit)
+    [extras]                      # further columns kept as text (e.g. a reading's timestamp)
+    ts = "ts"
     [candidates]                  # short code = source column
     UR = "6. Всероссийская политическая партия \"ЕДИНАЯ РОССИЯ\""
     [[filters]]                   # drop rows where a column equals one of these values
@@ -44,12 +53,14 @@ COUNT_KEYS = ("registered", "voters", "valid", "invalid", "ballots", "dpt", "dpt
               "dpk_voters", "stations")
 #: Short names a mapping may use for the contract's counts (the Sirekap TPS table says dptb and dpk).
 COUNT_ALIASES = {"dptb": "dptb_voters", "dpk": "dpk_voters"}
-REQUIRED_COUNTS = ("registered", "voters")
+#: Counts a mapping must name: none (a table of candidate votes alone is an Election too; its pages
+#: say which sections need registered or voters).
+REQUIRED_COUNTS: tuple[str, ...] = ()
 #: Counts every Election has (missing ones are filled with <NA>).
 CORE_KEYS = ("registered", "voters", "valid", "invalid")
 SUM_OF_CANDIDATES = "sum_of_candidates"
 TOP_KEYS = {"name", "file", "levels", "names", "unit_id", "counts", "candidates", "filters", "profile", "extras"}
-FILE_KEYS = {"sep", "encoding", "decimal", "thousands", "skiprows"}
+FILE_KEYS = {"sep", "encoding", "decimal", "thousands", "skiprows", "zero_if_empty"}
 
 
 class MappingError(ValueError):
@@ -111,7 +122,7 @@ def load_mapping(name_or_path: str | Path) -> dict[str, Any]:
 
 def _referenced(mapping: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(mapping key, source column) for every column the mapping names."""
-    refs = [(f"levels.{k}", v) for k, v in mapping["levels"].items()]
+    refs = [(f"levels.{k}", c) for k, v in mapping["levels"].items() for c in ([v] if isinstance(v, str) else v)]
     refs += [(f"unit_id.columns", c) for c in mapping.get("unit_id", {}).get("columns", [])]
     for key, spec in mapping["counts"].items():
         if spec == SUM_OF_CANDIDATES:
@@ -121,6 +132,7 @@ def _referenced(mapping: Mapping[str, Any]) -> list[tuple[str, str]]:
     refs += [(f"names.{k}", v) for k, v in mapping.get("names", {}).items()]
     refs += [(f"extras.{k}", v) for k, v in mapping.get("extras", {}).items()]
     refs += [(f"filters[{i}].column", f["column"]) for i, f in enumerate(mapping.get("filters", []))]
+    refs += [("file.zero_if_empty", c) for c in mapping.get("file", {}).get("zero_if_empty", [])]
     return refs
 
 
@@ -186,13 +198,21 @@ def read_table(path: str | Path, mapping: Mapping[str, Any] | str | Path, *,
             reasons.setdefault(index, []).append(reason)
 
     table = pd.DataFrame(index=raw.index)
-    for level, column in mapping["levels"].items():
-        codes = raw[column].astype(str).str.strip()
-        reject(codes == "", f"level {level} ({column!r}) is empty")
+    for level, spec in mapping["levels"].items():
+        # A level may be several columns, joined with "/": codes that repeat under each parent
+        # (KawalPemilu numbers each kabupaten from 1 within its province) become unique.
+        columns = [spec] if isinstance(spec, str) else list(spec)
+        parts = [raw[c].astype(str).str.strip() for c in columns]
+        codes = parts[0]
+        for part in parts[1:]:
+            codes = codes + "/" + part
+        empty = pd.concat([part == "" for part in parts], axis=1).any(axis=1)
+        reject(empty, f"level {level} ({', '.join(map(repr, columns))}) is empty")
         table[level] = codes
     for level, column in mapping.get("names", {}).items():
         table[f"{level}_name"] = raw[column].astype(str).str.strip()
-    id_columns = mapping.get("unit_id", {}).get("columns") or list(mapping["levels"].values())
+    id_columns = mapping.get("unit_id", {}).get("columns") or list(dict.fromkeys(
+        c for v in mapping["levels"].values() for c in ([v] if isinstance(v, str) else v)))
     # Column by column, not row by row (a row-wise join took most of the import's time).
     unit_id = raw[id_columns[0]].astype(str).str.strip()
     for column in id_columns[1:]:
@@ -204,11 +224,17 @@ def read_table(path: str | Path, mapping: Mapping[str, Any] | str | Path, *,
 
     thousands, decimal = options.get("thousands"), options.get("decimal", ".")
 
+    # Columns whose empty cells mean 0 (a party not on this district's ballot), not "not published".
+    zero_if_empty = set(options.get("zero_if_empty", []))
+
     def counted(spec: str | list[str], key: str) -> pd.Series:
         columns = [spec] if isinstance(spec, str) else list(spec)
         total = pd.Series(0, index=raw.index, dtype="Float64")
         for column in columns:
-            numbers, why = _numbers(raw[column], thousands, decimal)
+            text = raw[column]
+            if column in zero_if_empty:
+                text = text.where(text.astype(str).str.strip() != "", "0")
+            numbers, why = _numbers(text, thousands, decimal)
             for text in ("not a number", "negative", "not a whole number"):
                 reject(why == text, f"{key} ({column!r}) is {text}")
             total = total + numbers

@@ -1,0 +1,110 @@
+"""The battery of region-level tests a page flags with: one list, used by the notebooks and the placebo runs.
+
+A page compares the regions of one level (the national page: provinces; a province page: its
+kabupaten/kota). Every test of the battery runs once per region; ``sections.national_flags``
+decides the flags over all of them together (``analysis.flagging``). The placebo table of the
+methods appendix (``placebo``) runs exactly this battery on real clean elections, so the rates it
+reports are the rates of the flags the pages show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import pandas as pd
+
+#: The families of the battery, in the order of the flag rows. Klimek's model and Kobak's test per region
+#: (``turnout.turnout_models``) are shown on the pages but are not in the battery: the model test's 49
+#: bootstrap draws cannot reach p < 0.02, and Kobak's integer test is the turnout tests' "integer percentages".
+FAMILIES = ("forms", "digits", "turnout", "pairs", "spikes", "tsm")
+
+
+@dataclass(frozen=True, eq=False)
+class Battery:
+    """The battery's per-region tables (None where a family does not apply, with the reason in ``skipped``)."""
+
+    level: str
+    forms: Any = None
+    digits: Any = None
+    turnout: Any = None
+    pairs: Any = None
+    spikes: Any = None
+    tsm: Any = None
+    misreadings: Any = None
+    checks: Any = None
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def tables(self) -> tuple:
+        """Every family's table in flag order (None for a family that did not run)."""
+        tsm_rows = None if self.tsm is None else self.tsm.systematic.flag_rows()
+        return (self.digits, self.turnout, self.pairs, self.spikes, tsm_rows)
+
+    def flags(self, alpha: float) -> list:
+        """The page's flags over every family (``sections.national_flags``)."""
+        from .sections import national_flags
+
+        return national_flags(self.forms, *self.tables(), alpha=alpha)
+
+    def rows(self) -> pd.DataFrame:
+        """Every test of every region as one table (``test``, ``region``, ``statistic``, ``pvalue``, ``qvalue``, ``family``)."""
+        from .sections import _rows
+
+        parts = []
+        named = {"forms": self.forms, **dict(zip(FAMILIES[1:], self.tables()))}
+        for family, table in named.items():
+            if table is None:
+                continue
+            if hasattr(table, "flag_rows"):
+                table = table.flag_rows()
+            rows = _rows(table, "broken forms rate") if family == "forms" else _rows(
+                table.results if hasattr(table, "results") else table)
+            parts.append(pd.DataFrame(rows).assign(family=family))
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+            columns=["test", "region", "statistic", "pvalue", "qvalue", "family"])
+
+
+def run_battery(election, level: str, *, winner: str | None = None, group: str | None = None, seed: int = 0,
+                n_sim: int = 1000, n_resamples: int = 200, alpha: float = 0.05, checks=None,
+                misreadings=None, with_tsm: bool = True, spikes_winner: str | None = None,
+                tsm_flags: pd.DataFrame | None = None) -> Battery:
+    """Run every region-level test of a page at ``level`` (regions of that level against each other).
+
+    ``winner``: the candidate of the turnout tests (default: the election's leader); the spikes run
+    for ``spikes_winner`` (default: each region's own leader). ``checks`` and ``misreadings``: reuse
+    what the page computed already.
+    """
+    from .. import consistency, digits, tsm, turnout
+    from ..profiles import profile_of
+    from .sections import leading_candidate, plan
+
+    page = plan(election, level)
+    group = group or page.group
+    winner = winner or leading_candidate(election)
+    profile = profile_of(election)
+    skipped: dict[str, str] = {}
+    checks = checks if checks is not None else consistency.check_consistency(election)
+    out: dict[str, Any] = {"checks": checks}
+    out["forms"] = consistency.region_inconsistency_test(checks, level)
+    if page.has("valid"):
+        out["digits"] = digits.digit_tests(election, level=level, null="exact", share_level=group)
+        out["pairs"] = digits.pair_tests(election, level=level, share_level=group)
+    else:
+        skipped["digits"] = skipped["pairs"] = "no valid votes published"
+    if not profile.single_station:
+        skipped["turnout"] = skipped["spikes"] = "units are aggregates of stations"
+    elif not page.has("registered", "voters", "valid"):
+        skipped["turnout"] = skipped["spikes"] = "no registered, voters or valid published"
+    else:
+        out["turnout"] = turnout.turnout_tests(election, level=level, winner=winner, group_level=group, seed=seed,
+                                               n_rep=n_sim)
+        out["spikes"] = turnout.spikes_table(election, level=level, candidate=spikes_winner, resamples=n_resamples,
+                                             seed=seed)
+    if profile.ocr and with_tsm:
+        out["misreadings"] = misreadings if misreadings is not None else consistency.find_misreadings(election)
+        out["tsm"] = tsm.tsm(election, out["misreadings"], level=level, flags=tsm_flags, alpha=alpha, seed=seed,
+                             n_boot=n_sim, n_perm=n_sim - 1)
+    else:
+        skipped["tsm"] = "numbers not read by OCR" if not profile.ocr else "not asked for"
+    known = {f.name for f in fields(Battery)}
+    return Battery(level=level, skipped=skipped, **{k: v for k, v in out.items() if k in known})
