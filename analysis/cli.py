@@ -177,6 +177,19 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_placebo(args: argparse.Namespace) -> int:
+    from .placebo import build_placebo, load_placebo
+
+    if len(args.site) != len(args.name):
+        raise ValueError("give one --name per --site")
+    path = build_placebo(list(zip(args.name, args.site)), alpha=args.alpha, directory=args.out)
+    table, _ = load_placebo(Path(path).parent)
+    shown = table[table["method"].str.startswith("any") | (table["page"] == "election")]
+    print(shown.to_string(index=False))
+    print(f"written to {path}")
+    return 0
+
+
 def _cmd_import(args: argparse.Namespace) -> int:
     from .sources.tabular import load_mapping, read_table
 
@@ -370,6 +383,17 @@ def build_parser() -> argparse.ArgumentParser:
     scr.add_argument("--backoff", type=float, default=1.0, help="first backoff delay in seconds, doubled per retry, with jitter (default: %(default)s)")
     scr.add_argument("--no-progress", action="store_true", help="no progress bar")
     scr.set_defaults(func=_cmd_scrape)
+
+    plc = sub.add_parser("placebo", help="count each method's flags on rendered report sets of real clean elections",
+                         description="Read the summaries of report sets rendered from real elections judged clean "
+                         "(e.g. Poland 2020, Canada 2011) and write the placebo table of the methods appendix: per "
+                         "method and page, the share of regions flagged (every one a false flag).")
+    plc.add_argument("--site", action="append", required=True, help="a rendered report folder (repeat per election)")
+    plc.add_argument("--name", action="append", required=True, help="the election's name (repeat, same order)")
+    plc.add_argument("--alpha", type=float, default=0.05, help="false discovery rate of the pages (default: %(default)s)")
+    plc.add_argument("--out", default=str(Path(__file__).resolve().parent / "data" / "calibration"),
+                     help="folder of placebo.csv and placebo.json (default: the shipped calibration folder)")
+    plc.set_defaults(func=_cmd_placebo)
 
     imp = sub.add_parser("import", help="turn any country's CSV/Parquet plus a TOML mapping into an Election",
                          description="Read a polling-station table with a column mapping (a shipped name such as "

@@ -139,11 +139,11 @@ class Election:
         ``profile``: ``{"name": <a profile of analysis.profiles>, limits...}`` (checked here); None: inferred.
         """
         if profile:
-            from .profiles import ProfileError, get_profile
+            from .profiles import ProfileError, check_fits, get_profile
 
             spec = dict(profile)
             try:
-                get_profile(str(spec.pop("name", "")), **spec)
+                check_fits(get_profile(str(spec.pop("name", "")), **spec), table.columns)
             except ProfileError as err:
                 raise ElectionTableError(str(err)) from None
         if not isinstance(table, pd.DataFrame):
@@ -307,7 +307,13 @@ class Election:
             mask &= self.table[level].isin(wanted)
         prov = dict(self.provenance)
         prov["selection"] = {k: v if isinstance(v, str) else list(v) for k, v in codes.items()}
-        return replace(self, table=self.table[mask.to_numpy()], provenance=prov)
+        table = self.table[mask.to_numpy()]
+        if len(table) != len(self.table):
+            # The selection's own hash, so that it can be written and read back; the whole table's stays beside it.
+            if "table_sha256" in prov:
+                prov.setdefault("source_table_sha256", prov["table_sha256"])
+            prov["table_sha256"] = table_sha256(table)
+        return replace(self, table=table, provenance=prov)
 
     def regions(self, level: str) -> pd.DataFrame:
         """One row per region at ``level``: its code, name when known, and station count."""

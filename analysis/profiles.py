@@ -44,6 +44,8 @@ class Profile:
     turnout_definitions: tuple[str, ...] = ("registered",)
     #: Column holding the number of stations an aggregate unit sums (None: unknown).
     stations_column: str | None = None
+    #: Columns a table must have to fit the profile (beyond the contract's own).
+    requires: tuple[str, ...] = ()
 
     @property
     def single_station(self) -> bool:
@@ -66,7 +68,7 @@ PROFILES: dict[str, Profile] = {
     "sirekap_tps_2024": Profile(
         "sirekap_tps_2024", "Sirekap C.Hasil forms of one TPS, Indonesia 2024: 22 arithmetic and capacity rules",
         unit="station", rules="sirekap", capacity=300, reserve=0.02, headroom=100, ocr=True,
-        turnout_definitions=("registered", "dpt")),
+        turnout_definitions=("registered", "dpt"), requires=("dpt",)),
     "indonesia_aggregate": Profile(
         "indonesia_aggregate", "Indonesian desa or kecamatan totals (Sirekap or KawalPemilu aggregates)",
         unit="aggregate", rules="aggregate", ocr=False, stations_column="stations"),
@@ -92,6 +94,14 @@ def get_profile(name: str, **limits: Any) -> Profile:
             raise ProfileError(f"max_registered must be a positive whole number, got {value!r}")
         profile = replace(profile, capacity=value)
     return profile
+
+
+def check_fits(profile: Profile, columns) -> None:
+    """``ProfileError`` when a table lacks a column its profile needs (a Sirekap TPS profile without a DPT)."""
+    missing = [c for c in profile.requires if c not in set(columns)]
+    if missing:
+        raise ProfileError(f"profile {profile.name} does not fit this table: it needs {', '.join(missing)} "
+                           f"(its columns: {', '.join(map(str, columns))})")
 
 
 def profile_spec(profile: Profile) -> dict[str, Any]:

@@ -99,7 +99,7 @@ def test_mapping_errors_name_the_key(tmp_path, mapping, message):
 
 
 def test_unknown_shipped_mapping_lists_the_shipped_ones():
-    with pytest.raises(MappingError, match="shipped: albania_2013, kawalpemilu_desa_2024, poland_2020, russia_2011, russia_2012, sirekap_tps_2024, uganda_2011"):
+    with pytest.raises(MappingError, match="shipped: albania_2013, canada_2011, kawalpemilu_desa_2024, poland_2020, russia_2011, russia_2012, sirekap_tps_2024, uganda_2011"):
         load_mapping("narnia_2024")
 
 

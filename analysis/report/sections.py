@@ -308,13 +308,34 @@ def plan(election: Election, level: str) -> PagePlan:
     return PagePlan(election=election, level=level, sub=sub, group=group, profile=profile_of(election))
 
 
-def profile_note(election: Election) -> Any:
-    """One line for the top of a page: the profile whose rules and nulls the page applies."""
+#: Columns whose partial publication a page reports on top (sections that use them run where they are published).
+COVERAGE_COLUMNS = ("registered", "voters", "valid", "invalid", "ballots", "dpt")
+
+
+def profile_note(election: Election, level: str | None = None) -> Any:
+    """Lines for the top of a page: the profile whose rules and nulls it applies, and the columns
+    published for some units only (sections using them run on those units and say so in their tables)."""
     from IPython.display import HTML
 
     from ..profiles import profile_of
 
-    return HTML(f"<p>Profile: {html.escape(profile_of(election).label())}.</p>")
+    lines = [f"Profile: {html.escape(profile_of(election).label())}."]
+    table = election.table
+    by = level if level in election.levels else election.levels[0]
+    for column in COVERAGE_COLUMNS:
+        if column not in table.columns:
+            continue
+        present = table[column].notna()
+        if present.all():
+            continue
+        if not present.any():
+            lines.append(f"{html.escape(column)}: not published for any unit; sections that need it are skipped.")
+            continue
+        regions = table.groupby(by, observed=True)[column].apply(lambda s: bool(s.notna().any()))
+        lines.append(f"{html.escape(column)}: published for {int(present.sum()):,} of {len(table):,} units "
+                     f"({int(regions.sum()):,} of {len(regions):,} regions at {html.escape(by)}); sections that "
+                     "need it run on those units only.")
+    return HTML("".join(f"<p>{line}</p>" for line in lines))
 
 
 def synthetic_banner(election: Election) -> Any:
@@ -345,3 +366,22 @@ def flag_procedure() -> str:
 def html_text(text: str) -> str:
     """``text`` escaped for an HTML page."""
     return html.escape(str(text))
+
+
+def placebo_frame() -> Any:
+    """The shipped placebo table (``analysis.placebo``) for the methods appendix, or a line saying it is missing."""
+    from IPython.display import HTML
+
+    from ..placebo import load_placebo
+
+    try:
+        table, meta = load_placebo()
+    except FileNotFoundError as err:
+        return HTML(f"<p>{html.escape(str(err))}</p>")
+    names = ", ".join(f"{name} ({(info or {}).get('data_file', '')})" for name, info in meta.get("sites", {}).items())
+    head = (f"<p>False flags on real clean elections ({html.escape(names)}), read off their rendered pages "
+            f"(<code>forensik placebo</code>, written {html.escape(str(meta.get('written', '')))}): per method, the "
+            "regions whose flag it carries under this page's rule (<code>rate</code>), and the regions the same "
+            "method would flag under the earlier rule, Benjamini-Hochberg within each family "
+            "(<code>rate_per_family_bh</code>).</p>")
+    return HTML(head + table.to_html(index=False, escape=True, float_format=lambda v: f"{v:.3f}"))

@@ -243,7 +243,8 @@ def read_desa(path: str | Path, *, hierarchy: str | Path | pd.DataFrame | None =
     provenance = {"source": f"KawalPemilu desa totals ({path.name})", "names": source,
                   "rows": int(len(raw)), "matched": int(ok.sum())}
     election = Election.from_frame(table, levels=LEVELS, candidates=tuple(CANDIDATE_COLUMNS.values()),
-                                   name="KawalPemilu 2024 presidential, desa totals", provenance=provenance)
+                                   name="KawalPemilu 2024 presidential, desa totals", provenance=provenance,
+                                   profile={"name": "indonesia_aggregate"})
     return KawalPemiluDesa(election=election, matches=matches.reset_index(), rejects=rejects, names_source=source)
 
 

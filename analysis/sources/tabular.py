@@ -149,19 +149,47 @@ def _read(path: Path, options: Mapping[str, Any]) -> pd.DataFrame:
                            f"{type(err).__name__}: {err}") from None
 
 
-def _numbers(raw: pd.Series, thousands: str | None, decimal: str) -> tuple[pd.Series, pd.Series]:
-    """Parse counts from text: (numbers as Float64, a reason per row where parsing failed)."""
-    text = raw.astype(str).str.strip()
+#: Cells that mean "not published".
+EMPTY_CELLS = ("", "-", "NA", "nan", "None")
+
+
+def _numbers(raw: pd.Series, thousands: str | None, decimal: str) -> tuple[pd.Series, np.ndarray]:
+    """Parse counts from text: (numbers as Float64, a reason per row where parsing failed, "" elsewhere).
+
+    In Arrow's compute kernels (pyarrow.compute): trimming, separators and the cast to float run
+    without a Python object per cell; only a column holding text that is not a number takes pandas'
+    slower ``to_numeric`` to find which cells.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:  # pandas' Arrow-backed strings go over without a copy
+        cells = pa.array(raw)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        cells = pa.array(raw.astype(str).to_numpy(dtype=object), type=pa.string())
+    if not pa.types.is_string(cells.type) and not pa.types.is_large_string(cells.type):
+        cells = pa.array(raw.astype(str).to_numpy(dtype=object), type=pa.string())
+    text = pc.utf8_trim_whitespace(cells)
     if thousands:
-        text = text.str.replace(thousands, "", regex=False)
+        text = pc.replace_substring(text, thousands, "")
     if decimal != ".":
-        text = text.str.replace(decimal, ".", regex=False)
-    empty = text.isin(["", "-", "NA", "nan", "None"])
-    numbers = pd.to_numeric(text.where(~empty), errors="coerce").astype("Float64")
-    reason = pd.Series("", index=raw.index, dtype=object)
-    reason[(numbers.isna() & ~empty).to_numpy()] = "not a number"
-    reason[(numbers < 0).fillna(False).to_numpy()] = "negative"
-    reason[(numbers.notna() & (numbers != numbers.round())).fillna(False).to_numpy()] = "not a whole number"
+        text = pc.replace_substring(text, decimal, ".")
+    empty = pc.is_in(text, value_set=pa.array(EMPTY_CELLS)).to_numpy(zero_copy_only=False)
+    valued = pc.if_else(pa.array(empty), pa.scalar(None, text.type), text)
+    try:
+        values = pc.cast(valued, pa.float64()).to_numpy(zero_copy_only=False)
+        not_number = np.zeros(len(raw), dtype=bool)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        parsed = pd.to_numeric(pd.Series(valued.to_pandas(), dtype=object), errors="coerce")
+        values = parsed.to_numpy(dtype=float, na_value=np.nan)
+        not_number = np.isnan(values) & ~empty
+    values = np.where(empty, np.nan, values)
+    numbers = pd.Series(pd.array(values, dtype="Float64"), index=raw.index)
+    reason = np.full(len(raw), "", dtype=object)
+    with np.errstate(invalid="ignore"):
+        reason[not_number | ~np.isfinite(np.where(empty, 0.0, values))] = "not a number"
+        reason[values < 0] = "negative"
+        reason[np.isfinite(values) & (values != np.round(values))] = "not a whole number"
     return numbers, reason
 
 
@@ -235,8 +263,10 @@ def read_table(path: str | Path, mapping: Mapping[str, Any] | str | Path, *,
             if column in zero_if_empty:
                 text = text.where(text.astype(str).str.strip() != "", "0")
             numbers, why = _numbers(text, thousands, decimal)
-            for text in ("not a number", "negative", "not a whole number"):
-                reject(why == text, f"{key} ({column!r}) is {text}")
+            for problem in ("not a number", "negative", "not a whole number"):
+                hit = why == problem
+                if hit.any():
+                    reject(pd.Series(hit, index=raw.index), f"{key} ({column!r}) is {problem}")
             total = total + numbers
         return total
 
