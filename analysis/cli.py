@@ -178,9 +178,20 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _cmd_placebo(args: argparse.Namespace) -> int:
-    from .placebo import build_placebo, load_placebo
+    from .placebo import build_placebo, load_placebo, summarise_synthetic, synthetic_flag_rates
 
-    if len(args.site) != len(args.name):
+    if args.synthetic:
+        table = synthetic_flag_rates(n_elections=args.synthetic, seed=args.seed, n_sim=args.n_sim,
+                                     n_resamples=args.n_resamples, alpha=args.alpha)
+        out = Path(args.out) / "placebo_synthetic.csv"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out, index=False)
+        print(summarise_synthetic(table).to_string(index=False))
+        print(f"written to {out}")
+        return 0
+    if not args.site:
+        raise ValueError("give --site DIR --name NAME (repeated), or --synthetic N")
+    if len(args.site) != len(args.name or []):
         raise ValueError("give one --name per --site")
     path = build_placebo(list(zip(args.name, args.site)), alpha=args.alpha, directory=args.out)
     table, _ = load_placebo(Path(path).parent)
@@ -388,8 +399,13 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Read the summaries of report sets rendered from real elections judged clean "
                          "(e.g. Poland 2020, Canada 2011) and write the placebo table of the methods appendix: per "
                          "method and page, the share of regions flagged (every one a false flag).")
-    plc.add_argument("--site", action="append", required=True, help="a rendered report folder (repeat per election)")
-    plc.add_argument("--name", action="append", required=True, help="the election's name (repeat, same order)")
+    plc.add_argument("--site", action="append", help="a rendered report folder (repeat per election)")
+    plc.add_argument("--name", action="append", help="the election's name (repeat, same order)")
+    plc.add_argument("--synthetic", type=int, default=0, metavar="N",
+                     help="instead: the national battery on N clean and N planted synthetic elections, both rules")
+    plc.add_argument("--seed", type=int, default=1000, help="first synthetic election's seed (default: %(default)s)")
+    plc.add_argument("--n-sim", type=int, default=199, help="draws per simulated null, synthetic runs (default: %(default)s)")
+    plc.add_argument("--n-resamples", type=int, default=50, help="spikes resamples, synthetic runs (default: %(default)s)")
     plc.add_argument("--alpha", type=float, default=0.05, help="false discovery rate of the pages (default: %(default)s)")
     plc.add_argument("--out", default=str(Path(__file__).resolve().parent / "data" / "calibration"),
                      help="folder of placebo.csv and placebo.json (default: the shipped calibration folder)")

@@ -143,6 +143,16 @@ RESERVED_FOLDERS = {NATIONAL, BUILD_DIR, "index", "static"}
 FOLDER = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.-]{0,59}")
 
 
+#: Latin letters that Unicode does not decompose into a base letter and a mark (ł is not l + a stroke).
+_NO_DECOMPOSITION = str.maketrans({"ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "đ": "d", "Đ": "D", "ß": "ss",
+                                   "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ı": "i", "þ": "th", "ð": "d",
+                                   # Cyrillic, by the common scientific-style romanisation (folder names only)
+                                   **dict(zip("абвгдеёжзийклмнопрстуфхцчшщъыьэюяіїєґў",
+                                              ["a", "b", "v", "g", "d", "e", "e", "zh", "z", "i", "i", "k", "l", "m",
+                                               "n", "o", "p", "r", "s", "t", "u", "f", "kh", "ts", "ch", "sh", "shch",
+                                               "", "y", "", "e", "yu", "ya", "i", "i", "e", "g", "u"]))})
+
+
 def folder_name(code: Any) -> str:
     """A safe, stable folder name for a region code of any text (Cyrillic, spaces, ``/``, one digit).
 
@@ -156,7 +166,7 @@ def folder_name(code: Any) -> str:
         raise ValueError(f"a region code must be non-empty text, got {code!r}")
     if PLAIN_FOLDER.fullmatch(code) and code.lower() not in RESERVED_FOLDERS and not code.endswith("."):
         return code
-    ascii_text = unicodedata.normalize("NFKD", code).encode("ascii", "ignore").decode()
+    ascii_text = unicodedata.normalize("NFKD", code.lower().translate(_NO_DECOMPOSITION)).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^0-9A-Za-z]+", "-", ascii_text).strip("-").lower()[:40] or "region"
     return f"{slug}-{hashlib.sha256(code.encode('utf-8')).hexdigest()[:10]}"
 
