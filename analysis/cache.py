@@ -42,6 +42,18 @@ def _memoised(func: Callable, location: str) -> Callable:
     return _memory(location).cache(func)
 
 
+def _quiet(memoised: Callable) -> Callable:
+    """``memoised`` without joblib's note that hashing large arguments took time: a published page is no place for it."""
+    @functools.wraps(memoised)
+    def call(*args, **kwargs):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Persisting input arguments took", category=UserWarning)
+            return memoised(*args, **kwargs)
+    return call
+
+
 def cached(func: F) -> F:
     """``func`` memoised under ``FORENSIK_CACHE_DIR`` (joblib ``Memory.cache``), or ``func`` itself.
 
@@ -49,4 +61,4 @@ def cached(func: F) -> F:
     result out). Read at each call, so a kernel started with the variable set shares its results.
     """
     location = cache_location()
-    return _memoised(func, location) if location else func
+    return _quiet(_memoised(func, location)) if location else func

@@ -28,7 +28,9 @@ Z_RANGE = (-8.0, 37.0)
 PROCEDURE = (
     "Each test's p-value is judged against the other regions of the page (empirical null: the "
     "test's z-scores across regions are centred on their median and scaled by their median "
-    "absolute deviation widened by its standard error, never narrower or lower than the theoretical null; Efron 2004), with at least "
+    "absolute deviation widened by its standard error, never narrower or lower than the theoretical null; Efron 2004; "
+    "a test whose statistic grows with a region's size, the turnout-share association, is compared by its effect "
+    "and standard error instead, the regions' spread of effects fitted robustly as in a random-effects model), with at least "
     f"{MIN_REGIONS_EMPIRICAL} regions, else against its theoretical null alone. A region's tests are "
     "combined by Simes' test; regions are flagged by Benjamini-Hochberg across the page at the false "
     "discovery rate alpha; inside a flagged region, the tests that carry the flag are those BH selects at "
@@ -69,6 +71,37 @@ def empirical_pvalues(pvalues: Iterable[float], *, min_regions: int = MIN_REGION
     # Never call a region more extreme than its own theoretical null does.
     out[finite] = np.maximum(out[finite], p[finite])
     return out, mu0, sigma0
+
+
+def random_effects_pvalues(effects: Iterable[float], ses: Iterable[float], pvalues: Iterable[float], *,
+                           min_regions: int = MIN_REGIONS_EMPIRICAL) -> tuple[np.ndarray, float, float] | None:
+    """One-sided p-values of an effect per region against the other regions' effects (random-effects null).
+
+    For a statistic whose theoretical z grows with a region's size while the real effect it measures
+    does not (a demographic association of turnout and share is there in every region; a big region
+    only measures it more precisely), regions are compared by effect: theta_r ~ N(mu0, tau^2 + se_r^2),
+    mu0 = max(0, median theta), tau^2 = max(0, (1.4826 MAD theta)^2 - median se^2), tau widened by
+    one standard error of the MAD (DerSimonian & Laird 1986's model, fitted robustly; Efron 2004's
+    empirical null for effects). None when fewer than ``min_regions`` regions have an effect and an SE.
+    """
+    effect = np.asarray(list(effects), dtype=float)
+    se = np.asarray(list(ses), dtype=float)
+    p = np.asarray(list(pvalues), dtype=float)
+    usable = np.isfinite(effect) & np.isfinite(se) & (se > 0) & np.isfinite(p)
+    n = int(usable.sum())
+    if n < min_regions:
+        return None
+    centre = float(np.median(effect[usable]))
+    spread = float(np.median(np.abs(effect[usable] - centre))) * 1.4826 * (1 + MAD_RELATIVE_SE / np.sqrt(n))
+    tau2 = max(0.0, spread ** 2 - float(np.median(se[usable] ** 2)))
+    mu0 = max(0.0, centre)
+    out = np.full_like(p, np.nan)
+    out[usable] = stats.norm.sf((effect[usable] - mu0) / np.sqrt(tau2 + se[usable] ** 2))
+    out[usable] = np.maximum(out[usable], p[usable])
+    # Rows without an effect keep their theoretical p-value.
+    rest = ~usable & np.isfinite(p)
+    out[rest] = p[rest]
+    return out, mu0, float(np.sqrt(tau2))
 
 
 def simes(pvalues: Iterable[float]) -> float:
@@ -118,7 +151,10 @@ def page_flags(rows: pd.DataFrame | Iterable[Mapping[str, Any]], alpha: float = 
     """Flag regions with the error rate controlled across every test of a page (see the module docstring).
 
     ``rows``: one row per test and region with ``test``, ``region``, ``pvalue`` (``statistic`` and
-    the test's own ``qvalue`` are kept for the tables). Rows without a p-value take no part.
+    the test's own ``qvalue`` are kept for the tables). Rows without a p-value take no part. A test
+    whose rows also carry ``effect`` and ``se`` (its estimate above the null and its standard error)
+    is judged by effect against the other regions (``random_effects_pvalues``), else by z-score
+    (``empirical_pvalues``).
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
@@ -133,13 +169,21 @@ def page_flags(rows: pd.DataFrame | Iterable[Mapping[str, Any]], alpha: float = 
     tests["null_centre"] = np.nan
     tests["null_scale"] = np.nan
     nulls: dict[str, dict[str, Any]] = {}
+    for column in ("effect", "se"):
+        tests[column] = pd.to_numeric(tests[column], errors="coerce").astype(float) if column in tests else np.nan
     for test, where in tests.groupby("test", sort=False).groups.items():
-        p_emp, mu0, sigma0 = empirical_pvalues(tests.loc[where, "pvalue"], min_regions=min_regions)
+        by_effect = random_effects_pvalues(tests.loc[where, "effect"], tests.loc[where, "se"], tests.loc[where, "pvalue"],
+                                           min_regions=min_regions)
+        if by_effect is not None:
+            p_emp, mu0, sigma0 = by_effect
+            kind = "empirical, by effect (random effects across regions)"
+        else:
+            p_emp, mu0, sigma0 = empirical_pvalues(tests.loc[where, "pvalue"], min_regions=min_regions)
+            enough = int(np.isfinite(tests.loc[where, "pvalue"]).sum()) >= min_regions
+            kind = "empirical, by z-score" if enough else "theoretical (too few regions)"
         tests.loc[where, "pvalue_empirical"] = p_emp
-        empirical = int(np.isfinite(tests.loc[where, "pvalue"]).sum()) >= min_regions
         tests.loc[where, "null_centre"], tests.loc[where, "null_scale"] = mu0, sigma0
-        nulls[str(test)] = {"null": "empirical" if empirical else "theoretical (too few regions)",
-                            "centre": mu0, "scale": sigma0}
+        nulls[str(test)] = {"null": kind, "centre": mu0, "scale": sigma0}
     regions = []
     for region, group in tests.groupby("region", sort=True):
         regions.append({"region": str(region), "tests": int(group["pvalue_empirical"].notna().sum()),

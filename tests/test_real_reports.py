@@ -25,13 +25,11 @@ CASES = [
     ("reference/poland_2020_president_round1.csv.gz", "poland_2020"),
     ("reference/uganda_2011_president.csv.gz", "uganda_2011"),
     ("reference/canada_2011_polls.csv.gz", "canada_2011"),
-    ("sirekap/tps_ppwp_2024/ppwp_tps_36_regions_20240320.csv.gz", "sirekap_tps_2024"),
-    ("kawalpemilu/desa_ppwp_2024.csv.gz", "kawalpemilu_desa_2024"),
 ]
-SMALL = {"seed": 1, "n_sim": 99, "n_boot": 19, "n_resamples": 19}
+SMALL = {"seed": 1, "n_sim": 49, "n_boot": 9, "n_resamples": 9}
 
 
-def _subset(election, regions: int = 2, per_region: int = 300, seed: int = 0):
+def _subset(election, regions: int = 2, per_region: int = 150, seed: int = 0):
     """The ``regions`` smallest regions of the default level with at least 60 stations, at most ``per_region`` each."""
     level = default_level(election.levels)
     sizes = election.table.groupby(level, observed=True).size()
@@ -67,3 +65,4 @@ def test_real_election_renders_every_report(tmp_path, file, mapping):
     national = read_summary(tmp_path / "site" / "national" / "summary.json")
     assert "election_tests" in national and national["profile"]["name"] == (election.profile or {}).get(
         "name", national["profile"]["name"])
+

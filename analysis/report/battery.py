@@ -41,7 +41,8 @@ class Battery:
         The turnout tests enter with ``extreme_cluster_vs_others`` applied (see there).
         """
         tsm_rows = None if self.tsm is None else self.tsm.systematic.flag_rows()
-        turnout = None if self.turnout is None else extreme_cluster_vs_others(self.turnout.results)
+        turnout = None if self.turnout is None else association_effects(
+            extreme_cluster_vs_others(self.turnout.results), self.turnout.details)
         return (self.digits, turnout, self.pairs, self.spikes, tsm_rows)
 
     def flags(self, alpha: float) -> list:
@@ -93,6 +94,28 @@ def extreme_cluster_vs_others(results: pd.DataFrame) -> pd.DataFrame:
         table = [[k, n - k], [total_counts - k, total_units - n - (total_counts - k)]]
         p_others = fisher_exact(table, alternative="greater")[1] if n < total_units else 1.0
         out.loc[index, "pvalue"] = max(float(out.loc[index, "pvalue"]), float(p_others))
+    return out
+
+
+def association_effects(results: pd.DataFrame, details) -> pd.DataFrame:
+    """Turnout-test rows with the association's effect (statistic above its permutation mean) and standard error.
+
+    The association's theoretical z grows with a region's size while the demographic association of
+    turnout and share that real elections have does not: in Canada 2011 (clean) every province shows
+    one and Ontario's, measured on 100 ridings, had p = 3e-28. With ``effect`` and ``se`` the page
+    compares regions by effect (``flagging.random_effects_pvalues``).
+    """
+    import numpy as np
+
+    out = results.copy()
+    out["effect"], out["se"] = np.nan, np.nan
+    for index, row in out[out["test"] == "turnout-share association"].iterrows():
+        result = details.get((row["region"], "turnout-share association"))
+        z = getattr(result, "z", np.nan)
+        if result is None or not np.isfinite(z) or z == 0:
+            continue
+        effect = float(result.statistic - result.null_mean)
+        out.loc[index, ["effect", "se"]] = effect, effect / z
     return out
 
 

@@ -94,6 +94,8 @@ def title(scope: str, code: str, name: str, level: str = "province"):
 
     label = ("National report" if scope == "national"
              else f"{html.escape(level.replace('_', ' ').capitalize())} {html.escape(code)}")
+    if str(name) == str(code) and scope != "national":  # a table whose codes are names (Poland's voivodeships)
+        return HTML(f"<h1>{label}</h1>")
     return HTML(f"<h1>{label}: {html.escape(str(name))}</h1>")
 
 
@@ -116,6 +118,8 @@ def _rows(table: pd.DataFrame, test: str | None = None) -> list[dict[str, Any]]:
             "statistic": _number(record.get("statistic")),
             "pvalue": _number(record.get("pvalue")),
             "qvalue": _number(record.get("qvalue")),
+            "effect": _number(record.get("effect")),
+            "se": _number(record.get("se")),
         })
     return rows
 
