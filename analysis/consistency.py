@@ -247,15 +247,19 @@ def generic_rules(candidates: Sequence[str], columns: Sequence[str], *, max_regi
     return rules
 
 
-def rules_for(election) -> list[Rule]:
-    """The rules the Election's profile promises (``analysis.profiles``): Sirekap's 22, generic, or aggregate."""
+def rules_for(election, *, reserve: float | None = None, headroom: int | None = None) -> list[Rule]:
+    """The rules the Election's profile promises (``analysis.profiles``): Sirekap's 22, generic, or aggregate.
+
+    ``reserve`` and ``headroom``: the profile's unless given.
+    """
     from .profiles import profile_of
 
     profile = profile_of(election)
     columns = election.table.columns
     if profile.rules == "sirekap":
-        return default_rules(election.candidates, columns, capacity=profile.capacity, reserve=profile.reserve,
-                             headroom=profile.headroom)
+        return default_rules(election.candidates, columns, capacity=profile.capacity,
+                             reserve=profile.reserve if reserve is None else reserve,
+                             headroom=profile.headroom if headroom is None else headroom)
     return generic_rules(election.candidates, columns, max_registered=profile.capacity,
                          aggregate=profile.rules == "aggregate")
 
@@ -345,7 +349,7 @@ class ConsistencyResult:
 
 
 def check_consistency(election, *, rules: Sequence[Rule] | None = None, capacity: Any = _PROFILE,
-                      reserve: float = 0.02, headroom: int = 100) -> ConsistencyResult:
+                      reserve: float | None = None, headroom: int | None = None) -> ConsistencyResult:
     """Check every rule on every TPS; a rule is evaluated only where all its inputs are published.
 
     ``capacity``: the most DPT voters a TPS serves (300 in Indonesia 2024; ``None`` for another
@@ -361,10 +365,15 @@ def check_consistency(election, *, rules: Sequence[Rule] | None = None, capacity
         from .profiles import profile_of
 
         profile = profile_of(election)
-        capacity, reserve, headroom = profile.capacity, profile.reserve, profile.headroom
+        capacity = profile.capacity
+        reserve = profile.reserve if reserve is None else reserve
+        headroom = profile.headroom if headroom is None else headroom
         if rules is None:
-            rules = rules_for(election)
-    elif rules is None:
+            rules = rules_for(election, reserve=reserve, headroom=headroom)
+    else:
+        reserve = 0.02 if reserve is None else reserve
+        headroom = 100 if headroom is None else headroom
+    if rules is None:
         rules = default_rules(election.candidates, table.columns, capacity=capacity, reserve=reserve,
                               headroom=headroom)
     ids = [rule.id for rule in rules]

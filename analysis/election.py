@@ -143,7 +143,8 @@ class Election:
 
             spec = dict(profile)
             try:
-                check_fits(get_profile(str(spec.pop("name", "")), **spec), table.columns)
+                index = table["unit_id"] if table.index.name != "unit_id" and "unit_id" in table.columns else table.index
+                check_fits(get_profile(str(spec.pop("name", "")), **spec), table.columns, index)
             except ProfileError as err:
                 raise ElectionTableError(str(err)) from None
         if not isinstance(table, pd.DataFrame):

@@ -16,6 +16,8 @@ from typing import Any, Mapping
 
 #: Columns that only a Sirekap TPS table has (administrasi block): they identify the profile.
 SIREKAP_MARKERS = ("dpt", "pemilih_dpt_j")
+#: A Sirekap TPS code: 13 characters, digits but for the letters of an overseas (99) country code.
+SIREKAP_TPS_CODE = r"[0-9]{2}[0-9A-Z]{11}"
 
 
 class ProfileError(ValueError):
@@ -46,6 +48,8 @@ class Profile:
     stations_column: str | None = None
     #: Columns a table must have to fit the profile (beyond the contract's own).
     requires: tuple[str, ...] = ()
+    #: A pattern every unit id must match to fit the profile (Sirekap: the 13-digit TPS code); None: any.
+    unit_pattern: str | None = None
 
     @property
     def single_station(self) -> bool:
@@ -68,7 +72,7 @@ PROFILES: dict[str, Profile] = {
     "sirekap_tps_2024": Profile(
         "sirekap_tps_2024", "Sirekap C.Hasil forms of one TPS, Indonesia 2024: 22 arithmetic and capacity rules",
         unit="station", rules="sirekap", capacity=300, reserve=0.02, headroom=100, ocr=True,
-        turnout_definitions=("registered", "dpt"), requires=("dpt",)),
+        turnout_definitions=("registered", "dpt"), unit_pattern=SIREKAP_TPS_CODE),
     "indonesia_aggregate": Profile(
         "indonesia_aggregate", "Indonesian desa or kecamatan totals (Sirekap or KawalPemilu aggregates)",
         unit="aggregate", rules="aggregate", ocr=False, stations_column="stations"),
@@ -96,12 +100,21 @@ def get_profile(name: str, **limits: Any) -> Profile:
     return profile
 
 
-def check_fits(profile: Profile, columns) -> None:
-    """``ProfileError`` when a table lacks a column its profile needs (a Sirekap TPS profile without a DPT)."""
+def check_fits(profile: Profile, columns, unit_ids=None) -> None:
+    """``ProfileError`` when a table does not fit its profile: a column it needs is missing, or a unit id
+    is not of the profile's kind (a Sirekap TPS profile on a table whose units are not 13-digit TPS codes)."""
     missing = [c for c in profile.requires if c not in set(columns)]
     if missing:
         raise ProfileError(f"profile {profile.name} does not fit this table: it needs {', '.join(missing)} "
                            f"(its columns: {', '.join(map(str, columns))})")
+    if profile.unit_pattern and unit_ids is not None:
+        import pandas as pd
+
+        ids = pd.Series(pd.Index(unit_ids).astype(str))
+        wrong = ids[~ids.str.fullmatch(profile.unit_pattern)]
+        if len(wrong):
+            raise ProfileError(f"profile {profile.name} does not fit this table: {len(wrong):,} unit ids are not "
+                               f"{profile.unit_pattern} (e.g. {wrong.iloc[0]!r})")
 
 
 def profile_spec(profile: Profile) -> dict[str, Any]:
@@ -112,11 +125,17 @@ def profile_spec(profile: Profile) -> dict[str, Any]:
     return spec
 
 
-def infer_profile(columns) -> Profile:
-    """The profile of a table that does not name one: Sirekap TPS when it has the administrasi block, else generic."""
+def infer_profile(columns, unit_ids=None) -> Profile:
+    """The profile of a table that does not name one: Sirekap TPS when it has the administrasi block or
+    its units are all 13-digit TPS codes, else generic."""
     columns = set(columns)
     if any(c in columns for c in SIREKAP_MARKERS):
         return PROFILES["sirekap_tps_2024"]
+    if unit_ids is not None and len(unit_ids):
+        import pandas as pd
+
+        if pd.Series(pd.Index(unit_ids).astype(str)).str.fullmatch(SIREKAP_TPS_CODE).all():
+            return PROFILES["sirekap_tps_2024"]
     return PROFILES["polling_station"]
 
 
@@ -126,4 +145,4 @@ def profile_of(election) -> Profile:
     if spec:
         spec = dict(spec)
         return get_profile(spec.pop("name"), **spec)
-    return infer_profile(election.table.columns)
+    return infer_profile(election.table.columns, election.table.index)

@@ -308,7 +308,7 @@ def read_table(path: str | Path, mapping: Mapping[str, Any] | str | Path, *,
     else:
         from ..profiles import infer_profile, profile_spec
 
-        profile = profile_spec(infer_profile(good.columns))
+        profile = profile_spec(infer_profile(good.columns, good.index))
     election = Election.from_frame(
         good, levels=list(mapping["levels"]), candidates=candidates,
         name=name or mapping.get("name", path.stem), provenance=provenance, profile=profile,
