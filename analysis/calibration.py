@@ -22,12 +22,16 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .digits import digit_tests, group_shares, last_pair_test
+from .digits import MODEL_NULL_LABEL, digit_tests, group_shares, last_pair_test
+
+#: How a null key of a calibration table reads on a page: the tables keep the key "exact" (the
+#: notebooks and ``select_nulls`` use it), a reader sees what it is, a model-based approximation.
+NULL_DISPLAY = {"exact": MODEL_NULL_LABEL}
 
 __all__ = ["INVENTED_LAST_DIGIT", "DigitCalibration", "invent_last_digits", "digit_calibration",
            "check_extendable", "extend_calibration", "select_nulls", "save_calibration", "load_calibration",
            "TurnoutCalibration", "inject_incremental", "default_turnout_methods", "turnout_calibration",
-           "extend_turnout_calibration", "check_turnout_extendable"]
+           "extend_turnout_calibration", "check_turnout_extendable", "NULL_DISPLAY"]
 
 #: Where measured calibration tables ship with the package (written by ``forensik calibrate``).
 CALIBRATION_DIR = Path(__file__).resolve().parent / "data" / "calibration"
@@ -94,14 +98,16 @@ class DigitCalibration:
         order = list(dict.fromkeys(self.table["condition"]))
         wide = wide[[c for c in order if c in wide.columns]]
         wide = wide.rename(columns={"clean": f"false-positive rate at alpha = {self.alpha:g} (± MC SE, trials)"})
-        return wide.reset_index()
+        wide = wide.reset_index()
+        wide["null"] = wide["null"].map(lambda key: NULL_DISPLAY.get(key, key))
+        return wide
 
     def _repr_html_(self) -> str:
         title = (f"Digit tests on {self.n_elections} clean synthetic elections and with invented last digits: "
                  f"share of {self.level}-candidate tests with p < {self.alpha:g}")
         runs = self.settings.get("runs") or []
         if len(runs) > 1:  # a table extended by other runs: say which nulls saw which elections
-            title += " (" + "; ".join(f"{', '.join(run['nulls'])}: elections {run['seed']}-{run['seed'] + run['n_elections'] - 1}"
+            title += " (" + "; ".join(f"{', '.join(NULL_DISPLAY.get(n, n) for n in run['nulls'])}: elections {run['seed']}-{run['seed'] + run['n_elections'] - 1}"
                                       for run in runs) + ")"
         return f"<p><b>{html.escape(title)}</b></p>\n" + self.appendix().to_html(escape=True, index=False)
 
@@ -262,7 +268,8 @@ def digit_calibration(*, n_elections: int = 20, seed: int = 0, scale: float = 0.
     Elections ``seed .. seed + n_elections - 1`` are drawn with ``make_election(plan={},
     ocr_rate=0)``; each is tested clean and with last digits invented on each of ``fractions`` of
     TPS (``invent_last_digits``), per ``level`` region and candidate, under each null ("textbook",
-    "exact", "simulated"). The calibrated nulls take each station's mean share from its
+    "exact", "simulated"; "exact" is the model-based null, a normal approximation with plug-in
+    parameters, also accepted as "model" and stored under the key "exact"). The calibrated nulls take each station's mean share from its
     ``share_level`` area. Pair tests (Beber & Scacco) run against their textbook binomial null
     and, with "exact" among ``nulls``, their exact one. ``jobs`` elections run at once in
     separate processes; every election draws from its own seeded generator, so the table does
@@ -275,6 +282,7 @@ def digit_calibration(*, n_elections: int = 20, seed: int = 0, scale: float = 0.
     from tqdm.auto import tqdm
 
     conditions = [("clean", 0.0)] + [(f"invented last digits on {100 * f:g} % of TPS", float(f)) for f in fractions]
+    nulls = tuple(dict.fromkeys("exact" if str(n).lower() == "model" else n for n in nulls))  # one key per null
     one = dict(seed=int(seed), scale=scale, conditions=conditions, nulls=tuple(nulls), level=level,
                share_level=share_level, alpha=alpha, provinces_only=provinces_only, n_sim=int(n_sim))
     indices = range(int(n_elections))

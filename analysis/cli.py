@@ -144,7 +144,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
                                      n_elections=args.n_elections, seed=args.seed, scale=args.scale, f_i=f_i,
                                      provinces_only=provinces, progress=True, jobs=args.jobs)
         result.settings.update(kind="mebane", n_null=args.n_null, seconds=round(time.perf_counter() - started))
-        path = save_calibration(result, "mebane", args.out or CALIBRATION_DIR)
+        path = save_calibration(result, args.name or "mebane", args.out or CALIBRATION_DIR)
         print(result.appendix().to_string(index=False))
         print(f"written to {path} in {time.perf_counter() - started:.0f} s")
         return 0
@@ -370,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 "(default: %(default)s)")
     calibrate.add_argument("--f-i", default="", help="mebane: comma-separated stuffing f_i (default: none, clean only)")
     calibrate.add_argument("--provinces", default="", help="mebane: comma-separated province codes (default: all)")
+    calibrate.add_argument("--name", default="", help="mebane: the table's name (default: mebane)")
     calibrate.add_argument("--n-sim", type=int, default=500, help="draws per simulated null (default: %(default)s)")
     calibrate.add_argument("--out", default="", help="folder for the table (default: the package's data/calibration)")
     calibrate.add_argument("--jobs", type=int, default=1, help="elections run at once (default: %(default)s)")
