@@ -466,7 +466,8 @@ def default_turnout_methods(*, n_boot: int = 49, n_perm: int = 199, level: str =
 
     "Klimek model": ``klimek_test`` (parametric bootstrap, ``n_boot``; at alpha 0.05 it needs
     n_boot >= 39 to reject at all); "Kobak integer": the
-    turnout-or-leader count of ``kobak_integer_test`` (exact saddlepoint p-value); "turnout_tests":
+    turnout-or-leader count of ``kobak_integer_test`` (saddlepoint approximation to its exact
+    Poisson-binomial tail); "turnout_tests":
     the extreme-cluster, association and integer tests of ``turnout_tests`` (national winner);
     "spikes": ``rozenas_spikes`` on the region winner's share (``spikes_resamples`` resamples;
     regions with fewer than ``min_units`` usable TPS give no trial, as in ``spikes_table``);

@@ -1167,8 +1167,8 @@ def digit_tests(election, *, level: str, columns: Sequence[str] | None = None,
         results[col] = results[col].astype(float)
     results["n"] = results["n"].fillna(0).astype(int)
     results["excluded"] = results["excluded"].astype("Int64")
-    results["null"] = results["null"].fillna("").astype(str)
-    results["note"] = results["note"].fillna("").astype(str)
+    results["null"] = results["null"].astype(object).fillna("").astype(str)
+    results["note"] = results["note"].astype(object).fillna("").astype(str)
     results["qvalue"] = np.nan
     for kind, _ in kinds:
         where = (results["test"] == _TESTS[kind]["name"]) & results["pvalue"].notna()

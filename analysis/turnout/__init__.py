@@ -958,7 +958,8 @@ def turnout_tests(
     Benjamini & Hochberg (1995) per test across regions (statsmodels ``multipletests``, fdr_bh).
     ``winner`` defaults to the candidate with the most votes in the whole election. A region
     whose test cannot run (no usable units) gets a NaN p-value and a note, not an exception.
-    The integer test's p-value and mean are exact; its ``n_rep`` Monte Carlo draws (only a check
+    The integer test's null mean is exact and its p-value a saddlepoint approximation to the exact
+    Poisson-binomial tail; its ``n_rep`` Monte Carlo draws (only a check
     here) are drawn as indicators from the exact probabilities (``integer_resample``; pass
     "binomial" for Kobak's redrawing of every count, the same null at ~20 times the cost).
     """
