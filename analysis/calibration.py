@@ -793,6 +793,7 @@ def tsm_calibration(*, n_elections: int = 20, seed: int = 0, scale: float = 0.02
     indices = range(int(n_elections))
     records: list[dict] = []
     started = datetime.now(timezone.utc)
+    revision = _code_revision()  # the code that runs, taken before the run (commits may follow during it)
     with tqdm(total=len(indices), desc="elections", disable=not progress) as bar:
         if int(jobs) <= 1:
             for index in indices:
@@ -821,7 +822,7 @@ def tsm_calibration(*, n_elections: int = 20, seed: int = 0, scale: float = 0.02
                 "ocr_rate": ocr_rate, "directional_shares": [float(s) for s in directional_shares],
                 "planted": str(planted), "min_tps": int(min_tps), "finder": finder,
                 "provinces_only": None if provinces_only is None else sorted(map(str, provinces_only)),
-                "code_revision": _code_revision(),
+                "code_revision": revision,
                 "seconds": round((datetime.now(timezone.utc) - started).total_seconds(), 1)}
     return TSMCalibration(table=pd.DataFrame(rows), alpha=alpha, n_elections=int(n_elections), level="province",
                           settings=settings, elections=elections)

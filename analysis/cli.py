@@ -138,12 +138,16 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     if args.what == "mebane":
         from .calibration import mebane_methods
 
+        from .calibration import _code_revision
+
+        revision = _code_revision()  # before the run: commits may follow while it runs
         provinces = [p.strip() for p in args.provinces.split(",") if p.strip()] or None
         f_i = tuple(float(f) for f in args.f_i.split(",") if f.strip())
         result = turnout_calibration(methods=mebane_methods(n_null=args.n_null, bootstrap=args.n_null > 0),
                                      n_elections=args.n_elections, seed=args.seed, scale=args.scale, f_i=f_i,
                                      provinces_only=provinces, progress=True, jobs=args.jobs)
-        result.settings.update(kind="mebane", n_null=args.n_null, seconds=round(time.perf_counter() - started))
+        result.settings.update(kind="mebane", n_null=args.n_null, code_revision=revision,
+                               seconds=round(time.perf_counter() - started))
         path = save_calibration(result, args.name or "mebane", args.out or CALIBRATION_DIR)
         print(result.appendix().to_string(index=False))
         print(f"written to {path} in {time.perf_counter() - started:.0f} s")
