@@ -1160,6 +1160,8 @@ def turnout_models(
                         "f_e": fit.f_e, "f_e_sd": fit.f_e_sd, "alpha": fit.alpha, "klimek_pvalue": test.pvalue})
             if not np.isfinite(test.pvalue):
                 note.append(f"Klimek not tested: too few usable units ({test.n})")
+            if getattr(fit, "note", ""):
+                note.append(f"Klimek fit: {fit.note}")
         except InsufficientData as err:  # data errors raised on purpose only; a caller's error propagates
             note.append(f"Klimek not fitted: {err}")
         try:
