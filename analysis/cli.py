@@ -146,7 +146,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         result = turnout_calibration(methods=mebane_methods(n_null=args.n_null, bootstrap=args.n_null > 0),
                                      n_elections=args.n_elections, seed=args.seed, scale=args.scale, f_i=f_i,
                                      provinces_only=provinces, progress=True, jobs=args.jobs)
-        result.settings.update(kind="mebane", n_null=args.n_null, code_revision=revision,
+        result.settings.update(kind="mebane", n_null=args.n_null, starts=3, null_starts=1, code_revision=revision,
                                seconds=round(time.perf_counter() - started))
         path = save_calibration(result, args.name or "mebane", args.out or CALIBRATION_DIR)
         print(result.appendix().to_string(index=False))
