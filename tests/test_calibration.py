@@ -341,3 +341,16 @@ def test_shipped_tsm_table_is_its_elections_summed():
         key = next(k for k, v in TSM_MEASURES.items() if v == row.measure)
         assert (row.rejections, row.trials) == _tsm_recount(table.elections, row.condition, key)
         assert row.rate == pytest.approx(row.rejections / row.trials)
+
+
+def test_shipped_mebane_tables_load_with_their_settings():
+    from analysis.calibration import TurnoutCalibration, load_calibration
+
+    chi2 = load_calibration("mebane")
+    assert isinstance(chi2, TurnoutCalibration) and chi2.settings["kind"] == "mebane"
+    rates = chi2.table.set_index("method")
+    assert (rates["rejections"] <= rates["trials"]).all()
+    assert rates["rate"].to_numpy() == pytest.approx((rates["rejections"] / rates["trials"]).to_numpy())
+    assert all("not valid" in m for m in rates.index)  # the chi-square rows say what they are
+    boot = load_calibration("mebane_bootstrap")
+    assert boot.settings["n_null"] >= 1 and any("parametric bootstrap" in m for m in boot.table["method"])
