@@ -22,12 +22,16 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .digits import digit_tests, group_shares, last_pair_test
+from .digits import MODEL_NULL_LABEL, digit_tests, group_shares, last_pair_test
+
+#: How a null key of a calibration table reads on a page: the tables keep the key "exact" (the
+#: notebooks and ``select_nulls`` use it), a reader sees what it is, a model-based approximation.
+NULL_DISPLAY = {"exact": MODEL_NULL_LABEL}
 
 __all__ = ["INVENTED_LAST_DIGIT", "DigitCalibration", "invent_last_digits", "digit_calibration",
            "check_extendable", "extend_calibration", "select_nulls", "save_calibration", "load_calibration",
            "TurnoutCalibration", "inject_incremental", "default_turnout_methods", "turnout_calibration",
-           "extend_turnout_calibration", "check_turnout_extendable"]
+           "extend_turnout_calibration", "check_turnout_extendable", "NULL_DISPLAY"]
 
 #: Where measured calibration tables ship with the package (written by ``forensik calibrate``).
 CALIBRATION_DIR = Path(__file__).resolve().parent / "data" / "calibration"
@@ -94,19 +98,22 @@ class DigitCalibration:
         order = list(dict.fromkeys(self.table["condition"]))
         wide = wide[[c for c in order if c in wide.columns]]
         wide = wide.rename(columns={"clean": f"false-positive rate at alpha = {self.alpha:g} (± MC SE, trials)"})
-        return wide.reset_index()
+        wide = wide.reset_index()
+        wide["null"] = wide["null"].map(lambda key: NULL_DISPLAY.get(key, key))
+        return wide
 
     def _repr_html_(self) -> str:
         title = (f"Digit tests on {self.n_elections} clean synthetic elections and with invented last digits: "
                  f"share of {self.level}-candidate tests with p < {self.alpha:g}")
         runs = self.settings.get("runs") or []
         if len(runs) > 1:  # a table extended by other runs: say which nulls saw which elections
-            title += " (" + "; ".join(f"{', '.join(run['nulls'])}: elections {run['seed']}-{run['seed'] + run['n_elections'] - 1}"
+            title += " (" + "; ".join(f"{', '.join(NULL_DISPLAY.get(n, n) for n in run['nulls'])}: elections {run['seed']}-{run['seed'] + run['n_elections'] - 1}"
                                       for run in runs) + ")"
         return f"<p><b>{html.escape(title)}</b></p>\n" + self.appendix().to_html(escape=True, index=False)
 
 
-def save_calibration(result: DigitCalibration, name: str, directory: str | Path = CALIBRATION_DIR) -> Path:
+def save_calibration(result: "DigitCalibration | TurnoutCalibration | TSMCalibration", name: str,
+                     directory: str | Path = CALIBRATION_DIR) -> Path:
     """Write a calibration table as ``<name>.csv`` with its settings in ``<name>.json`` (atomic renames)."""
     from .election import code_version
 
@@ -130,8 +137,15 @@ def save_calibration(result: DigitCalibration, name: str, directory: str | Path 
     return directory / f"{name}.csv"
 
 
-def load_calibration(name: str, directory: str | Path = CALIBRATION_DIR) -> "DigitCalibration | TurnoutCalibration":
-    """A calibration table written by ``save_calibration`` (e.g. ``load_calibration("digits")``)."""
+def load_calibration(name: str, directory: str | Path = CALIBRATION_DIR
+                     ) -> "DigitCalibration | TurnoutCalibration | TSMCalibration":
+    """A calibration table written by ``save_calibration``, with its settings.
+
+    ``load_calibration("digits")`` (digit tests), ``"turnout"`` (turnout methods), ``"tsm"`` (the
+    TSM systematic test's false-positive rate and power, ``tsm_calibration``), ``"mebane"``
+    (Mebane's mixture, ``mebane_methods`` through ``turnout_calibration``). Notebooks read the
+    figures they quote from these tables rather than typing them.
+    """
     directory = Path(directory)
     path = directory / f"{name}.csv"
     if not path.is_file():
@@ -139,10 +153,14 @@ def load_calibration(name: str, directory: str | Path = CALIBRATION_DIR) -> "Dig
     meta = json.loads((directory / f"{name}.json").read_text(encoding="utf-8"))
     table = pd.read_csv(path, keep_default_na=False, na_values=[""])
     settings = dict(meta.get("settings", {}), code_version=meta.get("code_version"), written=meta.get("written"))
+    per_election = directory / f"{name}_elections.csv"
+    if settings.get("kind") == "tsm":
+        elections = pd.read_csv(per_election, keep_default_na=False, na_values=[""]) if per_election.is_file() else None
+        return TSMCalibration(table=table, alpha=float(meta["alpha"]), n_elections=int(meta["n_elections"]),
+                              level=str(meta["level"]), settings=settings, elections=elections)
     if "method" in table.columns:  # a turnout table (turnout_calibration)
         return TurnoutCalibration(table=table, alpha=float(meta["alpha"]), n_elections=int(meta["n_elections"]),
                                   level=str(meta["level"]), settings=settings)
-    per_election = directory / f"{name}_elections.csv"
     elections = pd.read_csv(per_election, keep_default_na=False, na_values=[""]) if per_election.is_file() else None
     return DigitCalibration(table=table, alpha=float(meta["alpha"]), n_elections=int(meta["n_elections"]),
                             level=str(meta["level"]), settings=settings, elections=elections)
@@ -250,7 +268,8 @@ def digit_calibration(*, n_elections: int = 20, seed: int = 0, scale: float = 0.
     Elections ``seed .. seed + n_elections - 1`` are drawn with ``make_election(plan={},
     ocr_rate=0)``; each is tested clean and with last digits invented on each of ``fractions`` of
     TPS (``invent_last_digits``), per ``level`` region and candidate, under each null ("textbook",
-    "exact", "simulated"). The calibrated nulls take each station's mean share from its
+    "exact", "simulated"; "exact" is the model-based null, a normal approximation with plug-in
+    parameters, also accepted as "model" and stored under the key "exact"). The calibrated nulls take each station's mean share from its
     ``share_level`` area. Pair tests (Beber & Scacco) run against their textbook binomial null
     and, with "exact" among ``nulls``, their exact one. ``jobs`` elections run at once in
     separate processes; every election draws from its own seeded generator, so the table does
@@ -263,6 +282,7 @@ def digit_calibration(*, n_elections: int = 20, seed: int = 0, scale: float = 0.
     from tqdm.auto import tqdm
 
     conditions = [("clean", 0.0)] + [(f"invented last digits on {100 * f:g} % of TPS", float(f)) for f in fractions]
+    nulls = tuple(dict.fromkeys("exact" if str(n).lower() == "model" else n for n in nulls))  # one key per null
     one = dict(seed=int(seed), scale=scale, conditions=conditions, nulls=tuple(nulls), level=level,
                share_level=share_level, alpha=alpha, provinces_only=provinces_only, n_sim=int(n_sim))
     indices = range(int(n_elections))
@@ -446,7 +466,8 @@ def default_turnout_methods(*, n_boot: int = 49, n_perm: int = 199, level: str =
 
     "Klimek model": ``klimek_test`` (parametric bootstrap, ``n_boot``; at alpha 0.05 it needs
     n_boot >= 39 to reject at all); "Kobak integer": the
-    turnout-or-leader count of ``kobak_integer_test`` (exact saddlepoint p-value); "turnout_tests":
+    turnout-or-leader count of ``kobak_integer_test`` (saddlepoint approximation to its exact
+    Poisson-binomial tail); "turnout_tests":
     the extreme-cluster, association and integer tests of ``turnout_tests`` (national winner);
     "spikes": ``rozenas_spikes`` on the region winner's share (``spikes_resamples`` resamples;
     regions with fewer than ``min_units`` usable TPS give no trial, as in ``spikes_table``);
@@ -660,3 +681,173 @@ def turnout_calibration(*, methods: dict | None = None, n_elections: int = 2, se
                 "provinces_only": None if provinces_only is None else sorted(map(str, provinces_only)),
                 "methods": list(methods)}
     return TurnoutCalibration(table=summary, alpha=alpha, n_elections=int(n_elections), level=level, settings=settings)
+
+
+# ------------------------------------------------------------------------------------ TSM systematic test
+@dataclass(frozen=True, eq=False)
+class TSMCalibration:
+    """False-positive rate and power of the TSM systematic test (``tsm.systematic``) on synthetic elections.
+
+    ``table``: one row per (condition, measure): ``trials``, ``rejections``, ``rate``, ``mc_se``
+    (binomial, sqrt(r (1 - r) / trials)) and ``mc_se_elections`` (elections as the sampling units,
+    as in ``_between_election_se``). ``elections``: ``tsm.systematic_calibration``'s row per
+    election and condition.
+    """
+
+    table: pd.DataFrame
+    alpha: float
+    n_elections: int
+    level: str
+    settings: dict
+    elections: pd.DataFrame | None = None
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table.copy()
+
+    def false_positive_rates(self) -> pd.DataFrame:
+        return self.table[self.table["condition"] == "clean"].reset_index(drop=True)
+
+    def power(self) -> pd.DataFrame:
+        """Per directional share: elections in which the planted province reached q < alpha."""
+        rows = self.table[self.table["measure"] == TSM_MEASURES["found"]]
+        return rows[["condition", "directional_share", "trials", "rejections", "rate"]].reset_index(drop=True)
+
+    def rate(self, measure: str, directional_share: float = 0.0) -> tuple[int, int]:
+        """(rejections, trials) of one measure ("false_p", "false_q", "any_false_q", "found") and condition."""
+        row = self.table[(self.table["measure"] == TSM_MEASURES[measure])
+                         & np.isclose(self.table["directional_share"], float(directional_share))]
+        if len(row) != 1:
+            raise KeyError(f"no row for measure {measure!r} at directional share {directional_share!r}")
+        return int(row["rejections"].iloc[0]), int(row["trials"].iloc[0])
+
+    def appendix(self) -> pd.DataFrame:
+        table = self.table.copy()
+        table["rate"] = [f"{100 * r:.1f} % ± {100 * se:.1f} ({k:,} of {t:,})"
+                         for r, se, k, t in zip(table["rate"], table["mc_se"], table["rejections"], table["trials"])]
+        return table[["condition", "measure", "rate"]]
+
+    def _repr_html_(self) -> str:
+        s = self.settings
+        title = (f"TSM systematic test on {self.n_elections} synthetic elections (seeds {s.get('seed')}-"
+                 f"{int(s.get('seed', 0)) + self.n_elections - 1}, scale {s.get('scale')}, random OCR noise on "
+                 f"{100 * float(s.get('ocr_rate', 0)):g} % of TPS, misreadings found by {s.get('finder')}); "
+                 f"directional misreadings planted in province {s.get('planted')}; alpha = {self.alpha:g}")
+        return f"<p><b>{html.escape(title)}</b></p>\n" + self.appendix().to_html(escape=True, index=False)
+
+
+#: The measures of a TSM calibration table (keys for ``TSMCalibration.rate``).
+TSM_MEASURES = {
+    "false_p": "p < alpha in a province without a plant (province x candidate tests)",
+    "false_q": "q < alpha in a province without a plant (province x candidate tests)",
+    "any_false_q": "any province without a plant at q < alpha (elections)",
+    "found": "planted province at q < alpha (elections)",
+}
+
+
+def _tsm_rows(index: int, *, seed: int, conditions, scale: float, ocr_rate: float, planted: str, alpha: float,
+              provinces_only, min_tps: int, finder: str) -> list[dict]:
+    """One election's rows for ``tsm_calibration``: ``systematic_calibration`` under each condition."""
+    from .tsm import systematic_calibration
+
+    rows = []
+    for condition, share in conditions:
+        frame = systematic_calibration([int(seed) + index], planted=None if share == 0 else planted, scale=scale,
+                                       ocr_rate=ocr_rate, directional_share=share if share else 0.015, alpha=alpha,
+                                       finder=finder, provinces_only=provinces_only, min_tps=min_tps)
+        for record in frame.to_dict("records"):
+            rows.append({"condition": condition, "directional_share": float(share), **record})
+    return rows
+
+
+def _cluster_se(rejections: np.ndarray, trials: np.ndarray) -> float:
+    """SE of sum(rejections) / sum(trials) with elections as the units (Cochran 1977, 6.9)."""
+    total = trials.sum()
+    if len(trials) < 2 or total == 0:
+        return float("nan")
+    residual = rejections - rejections.sum() / total * trials
+    return float(np.sqrt(len(trials) / (len(trials) - 1) * np.sum(residual ** 2)) / total)
+
+
+def tsm_calibration(*, n_elections: int = 20, seed: int = 0, scale: float = 0.02, ocr_rate: float = 0.02,
+                    directional_shares: Sequence[float] = (0.015, 0.01, 0.005), planted: str = "35",
+                    alpha: float = 0.05, provinces_only: Sequence[str] | None = None, min_tps: int = 400,
+                    finder: str = "find_misreadings", progress: bool = False, jobs: int = 1) -> TSMCalibration:
+    """False-positive rate and power of the TSM systematic test, measured (``tsm.systematic_calibration``).
+
+    Elections ``seed .. seed + n_elections - 1`` from ``make_election`` with symmetric random OCR
+    misreadings on ``ocr_rate`` of TPS and nothing planted ("clean"), and the same elections with
+    directional misreadings (``synth``'s ``directional_misreading``) on each of ``directional_shares``
+    of the TPS of province ``planted``. The misreadings tested are those ``finder`` gives
+    ("find_misreadings": what the project finds; "truth": the planted ones). Measures
+    (``TSM_MEASURES``): p < alpha and q < alpha (BH across provinces x candidates) in provinces
+    without a plant, any such q per election, and the planted province at q < alpha. Caveat
+    (issue 17): the OCR noise is drawn by the same edit process the test's null assumes, so the
+    clean rate checks the test's arithmetic, not its null's realism.
+    """
+    from tqdm.auto import tqdm
+
+    conditions = [("clean", 0.0)] + [(f"directional misreadings on {100 * s:g} % of TPS in {planted}", float(s))
+                                     for s in directional_shares]
+    one = dict(seed=int(seed), conditions=conditions, scale=scale, ocr_rate=ocr_rate, planted=str(planted),
+               alpha=alpha, provinces_only=provinces_only, min_tps=int(min_tps), finder=finder)
+    indices = range(int(n_elections))
+    records: list[dict] = []
+    started = datetime.now(timezone.utc)
+    revision = _code_revision()  # the code that runs, taken before the run (commits may follow during it)
+    with tqdm(total=len(indices), desc="elections", disable=not progress) as bar:
+        if int(jobs) <= 1:
+            for index in indices:
+                records += _tsm_rows(index, **one)
+                bar.update()
+        else:
+            records += _map_in_processes(functools.partial(_tsm_rows, **one), indices, int(jobs), bar)
+    elections = pd.DataFrame(records)
+    rows = []
+    for condition, share in conditions:
+        part = elections[elections["condition"] == condition]
+        tests = part["tests"].to_numpy(float)
+        measures = [("false_p", part["false_p"].to_numpy(float), tests),
+                    ("false_q", part["false_q"].to_numpy(float), tests),
+                    ("any_false_q", (part["false_q"] > 0).to_numpy(float), np.ones(len(part)))]
+        if share:
+            measures.append(("found", part["planted_found"].astype(bool).to_numpy(float), np.ones(len(part))))
+        for key, hits, trials in measures:
+            k, t = int(hits.sum()), int(trials.sum())
+            r = k / t if t else np.nan
+            rows.append({"condition": condition, "directional_share": float(share), "measure": TSM_MEASURES[key],
+                         "trials": t, "rejections": k, "rate": r,
+                         "mc_se": float(np.sqrt(r * (1 - r) / t)) if t else np.nan,
+                         "mc_se_elections": _cluster_se(hits, trials)})
+    settings = {"kind": "tsm", "test": "tsm.systematic (unconditional)", "seed": int(seed), "scale": scale,
+                "ocr_rate": ocr_rate, "directional_shares": [float(s) for s in directional_shares],
+                "planted": str(planted), "min_tps": int(min_tps), "finder": finder,
+                "provinces_only": None if provinces_only is None else sorted(map(str, provinces_only)),
+                "code_revision": revision,
+                "seconds": round((datetime.now(timezone.utc) - started).total_seconds(), 1)}
+    return TSMCalibration(table=pd.DataFrame(rows), alpha=alpha, n_elections=int(n_elections), level="province",
+                          settings=settings, elections=elections)
+
+
+__all__ += ["TSMCalibration", "TSM_MEASURES", "tsm_calibration", "mebane_methods"]
+
+
+def mebane_methods(*, n_null: int = 19, null_starts: int = 1, starts: int = 3, level: str = "province",
+                   bootstrap: bool = True) -> dict:
+    """Mebane's mixture (``turnout.mebane``) as ``turnout_calibration`` methods (per-region p-values).
+
+    The chi-square(6) p-values of the ``bl`` and ``bbl`` models (not valid: the null lies on the
+    boundary; measured to show how they behave) and, with ``bootstrap``, the ``bbl`` model's
+    parametric-bootstrap p-value with ``n_null`` draws (smallest attainable 1 / (n_null + 1)).
+    """
+    from .turnout.mebane import mebane_pvalues
+
+    methods = {
+        "Mebane bl, chi-square(6) p (not valid)": lambda e, s: mebane_pvalues(e, s, level=level, model="bl",
+                                                                              which="chi2", starts=starts),
+        "Mebane bbl, chi-square(6) p (not valid)": lambda e, s: mebane_pvalues(e, s, level=level, model="bbl",
+                                                                               which="chi2", starts=starts),
+    }
+    if bootstrap:
+        methods[f"Mebane bbl, parametric bootstrap ({n_null} draws)"] = lambda e, s: mebane_pvalues(
+            e, s, level=level, model="bbl", which="bootstrap", n_null=n_null, null_starts=null_starts, starts=starts)
+    return methods

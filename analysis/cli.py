@@ -123,6 +123,33 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
                               load_calibration, save_calibration, select_nulls, turnout_calibration)
 
     started = time.perf_counter()
+    if args.what == "tsm":
+        from .calibration import tsm_calibration
+
+        result = tsm_calibration(n_elections=args.n_elections, seed=args.seed, scale=args.scale,
+                                 ocr_rate=args.ocr_rate, progress=True, jobs=args.jobs)
+        result.settings["seconds"] = round(time.perf_counter() - started)
+        path = save_calibration(result, "tsm", args.out or CALIBRATION_DIR)
+        print(result.appendix().to_string(index=False))
+        print(f"written to {path} in {time.perf_counter() - started:.0f} s")
+        return 0
+    if args.what == "mebane":
+        from .calibration import mebane_methods
+
+        from .calibration import _code_revision
+
+        revision = _code_revision()  # before the run: commits may follow while it runs
+        provinces = [p.strip() for p in args.provinces.split(",") if p.strip()] or None
+        f_i = tuple(float(f) for f in args.f_i.split(",") if f.strip())
+        result = turnout_calibration(methods=mebane_methods(n_null=args.n_null, bootstrap=args.n_null > 0),
+                                     n_elections=args.n_elections, seed=args.seed, scale=args.scale, f_i=f_i,
+                                     provinces_only=provinces, progress=True, jobs=args.jobs)
+        result.settings.update(kind="mebane", n_null=args.n_null, starts=3, null_starts=1, code_revision=revision,
+                               seconds=round(time.perf_counter() - started))
+        path = save_calibration(result, args.name or "mebane", args.out or CALIBRATION_DIR)
+        print(result.appendix().to_string(index=False))
+        print(f"written to {path} in {time.perf_counter() - started:.0f} s")
+        return 0
     if args.what == "turnout":
         import inspect
 
@@ -354,13 +381,26 @@ def build_parser() -> argparse.ArgumentParser:
                                description="Run each digit test on clean synthetic elections and on the same elections with "
                                "invented last digits on 1, 5 and 20 %% of TPS; write the rejection rates to "
                                "analysis/data/calibration/digits.csv (shown in the national report's methods appendix).")
-    calibrate.add_argument("what", choices=["digits", "turnout"],
+    calibrate.add_argument("what", choices=["digits", "turnout", "tsm", "mebane"],
                            help="which family of tests (turnout: false-positive rate and power against Klimek "
-                                "incremental stuffing at f_i 0.05, 0.1, 0.2, written to turnout.csv)")
+                                "incremental stuffing at f_i 0.05, 0.1, 0.2, written to turnout.csv; tsm: the TSM "
+                                "systematic test on clean elections with random OCR noise and with directional "
+                                "misreadings in province 35, written to tsm.csv; mebane: Mebane's mixture, chi-square "
+                                "and parametric-bootstrap p-values, written to mebane.csv)")
     calibrate.add_argument("--n-elections", type=int, default=20, help="synthetic elections (default: %(default)s)")
     calibrate.add_argument("--seed", type=int, default=1000, help="first election's seed (default: %(default)s)")
     calibrate.add_argument("--scale", type=float, default=0.02, help="election size, as for demo (default: %(default)s)")
-    calibrate.add_argument("--nulls", default="textbook,exact,simulated", help="nulls to compare (default: %(default)s)")
+    calibrate.add_argument("--nulls", default="textbook,exact,simulated",
+                           help="nulls to compare; 'exact' is the model-based null (normal approximation, also "
+                                "called 'model') (default: %(default)s)")
+    calibrate.add_argument("--ocr-rate", type=float, default=0.02,
+                           help="tsm: share of TPS with a random OCR misreading (default: %(default)s)")
+    calibrate.add_argument("--n-null", type=int, default=19,
+                           help="mebane: parametric-bootstrap draws per region, 0 for the chi-square rows only "
+                                "(default: %(default)s)")
+    calibrate.add_argument("--f-i", default="", help="mebane: comma-separated stuffing f_i (default: none, clean only)")
+    calibrate.add_argument("--provinces", default="", help="mebane: comma-separated province codes (default: all)")
+    calibrate.add_argument("--name", default="", help="mebane: the table's name (default: mebane)")
     calibrate.add_argument("--n-sim", type=int, default=500, help="draws per simulated null (default: %(default)s)")
     calibrate.add_argument("--out", default="", help="folder for the table (default: the package's data/calibration)")
     calibrate.add_argument("--jobs", type=int, default=1, help="elections run at once (default: %(default)s)")

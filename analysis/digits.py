@@ -11,7 +11,13 @@ What a digit deviation can and cannot mean: Deckert, Myagkov & Ordeshook (2011),
 19:245, found Benford conformity no better than a coin toss at detecting fraud. At polling-station
 level (counts bounded by a few hundred voters) the textbook 2BL frequencies are themselves wrong, so
 the default null is simulated from each station's own size (beta-binomial resampling); the textbook
-p-value is kept beside it only as a reference. A flag is a statistical irregularity: OCR misreading,
+p-value is kept beside it only as a reference.
+
+The *model-based* null (``null="model"``; ``"exact"`` is kept as its old name) is not an exact
+test: its digit frequencies are computed from each station's beta-binomial model with plug-in
+parameters (pooled shares, method-of-moments overdispersion), and the chi-square's tail is a
+normal approximation (a weighted sum of chi-squares, Imhof 1961). The model-based final-pair test
+is a normal approximation to a sum of Bernoullis. Results say so in their ``null``. A flag is a statistical irregularity: OCR misreading,
 data entry, re-votes and real local homogeneity also move digits.
 
 Input counts may hold NaN or pandas <NA>. Counts that are missing, negative or fractional, zero, or
@@ -35,6 +41,14 @@ import pandas as pd
 from scipy import stats
 
 from .cache import cached
+from .errors import InsufficientData
+
+
+#: The model-based null's name as a reader sees it (``null="model"``, or its old name ``"exact"``).
+MODEL_NULL_LABEL = "model-based (beta-binomial, normal approximation)"
+#: The values of ``null`` that select the model-based null; "exact" is the old name, still accepted
+#: (the notebooks and the shipped ``digits.csv`` calibration use it), and results carry the key "exact".
+MODEL_NULL_NAMES = ("model", "exact")
 
 __all__ = [
     "BENFORD_FIRST",
@@ -511,9 +525,12 @@ def _null_kind(null: str, textbook: str) -> str:
     key = str(null).strip().lower()
     if key in (textbook, "textbook"):
         return "textbook"
-    if key in ("simulated", "exact"):
+    if key == "simulated":
         return key
-    raise ValueError(f"null must be {textbook!r} (or 'textbook'), 'simulated' or 'exact', not {null!r}")
+    if key in MODEL_NULL_NAMES:
+        return "exact"
+    raise ValueError(f"null must be {textbook!r} (or 'textbook'), 'simulated' or 'model' (old name 'exact'), "
+                     f"not {null!r}")
 
 
 def _model(prepared: _Prepared, shares, share_label: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, str]:
@@ -537,7 +554,7 @@ def _model(prepared: _Prepared, shares, share_label: str | None = None) -> tuple
     return totals, share_array, counts, rho, source
 
 
-# ------------------------------------------------------------------------------------ exact null
+# ------------------------------------------------------------------------------------ model-based null
 # Stations per block when digit probabilities are computed from pmfs (block x (max total + 1) floats).
 _EXACT_BLOCK_ELEMENTS = 4_000_000
 
@@ -667,7 +684,10 @@ def weighted_chi2_sf(q: float, weights: np.ndarray) -> float:
 
 def _exact_result(kind: str, prepared: _Prepared, totals: np.ndarray, shares: np.ndarray, rho: float, *,
                   min_count: int, share_source: str, note: str = "") -> DigitTest:
-    """The chi-square against exact null frequencies, with its null distribution as a weighted chi-square.
+    """The chi-square against model-based null frequencies, its tail by a normal approximation.
+
+    Not an exact test: the station model's parameters are plug-in estimates (shares pooled per
+    area, overdispersion by moments) and the tail is that of the first-order (normal) quadratic form.
 
     Under the per-station model the digit counts O are a sum of independent categorical draws, with
     mean mu = sum_i P_i and covariance S = diag(mu) - sum_i P_i P_i^T (excluded draws fall outside
@@ -684,7 +704,8 @@ def _exact_result(kind: str, prepared: _Prepared, totals: np.ndarray, shares: np
     mu = probabilities.sum(axis=0)
     model = (f"beta-binomial per station (rho = {rho:.4g}, method of moments)" if rho > 0
              else "binomial per station (moment estimate of overdispersion <= 0)")
-    null = f"exact: {model}, mean share {share_source}; chi-square tail as a weighted sum of chi-squares (Imhof)"
+    null = (f"{MODEL_NULL_LABEL}: {model}, mean share {share_source} (plug-in); chi-square tail by the normal "
+            "approximation, a weighted sum of chi-squares (Imhof)")
     if mu.sum() <= 0 or n == 0:
         return _finish(kind=kind, observed=observed, n=n, expected=np.full(n_digits, np.nan),
                        band=np.full((2, n_digits), np.nan), statistic=np.nan, pvalue=np.nan,
@@ -880,7 +901,8 @@ def last_pair_test(counts, *, min_count: int = 10, null: str = "binomial", total
     """Repeated and adjacent final digit pairs against 10 % and 20 % (Beber & Scacco 2012, section 3).
 
     Counts below ``min_count`` (at least 10: a pair needs two digits) are excluded and counted.
-    ``null="binomial"``: the textbook shares and exact binomial tests. ``null="exact"``: each
+    ``null="binomial"``: the textbook shares and exact binomial tests. ``null="model"`` (old name
+    ``"exact"``; a model-based normal approximation, not an exact test): each
     station's probability of a repeated or adjacent pair under its own (beta-)binomial model (size
     ``totals``, mean share pooled or ``shares``, overdispersion by moments, as the calibrated digit
     nulls); the number of pairs is then a sum of independent Bernoullis with exact mean and
@@ -892,10 +914,11 @@ def last_pair_test(counts, *, min_count: int = 10, null: str = "binomial", total
     if min_count < 10:
         raise ValueError(f"min_count must be at least 10 (a pair needs two digits), got {min_count}")
     mode = str(null).lower()
-    if mode not in ("binomial", "textbook", "exact"):
-        raise ValueError(f"null must be 'binomial' (or 'textbook') or 'exact', not {null!r}")
+    if mode not in ("binomial", "textbook", *MODEL_NULL_NAMES):
+        raise ValueError(f"null must be 'binomial' (or 'textbook') or 'model' (old name 'exact'), not {null!r}")
+    mode = "exact" if mode in MODEL_NULL_NAMES else mode
     if mode == "exact" and totals is None:
-        raise ValueError("null='exact' needs totals (each station's size, e.g. its valid votes)")
+        raise ValueError(f"null={null!r} needs totals (each station's size, e.g. its valid votes)")
     prepared = _prepare(counts, position="last", min_count=min_count,
                         totals=totals if mode == "exact" else None)
     used = prepared.counts[prepared.used]
@@ -934,8 +957,8 @@ def last_pair_test(counts, *, min_count: int = 10, null: str = "binomial", total
     model = f"beta-binomial per station (rho = {rho:.4g})" if rho > 0 else "binomial per station"
     return PairTest(n=n, excluded=dict(prepared.excluded), repeated=repeated, adjacent=adjacent,
                     repeated_pvalue=pvalues[0], adjacent_pvalue=pvalues[1], min_count=min_count,
-                    null=f"exact: {model}, mean share {source}; normal approximation to the sum of Bernoullis, "
-                         "no continuity correction",
+                    null=f"{MODEL_NULL_LABEL}: {model}, mean share {source} (plug-in); normal approximation to "
+                         "the sum of Bernoullis, no continuity correction",
                     expected_repeated=float(expected_shares[0]), expected_adjacent=float(expected_shares[1]))
 
 
@@ -1045,8 +1068,9 @@ def digit_tests(election, *, level: str, columns: Sequence[str] | None = None,
     test across all regions and columns. ``columns`` default to the candidates; a station's size
     (``totals``) is, for a candidate, its ``valid`` votes (the sum of the candidates where
     ``valid`` is missing) and, for any other column, its ``registered`` voters, unless a size
-    column is named. ``null`` is "simulated" or "textbook" (Benford for second
-    digits, uniform for last). Each (region, column) gets its own seed derived from ``seed``, the
+    column is named. ``null`` is "simulated", "model" (old name "exact": each station's
+    beta-binomial model with plug-in parameters, the chi-square's tail by a normal approximation;
+    not an exact test) or "textbook" (Benford for second digits, uniform for last). Each (region, column) gets its own seed derived from ``seed``, the
     region code and the column, and the second- and last-digit tests of a pair share its draws, so
     a row is reproduced by calling the kernel with that seed. Regions with fewer than
     ``min_stations`` usable counts get a "too few" row, not a test. The simulated null's mean
@@ -1068,9 +1092,10 @@ def digit_tests(election, *, level: str, columns: Sequence[str] | None = None,
     bad = [t for t in tests if t not in ("second", "last")]
     if bad or not tests:
         raise ValueError(f"tests must be among 'second' and 'last', got {tests!r}")
-    mode = str(null).lower() if str(null).lower() in ("simulated", "exact") else "textbook"
-    if mode == "textbook" and str(null).lower() not in ("textbook", "benford", "uniform"):
-        raise ValueError(f"null must be 'simulated', 'exact' or 'textbook', not {null!r}")
+    key = str(null).lower()
+    mode = "exact" if key in MODEL_NULL_NAMES else key if key == "simulated" else "textbook"
+    if mode == "textbook" and key not in ("textbook", "benford", "uniform"):
+        raise ValueError(f"null must be 'simulated', 'model' (old name 'exact') or 'textbook', not {null!r}")
 
     table = election.table
     if totals is not None and totals not in table.columns:
@@ -1117,10 +1142,12 @@ def digit_tests(election, *, level: str, columns: Sequence[str] | None = None,
                                 totals=region_totals, shares=shares, n_sim=n_sim, seed=region_seed,
                                 share_label=f"pooled per {share_level}")
                            if runnable else {})
-            except Exception as err:  # one region's bad data must not stop the others
+            except InsufficientData as err:
+                # Only the data errors the kernels raise on purpose: a region whose data cannot
+                # support a test stays as a row with the reason. A caller's error (a wrong column,
+                # a wrong parameter, a bug) propagates instead of becoming a NaN row.
                 for kind, _ in kinds:
-                    rows.append({**base, "test": _TESTS[kind]["name"], "n": 0,
-                                 "note": f"failed: {type(err).__name__}: {err}"})
+                    rows.append({**base, "test": _TESTS[kind]["name"], "n": 0, "note": f"not tested: {err}"})
                 continue
             for kind, _ in kinds:
                 name = _TESTS[kind]["name"]
@@ -1140,14 +1167,14 @@ def digit_tests(election, *, level: str, columns: Sequence[str] | None = None,
         results[col] = results[col].astype(float)
     results["n"] = results["n"].fillna(0).astype(int)
     results["excluded"] = results["excluded"].astype("Int64")
-    results["null"] = results["null"].fillna("").astype(str)
-    results["note"] = results["note"].fillna("").astype(str)
+    results["null"] = results["null"].astype(object).fillna("").astype(str)
+    results["note"] = results["note"].astype(object).fillna("").astype(str)
     results["qvalue"] = np.nan
     for kind, _ in kinds:
         where = (results["test"] == _TESTS[kind]["name"]) & results["pvalue"].notna()
         if where.any():
             results.loc[where, "qvalue"] = multipletests(results.loc[where, "pvalue"].to_numpy(), method="fdr_bh")[1]
-    null_label = mode
+    null_label = MODEL_NULL_LABEL if mode == "exact" else mode
     results = results[RESULT_COLUMNS]
     return DigitTable(results=results, level=level, null=null_label, n_sim=int(n_sim) if mode == "simulated" else 0,
                       seed=int(seed), details=details)
@@ -1164,7 +1191,8 @@ def pair_tests(election, *, level: str, columns: Sequence[str] | None = None, nu
     """Beber & Scacco's repeated and adjacent final-pair tests per region and column, with BH q-values.
 
     One row per (region, column, test) with the observed and expected shares; ``null="exact"``
-    (default) uses each station's own (beta-)binomial model as ``last_pair_test`` does, with mean
+    (default; also "model", its honest name: a model-based normal approximation, not an exact
+    test) uses each station's own (beta-)binomial model as ``last_pair_test`` does, with mean
     shares pooled per region or per ``share_level`` area; "binomial" uses the textbook 10 % / 20 %.
     q-values: Benjamini-Hochberg per test across regions and columns (statsmodels).
     """
@@ -1188,12 +1216,12 @@ def pair_tests(election, *, level: str, columns: Sequence[str] | None = None, nu
             counts = election.column(column)[mask]
             base = {"region": region, "region_name": str(names[mask][0]) if names is not None else "", "column": column}
             extra = {}
-            if str(null).lower() == "exact":
+            if str(null).lower() in MODEL_NULL_NAMES:
                 extra = {"totals": valid[mask], "shares": group_shares(counts, valid[mask], groups[mask])}
             try:
                 result = cached(last_pair_test)(counts, min_count=min_count, null=null, **extra)
-            except ValueError as err:
-                rows.append({**base, "test": "final pairs", "n": 0, "note": f"failed: {err}"})
+            except InsufficientData as err:  # only data errors raised on purpose; a wrong null propagates
+                rows.append({**base, "test": "final pairs", "n": 0, "note": f"not tested: {err}"})
                 continue
             frame = result.to_frame()
             for _, r in frame.iterrows():
@@ -1214,7 +1242,7 @@ def pair_tests(election, *, level: str, columns: Sequence[str] | None = None, nu
     return out
 
 
-__all__ += ["pair_tests", "weighted_chi2_sf", "station_digit_probabilities"]
+__all__ += ["pair_tests", "weighted_chi2_sf", "station_digit_probabilities", "MODEL_NULL_LABEL", "MODEL_NULL_NAMES"]
 
 
 def region_total_tests(election, *, level: str, columns: Sequence[str] | None = None,

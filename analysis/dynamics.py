@@ -27,6 +27,7 @@ import pandas as pd
 from scipy import stats
 
 from .consistency import hard_cap
+from .errors import convergence_note
 from .election import Election
 
 #: How many rows ``_repr_html_`` shows.
@@ -347,7 +348,7 @@ class CompositionTest:
     """
 
     table: pd.DataFrame            # region, start, end, n, statistic, phi, pvalue, qvalue, driver, share/expected/z per focus
-    dispersion: pd.DataFrame       # region, a, b, intervals used
+    dispersion: pd.DataFrame       # region, a, b, intervals used, converged, note (why not)
     contestants: tuple[str, ...]
     labels: Mapping[str, str]
     null: str
@@ -401,21 +402,26 @@ def _pearson(x: np.ndarray, base: np.ndarray) -> tuple[float, np.ndarray, np.nda
     return stat, p, expected
 
 
-def _fit_dispersion(n: np.ndarray, stat: np.ndarray, dof: int) -> tuple[float, float]:
-    """log phi = a + b log n by median regression; falls back to a constant phi if n barely varies."""
+def _fit_dispersion(n: np.ndarray, stat: np.ndarray, dof: int, max_iter: int = 5000) -> tuple[float, float, bool, str]:
+    """log phi = a + b log n by median regression; falls back to a constant phi if n barely varies.
+
+    Returns a, b, whether QuantReg's iteratively reweighted least squares converged, and why not.
+    An unconverged fit is still the best found (a slightly unconverged slope moves phi by far less
+    than the spread of the statistics), but it is reported, not passed over: the caller notes it.
+    """
     import statsmodels.api as sm
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning, IterationLimitWarning
 
     y = np.log(np.maximum(stat, 1e-12) / stats.chi2.median(dof))
     x = np.log(n)
     if len(n) < 10 or np.ptp(x) < 0.5:
-        return float(np.median(y)), 0.0
-    with warnings.catch_warnings():
-        # QuantReg's iteration limit warning: the estimate is still the best found, and
-        # a slightly unconverged slope moves phi by far less than the spread of the statistics.
-        warnings.simplefilter("ignore")
-        fit = sm.QuantReg(y, sm.add_constant(x)).fit(q=0.5, max_iter=5000)
+        return float(np.median(y)), 0.0, True, "constant (median)"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = sm.QuantReg(y, sm.add_constant(x)).fit(q=0.5, max_iter=int(max_iter))
+    failed = [str(w.message) for w in caught if issubclass(w.category, (IterationLimitWarning, ConvergenceWarning))]
     a, b = (float(v) for v in fit.params)
-    return a, b
+    return a, b, not failed, "; ".join(failed)
 
 
 def _tests_for_region(values: np.ndarray, *, window: int, baseline: str, min_votes: int, min_baseline: float,
@@ -491,13 +497,14 @@ def composition_test(series, *, regions: Iterable[str] | None = None, contestant
                 break
             n = np.array([r["n"] for r in tests])
             stat = np.array([r["statistic"] for r in tests])
-            a, b = _fit_dispersion(n, stat, dof)
+            a, b, converged, message = _fit_dispersion(n, stat, dof)
             fitted = (a, b)
             phi = np.maximum(np.exp(a + b * np.log(n)), 1.0)
             pvalue = stats.chi2.sf(stat / phi, dof)
         if not tests:
             continue
-        dispersion.append({"region": region, "a": a, "b": b, "intervals": len(tests)})
+        dispersion.append({"region": region, "a": a, "b": b, "intervals": len(tests), "converged": converged,
+                           "note": "" if converged else convergence_note("the dispersion fit (QuantReg)", message)})
         index = votes.index
         for r, ph, pv in zip(tests, phi, pvalue):
             x, p, nn = r["x"], r["p"], r["n"]

@@ -4,7 +4,7 @@ Prints one line per figure, the figure beside its target (issue 4; docs/design.m
 - first-, second- and last-digit tests on 10 million counts, this suite against benford_py
   (``benford.Base`` once, then its first-digit, second-digit and last-two-digits tests): at least 10
   times faster, identical chi-square statistics for the first and second digits;
-- a 1,000-draw simulated null (second + last digit, shared draws) on 100,000 TPS, and the exact null
+- a 1,000-draw simulated null (second + last digit, shared draws) on 100,000 TPS, and the model-based null
   on the same stations.
 Run: python benchmarks/bench_digits.py [--counts 10000000] [--stations 100000] [--draws 1000]
 """
@@ -78,8 +78,8 @@ def time_nulls(n_stations: int, draws: int) -> None:
     start = time.perf_counter()
     exact = _run(kinds, votes, null="exact", totals=totals, shares=None, n_sim=draws, seed=7)
     elapsed = time.perf_counter() - start
-    print(f"exact null (second + last digit), {n_stations:,} TPS   {elapsed:.1f} s   "
-          f"p-values exact {exact['second'].pvalue:.3f} / {exact['last'].pvalue:.3f}, "
+    print(f"model-based null (second + last digit), {n_stations:,} TPS   {elapsed:.1f} s   "
+          f"p-values model-based {exact['second'].pvalue:.3f} / {exact['last'].pvalue:.3f}, "
           f"simulated {simulated['second'].pvalue:.3f} / {simulated['last'].pvalue:.3f}")
 
 

@@ -298,3 +298,59 @@ def test_per_election_counts_round_trip_and_survive_an_extension(tmp_path):
     extended = extend_calibration(loaded, digit_calibration(n_elections=1, seed=42, **small))
     assert extended.elections["election"].nunique() == 3 and np.isfinite(extended.table["mc_se_elections"]).all()
     assert "between elections" in extended.appendix().iloc[0, 2]
+
+
+# ------------------------------------------------------------------------------------ TSM systematic test
+def _tsm_recount(elections: pd.DataFrame, condition: str, measure: str) -> tuple[int, int]:
+    part = elections[elections["condition"] == condition]
+    if measure == "false_p":
+        return int(part["false_p"].sum()), int(part["tests"].sum())
+    if measure == "false_q":
+        return int(part["false_q"].sum()), int(part["tests"].sum())
+    if measure == "any_false_q":
+        return int((part["false_q"] > 0).sum()), len(part)
+    return int(part["planted_found"].astype(str).isin(["True", "true", "1"]).sum()), len(part)
+
+
+def test_tsm_calibration_counts_what_it_says_and_round_trips(tmp_path):
+    from analysis.calibration import TSMCalibration, load_calibration, save_calibration, tsm_calibration
+
+    result = tsm_calibration(n_elections=2, seed=5, scale=0.01, min_tps=200, directional_shares=(0.015,),
+                             provinces_only=["11", "12", "13", "31", "35", "73"])
+    planted = "directional misreadings on 1.5 % of TPS in 35"
+    assert set(result.table["condition"]) == {"clean", planted}
+    assert result.rate("found", 0.015)[1] == 2 and result.rate("false_p")[1] >= 20
+    save_calibration(result, "tsm", tmp_path)
+    loaded = load_calibration("tsm", tmp_path)
+    assert isinstance(loaded, TSMCalibration) and loaded.settings["ocr_rate"] == 0.02
+    for condition, share in (("clean", 0.0), (planted, 0.015)):
+        for measure in ("false_p", "false_q", "any_false_q") + (("found",) if share else ()):
+            assert loaded.rate(measure, share) == _tsm_recount(loaded.elections, condition, measure)
+    assert "<table" in loaded._repr_html_() and "scale 0.01" in loaded._repr_html_()
+    with pytest.raises(KeyError):
+        loaded.rate("found", 0.0)  # no plant in a clean election
+
+
+def test_shipped_tsm_table_is_its_elections_summed():
+    # The figures notebooks quote must be the per-election measurements, summed, not typed.
+    from analysis.calibration import TSM_MEASURES, load_calibration
+
+    table = load_calibration("tsm")
+    assert table.n_elections == len(table.elections[table.elections["condition"] == "clean"])
+    for row in table.table.itertuples(index=False):
+        key = next(k for k, v in TSM_MEASURES.items() if v == row.measure)
+        assert (row.rejections, row.trials) == _tsm_recount(table.elections, row.condition, key)
+        assert row.rate == pytest.approx(row.rejections / row.trials)
+
+
+def test_shipped_mebane_tables_load_with_their_settings():
+    from analysis.calibration import TurnoutCalibration, load_calibration
+
+    chi2 = load_calibration("mebane")
+    assert isinstance(chi2, TurnoutCalibration) and chi2.settings["kind"] == "mebane"
+    rates = chi2.table.set_index("method")
+    assert (rates["rejections"] <= rates["trials"]).all()
+    assert rates["rate"].to_numpy() == pytest.approx((rates["rejections"] / rates["trials"]).to_numpy())
+    assert all("not valid" in m for m in rates.index)  # the chi-square rows say what they are
+    boot = load_calibration("mebane_bootstrap")
+    assert boot.settings["n_null"] >= 1 and any("parametric bootstrap" in m for m in boot.table["method"])

@@ -457,7 +457,8 @@ def test_exact_null_agrees_with_its_simulation():
     for test in (second_digit_test, last_digit_test):
         exact = test(votes, null="exact", totals=totals, shares=shares)
         simulated = test(votes, null="simulated", totals=totals, shares=shares, n_sim=2000, seed=3)
-        assert exact.null.startswith("exact: beta-binomial")
+        assert exact.null.startswith("model-based (beta-binomial, normal approximation): beta-binomial")
+        assert "exact" not in exact.null  # a plug-in, normal-approximation null is not called exact
         np.testing.assert_allclose(exact.digits["expected_share"], simulated.digits["expected_share"], atol=1.5e-3)
         assert exact.statistic == pytest.approx(simulated.statistic, rel=0.1)
         assert exact.pvalue == pytest.approx(simulated.pvalue, abs=0.05)
@@ -477,7 +478,10 @@ def test_exact_pair_null_is_centred_on_tps_data():
     shares = group_shares(votes, totals, area)
     exact = last_pair_test(votes, null="exact", totals=totals, shares=shares)
     assert 0.05 < exact.expected_repeated < 0.15 and 0.1 < exact.expected_adjacent < 0.3
-    assert exact.null.startswith("exact:")
+    assert exact.null.startswith("model-based") and "normal approximation" in exact.null
+    assert "exact" not in exact.null
+    model = last_pair_test(votes, null="model", totals=totals, shares=shares)  # the honest alias
+    assert (model.repeated_pvalue, model.adjacent_pvalue) == (exact.repeated_pvalue, exact.adjacent_pvalue)
     with pytest.raises(ValueError, match="needs totals"):
         last_pair_test(votes, null="exact")
     with pytest.raises(ValueError, match="null must be"):
@@ -487,9 +491,33 @@ def test_exact_pair_null_is_centred_on_tps_data():
 def test_digit_tests_accept_the_exact_null(small_election):
     table = digit_tests(small_election, level="regency", null="exact")
     tested = table.results.dropna(subset=["pvalue"])
-    assert table.null == "exact" and len(tested) >= 6
-    assert tested["null"].str.startswith("exact:").all()
+    assert table.null == "model-based (beta-binomial, normal approximation)" and len(tested) >= 6
+    assert tested["null"].str.startswith("model-based").all()
     assert ((tested["pvalue"] >= 0) & (tested["pvalue"] <= 1)).all()
+    assert "exact" not in table._repr_html_()
+    alias = digit_tests(small_election, level="regency", null="model")  # the honest name, same numbers
+    pd.testing.assert_frame_equal(alias.results, table.results)
+
+
+def test_a_callers_error_is_not_turned_into_a_nan_row(small_election, monkeypatch):
+    import analysis.digits as digits_module
+    from analysis.errors import InsufficientData
+
+    def broken(*args, **kwargs):
+        raise TypeError("a bug in a kernel")
+
+    monkeypatch.setattr(digits_module, "_run", broken)
+    with pytest.raises(TypeError, match="a bug in a kernel"):
+        digit_tests(small_election, level="regency", null="exact")
+
+    def too_few(*args, **kwargs):
+        raise InsufficientData("only 3 usable stations")
+
+    monkeypatch.setattr(digits_module, "_run", too_few)
+    table = digit_tests(small_election, level="regency", null="exact").results
+    ran = ~table["note"].str.startswith("too few usable stations")  # regions the kernel was called for
+    assert ran.sum() >= 6 and table["pvalue"].isna().all()
+    assert table.loc[ran, "note"].str.fullmatch("not tested: only 3 usable stations").all()
 
 
 def test_pair_tests_per_region_flag_invented_pairs_only_where_planted():
@@ -511,9 +539,11 @@ def test_pair_tests_per_region_flag_invented_pairs_only_where_planted():
     adjacent = result[result["test"] == "adjacent final pair"].set_index("region")
     assert adjacent.loc["C", "qvalue"] < 1e-6 and adjacent.loc["C", "share"] > 0.9
     assert (adjacent.loc[["A", "B"], "qvalue"] > 0.05).all()
-    assert result["null"].str.startswith("exact").all()
+    assert result["null"].str.startswith("model-based").all()
     with pytest.raises(KeyError):
         pair_tests(election, level="regency")
+    with pytest.raises(ValueError, match="null must be"):  # a caller's error, not a note per region
+        pair_tests(election, level="province", null="poisson")
 
 
 def test_region_total_tests_warn_where_benford_cannot_apply():

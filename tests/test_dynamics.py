@@ -256,3 +256,15 @@ def test_dynamics_notebook_runs_on_the_real_series(tmp_path):
     papermill.execute_notebook(str(NOTEBOOKS / "dynamics.ipynb"), str(tmp_path / "dynamics.ipynb"),
                                kernel_name="python3", parameters={"aggregates_dir": str(AGGREGATES)},
                                cwd=str(NOTEBOOKS), progress_bar=False)
+
+
+def test_dispersion_fit_reports_when_it_did_not_converge():
+    from analysis.dynamics import _fit_dispersion
+
+    rng = np.random.default_rng(3)
+    n = rng.integers(1_000, 100_000, 60).astype(float)
+    stat = rng.chisquare(2, 60) * (n / 1_000) ** 0.5
+    a, b, converged, message = _fit_dispersion(n, stat, 2)
+    assert converged and message == "" and 0.2 < b < 0.8
+    *_, converged, message = _fit_dispersion(n, stat, 2, max_iter=1)
+    assert not converged and "Maximum number of iterations" in message

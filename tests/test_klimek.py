@@ -253,3 +253,18 @@ def test_truncated_normal_draws_equal_scipys(mean, sd):
     reference = stats.truncnorm.rvs(a, b, loc=mean, scale=sd, size=20000, random_state=theirs)
     np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-11)
     assert ours.min() >= 0 and ours.max() <= 1 and mine.random() == theirs.random()
+
+
+def test_a_fit_on_the_edge_of_its_grid_says_so():
+    # The fit is a grid search: its convergence check is whether the optimum sits on an edge of the
+    # grid that is not an edge of the model. Stuffing with alpha 1 against an alpha grid from 2.5 up
+    # forces the optimum onto the grid's lower edge.
+    rng = np.random.default_rng(4)
+    units = simulate_units(rng, 8_000, f_i=0.4, alpha=1.0)
+    grids = {"f_i_grid": COARSE["f_i_grid"], "f_e_grid": COARSE["f_e_grid"]}
+    edge = klimek_fit(*units, seed=1, n_repeats=2, alpha_grid=(2.5, 3.0, 3.5), refine=False, **grids)
+    assert "alpha at the grid minimum 2.5" in edge.note and "outside the grid" in edge.summary().to_string()
+    inside = klimek_fit(*units, seed=1, n_repeats=2, alpha_grid=(0.5, 1.0, 1.5, 2.0), refine=False, **grids)
+    assert "alpha" not in inside.note, inside.note
+    fair = klimek_fit(*simulate_units(rng, 8_000), seed=1, n_repeats=2, refine=False, **COARSE)
+    assert fair.note == "", fair.note  # no fraud: alpha does not enter, its grid edge is no finding

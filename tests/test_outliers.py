@@ -234,3 +234,24 @@ def test_many_regions_share_one_fit_close_to_leave_one_out():
     # (measured: at most 2x larger, for a region at p 0.0007).
     assert ((shared < 0.05) == (loo < 0.05)).all() and shared[0] < 0.05
     assert np.all(shared >= 0.8 * loo) and np.all(shared <= 2.5 * loo), (shared / loo).min()
+
+
+def test_fits_are_checked_for_convergence_and_a_failure_is_a_region_note(clean):
+    converged = local_outliers(clean, seed=1)
+    assert converged.models["converged"].all() and (converged.regions["note"] == "").all()
+    forced = local_outliers(clean, seed=1, maxiter=1)  # one BFGS iteration cannot converge
+    assert not forced.models["converged"].any()
+    assert forced.models["message"].str.contains("warnflag").all()
+    assert forced.regions["note"].str.contains("did not converge").all()
+
+
+def test_relative_excess_reports_fits_that_did_not_converge():
+    rng = np.random.default_rng(5)
+    units = np.full(12, 400.0)
+    hits = rng.binomial(units.astype(int), 0.01)
+    failures: list = []
+    _relative_excess(hits, units, failures=failures, maxiter=1)
+    assert len(failures) == 12 and all(isinstance(m, str) and m for _, m in failures)
+    failures = []
+    _relative_excess(hits, units, failures=failures)
+    assert failures == []

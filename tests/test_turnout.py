@@ -543,3 +543,33 @@ def test_demo_plants_found_in_their_provinces(demo):
     flagged = set(models.flags(0.05)["region"])
     assert not flagged & {"11", "13"}, flagged
     assert table["f_e"].idxmax() == "18" and table.loc["18", "f_e"] >= 0.03, table["f_e"]
+
+
+def test_a_callers_error_propagates_and_insufficient_data_is_a_note(monkeypatch):
+    # A bug or a wrong argument inside a kernel used to become a NaN row ("failed: ...") that left
+    # its test family silently; only InsufficientData, raised on purpose, is a region's note now.
+    import analysis.turnout as turnout_module
+    from analysis.errors import InsufficientData
+
+    election = _election(np.random.default_rng(99))
+
+    def bug(*args, **kwargs):
+        raise KeyError("no such column")
+
+    monkeypatch.setattr(turnout_module, "extreme_cluster_test", bug)
+    with pytest.raises(KeyError, match="no such column"):
+        turnout_tests(election, level="province", group_level="district", seed=1, n_perm=19, n_rep=20)
+
+    def too_few(*args, **kwargs):
+        raise InsufficientData("2 usable units")
+
+    monkeypatch.setattr(turnout_module, "extreme_cluster_test", too_few)
+    results = turnout_tests(election, level="province", group_level="district", seed=1, n_perm=19, n_rep=20).results
+    cluster = results[results["test"] == "extreme cluster"]
+    assert cluster["pvalue"].isna().all() and cluster["note"].str.contains("not tested: 2 usable units").all()
+    assert results.loc[results["test"] != "extreme cluster", "pvalue"].notna().all()
+
+
+def test_region_winners_docstring_states_no_facts_of_an_election():
+    doc = region_winners.__doc__
+    assert "Aceh" not in doc and "Sumatera" not in doc and "01 won" not in doc

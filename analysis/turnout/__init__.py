@@ -28,6 +28,7 @@ import pandas as pd
 from scipy import optimize, special, stats
 
 from ..cache import cached
+from ..errors import InsufficientData
 
 __all__ = [
     "Fingerprint",
@@ -957,7 +958,8 @@ def turnout_tests(
     Benjamini & Hochberg (1995) per test across regions (statsmodels ``multipletests``, fdr_bh).
     ``winner`` defaults to the candidate with the most votes in the whole election. A region
     whose test cannot run (no usable units) gets a NaN p-value and a note, not an exception.
-    The integer test's p-value and mean are exact; its ``n_rep`` Monte Carlo draws (only a check
+    The integer test's null mean is exact and its p-value a saddlepoint approximation to the exact
+    Poisson-binomial tail; its ``n_rep`` Monte Carlo draws (only a check
     here) are drawn as indicators from the exact probabilities (``integer_resample``; pass
     "binomial" for Kobak's redrawing of every count, the same null at ~20 times the cost).
     """
@@ -1000,9 +1002,11 @@ def turnout_tests(
             row = {"region": region, "region_name": region_name, "test": test}
             try:
                 result = run()
-            except Exception as err:  # one region's bad data must not stop the others
+            except InsufficientData as err:
+                # Only the data errors the kernels raise on purpose: the region stays as a row with
+                # the reason. A caller's error (a wrong column, a parameter, a bug) propagates.
                 rows.append({**row, "statistic": np.nan, "null_expected": np.nan, "pvalue": np.nan, "n": 0,
-                             "excluded": 0, "note": f"failed: {type(err).__name__}: {err}"})
+                             "excluded": 0, "note": f"not tested: {err}"})
                 continue
             details[(region, test)] = result
             expected = {"extreme cluster": getattr(result, "expected", np.nan),
@@ -1044,7 +1048,12 @@ def administration_missing(election) -> np.ndarray:
 
 
 def region_winners(election, level: str) -> pd.Series:
-    """The candidate with the most votes in each region at ``level`` (01 won Aceh and Sumatera Barat)."""
+    """The candidate with the most votes in each region at ``level`` (a Series: region code -> candidate).
+
+    Regions can have different winners; reports that follow "the winner" of a region use this rather
+    than the national winner. Ties go to the candidate listed first; a region without votes gets the
+    first candidate (its totals are all missing). Computed from the data, never assumed.
+    """
     if not election.candidates:
         raise ValueError("the election has no candidate columns")
     totals = election.table.groupby(election.table[level].astype(str))[list(election.candidates)].sum(min_count=1)
@@ -1149,8 +1158,12 @@ def turnout_models(
             details[(region, "klimek fit")], details[(region, "klimek test")] = fit, test
             row.update({"n": fit.n, "excluded": int(sum(fit.excluded.values())), "f_i": fit.f_i, "f_i_sd": fit.f_i_sd,
                         "f_e": fit.f_e, "f_e_sd": fit.f_e_sd, "alpha": fit.alpha, "klimek_pvalue": test.pvalue})
-        except Exception as err:  # one region's bad data must not stop the others
-            note.append(f"Klimek failed: {type(err).__name__}: {err}")
+            if not np.isfinite(test.pvalue):
+                note.append(f"Klimek not tested: too few usable units ({test.n})")
+            if getattr(fit, "note", ""):
+                note.append(f"Klimek fit: {fit.note}")
+        except InsufficientData as err:  # data errors raised on purpose only; a caller's error propagates
+            note.append(f"Klimek not fitted: {err}")
         try:
             integer = cached(kobak_integer_test)(args[0], args[1], votes[keep], received[keep], n_rep=n_rep,
                                          seed=_region_seed(seed, region, "kobak"), min_registered=min_registered,
@@ -1158,8 +1171,10 @@ def turnout_models(
             details[(region, "integer")] = integer
             row.update({"integer_excess": integer.excess, "integer_null_sd": integer.null_sd,
                         "integer_pvalue": integer.pvalue})
-        except Exception as err:
-            note.append(f"integer test failed: {type(err).__name__}: {err}")
+            if not np.isfinite(integer.pvalue):
+                note.append(f"integer test: no usable units ({integer.n})")
+        except InsufficientData as err:
+            note.append(f"integer test not run: {err}")
         rows.append({**row, "note": "; ".join(note)})
     columns = ["region", "region_name", "winner", "tps", "no_administration", "n", "excluded", "turnout_median",
                "turnout_above_100", "f_i", "f_i_sd", "f_e", "f_e_sd", "alpha", "klimek_pvalue", "klimek_qvalue",

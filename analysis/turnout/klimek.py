@@ -122,6 +122,10 @@ class KlimekFit:
                     "fair share from the units below it (median, MAD), x truncated to [0, 1], grid fit of "
                     "(f_i, f_e, alpha) by the two-histogram chi-square on the 2-D fingerprint")
     null: str = "fair model: f_i = f_e = 0 (one truncated-normal blob)"
+    #: Where a repeated fit's optimum sits on an edge of the search grid that is not an edge of the
+    #: model (f_e at its grid maximum, alpha at either end): the optimum may lie outside the grid.
+    #: The fit is a grid search, not an iterative optimiser, so this is its convergence check.
+    note: str = ""
 
     def to_frame(self) -> pd.DataFrame:
         """One row per parameter: estimate and its sd over the repeated fits (fair ones have none)."""
@@ -134,6 +138,8 @@ class KlimekFit:
     def summary(self) -> pd.DataFrame:
         rows = {"units": self.n, "turnout > 100 % (capped)": self.turnout_above_1, "repeats": len(self.repeats),
                 "loss, fitted model": self.loss_fitted, "loss, fair model": self.loss_fair}
+        if self.note:
+            rows["note"] = self.note
         rows.update({f"excluded: {k}": v for k, v in self.excluded.items()})
         return pd.DataFrame({"item": list(rows), "value": [str(v) for v in rows.values()]})
 
@@ -423,6 +429,19 @@ def klimek_fit(
                 _around(alpha, 0.1, 5, alpha_grid.min(), alpha_grid.max()))
         rows.append({"repeat": index, "f_i": f_i, "f_e": f_e, "alpha": alpha, "loss": loss})
     repeats = pd.DataFrame(rows)
+    # A grid search has no convergence flag; its counterpart is an optimum on an edge of the grid
+    # that is not an edge of the model (f_i lies in [0, 1] and f_e >= 0 by definition).
+    edges_hit = []
+    if f_e_grid.max() < 1:
+        hits = int((repeats["f_e"] >= f_e_grid.max() - 1e-12).sum())
+        if hits:
+            edges_hit.append(f"f_e at the grid maximum {f_e_grid.max():g} in {hits} of {len(repeats)} fits")
+    fraud = (repeats["f_i"] + repeats["f_e"]) > 0  # without fraud alpha does not enter the model
+    for bound, label in ((alpha_grid.min(), "minimum"), (alpha_grid.max(), "maximum")):
+        hits = int((fraud & (np.abs(repeats["alpha"] - bound) < 1e-12)).sum())
+        if hits and len(alpha_grid) > 1:
+            edges_hit.append(f"alpha at the grid {label} {bound:g} in {hits} of {len(repeats)} fits")
+    note = "" if not edges_hit else "; ".join(edges_hit) + ": the optimum may lie outside the grid"
     estimate = repeats[["f_i", "f_e", "alpha"]].mean()
     spread = repeats[["f_i", "f_e", "alpha"]].std(ddof=1) if len(repeats) > 1 else pd.Series(np.nan, estimate.index)
     check = np.random.SeedSequence([seed, 1]).generate_state(1)[0]
@@ -435,6 +454,7 @@ def klimek_fit(
         repeats=repeats, observed=observed, fitted=fitted, fair_model=fair_model, edges=edges,
         loss_fitted=_loss(fitted, observed), loss_fair=_loss(fair_model, observed), n=units.n,
         excluded=units.excluded, turnout_above_1=units.turnout_above_1, min_registered=min_registered, seed=seed,
+        note=note,
     )
 
 

@@ -30,9 +30,25 @@ Simplifications relative to the package, stated plainly:
   76 of 76 clean synthetic provinces (2 elections of ``turnout_calibration``'s design). ``bbl``
   absorbs overdispersion (tested) but not the differences between a province's kabupaten, which
   the mixture's classes take up without covariates: 30 of 76 clean provinces (39 %), and 53 / 58 /
-  72 % with incremental stuffing at f_i = 0.05 / 0.1 / 0.2. Neither is a test to report; read the
-  fractions as a description of how the data would have to be explained by this model, not as the
-  share of stolen precincts.
+  72 % with incremental stuffing at f_i = 0.05 / 0.1 / 0.2 (those rates are of the chi-square
+  p-value, which is not valid, see below; ``calibration.load_calibration("mebane")`` holds the
+  measured table). Neither is a test to report; read the fractions as a description of how the
+  data would have to be explained by this model, not as the share of stolen precincts.
+
+The p-value. Under "no fraud" pi_incremental = pi_extreme = 0 lies on the boundary of the
+parameter space and the magnitudes iota, chi are then unidentified, so the likelihood ratio does
+not follow chi-square(6) (Self & Liang 1987, JASA 82:605; Andrews 2001, Econometrica 69:683).
+``pvalue`` is therefore a parametric-bootstrap p-value (McLachlan 1987, Applied Statistics 36:318,
+for the number of components of a mixture): ``n_null`` data sets drawn from the fitted no-fraud
+model (each unit keeps its N), each refitted by the same procedure, p = (1 + #{LR* >= LR}) /
+(n_null + 1), whose smallest attainable value ``min_pvalue`` = 1 / (n_null + 1) is carried. With
+``n_null = 0`` (the default: each draw costs a full refit) ``pvalue`` is NaN; the chi-square(6)
+value is kept as ``pvalue_chi2`` only for comparison, marked not valid.
+
+Convergence. Every L-BFGS-B fit (the mixture's best start, the no-fraud fit, each bootstrap refit)
+is checked (``OptimizeResult.success``); ``converged`` and ``message`` say whether the reported
+fit converged, and a fit that did not carries a ``note`` (and its table row a note) instead of
+passing silently.
 """
 
 from __future__ import annotations
@@ -46,6 +62,7 @@ import pandas as pd
 from scipy import optimize, special, stats
 
 from ..blas import one_blas_thread
+from ..errors import InsufficientData, convergence_note
 
 __all__ = ["MebaneFit", "mebane_fraud", "mebane_table", "mebane_pvalues"]
 
@@ -99,7 +116,7 @@ class MebaneFit:
     loglik: float
     loglik_no_fraud: float
     lr: float
-    pvalue: float  # likelihood ratio against no fraud, chi-square with 6 df (see docstring caveats)
+    pvalue: float  # parametric-bootstrap p-value of the LR against no fraud; NaN when n_null = 0
     n: int
     k: float
     n_boot: int
@@ -108,6 +125,14 @@ class MebaneFit:
     excluded: Mapping[str, int] = field(default_factory=dict)
     null: str = ""
     model: str = "bl"
+    pvalue_chi2: float = np.nan  # LR referred to chi-square(6): NOT VALID (null on the boundary), for comparison
+    n_null: int = 0  # parametric-bootstrap draws behind ``pvalue``
+    min_pvalue: float = np.nan  # 1 / (n_null + 1): the smallest p-value the bootstrap can give
+    null_lr: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)  # LR of each bootstrap draw
+    null_not_converged: int = 0  # bootstrap refits whose optimiser did not report success
+    converged: bool = True  # the mixture's and the no-fraud model's fits both reported success
+    message: str = ""  # the optimisers' messages where a fit did not converge
+    note: str = ""
 
     @property
     def pi_incremental(self) -> float:
@@ -125,9 +150,15 @@ class MebaneFit:
         return self.estimates.copy()
 
     def _repr_html_(self) -> str:
+        if self.n_null:
+            p = (f"parametric-bootstrap p = {self.pvalue:.3g} ({self.n_null} draws, smallest attainable "
+                 f"{self.min_pvalue:.3g})")
+        else:
+            p = "no valid p-value (no parametric-bootstrap draws; the chi-square(6) value is not valid)"
         title = (f"Positive empirical model (eforensics mixture, {self.model} counts, k = {self.k:g}), maximum likelihood, n = {self.n}: "
-                 f"LR against no fraud {self.lr:.1f}, p = {self.pvalue:.3g}")
-        return f"<p><b>{html.escape(title)}</b></p>\n" + self.estimates.to_html(escape=True, index=False)
+                 f"LR against no fraud {self.lr:.1f}, {p}")
+        notes = "".join(f"<p>{html.escape(text)}</p>\n" for text in (self.note,) if text)
+        return f"<p><b>{html.escape(title)}</b></p>\n" + notes + self.estimates.to_html(escape=True, index=False)
 
 
 def _prepare(N, a, w):
@@ -167,8 +198,12 @@ def _log_combs(N, a, w) -> tuple[np.ndarray, np.ndarray]:
             log_n - special.gammaln(w + 1) - special.gammaln(N - w + 1))
 
 
-def _fit(N, a, w, k, rng, starts: int, theta0=None, model: str = "bl"):
-    """Best of ``starts`` L-BFGS-B fits; theta is the 8 mixture parameters, then (bbl) log phi_a, log phi_w."""
+def _fit(N, a, w, k, rng, starts: int, theta0=None, model: str = "bl", maxiter: int = 15000):
+    """Best of ``starts`` L-BFGS-B fits; theta is the 8 mixture parameters, then (bbl) log phi_a, log phi_w.
+
+    Returns theta, the log-likelihood, the negative log-likelihood function, the class posteriors
+    and the best start's ``OptimizeResult`` (its ``success`` and ``message`` are the convergence check).
+    """
     log_comb_a, log_comb_w = _log_combs(N, a, w)
     extra = 2 if model == "bbl" else 0
 
@@ -195,17 +230,34 @@ def _fit(N, a, w, k, rng, starts: int, theta0=None, model: str = "bl"):
     best = None
     with one_blas_thread():  # L-BFGS-B's BLAS calls on 8 parameters: threads only cost hand-offs
         for theta in inits:
-            res = optimize.minimize(negloglik, theta, method="L-BFGS-B", bounds=bounds)
+            res = optimize.minimize(negloglik, theta, method="L-BFGS-B", bounds=bounds,
+                                    options={"maxiter": int(maxiter)})
             if best is None or res.fun < best.fun:
                 best = res
     comp = classes(best.x)
     post = np.exp(comp - comp.max(axis=1)[:, None])
     post /= post.sum(axis=1, keepdims=True)
-    return best.x, -float(best.fun), negloglik, post
+    return best.x, -float(best.fun), negloglik, post, best
 
 
-def _no_fraud_loglik(N, a, w, k: float, model: str) -> float:
-    """Maximum log-likelihood of the no-fraud model (pi_none = 1): the mixture's first class alone."""
+@dataclass(frozen=True)
+class _NoFraud:
+    """The no-fraud model's fit: maximum log-likelihood, parameters, convergence."""
+
+    loglik: float
+    tau: float
+    nu: float
+    dispersion: tuple[float, float] | None  # (phi_a, phi_w) for bbl
+    converged: bool
+    message: str
+
+
+def _no_fraud_fit(N, a, w, k: float, model: str, maxiter: int = 15000) -> _NoFraud:
+    """Maximum log-likelihood of the no-fraud model (pi_none = 1): the mixture's first class alone.
+
+    With ``bl`` tau and nu are in closed form (always converged); with ``bbl`` the best of two
+    L-BFGS-B starts (and the binomial limit), converged when the start that gave the maximum did.
+    """
     tau0 = 1 - a.sum() / N.sum()
     nu0 = w.sum() / (N - a).sum()
     log_combs = _log_combs(N, a, w)
@@ -215,22 +267,52 @@ def _no_fraud_loglik(N, a, w, k: float, model: str) -> float:
         return float(_class_loglik(values, N, a, w, *log_combs, dispersion)[:, 0].sum())
 
     if model == "bl":  # tau and nu in closed form
-        return loglik(tau0, nu0)
+        return _NoFraud(loglik(tau0, nu0), float(tau0), float(nu0), None, True, "closed form")
     centre = [special.logit(np.clip(tau0, 1e-6, 1 - 1e-6)), special.logit(np.clip(nu0, 1e-6, 1 - 1e-6))]
-    best = -np.inf
+    limit = loglik(tau0, nu0, (1e7, 1e7))
+    best = _NoFraud(limit, float(tau0), float(nu0), (1e7, 1e7), True, "binomial limit")
     # From overdispersed counts and from near the binomial limit: the likelihood is flat in a large
     # precision, and one start stopped short of the binomial model's own maximum, which this nests.
     with one_blas_thread():
         for log_phi in (np.log(100.0), np.log(1e6)):
             res = optimize.minimize(lambda t: -loglik(*special.expit(t[:2]), tuple(np.exp(t[2:]))),
                                     np.array([*centre, log_phi, log_phi]), method="L-BFGS-B",
-                                    bounds=[(-15, 15), (-15, 15), (0.0, np.log(1e7)), (0.0, np.log(1e7))])
-            best = max(best, -float(res.fun))
-    return max(best, loglik(tau0, nu0, (1e7, 1e7)))
+                                    bounds=[(-15, 15), (-15, 15), (0.0, np.log(1e7)), (0.0, np.log(1e7))],
+                                    options={"maxiter": int(maxiter)})
+            if -float(res.fun) > best.loglik:
+                tau, nu = special.expit(res.x[:2])
+                best = _NoFraud(-float(res.fun), float(tau), float(nu), tuple(np.exp(res.x[2:])), bool(res.success),
+                                str(res.message))
+    return best
+
+
+def _no_fraud_loglik(N, a, w, k: float, model: str) -> float:
+    """Maximum log-likelihood of the no-fraud model (``_no_fraud_fit``'s)."""
+    return _no_fraud_fit(N, a, w, k, model).loglik
+
+
+def _draw_no_fraud(rng: np.random.Generator, N: np.ndarray, fit: _NoFraud) -> tuple[np.ndarray, np.ndarray]:
+    """Abstentions and leader votes drawn from the fitted no-fraud model, each unit keeping its N.
+
+    a ~ Bin(N, 1 - tau), w ~ Bin(N, nu (1 - a / N)) (the first class of ``_class_loglik``); with
+    ``bbl`` the same means with beta-binomial counts of precisions (phi_a, phi_w).
+    """
+    sizes = N.astype(np.int64)
+    p_a = np.full(len(N), 1 - fit.tau)
+    if fit.dispersion is not None:
+        phi_a, phi_w = fit.dispersion
+        p_a = rng.beta(p_a * phi_a, (1 - p_a) * phi_a)
+    a = rng.binomial(sizes, np.clip(p_a, 0, 1))
+    p_w = fit.nu * (1 - a / N)
+    if fit.dispersion is not None:
+        p_w = rng.beta(np.maximum(p_w * phi_w, 1e-12), np.maximum((1 - p_w) * phi_w, 1e-12))
+    w = rng.binomial(sizes, np.clip(p_w, 0, 1))
+    return a.astype(float), w.astype(float)
 
 
 def mebane_fraud(N, a, w, *, k: float = K_SPLIT, seed: int = 0, starts: int = 10, n_boot: int = 0,
-                 level: float = 0.95, model: str = "bl") -> MebaneFit:
+                 level: float = 0.95, model: str = "bl", n_null: int = 0, null_seed: int | None = None,
+                 null_starts: int | None = None, maxiter: int = 15000) -> MebaneFit:
     """Fractions of units with no / incremental / extreme fraud under the eforensics mixture model.
 
     Ferrari, McAlister & Mebane (2018); R package ``eforensics`` (k = 0.7). ``model="bl"``: the
@@ -240,9 +322,16 @@ def mebane_fraud(N, a, w, *, k: float = K_SPLIT, seed: int = 0, starts: int = 10
     (N - voters), ``w`` votes for the leader, per unit. Fitted by
     maximum likelihood from ``starts`` seeded starting points; ``se`` by the delta method on the
     observed information; with ``n_boot`` > 0, percentile intervals from refits on units resampled
-    with replacement (else Wald intervals, clipped to the parameter's range). The likelihood ratio
-    against the no-fraud model (pi_none = 1) is referred to chi-square(6): only indicative, since
-    iota and chi are unidentified under that null (with ``bl`` also since it ignores overdispersion).
+    with replacement (else Wald intervals, clipped to the parameter's range).
+
+    The likelihood ratio against the no-fraud model (pi_none = 1) gets a parametric-bootstrap
+    p-value (module docstring; McLachlan 1987): ``n_null`` data sets from the fitted no-fraud
+    model, seeded by ``null_seed`` (default: derived from ``seed``), each refitted with
+    ``null_starts`` starts (default ``starts``); ``pvalue`` is NaN when ``n_null`` is 0.
+    ``pvalue_chi2`` refers the LR to chi-square(6) and is NOT a valid p-value (the null lies on the
+    boundary and iota, chi are unidentified under it). ``maxiter`` bounds each L-BFGS-B fit;
+    ``converged`` / ``message`` / ``note`` report a fit that did not converge. Raises
+    ``InsufficientData`` (a ``ValueError``) with fewer than 10 usable units.
     """
     from statsmodels.tools.numdiff import approx_fprime, approx_hess3
 
@@ -250,9 +339,11 @@ def mebane_fraud(N, a, w, *, k: float = K_SPLIT, seed: int = 0, starts: int = 10
     N, a, w, excluded = _prepare(N, a, w)
     n = len(N)
     if n < 10:
-        raise ValueError(f"too few usable units for the mixture: {n} (excluded: {excluded})")
+        raise InsufficientData(f"too few usable units for the mixture: {n} (excluded: {excluded})")
+    if int(n_null) < 0:
+        raise ValueError(f"n_null must be >= 0, got {n_null!r}")
     rng = np.random.default_rng(seed)
-    theta, ll, negloglik, post = _fit(N, a, w, k, rng, starts, model=model)
+    theta, ll, negloglik, post, result = _fit(N, a, w, k, rng, starts, model=model, maxiter=maxiter)
     names = _NAMES + (("phi_a", "phi_w") if model == "bbl" else ())
 
     def natural(t):
@@ -270,7 +361,8 @@ def mebane_fraud(N, a, w, *, k: float = K_SPLIT, seed: int = 0, starts: int = 10
         draws = np.empty((int(n_boot), len(values)))
         for b in range(int(n_boot)):
             pick = rng.integers(0, n, n)
-            theta_b, *_ = _fit(N[pick], a[pick], w[pick], k, rng, starts=3, theta0=theta, model=model)
+            theta_b, *_ = _fit(N[pick], a[pick], w[pick], k, rng, starts=3, theta0=theta, model=model,
+                               maxiter=maxiter)
             draws[b] = natural(theta_b)
         low, high = np.quantile(draws, [tail, 1 - tail], axis=0)
         interval = "bootstrap percentile"
@@ -281,15 +373,46 @@ def mebane_fraud(N, a, w, *, k: float = K_SPLIT, seed: int = 0, starts: int = 10
         upper_bound = np.array([1, 1, 1, 1, 1, k, k, 1, 1] + [1e7] * extra)
         low, high = np.clip(values - zq * se, lower_bound, upper_bound), np.clip(values + zq * se, lower_bound, upper_bound)
         interval = "Wald (delta method)"
-    ll0 = _no_fraud_loglik(N, a, w, k, model)
+    no_fraud = _no_fraud_fit(N, a, w, k, model, maxiter=maxiter)
+    ll0 = no_fraud.loglik
     lr = max(2 * (ll - ll0), 0.0)
     estimates = pd.DataFrame({"parameter": names, "estimate": values, "se": se, "ci_low": low, "ci_high": high,
                               "interval": interval})
+    converged = bool(result.success) and no_fraud.converged
+    failed = [f"mixture: {result.message}"] * (not result.success) + [f"no-fraud model: {no_fraud.message}"] * (
+        not no_fraud.converged)
+    message = "; ".join(str(m) for m in failed)
+    notes = [convergence_note("the maximum-likelihood fit", message)] if not converged else []
+    n_null = int(n_null)
+    null_lr = np.zeros(0)
+    null_not_converged = 0
+    if n_null:
+        null_rng = np.random.default_rng(np.random.SeedSequence([int(seed), 1]) if null_seed is None else null_seed)
+        null_lr = np.empty(n_null)
+        for b in range(n_null):
+            a_b, w_b = _draw_no_fraud(null_rng, N, no_fraud)
+            _, ll_b, _, _, res_b = _fit(N, a_b, w_b, k, null_rng, int(null_starts or starts), model=model,
+                                        maxiter=maxiter)
+            fit0_b = _no_fraud_fit(N, a_b, w_b, k, model, maxiter=maxiter)
+            null_lr[b] = max(2 * (ll_b - fit0_b.loglik), 0.0)
+            null_not_converged += int(not (res_b.success and fit0_b.converged))
+        pvalue = float((1 + np.sum(null_lr >= lr - 1e-9)) / (n_null + 1))
+        if null_not_converged:
+            notes.append(f"{null_not_converged} of {n_null} bootstrap refits did not converge (their LR kept)")
+    else:
+        pvalue = np.nan
     counts = "binomial" if model == "bl" else "beta-binomial"
-    null = (f"no fraud (pi_none = 1), {counts} likelihoods (model {model}); LR referred to chi-square(6); "
+    tested = (f"parametric bootstrap of the LR, {n_null} draws from the fitted no-fraud model "
+              f"(smallest attainable p {1 / (n_null + 1):.3g})" if n_null else
+              "no valid p-value (n_null = 0; the chi-square(6) reference is not valid: null on the boundary)")
+    null = (f"no fraud (pi_none = 1), {counts} likelihoods (model {model}); {tested}; "
             f"{starts} starts, seed {seed}")
-    return MebaneFit(estimates=estimates, loglik=ll, loglik_no_fraud=ll0, lr=lr, pvalue=float(stats.chi2.sf(lr, 6)),
-                     n=n, k=k, n_boot=int(n_boot), seed=seed, posterior=post, excluded=excluded, null=null, model=model)
+    return MebaneFit(estimates=estimates, loglik=ll, loglik_no_fraud=ll0, lr=lr, pvalue=pvalue,
+                     n=n, k=k, n_boot=int(n_boot), seed=seed, posterior=post, excluded=excluded, null=null, model=model,
+                     pvalue_chi2=float(stats.chi2.sf(lr, 6)), n_null=n_null,
+                     min_pvalue=1 / (n_null + 1) if n_null else np.nan, null_lr=null_lr,
+                     null_not_converged=null_not_converged, converged=converged, message=message,
+                     note="; ".join(notes))
 
 
 def _election_counts(election, mask, leader):
@@ -299,42 +422,64 @@ def _election_counts(election, mask, leader):
 
 
 def mebane_table(election, *, level: str | None = None, leader: str | None = None, seed: int = 0,
-                 starts: int = 5, min_units: int = 50, model: str = "bl") -> pd.DataFrame:
-    """``mebane_fraud`` per region of ``level`` (N = registered, a = registered - voters, w = leader), BH q-values."""
+                 starts: int = 5, min_units: int = 50, model: str = "bl", n_null: int = 0,
+                 null_starts: int | None = None, maxiter: int = 15000) -> pd.DataFrame:
+    """``mebane_fraud`` per region of ``level`` (N = registered, a = registered - voters, w = leader), BH q-values.
+
+    ``pvalue`` is the parametric-bootstrap p-value (``n_null`` draws per region; NaN when 0) with
+    ``min_pvalue`` beside it; ``pvalue_chi2`` is the chi-square(6) reference, not a valid p-value.
+    A region whose fit did not converge keeps its numbers with ``converged`` False and a note, and
+    is left out of the q-values. Only ``InsufficientData`` (too few usable units) becomes a note;
+    any other error propagates.
+    """
     from statsmodels.stats.multitest import multipletests
 
     from .spikes import _region_seed, _winner
 
-    _check_model(model)  # before the loop, whose ValueError is a region's note
+    _check_model(model)  # before the loop: a wrong model is the caller's error, not a region's note
     level = level or election.levels[0]
     leader = leader or _winner(election)
     regions = election.table[level].astype(str).to_numpy()
+    empty = {"pi_incremental": np.nan, "pi_extreme": np.nan, "lr": np.nan, "pvalue": np.nan, "pvalue_chi2": np.nan,
+             "min_pvalue": np.nan, "converged": pd.NA}
     rows = []
     for region in sorted(pd.unique(regions)):
         mask = regions == region
         row = {"region": region}
         try:
             fit = mebane_fraud(*_election_counts(election, mask, leader), seed=_region_seed(seed, region), starts=starts,
-                               model=model)
-        except ValueError as err:
-            rows.append({**row, "pi_incremental": np.nan, "pi_extreme": np.nan, "lr": np.nan, "pvalue": np.nan,
-                         "n": 0, "note": str(err)})
+                               model=model, n_null=n_null, null_starts=null_starts, maxiter=maxiter)
+        except InsufficientData as err:
+            rows.append({**row, **empty, "n": 0, "note": str(err)})
             continue
         if fit.n < min_units:
-            rows.append({**row, "pi_incremental": np.nan, "pi_extreme": np.nan, "lr": np.nan, "pvalue": np.nan,
-                         "n": fit.n, "note": f"fewer than {min_units} usable units"})
+            rows.append({**row, **empty, "n": fit.n, "note": f"fewer than {min_units} usable units"})
             continue
         rows.append({**row, "pi_incremental": fit.pi_incremental, "pi_extreme": fit.pi_extreme, "lr": fit.lr,
-                     "pvalue": fit.pvalue, "n": fit.n, "note": ""})
-    table = pd.DataFrame(rows)
+                     "pvalue": fit.pvalue, "pvalue_chi2": fit.pvalue_chi2, "min_pvalue": fit.min_pvalue,
+                     "converged": fit.converged, "n": fit.n, "note": fit.note})
+    table = pd.DataFrame(rows, columns=["region", "pi_incremental", "pi_extreme", "lr", "pvalue", "pvalue_chi2",
+                                        "min_pvalue", "converged", "n", "note"])
+    table["pvalue"] = table["pvalue"].astype(float)
     table["qvalue"] = np.nan
-    ok = table["pvalue"].notna()
+    ok = table["pvalue"].notna() & (table["converged"] == True)  # noqa: E712 (pd.NA-safe)
     if ok.any():
         table.loc[ok, "qvalue"] = multipletests(table.loc[ok, "pvalue"].to_numpy(), method="fdr_bh")[1]
     return table
 
 
-def mebane_pvalues(election, seed: int, *, level: str = "province", model: str = "bl") -> pd.Series:
-    """Per-region likelihood-ratio p-values, for ``analysis.calibration`` (name -> callable(election, seed))."""
-    table = mebane_table(election, level=level, seed=seed, starts=3, model=model)
-    return pd.Series(table["pvalue"].to_numpy(), index=table["region"].to_numpy(), name="mebane")
+def mebane_pvalues(election, seed: int, *, level: str = "province", model: str = "bl", n_null: int = 0,
+                   which: str = "bootstrap", starts: int = 3, null_starts: int | None = None) -> pd.Series:
+    """Per-region p-values, for ``analysis.calibration`` (name -> callable(election, seed)).
+
+    ``which="bootstrap"``: the parametric-bootstrap p-value (needs ``n_null`` > 0); ``"chi2"``: the
+    chi-square(6) reference, which is not a valid p-value (measured to show how far off it is).
+    """
+    if which not in ("bootstrap", "chi2"):
+        raise ValueError(f"which must be 'bootstrap' or 'chi2', not {which!r}")
+    if which == "bootstrap" and int(n_null) < 1:
+        raise ValueError("which='bootstrap' needs n_null >= 1 parametric-bootstrap draws")
+    table = mebane_table(election, level=level, seed=seed, starts=starts, model=model,
+                         n_null=n_null if which == "bootstrap" else 0, null_starts=null_starts)
+    column = "pvalue" if which == "bootstrap" else "pvalue_chi2"
+    return pd.Series(table[column].to_numpy(dtype=float), index=table["region"].to_numpy(), name="mebane")

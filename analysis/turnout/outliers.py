@@ -46,6 +46,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
+from ..errors import convergence_note
+
 __all__ = ["LocalOutliers", "local_outliers", "outlier_pvalues", "sirekap_url", "betabinom_two_sided"]
 
 #: Sirekap's human page of a TPS (presidential count), from its 13-digit code.
@@ -153,9 +155,14 @@ def _robust_scale(residual, noise, shrink, region) -> np.ndarray:
     return tau2
 
 
-def _bb_fit(count, size, offset, seed: int, max_units: int = 3000):
-    """(b0, log phi) of BetaBinomial(size, expit(b0 + offset), phi) by statsmodels' GenericLikelihoodModel."""
+def _bb_fit(count, size, offset, seed: int, max_units: int = 3000, maxiter: int = 200):
+    """(b0, log phi) of BetaBinomial(size, expit(b0 + offset), phi) by statsmodels' GenericLikelihoodModel.
+
+    Returns params, their standard errors, whether BFGS converged (statsmodels' ``mle_retvals``)
+    and, where it did not, why.
+    """
     from statsmodels.base.model import GenericLikelihoodModel
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
     if len(count) > max_units:  # two parameters: a few thousand units pin them down
         pick = np.random.default_rng(seed).choice(len(count), max_units, replace=False)
@@ -184,13 +191,20 @@ def _bb_fit(count, size, offset, seed: int, max_units: int = 3000):
 
     model = _BetaBinomial(count, np.ones((len(count), 1)), extra_params_names=["log_phi"])
     start = np.array([0.0, np.log(100.0)])
-    fit = model.fit(start_params=start, method="bfgs", disp=False, maxiter=200)
+    with warnings.catch_warnings():  # non-convergence is reported in the result, not as a warning
+        warnings.simplefilter("ignore", category=ConvergenceWarning)
+        fit = model.fit(start_params=start, method="bfgs", disp=False, maxiter=int(maxiter))
     params = np.asarray(fit.params, dtype=float)
     try:
         bse = np.asarray(fit.bse, dtype=float)
-    except Exception:  # a singular Hessian (e.g. no overdispersion at all)
+    except (np.linalg.LinAlgError, ValueError):  # a singular Hessian (e.g. no overdispersion at all)
         bse = np.array([np.nan, np.nan])
-    return params, bse
+    retvals = getattr(fit, "mle_retvals", None) or {}
+    converged = bool(retvals.get("converged", False)) and bool(np.all(np.isfinite(params)))
+    message = "" if converged else (
+        f"BFGS warnflag {retvals.get('warnflag')}" + (f" after {retvals.get('iterations')} iterations (maxiter "
+                                                       f"{int(maxiter)})" if retvals.get("iterations") is not None else ""))
+    return params, bse, converged, message
 
 
 #: Fewest regions with units for the comparison with the other regions: with 6 it flagged some region
@@ -199,7 +213,8 @@ MIN_REGIONS = 8
 
 
 def _relative_excess(hits: np.ndarray, units: np.ndarray, min_regions: int = MIN_REGIONS,
-                     level: float = 0.8, leave_one_out_up_to: int = 60) -> np.ndarray:
+                     level: float = 0.8, leave_one_out_up_to: int = 60, failures: list | None = None,
+                     maxiter: int = 15000) -> np.ndarray:
     """Per region, P(at least its outlying TPS) if it had the other regions' rate and spread of rates.
 
     The other regions' counts are fitted (maximum likelihood) as BetaBinomial(units, a, b), so a
@@ -214,7 +229,9 @@ def _relative_excess(hits: np.ndarray, units: np.ndarray, min_regions: int = MIN
       interval (with a handful of regions the maximum-likelihood one is often the binomial limit).
 
     NaN with fewer than ``min_regions`` regions with units. Above ``leave_one_out_up_to`` regions, one fit to
-    all of them serves every region.
+    all of them serves every region. Each maximum-likelihood fit is checked: where L-BFGS-B did not
+    report success, ``(region index, message)`` is appended to ``failures`` (when given) and the
+    caller notes it.
     """
     hits, units = np.asarray(hits, dtype=float), np.asarray(units, dtype=float)
     out = np.full(len(hits), np.nan)
@@ -234,7 +251,7 @@ def _relative_excess(hits: np.ndarray, units: np.ndarray, min_regions: int = MIN
         total = n.sum()
         rate = (h.sum() + 0.5) / (total + 1.0)
         fit = optimize.minimize(negloglik, x0=[special.logit(rate), np.log(10.0)], args=(h, n), method="L-BFGS-B",
-                                bounds=[(-20, 20), (lower, upper)])
+                                bounds=[(-20, 20), (lower, upper)], options={"maxiter": int(maxiter)})
 
         def profile(log_a):
             return optimize.minimize_scalar(lambda t: negloglik([t, log_a], h, n), bounds=(-20, 20),
@@ -248,7 +265,7 @@ def _relative_excess(hits: np.ndarray, units: np.ndarray, min_regions: int = MIN
         phi = np.exp(log_a) / fitted  # a + b
         between = 1.0 / (phi + 1.0)  # var(rate) / (mean (1 - mean)) between regions
         of_mean = float(np.sum(n * (1 + (n - 1) * between))) / total ** 2  # and of the pooled mean
-        return mean, max(1.0 / (between + of_mean) - 1.0, 1.0 / mean)
+        return mean, max(1.0 / (between + of_mean) - 1.0, 1.0 / mean), bool(fit.success), str(fit.message)
 
     # Leave-one-out costs a fit per region over all the others (26 s for 514 regions); beyond
     # ``leave_one_out_up_to`` regions one region weighs little in a fit to all, which is done once.
@@ -257,9 +274,11 @@ def _relative_excess(hits: np.ndarray, units: np.ndarray, min_regions: int = MIN
         if shared is None:
             others = usable.copy()
             others[r] = False
-            mean, precision = law(others)
+            mean, precision, success, message = law(others)
         else:
-            mean, precision = shared
+            mean, precision, success, message = shared
+        if not success and failures is not None:
+            failures.append((int(r), message))
         out[r] = float(stats.betabinom.sf(hits[r] - 1, units[r], mean * precision, (1 - mean) * precision))
     return out
 
@@ -277,7 +296,7 @@ class LocalOutliers:
     region_level: str
     min_neighbours: int
     alpha: float
-    models: pd.DataFrame  # per region and variable: tau (latent sd, median over its TPS), b0, phi and their se
+    models: pd.DataFrame  # per region and variable: tau (latent sd, median over its TPS), b0, phi, their se, converged
     excluded: Mapping[str, int] = field(default_factory=dict)
     null: str = ""
 
@@ -361,7 +380,7 @@ def _codes(values: np.ndarray) -> np.ndarray:
 
 def local_outliers(election, *, fine: str | None = None, coarse: str | None = None, region_level: str | None = None,
                    candidates: Sequence[str] | None = None, min_neighbours: int = 4, alpha: float = 0.05,
-                   region_threshold: float = 1e-3, seed: int = 0) -> LocalOutliers:
+                   region_threshold: float = 1e-3, seed: int = 0, maxiter: int = 200) -> LocalOutliers:
     """Robust z and beta-binomial p-values of every unit against its neighbours, with BH q-values.
 
     Neighbourhoods after the module docstring; ``fine`` / ``coarse`` default to village /
@@ -380,6 +399,10 @@ def local_outliers(election, *, fine: str | None = None, coarse: str | None = No
       a beta-binomial fitted to the other regions' counts, leave-one-out, allowing for the fit's
       uncertainty), so a region is flagged only if it has more outlying TPS than regions do anyway
       (Poland 2020: none at q <= 0.05); NaN with fewer than ``MIN_REGIONS`` regions.
+
+    Every fit is checked for convergence: ``models`` has ``converged`` and ``message`` per region
+    and variable (BFGS, at most ``maxiter`` iterations), and a region whose beta-binomial fit (or
+    the fit of the other regions' counts) did not converge says so in the ``note`` of its row.
     """
     from statsmodels.stats.multitest import multipletests
 
@@ -468,13 +491,15 @@ def local_outliers(election, *, fine: str | None = None, coarse: str | None = No
             sel = sel & np.isfinite(offset)
             if sel.sum() < 20:
                 continue
-            params, bse = _bb_fit(c[sel], n[sel], offset[sel], seed=seed + len(model_rows))
+            params, bse, converged, message = _bb_fit(c[sel], n[sel], offset[sel], seed=seed + len(model_rows),
+                                                      maxiter=maxiter)
             mu = special.expit(params[0] + offset[sel])
             phi = np.exp(params[1])
             a[sel], b[sel] = mu * phi, (1 - mu) * phi
             tau = float(np.sqrt(np.median(tau2[sel]))) if label[:3] != "all" else np.nan
             model_rows.append({"region": label, "variable": name, "tau": tau, "b0": params[0], "b0_se": bse[0],
-                               "phi": phi, "log_phi_se": bse[1], "units": int(sel.sum())})
+                               "phi": phi, "log_phi_se": bse[1], "units": int(sel.sum()), "converged": converged,
+                               "message": message})
         fitted = np.isfinite(a)
         pb = np.full(len(idx), np.nan)
         pb[fitted] = betabinom_two_sided(c[fitted], n[fitted], a[fitted], b[fitted])
@@ -514,14 +539,29 @@ def local_outliers(election, *, fine: str | None = None, coarse: str | None = No
                      "outliers": hits, "expected": len(p) * region_threshold,
                      "flagged_q": int((group["q"] <= alpha).sum()), "pvalue": pval})
     regions = pd.DataFrame(rows, columns=["region", "region_name", "units", "outliers", "expected", "flagged_q", "pvalue"])
-    regions["pvalue_vs_others"] = _relative_excess(regions["outliers"].to_numpy(), regions["units"].to_numpy())
+    failures: list = []
+    regions["pvalue_vs_others"] = _relative_excess(regions["outliers"].to_numpy(), regions["units"].to_numpy(),
+                                                   failures=failures, maxiter=maxiter)
+    # A fit that did not converge is said on its region's row, never passed over silently.
+    notes: dict[str, list[str]] = {str(r): [] for r in regions["region"]}
+    for index, message in failures:
+        notes[str(regions["region"].iloc[index])].append(
+            convergence_note("the beta-binomial fit to the other regions' counts", message))
+    for row in model_rows:
+        if not row["converged"]:
+            text = convergence_note(f"the beta-binomial fit of {row['variable']}", row["message"])
+            # A region's own fit, or the shared fit of units with few neighbours, which serves every region.
+            targets = [str(row["region"])] if str(row["region"]) in notes else list(notes)
+            for key in targets:
+                notes[key].append(text)
+    regions["note"] = ["; ".join(notes[str(r)]) for r in regions["region"]]
     for p_col, q_col in (("pvalue", "qvalue"), ("pvalue_vs_others", "qvalue_vs_others")):
         regions[q_col] = np.nan
         has = regions[p_col].notna()
         if has.any():
             regions.loc[has, q_col] = multipletests(regions.loc[has, p_col].to_numpy(), method="fdr_bh")[1]
     regions = regions[["region", "region_name", "units", "outliers", "expected", "flagged_q", "pvalue", "qvalue",
-                       "pvalue_vs_others", "qvalue_vs_others"]]
+                       "pvalue_vs_others", "qvalue_vs_others", "note"]]
     null = (f"robust z: leave-one-out neighbour median, latent spread set per {region_level} (median |z| = 0.6745); "
             f"beta-binomial around the pooled neighbour proportion, fitted per {region_level} (statsmodels "
             f"GenericLikelihoodModel); per unit Bonferroni over {V} variables, BH across units; regions: units with "
