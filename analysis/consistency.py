@@ -514,8 +514,9 @@ EDITS = ("digit substituted", "digit inserted", "digit dropped", "digits swapped
 #: ``priors`` gives them weight: two digits inserted ("2" read as "802"), and a box read from another
 #: box of the same form (its number then says nothing of what was written: the repair is the number
 #: that makes a broken sum hold); "two edits" (two of the one-digit edits, "65" read as "506") and
-#: "read as zero" are tried only for the number that makes a broken sum hold, never enumerated.
-EXTRA_EDITS = ("two digits inserted", "two edits", "box from another box", "read as zero")
+#: "read as zero" are tried only for the number that makes a broken sum hold, never enumerated;
+#: "other" (any reading) only where the reading is impossible by itself (above the hard cap).
+EXTRA_EDITS = ("two digits inserted", "two edits", "box from another box", "read as zero", "other")
 ALL_EDITS = EDITS + EXTRA_EDITS
 #: Prior share of each kind of one-digit OCR edit (an assumption, not estimated from Sirekap:
 #: a confused digit is the commonest complaint, "78 became 780" a stray stroke read as a digit).
@@ -848,7 +849,7 @@ def _two_edit_likelihood(read: int, written: int, prior_key: tuple) -> float:
 
 
 def _solved_candidates(b, box, rows, reported, sub, boxes, box_names, rules, touches, broken_sub, derived, priors,
-                       prior_key, have_rows, have_values):
+                       prior_key, have_rows, have_values, cap=np.inf):
     """Repairs of box ``b`` that no one-edit list holds: the number that makes a broken sum hold, when the
     reading is 0 ("read as zero"), another box's number on the form ("box from another box"), or two
     one-digit edits away ("two edits"). Returns (rows, values, edit index, P(read | value), owner)."""
@@ -889,10 +890,13 @@ def _solved_candidates(b, box, rows, reported, sub, boxes, box_names, rules, tou
             kind, prob = "read as zero", priors["read as zero"]
         elif read != 0 and read in others and priors.get("box from another box", 0) > 0:
             kind, prob = "box from another box", priors["box from another box"] * others.count(read) / len(others)
-        elif priors.get("two edits", 0) > 0:
-            kind, prob = "two edits", priors["two edits"] * _two_edit_likelihood(read, int(value), prior_key)
         else:
-            continue
+            kind, prob = "two edits", 0.0
+            if priors.get("two edits", 0) > 0:
+                prob = priors["two edits"] * _two_edit_likelihood(read, int(value), prior_key)
+            if prob <= 0 and read > cap and priors.get("other", 0) > 0:
+                # An impossible number: what was written cannot be told from it (1 / cap per value).
+                kind, prob = "other", priors["other"] / cap
         if prob <= 0:
             continue
         out_rows.append(row)
@@ -1022,7 +1026,10 @@ def find_misreadings(election, *, rules: Sequence[Rule] | None = None, capacity:
 
     prior_key = (tuple(sorted(priors.items())), tuple(sorted(confusions.items())), _weights_key(insertions),
                  _weights_key(drops))
-    solved_kinds = [k for k in ("two edits", "box from another box", "read as zero") if priors.get(k, 0) > 0]
+    solved_kinds = [k for k in ("two edits", "box from another box", "read as zero", "other") if priors.get(k, 0) > 0]
+    box_weight = getattr(model, "box_weights", None) if model is not None else None
+    per_digit = bool(getattr(model, "per_digit", False)) if model is not None else False
+    cap_value = hard_cap(capacity, reserve, headroom)
     found_rows, found_box, found_value, found_edit, found_weight = [], [], [], [], []
     for b, box in enumerate(box_names):
         values = sub[boxes[box][0]]
@@ -1047,7 +1054,7 @@ def find_misreadings(election, *, rules: Sequence[Rule] | None = None, capacity:
         cand_edit, cand_prob = flat_edit[flat], flat_prob[flat]
         if solved_kinds:
             extra = _solved_candidates(b, box, rows, reported, sub, boxes, box_names, rules, touches, broken_sub,
-                                       derived, priors, prior_key, cand_rows, cand_value)
+                                       derived, priors, prior_key, cand_rows, cand_value, cap_value)
             if extra is not None:
                 cand_rows = np.concatenate([cand_rows, extra[0]])
                 cand_value = np.concatenate([cand_value, extra[1]])
@@ -1063,6 +1070,10 @@ def find_misreadings(election, *, rules: Sequence[Rule] | None = None, capacity:
         for j in np.flatnonzero(touches[b]):
             ok &= ~_evaluate(rules[j], view)[1]
         weight = cand_prob
+        if box_weight is not None:  # which box gets misread (learned), per box
+            weight = weight * float(box_weight.get(box, box_weight.get("*", 1.0)))
+        if per_digit:  # every written digit is a chance to misread: longer numbers are misread more often
+            weight = weight * (np.floor(np.log10(np.maximum(cand_value, 1))) + 1)
         if plausibility:
             weight = weight * np.exp(_log_plausibility(log_q[box], cand_value)
                                      - _log_plausibility(log_q[box], reported[owner].astype(float)))

@@ -330,6 +330,18 @@ class EditModel:
     n_pairs: int = 0
     inserted: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (position, digit) -> count
     dropped: Mapping[tuple[str, str], int] = field(default_factory=dict)   # (position, digit) -> count
+    boxes: Mapping[str, int] = field(default_factory=dict)  # box -> changed boxes of one-box pairs
+    per_digit: bool = True  # a number is misread in proportion to its digits
+
+    @property
+    def box_weights(self) -> dict[str, float]:
+        """Relative chance that a box is the misread one (one-box corrections + smoothing; "*" = any other box)."""
+        if not self.boxes:
+            return {"*": 1.0}
+        out = {b: n + self.smoothing for b, n in self.boxes.items()}
+        out["*"] = self.smoothing
+        total = sum(out.values())
+        return {b: v / total for b, v in out.items()}
 
     @property
     def priors(self) -> dict[str, float]:
@@ -362,6 +374,7 @@ class EditModel:
             "substitutions": {f"{a}>{b}": int(n) for (a, b), n in sorted(self.substitutions.items()) if n},
             "inserted": {f"{p}:{d}": int(n) for (p, d), n in sorted(self.inserted.items()) if n},
             "dropped": {f"{p}:{d}": int(n) for (p, d), n in sorted(self.dropped.items()) if n},
+            "boxes": {b: int(n) for b, n in sorted(self.boxes.items())}, "per_digit": self.per_digit,
         }, indent=1, sort_keys=True)
 
     @classmethod
@@ -372,7 +385,8 @@ class EditModel:
                    searched=tuple(d["searched"]), smoothing=float(d["smoothing"]),
                    description=d.get("description", ""), n_pairs=int(d.get("n_pairs", 0)),
                    inserted={tuple(k.split(":")): int(v) for k, v in d.get("inserted", {}).items()},
-                   dropped={tuple(k.split(":")): int(v) for k, v in d.get("dropped", {}).items()})
+                   dropped={tuple(k.split(":")): int(v) for k, v in d.get("dropped", {}).items()},
+                   boxes={k: int(v) for k, v in d.get("boxes", {}).items()}, per_digit=bool(d.get("per_digit", True)))
 
     def to_frame(self) -> pd.DataFrame:
         p = self.priors
@@ -381,7 +395,7 @@ class EditModel:
 
 
 def learn_model(corrections: Corrections, *, split: str = "train", searched: Sequence[str] | None = None,
-                smoothing: float = 1.0, trusted_only: bool = True) -> EditModel:
+                smoothing: float = 1.0, trusted_only: bool = True, per_digit: bool = True) -> EditModel:
     """The edit model from the changed boxes of one split (never the held-out one).
 
     Every changed box of a pair counts (one box changed or several); ``trusted_only`` drops pairs
@@ -393,13 +407,15 @@ def learn_model(corrections: Corrections, *, split: str = "train", searched: Seq
     c = corrections.changes[corrections.changes["split"] == split]
     if trusted_only:
         c = c[~c["march_broken"].astype(bool)]
-    searched = tuple(searched) if searched is not None else (*ONE_EDIT, *EXTRA_EDITS)
+    searched = tuple(searched) if searched is not None else ALL_EDITS
     kinds = c["kind"].value_counts().to_dict()
     s = c[c["kind"] == "digit substituted"]
     subs = s.groupby(["written", "read"]).size().to_dict()
     ins = c[c["kind"] == "digit inserted"].groupby(["position", "read"]).size().to_dict()
     drp = c[c["kind"] == "digit dropped"].groupby(["position", "written"]).size().to_dict()
+    one = c[c["pair_status"] == "one box changed"]
     return EditModel(kind_counts={k: int(v) for k, v in kinds.items()},
+                     boxes={str(b): int(n) for b, n in one["box"].value_counts().items()}, per_digit=per_digit,
                      inserted={(str(p), str(d)): int(n) for (p, d), n in ins.items()},
                      dropped={(str(p), str(d)): int(n) for (p, d), n in drp.items()},
                      substitutions={(str(a), str(b)): int(n) for (a, b), n in subs.items()}, searched=searched,
@@ -536,3 +552,65 @@ def early_subset(early, corrections: Corrections, split: str, source: str):
     codes = corrections.pairs.loc[(corrections.pairs["split"] == split) & (corrections.pairs["source"] == source),
                                   "unit_id"]
     return replace(early, table=early.table.loc[early.table.index.isin(set(codes))])
+
+
+# ------------------------------------------------------------------------------------ the real pairs
+#: Where the real pairs live, relative to ``../shared``.
+JAKARTA_BODIES = Path("data/sirekap/tps_json_dki_sample.zip")
+FLAGGED_FOLDER = Path("data/sirekap/flagged_tps")
+MARCH_TABLE = Path("data/sirekap/tps_ppwp_2024/ppwp_tps_36_regions_20240320.csv.gz")
+SOURCES = {"dki_bodies_16feb": "1,000 Jakarta TPS bodies fetched 16 Feb 2024 (tps_json_dki_sample.zip)",
+           "flagged_18feb": "TPS whose candidates did not add up, 18-19 Feb 2024 (flagged_tps/)"}
+
+
+def real_pairs(shared: str | Path) -> tuple[Corrections, dict[str, Any]]:
+    """The two early sources of ``../shared`` paired with the March table: (corrections, early Elections by source)."""
+    from .sources.sirekap.flagged import read_flagged
+    from .sources.sirekap.parse import read_tps_bodies
+    from .sources.tabular import read_table
+
+    shared = Path(shared)
+    march, _ = read_table(shared / MARCH_TABLE, "sirekap_tps_2024")
+    bodies, _ = read_tps_bodies(shared / JAKARTA_BODIES)
+    flagged, _ = read_flagged(shared / FLAGGED_FOLDER)
+    early = {"dki_bodies_16feb": bodies, "flagged_18feb": flagged}
+    corrections = combine(*(pair_readings(e, march, source=name, description=SOURCES[name]) for name, e in early.items()))
+    return corrections, early
+
+
+def synthetic_recovery(*, scale: float = 0.02, seed: int = 2024, ocr_rate: float = 0.01, **search: Any) -> pd.DataFrame:
+    """``misreading_recovery`` on a synthetic election (the project's generator), to set beside the real figures."""
+    from .consistency import find_misreadings, misreading_recovery
+    from .synth import make_election
+
+    made = make_election(scale=scale, plan={}, ocr_rate=ocr_rate, seed=seed)
+    return misreading_recovery(made.election, made.truth, find_misreadings(made.election, **search))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m analysis.corrections SHARED [--write-model]``: pairs, kinds, the learned model, held-out figures."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m analysis.corrections", description=main.__doc__)
+    parser.add_argument("shared", help="the ../shared folder")
+    parser.add_argument("--write-model", metavar="PATH", help="write the model learned from the training split here")
+    parser.add_argument("--synthetic", action="store_true", help="also measure both models on synthetic forms")
+    args = parser.parse_args(argv)
+    pd.set_option("display.width", 200)
+    corrections, early = real_pairs(args.shared)
+    print(corrections.status_counts().to_string(), "\n")
+    print(corrections.kind_counts().to_string(), "\n")
+    model = learn_model(corrections, split="train")
+    if args.write_model:
+        Path(args.write_model).write_text(model.to_json() + "\n", encoding="utf-8")
+    print(model.to_frame().to_string(), "\n")
+    for name, search in (("hand-set model", {}), ("learned model", {"model": model})):
+        result = evaluate_finder(corrections, early, split="held-out", label=name, **search)
+        print(f"held-out, {name}\n{result.figures.to_string()}\n")
+        if args.synthetic:
+            print(f"synthetic, {name}\n{synthetic_recovery(**search).to_string()}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
