@@ -86,6 +86,26 @@ def _damerau(a: str, b: str) -> int:
     return d[len(a)][len(b)]
 
 
+def _neighbours(a: str) -> set[str]:
+    """Numbers one edit (insert, drop, substitute, swap adjacent) from ``a``, written without leading zeros."""
+    out = set()
+    for i in range(len(a) + 1):
+        for d in "0123456789":
+            out.add(a[:i] + d + a[i:])
+    for i in range(len(a)):
+        out.add(a[:i] + a[i + 1:])
+        for d in "0123456789":
+            out.add(a[:i] + d + a[i + 1:])
+    for i in range(len(a) - 1):
+        out.add(a[:i] + a[i + 1] + a[i] + a[i + 2:])
+    return {x for x in out if x and x != a and (x == "0" or x[0] != "0")}
+
+
+def _two_edits(a: str, b: str) -> bool:
+    """Is ``b`` two one-digit edits from ``a`` (through a number in between), and not one?"""
+    return _damerau(a, b) > 1 and any(_damerau(mid, b) == 1 for mid in _neighbours(a))
+
+
 def classify_edit(read: int, written: int, others: Mapping[str, int] | None = None) -> Edit:
     """The edit that turns ``written`` (the March number) into ``read`` (the early reading).
 
@@ -127,7 +147,7 @@ def classify_edit(read: int, written: int, others: Mapping[str, int] | None = No
         return Edit("two digits inserted", f"{a} read as {b}", "", extra)
     if len(a) == len(b) + 2 and _subsequence(b, a):
         return Edit("two digits dropped", f"{a} read as {b}")
-    if _damerau(a, b) == 2:
+    if _two_edits(a, b):
         return Edit("two edits", f"{a} read as {b}")
     return Edit("other", f"{a} read as {b}")
 
