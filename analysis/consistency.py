@@ -590,7 +590,8 @@ def _weights_key(weights: Mapping[tuple[str, str], float] | None) -> tuple | Non
 def one_edit_originals(reported: int, *, priors: Mapping[str, float] = EDIT_PRIORS,
                        confusions: Mapping[tuple[str, str], float] = CONFUSION_WEIGHTS,
                        insertions: Mapping[tuple[str, str], float] | None = None,
-                       drops: Mapping[tuple[str, str], float] | None = None) -> list[tuple[int, str, float]]:
+                       drops: Mapping[tuple[str, str], float] | None = None,
+                       substituted_at: Mapping[str, float] | None = None) -> list[tuple[int, str, float]]:
     """Every number one OCR edit away from ``reported``: (original, edit, P(reported | original)).
 
     ``edit`` says what OCR did to the original: "digit inserted" (78 -> 780), "digit dropped"
@@ -599,20 +600,22 @@ def one_edit_originals(reported: int, *, priors: Mapping[str, float] = EDIT_PRIO
     the same original their probabilities add and the likelier edit names it.
     ``insertions``: weight of inserting digit d at a position class (``POSITIONS``), keyed
     (position, d); ``drops``: weight of dropping written digit d from a position class; both
-    None = uniform (every slot and digit alike). With ``priors["two digits inserted"]`` > 0, numbers
+    None = uniform (every slot and digit alike); ``substituted_at``: weight of a substitution at
+    each position class (None = every digit alike). With ``priors["two digits inserted"]`` > 0, numbers
     two inserted digits away are listed too ("2" read as "802").
     """
     return list(_originals(int(reported), tuple(sorted(priors.items())), tuple(sorted(confusions.items())),
-                           _weights_key(insertions), _weights_key(drops)))
+                           _weights_key(insertions), _weights_key(drops), _weights_key(substituted_at)))
 
 
 @lru_cache(maxsize=200_000)
 def _originals(reported: int, priors: tuple, confusions: tuple, insertions: tuple | None = None,
-               drops: tuple | None = None) -> tuple[tuple[int, str, float], ...]:
+               drops: tuple | None = None, substituted_at: tuple | None = None) -> tuple[tuple[int, str, float], ...]:
     p = dict(priors)
     confusion = _confusion_matrix(dict(confusions))
     ins = dict(insertions) if insertions is not None else None
     drp = dict(drops) if drops is not None else None
+    sub_at = dict(substituted_at) if substituted_at is not None else None
     text = str(reported)
     found: dict[int, dict[str, float]] = {}
 
@@ -639,12 +642,14 @@ def _originals(reported: int, priors: tuple, confusions: tuple, insertions: tupl
                 total = sum(drp.get((_position(k, n + 1), original[k]), 0.0) for k in range(n + 1))
                 if total > 0:
                     add(original, "digit dropped", p.get("digit dropped", 0) * drp.get((_position(i, n + 1), d), 0.0) / total)
+    sub_total = sum(sub_at.get(_position(k, n), 0.0) for k in range(n)) if sub_at is not None else 0.0
     for i in range(n):  # OCR read written digit a as text[i]
         b = int(text[i])
+        where = 1 / n if sub_at is None else (sub_at.get(_position(i, n), 0.0) / sub_total if sub_total > 0 else 0.0)
         for a in range(10):
             if a != b:
                 add(text[:i] + str(a) + text[i + 1:], "digit substituted",
-                    p.get("digit substituted", 0) / n * float(confusion[a, b]))
+                    p.get("digit substituted", 0) * where * float(confusion[a, b]))
     for i in range(n - 1):  # OCR swapped two adjacent digits
         if text[i] != text[i + 1]:
             add(text[:i] + text[i + 1] + text[i] + text[i + 2:], "digits swapped",
@@ -827,8 +832,8 @@ def _log_plausibility(table: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=200_000)
 def _original_map(reported: int, priors: tuple, confusions: tuple, insertions: tuple | None,
-                  drops: tuple | None) -> dict[int, float]:
-    return {v: q for v, _, q in _originals(reported, priors, confusions, insertions, drops)}
+                  drops: tuple | None, substituted_at: tuple | None = None) -> dict[int, float]:
+    return {v: q for v, _, q in _originals(reported, priors, confusions, insertions, drops, substituted_at)}
 
 
 def _two_edit_likelihood(read: int, written: int, prior_key: tuple) -> float:
@@ -917,7 +922,8 @@ def find_misreadings(election, *, rules: Sequence[Rule] | None = None, capacity:
                      plausibility: bool = True, zeros_as_blank: bool = True,
                      alternatives: int = 3, model: Any = None,
                      insertions: Mapping[tuple[str, str], float] | None = None,
-                     drops: Mapping[tuple[str, str], float] | None = None) -> Misreadings:
+                     drops: Mapping[tuple[str, str], float] | None = None,
+                     substituted_at: Mapping[str, float] | None = None) -> Misreadings:
     """Which published number of an inconsistent form was misread, and what was written: one OCR edit away.
 
     For every TPS that breaks a rule of ``default_rules``: forms under re-vote or recount (``psu``
@@ -936,12 +942,13 @@ def find_misreadings(election, *, rules: Sequence[Rule] | None = None, capacity:
     ``rules``: another rule set (default ``default_rules``); rules whose columns the Election
     lacks are listed in ``not_checked`` and play no part.
     ``model``: an edit model learned from real corrections (``analysis.corrections.EditModel``,
-    e.g. ``load_learned_model()``); it replaces ``priors``, ``confusions``, ``insertions`` and
-    ``drops``. Kinds beyond one edit (``EXTRA_EDITS``) are searched only when ``priors`` weighs them.
+    e.g. ``load_learned_model()``); it replaces ``priors``, ``confusions``, ``insertions``,
+    ``drops`` and ``substituted_at``, and weighs each box and each written digit. Kinds beyond one edit (``EXTRA_EDITS``) are searched only when ``priors`` weighs them.
     """
     if model is not None:
         priors, confusions = model.priors, model.confusions
         insertions, drops = getattr(model, "insertions", None), getattr(model, "drops", None)
+        substituted_at = getattr(model, "substituted_at", None)
     table = election.table
     candidates = tuple(election.candidates)
     levels = list(election.levels)
@@ -1025,7 +1032,7 @@ def find_misreadings(election, *, rules: Sequence[Rule] | None = None, capacity:
             log_q[box] = _plausibility(columns[cols[0]])
 
     prior_key = (tuple(sorted(priors.items())), tuple(sorted(confusions.items())), _weights_key(insertions),
-                 _weights_key(drops))
+                 _weights_key(drops), _weights_key(substituted_at))
     solved_kinds = [k for k in ("two edits", "box from another box", "read as zero", "other") if priors.get(k, 0) > 0]
     box_weight = getattr(model, "box_weights", None) if model is not None else None
     per_digit = bool(getattr(model, "per_digit", False)) if model is not None else False

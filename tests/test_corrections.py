@@ -225,3 +225,11 @@ def test_held_out_figures_are_reproduced(real):
     # The learned model is better on pairs it never saw, beyond the intervals' overlap.
     assert learned.loc[K.EXACT, "ci_low"] > hand.loc[K.EXACT, "share"]
     assert np.isclose(learned.loc[K.EXACT, "share"], 218 / 271)
+
+
+def test_substitutions_can_be_weighed_by_position():
+    only_first = one_edit_originals(765, substituted_at={"start": 1.0, "inside": 0.0, "end": 0.0})
+    subs = {v for v, e, _ in only_first if e == "digit substituted"}
+    assert 165 in subs and 705 not in subs and 761 not in subs
+    uniform = {v for v, e, _ in one_edit_originals(765) if e == "digit substituted"}
+    assert {165, 705, 761} <= uniform
