@@ -527,7 +527,8 @@ def score_found(corrections: Corrections, found) -> pd.DataFrame:
         field_.append(f)
         proposed_.append(pr)
         edit_.append(t.at[u, "edit"] if in_t else "")
-    p["listed"], p["explained"], p["right_box"], p["exact"] = listed, explained, right_box, exact
+    for name, values in (("listed", listed), ("explained", explained), ("right_box", right_box), ("exact", exact)):
+        p[name] = np.array(values, dtype=bool)
     p["excluded"] = p["unit_id"].isin(excluded)
     p["found_field"], p["proposed"], p["found_edit"] = field_, pd.array(proposed_, dtype="Int64"), edit_
     p["one_box"] = p["status"] == "one box changed"
