@@ -519,6 +519,14 @@ def monitor_flags(election) -> MonitorFlags:
 # ==================================================================================== misreadings
 #: What OCR did to the written number, from the original to the reported one.
 EDITS = ("digit substituted", "digit inserted", "digit dropped", "digits swapped")
+#: Further kinds seen in KPU's own corrections (``analysis.corrections``), searched only when
+#: ``priors`` gives them weight: two digits inserted ("2" read as "802"), and a box read from another
+#: box of the same form (its number then says nothing of what was written: the repair is the number
+#: that makes a broken sum hold); "two edits" (two of the one-digit edits, "65" read as "506") and
+#: "read as zero" are tried only for the number that makes a broken sum hold, never enumerated;
+#: "other" (any reading) only where the reading is impossible by itself (above the hard cap).
+EXTRA_EDITS = ("two digits inserted", "two edits", "box from another box", "read as zero", "other")
+ALL_EDITS = EDITS + EXTRA_EDITS
 #: Prior share of each kind of one-digit OCR edit (an assumption, not estimated from Sirekap:
 #: a confused digit is the commonest complaint, "78 became 780" a stray stroke read as a digit).
 EDIT_PRIORS: Mapping[str, float] = {"digit substituted": 0.45, "digit inserted": 0.30, "digit dropped": 0.15,
@@ -558,10 +566,15 @@ MISREADING_MODEL = (
 
 
 def _confusion_matrix(weights: Mapping[tuple[str, str], float]) -> np.ndarray:
-    """P(read b | written a): row a, column b, diagonal 0, rows summing to 1."""
+    """P(read b | written a): row a, column b, diagonal 0, rows summing to 1.
+
+    A pair (a, b) sets both directions unless (b, a) is given too (a learned, asymmetric model).
+    """
     m = np.ones((10, 10))
     for (a, b), w in weights.items():
-        m[int(a), int(b)] = m[int(b), int(a)] = float(w)
+        m[int(a), int(b)] = float(w)
+        if (b, a) not in weights:
+            m[int(b), int(a)] = float(w)
     np.fill_diagonal(m, 0.0)
     return m / m.sum(axis=1, keepdims=True)
 
@@ -570,22 +583,48 @@ def _valid_number(text: str) -> bool:
     return bool(text) and (text == "0" or text[0] != "0")
 
 
+#: Where in a number a digit is inserted or dropped (``insertions`` / ``drops`` weights of a model).
+POSITIONS = ("start", "inside", "end")
+
+
+def _position(i: int, n: int) -> str:
+    """Class of slot ``i`` among ``n`` slots: the first, the last, or between."""
+    return "start" if i == 0 else "end" if i == n - 1 else "inside"
+
+
+def _weights_key(weights: Mapping[tuple[str, str], float] | None) -> tuple | None:
+    return None if weights is None else tuple(sorted(weights.items()))
+
+
 def one_edit_originals(reported: int, *, priors: Mapping[str, float] = EDIT_PRIORS,
-                       confusions: Mapping[tuple[str, str], float] = CONFUSION_WEIGHTS) -> list[tuple[int, str, float]]:
+                       confusions: Mapping[tuple[str, str], float] = CONFUSION_WEIGHTS,
+                       insertions: Mapping[tuple[str, str], float] | None = None,
+                       drops: Mapping[tuple[str, str], float] | None = None,
+                       substituted_at: Mapping[str, float] | None = None) -> list[tuple[int, str, float]]:
     """Every number one OCR edit away from ``reported``: (original, edit, P(reported | original)).
 
     ``edit`` says what OCR did to the original: "digit inserted" (78 -> 780), "digit dropped"
     (780 -> 78), "digit substituted" (1 -> 4), "digits swapped" (12 -> 21). Numbers are written
     without leading zeros, so originals such as "05" are not generated. Where two edits lead to
     the same original their probabilities add and the likelier edit names it.
+    ``insertions``: weight of inserting digit d at a position class (``POSITIONS``), keyed
+    (position, d); ``drops``: weight of dropping written digit d from a position class; both
+    None = uniform (every slot and digit alike); ``substituted_at``: weight of a substitution at
+    each position class (None = every digit alike). With ``priors["two digits inserted"]`` > 0, numbers
+    two inserted digits away are listed too ("2" read as "802").
     """
-    return list(_originals(int(reported), tuple(sorted(priors.items())), tuple(sorted(confusions.items()))))
+    return list(_originals(int(reported), tuple(sorted(priors.items())), tuple(sorted(confusions.items())),
+                           _weights_key(insertions), _weights_key(drops), _weights_key(substituted_at)))
 
 
 @lru_cache(maxsize=200_000)
-def _originals(reported: int, priors: tuple, confusions: tuple) -> tuple[tuple[int, str, float], ...]:
+def _originals(reported: int, priors: tuple, confusions: tuple, insertions: tuple | None = None,
+               drops: tuple | None = None, substituted_at: tuple | None = None) -> tuple[tuple[int, str, float], ...]:
     p = dict(priors)
     confusion = _confusion_matrix(dict(confusions))
+    ins = dict(insertions) if insertions is not None else None
+    drp = dict(drops) if drops is not None else None
+    sub_at = dict(substituted_at) if substituted_at is not None else None
     text = str(reported)
     found: dict[int, dict[str, float]] = {}
 
@@ -596,20 +635,39 @@ def _originals(reported: int, priors: tuple, confusions: tuple) -> tuple[tuple[i
 
     n = len(text)
     for i in range(n):  # OCR inserted text[i]: the original lacks it; n positions, 10 digits
-        add(text[:i] + text[i + 1:], "digit inserted", p.get("digit inserted", 0) / n / 10)
+        if ins is None:
+            add(text[:i] + text[i + 1:], "digit inserted", p.get("digit inserted", 0) / n / 10)
+        else:  # P(slot class, digit) over the n slots of the (n-1)-digit original and 10 digits
+            total = sum(ins.get((_position(k, n), d), 0.0) for k in range(n) for d in "0123456789")
+            if total > 0:
+                add(text[:i] + text[i + 1:], "digit inserted",
+                    p.get("digit inserted", 0) * ins.get((_position(i, n), text[i]), 0.0) / total)
     for i in range(n + 1):  # OCR dropped a digit d at i: the original has one more digit
         for d in "0123456789":
-            add(text[:i] + d + text[i:], "digit dropped", p.get("digit dropped", 0) / (n + 1))
+            if drp is None:
+                add(text[:i] + d + text[i:], "digit dropped", p.get("digit dropped", 0) / (n + 1))
+            else:  # which of the original's n + 1 digits was dropped, by position class and digit
+                original = text[:i] + d + text[i:]
+                total = sum(drp.get((_position(k, n + 1), original[k]), 0.0) for k in range(n + 1))
+                if total > 0:
+                    add(original, "digit dropped", p.get("digit dropped", 0) * drp.get((_position(i, n + 1), d), 0.0) / total)
+    sub_total = sum(sub_at.get(_position(k, n), 0.0) for k in range(n)) if sub_at is not None else 0.0
     for i in range(n):  # OCR read written digit a as text[i]
         b = int(text[i])
+        where = 1 / n if sub_at is None else (sub_at.get(_position(i, n), 0.0) / sub_total if sub_total > 0 else 0.0)
         for a in range(10):
             if a != b:
                 add(text[:i] + str(a) + text[i + 1:], "digit substituted",
-                    p.get("digit substituted", 0) / n * float(confusion[a, b]))
+                    p.get("digit substituted", 0) * where * float(confusion[a, b]))
     for i in range(n - 1):  # OCR swapped two adjacent digits
         if text[i] != text[i + 1]:
             add(text[:i] + text[i + 1] + text[i] + text[i + 2:], "digits swapped",
                 p.get("digits swapped", 0) / (n - 1))
+    if p.get("two digits inserted", 0) > 0 and n >= 2:  # OCR inserted two digits: "2" read as "802"
+        slots = n * (n - 1) / 2
+        for i in range(n):
+            for j in range(i + 1, n):
+                add(text[:i] + text[i + 1:j] + text[j + 1:], "two digits inserted", p["two digits inserted"] / slots / 100)
     return tuple((value, max(kinds, key=kinds.get), sum(kinds.values())) for value, kinds in sorted(found.items()))
 
 
@@ -781,12 +839,100 @@ def _log_plausibility(table: np.ndarray, values: np.ndarray) -> np.ndarray:
     return out
 
 
+@lru_cache(maxsize=200_000)
+def _original_map(reported: int, priors: tuple, confusions: tuple, insertions: tuple | None,
+                  drops: tuple | None, substituted_at: tuple | None = None) -> dict[int, float]:
+    return {v: q for v, _, q in _originals(reported, priors, confusions, insertions, drops, substituted_at)}
+
+
+def _two_edit_likelihood(read: int, written: int, prior_key: tuple) -> float:
+    """P(read | written, two one-digit edits): sum over the number in between of P(read | mid) P(mid | written),
+    each under the one-edit model with its kinds' priors rescaled to sum to one."""
+    priors = dict(prior_key[0])
+    one = {k: priors.get(k, 0.0) for k in EDITS}
+    total = sum(one.values())
+    if total <= 0:
+        return 0.0
+    key = (tuple(sorted((k, v / total) for k, v in one.items())), *prior_key[1:])
+    out = 0.0
+    for mid, q1 in _original_map(int(read), *key).items():
+        q2 = _original_map(int(mid), *key).get(int(written))
+        if q2:
+            out += q1 * q2
+    return out
+
+
+def _solved_candidates(b, box, rows, reported, sub, boxes, box_names, rules, touches, broken_sub, derived, priors,
+                       prior_key, have_rows, have_values, cap=np.inf):
+    """Repairs of box ``b`` that no one-edit list holds: the number that makes a broken sum hold, when the
+    reading is 0 ("read as zero"), another box's number on the form ("box from another box"), or two
+    one-digit edits away ("two edits"). Returns (rows, values, edit index, P(read | value), owner)."""
+    x = reported.astype(float)
+    solutions: dict[tuple[int, float], int] = {}
+    for j in np.flatnonzero(touches[b]):
+        if rules[j].relation != "==":
+            continue
+        hit = np.flatnonzero(broken_sub[rows, j])
+        if not len(hit):
+            continue
+        values = []
+        for shift in (0.0, 1.0):
+            over = {c: x[hit] + shift for c in boxes[box]}
+            if derived and box in ("dpt", "dptb_voters"):
+                other = "dptb_voters" if box == "dpt" else "dpt"
+                over["registered"] = x[hit] + shift + sub[other][rows[hit]]
+            view = _Rows(sub, rows[hit], over)
+            values.append(np.asarray(rules[j].reported(view), float) - np.asarray(rules[j].expected(view), float))
+        slope = values[1] - values[0]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            v = x[hit] - values[0] / slope
+        for k, value in zip(hit, v):
+            if np.isfinite(value) and value >= 0 and value == np.round(value) and value != x[k] and value <= 10**6:
+                solutions[(int(k), float(value))] = 1
+    if not solutions:
+        return None
+    have = set(zip(have_rows.tolist(), have_values.tolist()))
+    out_rows, out_values, out_edit, out_prob, out_owner = [], [], [], [], []
+    published = {name: sub[boxes[name][0]] for name in box_names if name != box}
+    for (k, value) in solutions:
+        row = int(rows[k])
+        if (row, value) in have:
+            continue
+        read = int(x[k])
+        others = [v[row] for v in published.values() if not np.isnan(v[row]) and v[row] != 0]
+        if read == 0 and priors.get("read as zero", 0) > 0:
+            kind, prob = "read as zero", priors["read as zero"]
+        elif read != 0 and read in others and priors.get("box from another box", 0) > 0:
+            kind, prob = "box from another box", priors["box from another box"] * others.count(read) / len(others)
+        else:
+            kind, prob = "two edits", 0.0
+            if priors.get("two edits", 0) > 0:
+                prob = priors["two edits"] * _two_edit_likelihood(read, int(value), prior_key)
+            if prob <= 0 and read > cap and priors.get("other", 0) > 0:
+                # An impossible number: what was written cannot be told from it (1 / cap per value).
+                kind, prob = "other", priors["other"] / cap
+        if prob <= 0:
+            continue
+        out_rows.append(row)
+        out_values.append(value)
+        out_edit.append(ALL_EDITS.index(kind))
+        out_prob.append(prob)
+        out_owner.append(k)
+    if not out_rows:
+        return None
+    return (np.array(out_rows, dtype=np.int64), np.array(out_values, dtype=float), np.array(out_edit, dtype=np.int8),
+            np.array(out_prob, dtype=float), np.array(out_owner, dtype=np.int64))
+
+
 def find_misreadings(election, *, rules: Sequence[Rule] | None = None, capacity: int | None = 300,
                      reserve: float = 0.02, headroom: int = 100,
                      priors: Mapping[str, float] = EDIT_PRIORS,
                      confusions: Mapping[tuple[str, str], float] = CONFUSION_WEIGHTS,
                      plausibility: bool = True, zeros_as_blank: bool = True,
-                     alternatives: int = 3) -> Misreadings:
+                     alternatives: int = 3, model: Any = None,
+                     insertions: Mapping[tuple[str, str], float] | None = None,
+                     drops: Mapping[tuple[str, str], float] | None = None,
+                     substituted_at: Mapping[str, float] | None = None) -> Misreadings:
     """Which published number of an inconsistent form was misread, and what was written: one OCR edit away.
 
     For every TPS that breaks a rule of ``default_rules``: forms under re-vote or recount (``psu``
@@ -804,7 +950,14 @@ def find_misreadings(election, *, rules: Sequence[Rule] | None = None, capacity:
     edit explains (two misreadings, a tally error by the officials, a DPTb/DPK entry error).
     ``rules``: another rule set (default ``default_rules``); rules whose columns the Election
     lacks are listed in ``not_checked`` and play no part.
+    ``model``: an edit model learned from real corrections (``analysis.corrections.EditModel``,
+    e.g. ``load_learned_model()``); it replaces ``priors``, ``confusions``, ``insertions``,
+    ``drops`` and ``substituted_at``, and weighs each box and each written digit. Kinds beyond one edit (``EXTRA_EDITS``) are searched only when ``priors`` weighs them.
     """
+    if model is not None:
+        priors, confusions = model.priors, model.confusions
+        insertions, drops = getattr(model, "insertions", None), getattr(model, "drops", None)
+        substituted_at = getattr(model, "substituted_at", None)
     table = election.table
     candidates = tuple(election.candidates)
     levels = list(election.levels)
@@ -887,7 +1040,12 @@ def find_misreadings(election, *, rules: Sequence[Rule] | None = None, capacity:
         for box, cols in boxes.items():
             log_q[box] = _plausibility(columns[cols[0]])
 
-    prior_key = (tuple(sorted(priors.items())), tuple(sorted(confusions.items())))
+    prior_key = (tuple(sorted(priors.items())), tuple(sorted(confusions.items())), _weights_key(insertions),
+                 _weights_key(drops), _weights_key(substituted_at))
+    solved_kinds = [k for k in ("two edits", "box from another box", "read as zero", "other") if priors.get(k, 0) > 0]
+    box_weight = getattr(model, "box_weights", None) if model is not None else None
+    per_digit = bool(getattr(model, "per_digit", False)) if model is not None else False
+    cap_value = hard_cap(capacity, reserve, headroom)
     found_rows, found_box, found_value, found_edit, found_weight = [], [], [], [], []
     for b, box in enumerate(box_names):
         values = sub[boxes[box][0]]
@@ -900,7 +1058,7 @@ def find_misreadings(election, *, rules: Sequence[Rule] | None = None, capacity:
         lists = [_originals(int(u), *prior_key) for u in unique_values]
         lengths = np.array([len(l) for l in lists], dtype=np.int64)
         flat_value = np.array([v for l in lists for v, _, _ in l], dtype=float)
-        flat_edit = np.array([EDITS.index(e) for l in lists for _, e, _ in l], dtype=np.int8)
+        flat_edit = np.array([ALL_EDITS.index(e) for l in lists for _, e, _ in l], dtype=np.int8)
         flat_prob = np.array([p for l in lists for _, _, p in l], dtype=float)
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         per_row = lengths[inverse]
@@ -909,6 +1067,16 @@ def find_misreadings(election, *, rules: Sequence[Rule] | None = None, capacity:
         flat = starts[inverse][owner] + offset
         cand_rows = rows[owner]
         cand_value = flat_value[flat]
+        cand_edit, cand_prob = flat_edit[flat], flat_prob[flat]
+        if solved_kinds:
+            extra = _solved_candidates(b, box, rows, reported, sub, boxes, box_names, rules, touches, broken_sub,
+                                       derived, priors, prior_key, cand_rows, cand_value, cap_value)
+            if extra is not None:
+                cand_rows = np.concatenate([cand_rows, extra[0]])
+                cand_value = np.concatenate([cand_value, extra[1]])
+                cand_edit = np.concatenate([cand_edit, extra[2]])
+                cand_prob = np.concatenate([cand_prob, extra[3]])
+                owner = np.concatenate([owner, extra[4]])
         overrides = {c: cand_value for c in boxes[box]}
         if derived and box in ("dpt", "dptb_voters"):
             other = "dptb_voters" if box == "dpt" else "dpt"
@@ -917,14 +1085,18 @@ def find_misreadings(election, *, rules: Sequence[Rule] | None = None, capacity:
         ok = np.ones(len(cand_rows), dtype=bool)
         for j in np.flatnonzero(touches[b]):
             ok &= ~_evaluate(rules[j], view)[1]
-        weight = flat_prob[flat]
+        weight = cand_prob
+        if box_weight is not None:  # which box gets misread (learned), per box
+            weight = weight * float(box_weight.get(box, box_weight.get("*", 1.0)))
+        if per_digit:  # every written digit is a chance to misread: longer numbers are misread more often
+            weight = weight * (np.floor(np.log10(np.maximum(cand_value, 1))) + 1)
         if plausibility:
             weight = weight * np.exp(_log_plausibility(log_q[box], cand_value)
                                      - _log_plausibility(log_q[box], reported[owner].astype(float)))
         found_rows.append(cand_rows[ok])
         found_box.append(np.full(int(ok.sum()), b, dtype=np.int32))
         found_value.append(cand_value[ok])
-        found_edit.append(flat_edit[flat][ok])
+        found_edit.append(cand_edit[ok])
         found_weight.append(weight[ok])
 
     hyp = pd.DataFrame({
@@ -961,7 +1133,7 @@ def find_misreadings(election, *, rules: Sequence[Rule] | None = None, capacity:
     proposed = np.full(m, np.nan)
     proposed[best.index.to_numpy()] = best["value"].to_numpy()
     edit = np.full(m, "", dtype=object)
-    edit[best.index.to_numpy()] = np.array(EDITS, dtype=object)[best["edit"].to_numpy().astype(int)]
+    edit[best.index.to_numpy()] = np.array(ALL_EDITS, dtype=object)[best["edit"].to_numpy().astype(int)]
     confidence = np.zeros(m)
     confidence[best.index.to_numpy()] = best["confidence"].to_numpy()
     repairs = np.zeros(m, dtype=np.int64)
@@ -1004,6 +1176,7 @@ def find_misreadings(election, *, rules: Sequence[Rule] | None = None, capacity:
         table=out, excluded=excluded_frame, counts=counts, candidates=candidates, not_checked=not_checked,
         parameters={"capacity": capacity, "reserve": reserve, "headroom": headroom, "priors": dict(priors),
                     "confusions": {f"{a}/{b}": w for (a, b), w in confusions.items()},
+                    "model": getattr(model, "description", None) if model is not None else None,
                     "plausibility": plausibility, "zeros_as_blank": zeros_as_blank,
                     "rules": tuple(r.id for r in rules)},
     )
