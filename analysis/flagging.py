@@ -80,9 +80,12 @@ def random_effects_pvalues(effects: Iterable[float], ses: Iterable[float], pvalu
     For a statistic whose theoretical z grows with a region's size while the real effect it measures
     does not (a demographic association of turnout and share is there in every region; a big region
     only measures it more precisely), regions are compared by effect: theta_r ~ N(mu0, tau^2 + se_r^2),
-    mu0 = max(0, median theta), tau^2 = max(0, (1.4826 MAD theta)^2 - median se^2), tau widened by
-    one standard error of the MAD (DerSimonian & Laird 1986's model, fitted robustly; Efron 2004's
-    empirical null for effects). None when fewer than ``min_regions`` regions have an effect and an SE.
+    mu0 = max(0, median theta), tau^2 = max(0, (1.4826 MAD theta)^2 - median se^2): the regions'
+    robust spread of effects less what their own standard errors explain (DerSimonian & Laird
+    1986's random-effects model, fitted by medians; Efron 2004's empirical null, for effects).
+    A moment estimator weighted by 1 / se^2 would let the largest region set the centre, and a
+    median-residual one finds no spread among a few noisy small regions. None when fewer than
+    ``min_regions`` regions have an effect and an SE.
     """
     effect = np.asarray(list(effects), dtype=float)
     se = np.asarray(list(ses), dtype=float)
@@ -92,7 +95,8 @@ def random_effects_pvalues(effects: Iterable[float], ses: Iterable[float], pvalu
     if n < min_regions:
         return None
     centre = float(np.median(effect[usable]))
-    spread = float(np.median(np.abs(effect[usable] - centre))) * 1.4826 * (1 + MAD_RELATIVE_SE / np.sqrt(n))
+    # The regions' spread of effects (robust), less the part their own standard errors explain.
+    spread = 1.4826 * float(np.median(np.abs(effect[usable] - centre)))
     tau2 = max(0.0, spread ** 2 - float(np.median(se[usable] ** 2)))
     mu0 = max(0.0, centre)
     out = np.full_like(p, np.nan)
