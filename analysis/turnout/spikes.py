@@ -17,23 +17,31 @@ that a smooth model of turnout and support, resampled station by station, does n
    linear interpolation), for the data and for each of ``resamples`` resampled elections.
 4. ``fraud_percent`` = 100 x the sum, over grid points where the observed density lies above the
    maximum of the resampled densities, of the observed share of stations in that grid bin minus
-   its mean share under resampling (positive parts only).
+   its mean share under resampling (positive parts only; the bin of a share of exactly 0 is left
+   out, as the package's ``fraud()`` leaves it out).
 
 Differences from the R package, all deliberate:
-- the number of mixture components is chosen by BIC (1 to ``max_components``), not by the
-  package's rule (add components until successive fitted densities correlate above 0.99);
-  a fixed mixture (e.g. the package's stored one) can be passed with ``mixtures=``;
 - the mixtures are fitted by direct maximisation of the mixture likelihood (L-BFGS-B with the
-  analytic gradient), not by EM started from a least-squares fit to a kernel density;
-- the interval is the spread of the statistic under the fitted model (the leave-one-out draws
-  below), shifted to the observed value and floored at 0: a basic interval that carries the
-  sampling noise of spikes but not the mixture's parameter uncertainty, which the package's
-  ``confInt`` redraws (at 100 x the cost). A station bootstrap was tried and rejected: resampling
-  stations with replacement duplicates them, which itself makes spikes, so its intervals lay
-  entirely above the estimate;
-- a p-value is added: each resampled election, compared with the envelope of the others
-  (leave one out), gives a draw of ``fraud_percent`` under the fitted smooth model; the p-value
-  is the share of those at or above the observed value, (1 + #{null >= observed}) / (R + 1).
+  analytic gradient, two starts, convergence reported), not by EM started from a least-squares fit
+  to a kernel density and stopped when successive iterates' densities correlate at 0.99; the
+  number of components follows the package's rule (add components until successive fits'
+  latent densities correlate at 0.99), BIC (``rule="bic"``, the rule of this module before) keeps
+  too many on large data; a fixed mixture (e.g. the package's stored one) can be passed with
+  ``mixtures=``;
+- ``se``: the resampling error of the figure, given the mixtures (``_resampling_error``);
+- the interval is the spread of the statistic under the fitted model (each resample scored
+  against the others), shifted to the observed value and floored at 0: a basic interval that
+  carries the sampling noise of spikes but not the mixture's parameter uncertainty, which the
+  package's ``confInt`` redraws (at 100 x the cost). A station bootstrap was tried and rejected:
+  resampling stations with replacement duplicates them, which itself makes spikes;
+- a p-value is added, by sequential Monte Carlo (Besag & Clifford 1991): fresh resampled
+  elections are scored against the same envelope and mean as the data until 10 of them reach
+  the observed value, or ``max_null_draws`` have been drawn; the result carries the smallest
+  p-value the run could reach (``pvalue_min``), and ``spikes_table`` sets the maximum from the
+  number of regions so that the floor never decides a flag.
+
+Agreement with the package, measured on the rows of the methods appendix: README, "Reproduced,
+and not", and ``benchmarks/bench_spikes_r.py`` (both implementations on the same data in one run).
 
 A large value is a statistical irregularity: besides fabricated results, shares pile up on
 simple fractions in tiny stations (2 of 4 votes is 50 %), where a candidate is unopposed, or where
