@@ -657,7 +657,8 @@ def null_draws_for(regions: int, alpha: float = 0.05) -> int:
 
 
 def spikes_table(election, *, level: str | None = None, candidate: str | None = None, resamples: int = 1000,
-                 seed: int = 0, min_units: int = 100, max_components: int = 5, alpha: float = 0.05) -> SpikesTable:
+                 seed: int = 0, min_units: int = 100, max_components: int = 5,
+                 max_null_draws: int | None = None) -> SpikesTable:
     """``rozenas_spikes`` per region of ``level`` (default: the coarsest), with BH q-values.
 
     Rozenas (2017); q-values by Benjamini & Hochberg (1995) (statsmodels ``multipletests``).
@@ -665,9 +666,12 @@ def spikes_table(election, *, level: str | None = None, candidate: str | None = 
     everywhere in forensik), v = the ``candidate`` (default: the one with most votes overall).
     Regions with fewer than ``min_units`` usable units get a NaN p-value and a note; a region whose
     mixture fit did not converge keeps its result with a note. Each region has its own seed derived
-    from ``seed`` and its code. Each region's sequential p-value may run up to
-    ``null_draws_for(regions, alpha)`` null draws (at least ``resamples``), so that its floor
-    (column ``pvalue_min``) lies below what a flag at ``alpha`` needs among these regions.
+    from ``seed`` and its code. Each region's sequential p-value may run up to ``max_null_draws``
+    null draws (default: ``null_draws_for(50)`` = 2,000, or ``resamples`` if more), so that its floor
+    (column ``pvalue_min``, 1/2,001) lies below what a BH flag at 0.05 needs among up to 50 regions
+    (the 38 provinces, the kabupaten of a province); pass ``null_draws_for(m, alpha)`` for more. The
+    default does not depend on how many regions this table has, so that a region's row is the same
+    in the national table and in its own province's report (the batch cache shares it).
     """
     from statsmodels.stats.multitest import multipletests
 
@@ -682,8 +686,7 @@ def spikes_table(election, *, level: str | None = None, candidate: str | None = 
     name_col = f"{level}_name"
     names = table[name_col].astype(str).to_numpy() if name_col in table.columns else None
     N, t, v = election.column("registered"), election.column("valid"), election.column(candidate)
-    codes, sizes = np.unique(regions, return_counts=True)
-    max_null = max(int(resamples), null_draws_for(int(np.sum(sizes >= min_units)), alpha))
+    max_null = max(int(resamples), null_draws_for(50) if max_null_draws is None else int(max_null_draws))
     rows, details = [], {}
     empty = {"fraud_percent": np.nan, "se": np.nan, "excess_over_null": np.nan, "ci_low": np.nan, "ci_high": np.nan,
              "pvalue": np.nan, "pvalue_min": np.nan, "null_draws": 0, "converged": None}
