@@ -504,8 +504,9 @@ def spikes_envelope(result, *, title: str = "", zoom: tuple[float, float] | None
         ax.set_xlabel("vote share")
         ax.set_ylabel("density (bandwidth %g)" % result.bw)
     _plain(axes[0].legend(fontsize=8, frameon=False, loc="upper left").get_texts())
-    head = (f"stations in spikes above the envelope: {result.fraud_percent:.3f} % "
-            f"(95 % CI {result.ci_low:.3f}-{result.ci_high:.3f}), p = {result.pvalue:.3g}, n = {result.n:,}")
+    head = (f"stations in spikes above the envelope: {result.fraud_percent:.3f} % ± {result.se:.3f} (resampling) "
+            f"(95 % CI {result.ci_low:.3f}-{result.ci_high:.3f}), p = {result.pvalue:.3g} "
+            f"(smallest possible {result.pvalue_min:.2g}), n = {result.n:,}")
     axes[0].set_title(f"{title}\n{head}" if title else head, fontsize=9, parse_math=False)
     return fig
 
