@@ -79,13 +79,14 @@ def test_import_with_a_mapping_file_and_a_bad_mapping_name(tmp_path, capsys):
     assert "no shipped mapping 'atlantis'" in capsys.readouterr().err
 
 
-def test_report_on_a_province_without_tps_fails_clearly_and_exits_non_zero(tmp_path, capsys):
+def test_report_on_a_province_without_tps_fails_fast_with_one_line(tmp_path, capsys):
     data = tmp_path / "d.parquet"
     assert main(["demo", "--scale", "0.0005", "--min-tps", "20", "--out", str(data)]) == 0
-    assert main(["report", "--data", str(data), "--province", "99", "--no-national", "--out", str(tmp_path / "r")]) == 1
-    out = capsys.readouterr().out
-    assert "FAILED 99: no TPS of province 99 in d.parquet" in out
-    assert "failed: no TPS of province 99" in (tmp_path / "r" / "index.html").read_text()
+    capsys.readouterr()
+    assert main(["report", "--data", str(data), "--province", "99", "--no-national", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("forensik report: no province '99' in d.parquet; it holds: 11, 12") and "\n" not in err
+    assert not (tmp_path / "r").exists()  # before any notebook started
 
 
 def test_diff_of_two_body_folders_prints_and_writes_the_changes(tmp_path, capsys):

@@ -361,7 +361,7 @@ def test_summary_round_trip_converts_numpy_and_missing(tmp_path):
     body = read_summary(path)
     assert body["headline"] == {"n": 3, "t": None, "u": 0.5, "v": None}
     assert body["flags"][0] == {"test": "t", "region": "31", "statistic": 2.0, "pvalue": None, "qvalue": None,
-                                "flagged": True, "note": ""}
+                                "flagged": True, "note": "", "pvalue_empirical": None, "region_qvalue": None}
     assert body["provenance"] == {"hashes": [1, 2]} and body["parameters"] == {"province": "02"}
     assert "NaN" not in path.read_text() and list(path.parent.iterdir()) == [path]  # strict JSON, no temp left
 
