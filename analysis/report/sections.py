@@ -388,4 +388,22 @@ def placebo_frame() -> Any:
             "regions whose flag it carries under this page's rule (<code>rate</code>), and the regions the same "
             "method would flag under the earlier rule, Benjamini-Hochberg within each family "
             "(<code>rate_per_family_bh</code>).</p>")
-    return HTML(head + table.to_html(index=False, escape=True, float_format=lambda v: f"{v:.3f}"))
+    page = head + table.to_html(index=False, escape=True, float_format=lambda v: f"{v:.3f}")
+    synthetic = load_synthetic_placebo()
+    if synthetic is not None:
+        from ..placebo import summarise_synthetic
+
+        page += ("<p>The same battery on synthetic elections (<code>forensik placebo --synthetic</code>): clean ones, "
+                 "and the demo's plan of four planted provinces; per rule, the share of clean provinces flagged, the "
+                 "share of pages with at least one false flag, and the share of planted provinces found (power), "
+                 "under this page's rule and under the earlier one.</p>")
+        page += summarise_synthetic(synthetic).to_html(index=False, escape=True, float_format=lambda v: f"{v:.3f}")
+    return HTML(page)
+
+
+def load_synthetic_placebo() -> pd.DataFrame | None:
+    """The shipped synthetic placebo runs (``placebo_synthetic.csv``), or None."""
+    from ..calibration import CALIBRATION_DIR
+
+    path = CALIBRATION_DIR / "placebo_synthetic.csv"
+    return pd.read_csv(path) if path.is_file() else None
