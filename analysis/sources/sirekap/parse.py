@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ...election import Election
-from . import caleg, endpoints, store
+from . import caleg, dapil as dapil_totals, endpoints, store
 
 
 def _json_loads_utf8(body):
@@ -1043,6 +1043,10 @@ class BuiltSnapshot:
     votes_long: pd.DataFrame | None
     counts: Mapping[str, int] = field(default_factory=dict)
     candidate_lists: pd.DataFrame | None = None
+    #: Party ballots with ``hhcd`` dapil aggregates: per dapil, party and candidate the sum of the TPS beside
+    #: Sirekap's dapil total (``dapil.compare_with_tps``), and the aggregate entries that could not be read.
+    dapil_check: pd.DataFrame | None = None
+    dapil_rejects: pd.DataFrame | None = None
 
 
 #: Reads leave the files' access times alone: with ``relatime``, the first read after a scrape would write
@@ -1209,9 +1213,10 @@ def _read_snapshot(path: str | Path, ballot: str | None) -> BuiltSnapshot:
         else:
             others.append((api_path, record))
     from_bodies = bool(tps_records) or meta.get("level") == "tps"
+    hhcd_records: dict[str, Mapping[str, Any]] = {}
     for api_path, record in others:
-        if from_bodies and not api_path.startswith("wilayah/"):
-            continue  # with TPS bodies only the wilayah lists are read besides them (no other path is one)
+        if from_bodies and not api_path.startswith(("wilayah/", "pemilu/hhcd/")):
+            continue  # with TPS bodies only the wilayah lists (and dapil aggregates) are read besides them
         kind, record_ballot, code = endpoints.classify(api_path)
         if record.get("outcome") != "ok":
             continue
@@ -1226,6 +1231,8 @@ def _read_snapshot(path: str | Path, ballot: str | None) -> BuiltSnapshot:
                         listed.add(child)
         elif kind == "hhcw" and record_ballot == ballot and code and len(code) == 10:
             desa_tables[code] = record
+        elif kind == "hhcd" and record_ballot == ballot:
+            hhcd_records[api_path] = record
 
     bodies: dict[str, Any] = {}
     status: dict[str, str] = {}
@@ -1274,11 +1281,13 @@ def _read_snapshot(path: str | Path, ballot: str | None) -> BuiltSnapshot:
         columns = dict(sorted(columns.items()))
     everything = sorted(listed | set(bodies) | set(status))
     inputs = on_disk.mapping(everything, bodies)
-    parsed = parse_tps_bodies(inputs, candidates=columns, parties=parties)
+    photos, with_dapil = (3, False) if ballot == "ppwp" else (5, True)  # DPD forms have five pages
+    parsed = parse_tps_bodies(inputs, candidates=columns, parties=parties, photos=photos, dapil=with_dapil)
     rejected = set(parsed.rejects["unit_id"])
     # A rejected body's TPS still appears, as a row of <NA>; the reason is in the rejects.
     if rejected:
-        again = parse_tps_bodies({code: blank for code in sorted(rejected) if code in inputs}, candidates=columns, parties=parties)
+        again = parse_tps_bodies({code: blank for code in sorted(rejected) if code in inputs}, candidates=columns, parties=parties,
+                                 photos=photos, dapil=with_dapil)
         table = pd.concat([parsed.table, again.table]).sort_index()
     else:
         table = parsed.table
@@ -1301,6 +1310,16 @@ def _read_snapshot(path: str | Path, ballot: str | None) -> BuiltSnapshot:
         counts.update(named)
     elif lists is not None:
         lists = None  # no per-candidate votes to name: the build reports no lists, as before
+    check = check_rejects = None
+    if hhcd_records:  # Sirekap's per-dapil totals beside the sum of the dapil's TPS
+        stored_hhcd = {}
+        for api_path, record in hhcd_records.items():
+            try:
+                stored_hhcd[api_path] = _read(root, record)
+            except (OSError, ValueError, TypeError, KeyError):
+                stored_hhcd[api_path] = b""
+        check, check_rejects = _dapil_check(stored_hhcd, ballot, table, votes_long, columns)
+        counts.update({"hhcd_files": len(hhcd_records), "hhcd_entries_rejected": len(check_rejects)})
     provenance = {
         "source": f"Sirekap hhcw {'TPS bodies' if from_bodies else 'desa tables'} ({ballot}), snapshot {root.name}",
         "snapshot": root.name, "snapshot_path": str(root), "ballot": ballot, "level": "tps" if from_bodies else "desa",
@@ -1313,7 +1332,13 @@ def _read_snapshot(path: str | Path, ballot: str | None) -> BuiltSnapshot:
     election = Election.from_frame(table, levels=LEVELS, candidates=tuple(dict.fromkeys(columns.values())),
                                    name=f"Sirekap Pemilu 2024, {BALLOT_NAMES[ballot]} ({root.name})", provenance=provenance)
     return BuiltSnapshot(election=election, rejects=parsed.rejects, votes_long=votes_long, counts=counts,
-                         candidate_lists=None if lists is None else lists.lists)
+                         candidate_lists=None if lists is None else lists.lists, dapil_check=check, dapil_rejects=check_rejects)
+
+
+def _dapil_check(bodies: Mapping[str, Any], ballot: str, table: pd.DataFrame, votes_long: pd.DataFrame | None,
+                 columns: Mapping[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    totals, rejects = dapil_totals.read_hhcd(bodies, ballot)
+    return dapil_totals.compare_with_tps(table, votes_long, totals, list(dict.fromkeys(columns.values()))), rejects
 
 
 @contextmanager
