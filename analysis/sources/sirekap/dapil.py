@@ -165,6 +165,7 @@ def compare_with_tps(table: pd.DataFrame, votes_long: pd.DataFrame | None, total
     out["tps_votes"] = out["tps_votes"].astype("Int64")
     out["hhcd_votes"] = out["hhcd_votes"].astype("Int64")
     out["difference"] = out["tps_votes"] - out["hhcd_votes"]
+    out = out[(out["tps_units"] > 0) | out["hhcd_votes"].notna()]  # a party on no chart of the dapil and not in hhcd
     order = {k: i for i, k in enumerate(KINDS)}
     out = out.assign(_kind=out["kind"].map(order)).sort_values(["dapil", "party", "_kind", "candidate"], kind="stable")
     return out.drop(columns="_kind").reset_index(drop=True)

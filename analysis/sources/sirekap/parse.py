@@ -1028,6 +1028,113 @@ def read_tps_bodies(path: str | Path, *, candidates: Mapping[str, str] = PPWP_CA
     return election, parsed.rejects
 
 
+_API_ROOT = re.compile(r"(?:^|/)((?:pemilu|wilayah)/.*)$")
+
+
+def _api_path(name: str) -> str | None:
+    """The Sirekap path in a file name of a dump (``dump-main/pemilu/hhcw/pdpr/...json`` -> ``pemilu/hhcw/pdpr/...``)."""
+    match = _API_ROOT.search(name.replace("\\", "/"))
+    return match.group(1) if match else None
+
+
+def _list_columns(ballot: str, files: Mapping[str, bytes]) -> dict[str, str]:
+    """Chart key -> vote column from the candidate or party lists among a dump's files (as ``contestant_columns``)."""
+    mapping: dict[str, str] = {}
+    wanted = endpoints.contestant_paths(ballot, [p.rsplit("/", 1)[-1][:-5] for p in files if p.startswith("pemilu/caleg/dpd/")])
+    for path in wanted:
+        try:
+            data = _json_loads_utf8(files[path]) if path in files else None
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            data = None
+        for key, value in (data.items() if isinstance(data, dict) else ()):
+            number = value.get("nomor_urut") if isinstance(value, dict) else None
+            if isinstance(number, int) and not isinstance(number, bool) and 0 < number < 1000:
+                mapping[str(key)] = f"{number:02d}"
+    if mapping:
+        if ballot in endpoints.LEGISLATIVE_PARTY_BALLOTS:
+            mapping = {str(int(col)): col for col in mapping.values()} | {k: v for k, v in mapping.items() if k.isdigit()}
+        return mapping
+    if ballot == "ppwp":
+        return dict(PPWP_CANDIDATES)
+    if ballot in endpoints.LEGISLATIVE_PARTY_BALLOTS:
+        return dict(PARTY_COLUMNS)
+    return {}
+
+
+def read_raw(path: str | Path, *, ballot: str = "ppwp") -> BuiltSnapshot:
+    """A folder or zip of Sirekap bodies as public dumps come (laid out as Sirekap paths, under any top folder)
+    -> the TPS bodies of ``ballot`` as an Election, as :func:`read_snapshot` builds a scrape's.
+
+    TPS bodies are the files at ``pemilu/hhcw/{ballot}/{p}/{k}/{c}/{d}/{tps}.json``; a folder without any
+    Sirekap TPS path (bodies named by TPS code alone) is read whole as bodies of ``ballot``. Candidate and
+    party lists in the dump name the vote columns (2024 defaults otherwise; DPD: the candidate ids), and its
+    ``hhcd`` dapil aggregates are compared with the sum of their TPS. Other files are counted, not read.
+    """
+    ballot = endpoints.check_ballot(ballot)
+    path = Path(path)
+    if path.is_dir() and store.is_snapshot(path):
+        return read_snapshot(path, ballot=ballot)
+    if path.is_dir() and (path / store.BLOBS).is_dir():
+        names = sorted(p.name for p in path.iterdir() if store.is_snapshot(p))
+        raise FileNotFoundError(f"{path} is a snapshot store; pass one snapshot folder, e.g. {path / (names[-1] if names else 'NAME')}")
+    with _collector_paused(), _small_pages():
+        return _read_raw(path, ballot)
+
+
+def _read_raw(path: Path, ballot: str) -> BuiltSnapshot:
+    files = _read_bodies(path)
+    digest = hashlib.sha256()
+    for key in sorted(files):
+        digest.update(key.encode())
+        digest.update(hashlib.sha256(files[key]).digest())
+    by_api: dict[str, bytes] = {}
+    for name, data in files.items():
+        api = _api_path(name)
+        if api is not None:
+            by_api.setdefault(api, data)
+    tps_body = endpoints.tps_body_pattern(ballot).match
+    any_tps = re.compile(r"^pemilu/hhcw/[a-z]+/(?:[0-9]+/){4}[0-9]{13}\.json$").match
+    if any(map(any_tps, by_api)):  # a dump laid out as Sirekap paths: this ballot's TPS bodies only
+        bodies = {api: data for api, data in by_api.items() if tps_body(api)}
+        layout = "Sirekap paths"
+        if not bodies:
+            found = sorted({api.split("/")[2] for api in by_api if any_tps(api)})
+            raise ValueError(f"{path} holds no TPS body of {ballot} (pemilu/hhcw/{ballot}/.../{{tps}}.json); it has TPS bodies of "
+                             f"{', '.join(found)}: pass --ballot")
+    else:  # bodies named by their TPS code
+        bodies = dict(files)  # a name without a TPS code is a reject with its reason, as read_tps_bodies has it
+        layout = "files named by TPS code"
+    columns = _list_columns(ballot, by_api)
+    parties = ballot in endpoints.LEGISLATIVE_PARTY_BALLOTS
+    if not columns:  # DPD without candidate lists: the candidate ids in the charts become the vote columns
+        for raw in bodies.values():
+            try:
+                chart = _json_loads_utf8(raw).get("chart")
+            except (ValueError, AttributeError, UnicodeDecodeError, RecursionError):
+                continue
+            if isinstance(chart, dict):
+                columns.update({k: k for k in chart if k != "null" and k.isascii() and k.isdigit()})
+        columns = dict(sorted(columns.items()))
+    photos, with_dapil = (3, False) if ballot == "ppwp" else (5, True)
+    parsed = parse_tps_bodies(bodies, candidates=columns, parties=parties, photos=photos, dapil=with_dapil)
+    table = parsed.table
+    counts = {"files": len(files), "tps_bodies": len(bodies), "rows": len(table), "rejected": len(parsed.rejects),
+              "files_not_read": len(files) - len(bodies)}
+    check = check_rejects = None
+    hhcd = {api: data for api, data in by_api.items() if endpoints.classify(api)[:2] == ("hhcd", ballot)}
+    if hhcd and parties:
+        check, check_rejects = _dapil_check(hhcd, ballot, table, parsed.votes_long, columns)
+        counts.update({"hhcd_files": len(hhcd), "hhcd_entries_rejected": len(check_rejects)})
+    latest = table["ts"].max() if len(table) else None
+    provenance = {"source": f"Sirekap hhcw TPS bodies ({ballot}) from {path.name} ({layout})", "ballot": ballot,
+                  "input_sha256": digest.hexdigest(), "snapshot": None if latest is None or pd.isna(latest) else str(latest),
+                  **{f"count_{k}": v for k, v in counts.items()}}
+    election = Election.from_frame(table, levels=LEVELS, candidates=tuple(dict.fromkeys(columns.values())),
+                                   name=f"Sirekap Pemilu 2024, {BALLOT_NAMES[ballot]} ({path.name})", provenance=provenance)
+    return BuiltSnapshot(election=election, rejects=parsed.rejects, votes_long=parsed.votes_long, counts=counts,
+                         dapil_check=check, dapil_rejects=check_rejects)
+
+
 # --------------------------------------------------------------------------- snapshots of `forensik scrape`
 
 @dataclass(frozen=True)
