@@ -1051,3 +1051,24 @@ def test_the_compiled_reader_with_caleg_reads_as_the_python_merge_does(chart, ca
         out, missing = array("q"), []
         names2, keys, lens = parse_module._party_chart_compiled(chart, out, missing, None, caleg)
         assert (names2, keys, lens, list(out), missing) == expected
+
+
+def test_read_raw_takes_the_ballots_bodies_from_a_dump_folder_or_zip(tmp_path):
+    import shutil
+
+    from analysis.sources.sirekap.parse import read_raw
+
+    dump = tmp_path / "dump" / "top"
+    shutil.copytree(FIXTURES, dump)
+    archive = shutil.make_archive(str(tmp_path / "dump"), "zip", tmp_path / "dump")
+    built = read_raw(dump.parent, ballot="pdpr")
+    zipped = read_raw(archive, ballot="pdpr")
+    pd.testing.assert_frame_equal(built.election.table, zipped.election.table)
+    assert built.counts["tps_bodies"] == 3 and built.counts["files_not_read"] == 2 and built.rejects.empty
+    assert built.election.provenance["ballot"] == "pdpr" and "Sirekap paths" in built.election.provenance["source"]
+    dpd = read_raw(archive, ballot="pdpd")
+    assert list(dpd.election.candidates) == ["700101", "700102", "700103", "700104"]  # no DPD list in the dump: ids
+    with pytest.raises(ValueError, match="holds no TPS body of ppwp"):
+        read_raw(archive, ballot="ppwp")
+    check = built.dapil_check.set_index(["party", "kind", "candidate"])
+    assert check.loc[("2", "party_total", ""), "difference"] == 0 and check.loc[("1", "candidate", "900101"), "tps_unpublished"] == 1
