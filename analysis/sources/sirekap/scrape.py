@@ -395,7 +395,9 @@ class _Walk:
     async def handle(self, path: str, kind: str, code: str | None) -> None:
         store = self.store
         if kind == "not_applicable":
-            if not store.settled(path):
+            if store.settled(path):
+                self.counts["resumed"] += 1
+            else:
                 store.miss(path, f"{self.config.base_url.rstrip('/')}/{path}", outcome="not_applicable", status=None,
                            reason=ep.not_applicable(self.config.ballot, code) or "not applicable", attempts=0)
             self.counts["not_applicable"] += 1

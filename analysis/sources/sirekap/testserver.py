@@ -284,13 +284,13 @@ def legislative_tree(election, *, ballot: str = "pdpr", seed: int = 0, unpublish
     ``official`` DPR RI's ``hr/pdpr/{dapil}dc.json`` / ``dd.json`` (their shape is not known: a stand-in).
     The served votes carry, per candidate, the dapil, number and name of the candidate lists in the tree.
     """
+    tree = _wilayah(election.table)  # the region tree is one for every ballot, Jakarta and abroad included
     election = _applicable(election, ballot)
     table = election.table
     rng = np.random.default_rng(seed + 1)
     long = legislative_votes(election, ballot=ballot, seed=seed, candidates_per_party=candidates_per_party)
     candidates = legislative_candidates(election, ballot, candidates_per_party)
     dapils = legislative_dapils(election, ballot)
-    tree = _wilayah(table)
     tree.update(_dapil_lists(election, ballot, candidates))
     tree["pemilu/partai.json"] = _dump({p: {"ts": "2024-02-14 18:44:00", "id_partai": int(p), "id_pilihan": int(p),
                                             "is_aceh": int(p) in range(18, 24), "nama": f"PARTAI {p}",
