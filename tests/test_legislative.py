@@ -52,3 +52,39 @@ def test_a_party_gain_is_split_into_new_and_revised_tps(served):
     assert gain.tps.iloc[0]["unit_id"] == "3601011001001" and 0 < gain.share_of_added <= 1
     with pytest.raises(KeyError):
         party_gain(before, after, "99")
+
+
+@pytest.mark.slow
+def test_the_dpr_notebook_runs_on_two_builds(tmp_path):
+    """notebooks/dpr.ipynb on two DPR RI builds of the test server's tree (the later one with a misread number)."""
+    import sys
+
+    papermill = pytest.importorskip("papermill")
+    from analysis.cli import main
+    from analysis.sources.sirekap.testserver import legislative_tree
+    from analysis.synth import make_election
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from bench_scrape import store_tree
+
+    election = make_election(scale=0.0002, min_tps=25, provinces_only=["11", "31"], seed=5).election
+    early = replace(election, table=election.table.iloc[: len(election.table) // 2])
+    for name, e, seed in (("before", early, 3), ("after", election, 3)):
+        tree, _ = legislative_tree(e, ballot="pdpr", seed=seed, nulls=0.02, flat=0.05)
+        if name == "after":
+            path = next(p for p in sorted(tree) if p.count("/") == 7 and b'"caleg":{' in tree[p])
+            body = json.loads(tree[path])
+            party = next(iter(body["caleg"]))
+            cid = next(k for k in body["caleg"][party] if k != "null")
+            body["caleg"][party][cid] = (body["caleg"][party][cid] or 0) * 10 + 7  # a digit inserted
+            tree[path] = json.dumps(body).encode()
+        snapshot = store_tree(tree, e, tmp_path / name, "pdpr")
+        assert main(["build", "--raw", str(snapshot), "--out", str(tmp_path / f"{name}.parquet")]) == 0
+    notebooks = Path(__file__).resolve().parents[1] / "notebooks"
+    out = tmp_path / "dpr.ipynb"
+    papermill.execute_notebook(str(notebooks / "dpr.ipynb"), str(out), kernel_name="python3", progress_bar=False, cwd=str(notebooks),
+                               parameters={"data_path": str(tmp_path / "after.parquet"), "before_path": str(tmp_path / "before.parquet")})
+    text = out.read_text()
+    assert "newly published" in text and "explained by one OCR edit" in text
+    stored = json.loads((notebooks / "dpr.ipynb").read_text())
+    assert all(not c.get("outputs") for c in stored["cells"] if c["cell_type"] == "code")  # stored without outputs
