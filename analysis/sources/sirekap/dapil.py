@@ -118,6 +118,21 @@ def _party_number(column: str) -> str:
     return str(int(column)) if _digits(column, 1, 3) else column
 
 
+def _codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes and categories of a column (categorical as built, or plain), without a string per row."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.codes.to_numpy(), pd.Index(values.cat.categories.astype(object))
+    codes, categories = pd.factorize(values.astype(object), use_na_sentinel=True)
+    return codes, pd.Index(categories)
+
+
+def _sums(keys: np.ndarray, votes: np.ndarray, missing: np.ndarray, size: int) -> tuple[np.ndarray, ...]:
+    """Per key: sum of the published votes, TPS with a published number, TPS with ``<NA>``."""
+    published = ~missing
+    total = np.bincount(keys, weights=np.where(published, votes, 0), minlength=size)
+    return total, np.bincount(keys[published], minlength=size), np.bincount(keys[missing], minlength=size)
+
+
 def compare_with_tps(table: pd.DataFrame, votes_long: pd.DataFrame | None, totals: pd.DataFrame,
                      parties: Iterable[str]) -> pd.DataFrame:
     """Per dapil, party and candidate: the sum over the build's TPS of that dapil beside the ``hhcd`` number.
@@ -126,40 +141,84 @@ def compare_with_tps(table: pd.DataFrame, votes_long: pd.DataFrame | None, total
     ``votes_long`` its per-candidate votes. Columns: dapil, party, kind, candidate, tps_votes (sum of the
     published numbers), tps_units (TPS of the dapil with a published number), tps_unpublished (TPS of the
     dapil whose number is ``<NA>``), hhcd_votes, hhcd_ts, difference (tps_votes - hhcd_votes; ``<NA>`` where
-    either side has nothing). Rows where only one side has the number are kept.
+    either side has nothing). Rows where only one side has the number are kept. Counted with integer codes
+    and ``bincount`` (a national DPR RI table has ~10^8 candidate rows), never a string per row.
     """
     if "dapil" not in table.columns:
         raise KeyError("the table has no dapil column (build a legislative ballot from its TPS bodies)")
-    dapil_of = table["dapil"].astype(object)
-    pieces = []
-    columns = [c for c in parties if c in table.columns]
-    if columns:
-        wide = table[columns].copy()
-        wide["dapil"] = dapil_of
-        wide = wide[wide["dapil"].notna()]
-        melted = wide.melt(id_vars="dapil", var_name="column", value_name="votes")
-        melted["party"] = melted["column"].map(_party_number)
-        melted["kind"], melted["candidate"] = "party_total", ""
-        pieces.append(melted[["dapil", "party", "kind", "candidate", "votes"]])
-    if votes_long is not None and len(votes_long):
-        long = pd.DataFrame({"unit_id": votes_long["unit_id"].astype(object), "party": votes_long["party"].astype(object),
-                             "candidate": votes_long["candidate"].astype(object), "votes": votes_long["votes"]})
-        long["dapil"] = long["unit_id"].map(dapil_of)
-        long = long[long["dapil"].notna()]
-        long["kind"] = np.where(long["candidate"] == "", "party_only", "candidate")
-        pieces.append(long[["dapil", "party", "kind", "candidate", "votes"]])
     keys = ["dapil", "party", "kind", "candidate"]
+    pieces = []
+    dapil_codes, dapils = _codes(table["dapil"])
+    n_dapil = len(dapils)
+    columns = [c for c in parties if c in table.columns]
+    if columns and n_dapil:
+        known = dapil_codes >= 0
+        for column in columns:
+            values = table[column].astype("Float64").to_numpy(dtype=float, na_value=np.nan)[known]
+            total, units, unpublished = _sums(dapil_codes[known], values, np.isnan(values), n_dapil)
+            pieces.append(pd.DataFrame({"dapil": dapils, "party": _party_number(column), "kind": "party_total", "candidate": "",
+                                        "tps_votes": total, "tps_units": units, "tps_unpublished": unpublished}))
+    if votes_long is not None and len(votes_long) and n_dapil:
+        unit_codes, units = _codes(votes_long["unit_id"])
+        party_codes, party_names = _codes(votes_long["party"])
+        candidate_codes, candidate_names = _codes(votes_long["candidate"])
+        # each unit's dapil code, then each row's (-1: the TPS has no kode_dapil)
+        unit_dapil = pd.Series(dapil_codes, index=table.index).reindex(units).fillna(-1).to_numpy(dtype=np.int64)
+        row_dapil = np.where(unit_codes >= 0, unit_dapil[unit_codes], -1)
+        votes = votes_long["votes"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+        missing = np.isnan(votes)
+        only_code = candidate_names.get_loc("") if "" in candidate_names else -1
+        ok = (row_dapil >= 0) & (party_codes >= 0) & (candidate_codes >= 0)
+        only = ok & (candidate_codes == only_code)
+        n_party = len(party_names)
+        # party-only votes: per (dapil, party)
+        key = row_dapil[only] * n_party + party_codes[only]
+        total, count, unpublished = _sums(key, votes[only], missing[only], n_dapil * n_party)
+        seen = np.flatnonzero(count + unpublished)
+        pieces.append(pd.DataFrame({"dapil": dapils[seen // n_party], "party": party_names[seen % n_party], "kind": "party_only",
+                                    "candidate": "", "tps_votes": total[seen], "tps_units": count[seen],
+                                    "tps_unpublished": unpublished[seen]}))
+        # candidates: per (dapil, party, candidate); a candidate id belongs to one dapil and party, so the
+        # candidate's code is the key where every row of it agrees (variance 0), else its rows are grouped apart
+        people = ok & ~only
+        c, d, pa = candidate_codes[people], row_dapil[people].astype(float), party_codes[people].astype(float)
+        n_cand = len(candidate_names)
+        rows = np.bincount(c, minlength=n_cand).astype(float)
+        one = np.ones(1)
+        agree = np.ones(n_cand, dtype=bool)
+        for value in (d, pa):
+            mean = np.bincount(c, weights=value, minlength=n_cand) / np.maximum(rows, one)
+            square = np.bincount(c, weights=value * value, minlength=n_cand) / np.maximum(rows, one)
+            agree &= np.isclose(square, mean * mean)
+        total, count, unpublished = _sums(c, votes[people], missing[people], n_cand)
+        first_dapil = np.zeros(n_cand, dtype=np.int64)
+        first_party = np.zeros(n_cand, dtype=np.int64)
+        first_dapil[c[::-1]] = d[::-1].astype(np.int64)  # any row of the candidate (they agree where it is used)
+        first_party[c[::-1]] = pa[::-1].astype(np.int64)
+        seen = np.flatnonzero((rows > 0) & agree)
+        pieces.append(pd.DataFrame({"dapil": dapils[first_dapil[seen]], "party": party_names[first_party[seen]], "kind": "candidate",
+                                    "candidate": candidate_names[seen], "tps_votes": total[seen], "tps_units": count[seen],
+                                    "tps_unpublished": unpublished[seen]}))
+        odd = people.copy()
+        odd[people] = ~agree[c]
+        if odd.any():  # a candidate id under several dapils or parties: grouped as such, a row per pair
+            frame = pd.DataFrame({"dapil": dapils[row_dapil[odd]], "party": party_names[party_codes[odd]],
+                                  "candidate": candidate_names[candidate_codes[odd]], "votes": np.where(missing[odd], 0, votes[odd]),
+                                  "published": ~missing[odd]})
+            grouped = frame.groupby(["dapil", "party", "candidate"], sort=False)
+            extra = pd.DataFrame({"tps_votes": grouped["votes"].sum(), "tps_units": grouped["published"].sum(),
+                                  "tps_unpublished": grouped["published"].size() - grouped["published"].sum()}).reset_index()
+            pieces.append(extra.assign(kind="candidate"))
     if pieces:
-        tps = pd.concat(pieces, ignore_index=True)
-        tps["published"] = tps["votes"].notna()
-        grouped = tps.groupby(keys, sort=True, dropna=False)
-        summed = pd.DataFrame({"tps_votes": grouped["votes"].sum(min_count=1).astype("Int64"),
-                               "tps_units": grouped["published"].sum().astype("int64"),
-                               "tps_unpublished": (~tps["published"]).groupby([tps[k] for k in keys], sort=True).sum().astype("int64")})
-        summed = summed.reset_index()
+        summed = pd.concat(pieces, ignore_index=True)
+        # a sum of nothing published is <NA>, not 0
+        summed["tps_votes"] = pd.array(summed["tps_votes"].to_numpy(dtype=float).round().astype("int64"), dtype="Int64")
+        summed.loc[summed["tps_units"] == 0, "tps_votes"] = pd.NA
     else:
         summed = pd.DataFrame(columns=[*keys, "tps_votes", "tps_units", "tps_unpublished"])
-    out = summed.merge(totals[[*keys, "hhcd_votes", "hhcd_ts"]], on=keys, how="outer")
+    summed = summed.astype({"dapil": object, "party": object, "candidate": object})
+    out = summed.merge(totals[[*keys, "hhcd_votes", "hhcd_ts"]].astype({"dapil": object, "party": object, "candidate": object}),
+                       on=keys, how="outer")
     out["tps_units"] = out["tps_units"].fillna(0).astype("int64")
     out["tps_unpublished"] = out["tps_unpublished"].fillna(0).astype("int64")
     out["tps_votes"] = out["tps_votes"].astype("Int64")
