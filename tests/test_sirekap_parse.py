@@ -1072,3 +1072,18 @@ def test_read_raw_takes_the_ballots_bodies_from_a_dump_folder_or_zip(tmp_path):
         read_raw(archive, ballot="ppwp")
     check = built.dapil_check.set_index(["party", "kind", "candidate"])
     assert check.loc[("2", "party_total", ""), "difference"] == 0 and check.loc[("1", "candidate", "900101"), "tps_unpublished"] == 1
+
+
+@pytest.mark.parametrize("compiled", READERS)
+def test_served_party_bodies_take_the_fast_path(monkeypatch, compiled):
+    """The shape Sirekap served is the usual one: no body of it is left to the general code (which reads it the same, slower)."""
+    calls = []
+    general = parse_module._row
+    monkeypatch.setattr(parse_module, "_row", lambda *a, **k: calls.append(a[0]) or general(*a, **k))
+    bodies = {}
+    for i in range(20):
+        data = json.loads(_fixture(NESTED if i % 2 else NESTED_LATE))
+        bodies[f"36010110010{i:02d}"] = json.dumps(data, separators=(",", ":")).encode()
+    bodies["3601011001099"] = _fixture(FLAT)
+    parsed = parse_tps_bodies(bodies, candidates=PARTY_COLUMNS, parties=True, photos=5, _compiled=compiled)
+    assert calls == [] and parsed.rejects.empty and len(parsed.table) == 21

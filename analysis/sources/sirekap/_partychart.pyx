@@ -142,10 +142,12 @@ def party_chart(dict chart not None, carray.array out not None, list missing not
         if more != NULL and <object>more is not None:
             inner = 0
             while PyDict_Next(<object>more, &inner, &key, &value):
-                if i >= total or not PyUnicode_CheckExact(<object>key):
+                if not PyUnicode_CheckExact(<object>key):
                     return None
-                if <str>key == "null":
+                if <str>key == "null":  # not counted in total (its value is null: _caleg_size)
                     continue
+                if i >= total:
+                    return None
                 if PyUnicode_GET_LENGTH(<object>key) == 0 or PyUnicode_READ_CHAR(<object>key, 0) == 106:  # "j"
                     return None
                 if <object>value is None:
