@@ -72,12 +72,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_build(args: argparse.Namespace) -> int:
     from .sources.sirekap import store
-    from .sources.sirekap.parse import read_raw, read_snapshot
+    from .sources.sirekap.parse import read_raw, read_snapshot, with_dapil_check
 
     if Path(args.raw).is_dir() and store.is_snapshot(args.raw):
         built = read_snapshot(args.raw, ballot=args.ballot)
     else:  # a folder or zip of bodies as public dumps come: Sirekap paths, or files named by TPS code
         built = read_raw(args.raw, ballot=args.ballot or "ppwp")
+    built = with_dapil_check(built)  # party ballots with hhcd aggregates: the sum of each dapil's TPS beside them
     status = _write(built.election, built.rejects, args.out, "bodies")
     stem = Path(args.out).stem
     if built.votes_long is not None:

@@ -15,7 +15,7 @@ from hypothesis import given, settings, strategies as st
 
 from analysis.cli import main
 from analysis.sources.sirekap import endpoints as ep
-from analysis.sources.sirekap.parse import read_snapshot, read_tps_bodies
+from analysis.sources.sirekap.parse import read_snapshot, read_tps_bodies, with_dapil_check
 from analysis.sources.sirekap.scrape import ScrapeConfig, retry_after_seconds, scrape_async
 from analysis.sources.sirekap.store import BLOBS, read_manifest
 from analysis.sources.sirekap.testserver import FAULTS, PARTIES, TreeServer, dpd_tree, legislative_tree, tree_from_election
@@ -749,7 +749,7 @@ def test_a_dprd_kabupaten_scrape_skips_jakarta_records_it_as_not_applicable_and_
     dapils = set(served["dapil"])
     assert {ep.classify(p)[2] for p in server.requests if ep.classify(p)[0] == "hhcd"} == dapils
     assert jakarta.ok and jakarta.known == 1 and jakarta.not_applicable == 1 and jakarta.requests == 0
-    built = read_snapshot(tmp_path / "k")
+    built = with_dapil_check(read_snapshot(tmp_path / "k"))
     assert not built.election.table.index.str.startswith("31").any()
     check = built.dapil_check
     assert set(check["dapil"]) == dapils and (check["difference"] == 0).all() and check["difference"].notna().all()

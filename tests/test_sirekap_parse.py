@@ -1056,12 +1056,12 @@ def test_the_compiled_reader_with_caleg_reads_as_the_python_merge_does(chart, ca
 def test_read_raw_takes_the_ballots_bodies_from_a_dump_folder_or_zip(tmp_path):
     import shutil
 
-    from analysis.sources.sirekap.parse import read_raw
+    from analysis.sources.sirekap.parse import read_raw, with_dapil_check
 
     dump = tmp_path / "dump" / "top"
     shutil.copytree(FIXTURES, dump)
     archive = shutil.make_archive(str(tmp_path / "dump"), "zip", tmp_path / "dump")
-    built = read_raw(dump.parent, ballot="pdpr")
+    built = with_dapil_check(read_raw(dump.parent, ballot="pdpr"))
     zipped = read_raw(archive, ballot="pdpr")
     pd.testing.assert_frame_equal(built.election.table, zipped.election.table)
     assert built.counts["tps_bodies"] == 3 and built.counts["files_not_read"] == 2 and built.rejects.empty

@@ -20,7 +20,7 @@ import threading
 import zipfile
 from collections import abc
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import accumulate, chain
 from operator import itemgetter
 from pathlib import Path
@@ -1120,11 +1120,9 @@ def _read_raw(path: Path, ballot: str) -> BuiltSnapshot:
     table = parsed.table
     counts = {"files": len(files), "tps_bodies": len(bodies), "rows": len(table), "rejected": len(parsed.rejects),
               "files_not_read": len(files) - len(bodies)}
-    check = check_rejects = None
-    hhcd = {api: data for api, data in by_api.items() if endpoints.classify(api)[:2] == ("hhcd", ballot)}
-    if hhcd and parties:
-        check, check_rejects = _dapil_check(hhcd, ballot, table, parsed.votes_long, columns)
-        counts.update({"hhcd_files": len(hhcd), "hhcd_entries_rejected": len(check_rejects)})
+    hhcd = {api: data for api, data in by_api.items() if endpoints.classify(api)[:2] == ("hhcd", ballot)} if parties else {}
+    if hhcd:
+        counts["hhcd_files"] = len(hhcd)
     latest = table["ts"].max() if len(table) else None
     provenance = {"source": f"Sirekap hhcw TPS bodies ({ballot}) from {path.name} ({layout})", "ballot": ballot,
                   "input_sha256": digest.hexdigest(), "snapshot": None if latest is None or pd.isna(latest) else str(latest),
@@ -1132,7 +1130,7 @@ def _read_raw(path: Path, ballot: str) -> BuiltSnapshot:
     election = Election.from_frame(table, levels=LEVELS, candidates=tuple(dict.fromkeys(columns.values())),
                                    name=f"Sirekap Pemilu 2024, {BALLOT_NAMES[ballot]} ({path.name})", provenance=provenance)
     return BuiltSnapshot(election=election, rejects=parsed.rejects, votes_long=parsed.votes_long, counts=counts,
-                         dapil_check=check, dapil_rejects=check_rejects)
+                         hhcd=hhcd or None)
 
 
 # --------------------------------------------------------------------------- snapshots of `forensik scrape`
@@ -1154,6 +1152,8 @@ class BuiltSnapshot:
     #: Sirekap's dapil total (``dapil.compare_with_tps``), and the aggregate entries that could not be read.
     dapil_check: pd.DataFrame | None = None
     dapil_rejects: pd.DataFrame | None = None
+    #: The stored ``hhcd`` bodies of the ballot (API path -> bytes), for :func:`with_dapil_check`.
+    hhcd: Mapping[str, bytes] | None = field(default=None, repr=False)
 
 
 #: Reads leave the files' access times alone: with ``relatime``, the first read after a scrape would write
@@ -1417,16 +1417,14 @@ def _read_snapshot(path: str | Path, ballot: str | None) -> BuiltSnapshot:
         counts.update(named)
     elif lists is not None:
         lists = None  # no per-candidate votes to name: the build reports no lists, as before
-    check = check_rejects = None
-    if hhcd_records:  # Sirekap's per-dapil totals beside the sum of the dapil's TPS
-        stored_hhcd = {}
+    stored_hhcd = {}
+    if hhcd_records and parties:  # Sirekap's per-dapil totals, compared with the dapil's TPS by with_dapil_check
         for api_path, record in hhcd_records.items():
             try:
                 stored_hhcd[api_path] = _read(root, record)
             except (OSError, ValueError, TypeError, KeyError):
-                stored_hhcd[api_path] = b""
-        check, check_rejects = _dapil_check(stored_hhcd, ballot, table, votes_long, columns)
-        counts.update({"hhcd_files": len(hhcd_records), "hhcd_entries_rejected": len(check_rejects)})
+                stored_hhcd[api_path] = b""  # a reject of read_hhcd, with its reason
+        counts["hhcd_files"] = len(hhcd_records)
     provenance = {
         "source": f"Sirekap hhcw {'TPS bodies' if from_bodies else 'desa tables'} ({ballot}), snapshot {root.name}",
         "snapshot": root.name, "snapshot_path": str(root), "ballot": ballot, "level": "tps" if from_bodies else "desa",
@@ -1439,13 +1437,23 @@ def _read_snapshot(path: str | Path, ballot: str | None) -> BuiltSnapshot:
     election = Election.from_frame(table, levels=LEVELS, candidates=tuple(dict.fromkeys(columns.values())),
                                    name=f"Sirekap Pemilu 2024, {BALLOT_NAMES[ballot]} ({root.name})", provenance=provenance)
     return BuiltSnapshot(election=election, rejects=parsed.rejects, votes_long=votes_long, counts=counts,
-                         candidate_lists=None if lists is None else lists.lists, dapil_check=check, dapil_rejects=check_rejects)
+                         candidate_lists=None if lists is None else lists.lists, hhcd=stored_hhcd or None)
 
 
-def _dapil_check(bodies: Mapping[str, Any], ballot: str, table: pd.DataFrame, votes_long: pd.DataFrame | None,
-                 columns: Mapping[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    totals, rejects = dapil_totals.read_hhcd(bodies, ballot)
-    return dapil_totals.compare_with_tps(table, votes_long, totals, list(dict.fromkeys(columns.values()))), rejects
+def with_dapil_check(built: BuiltSnapshot) -> BuiltSnapshot:
+    """The build with ``dapil_check`` and ``dapil_rejects`` filled from its ``hhcd`` aggregates (unchanged without any).
+
+    Kept apart from the build itself (``forensik build`` runs it after): the comparison is a pass over the
+    per-candidate votes of its own, which the build's TPS rate does not include.
+    """
+    if not built.hhcd:
+        return built
+    election = built.election
+    ballot = election.provenance.get("ballot") or "pdpr"
+    totals, rejects = dapil_totals.read_hhcd(built.hhcd, ballot)
+    check = dapil_totals.compare_with_tps(election.table, built.votes_long, totals, list(election.candidates))
+    return replace(built, dapil_check=check, dapil_rejects=rejects,
+                   counts={**built.counts, "hhcd_entries_rejected": len(rejects)})
 
 
 @contextmanager
