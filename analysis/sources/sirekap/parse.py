@@ -243,8 +243,11 @@ class _Long:
             values = self.array() if self.compiled else pa.array(self.values, type=pa.int64())
         of_body = np.array(self.layout_of_body, dtype=np.int64)
         used = np.unique(of_body).tolist()
-        party_names = sorted({name for layout in used for name in self.layouts[layout][0]}, key=_party_order)
-        candidate_names = sorted({name for layout in used for name in self.layouts[layout][1]})
+        # Categories from the numbers that are rows (a party entry may hold its total alone: no row, no category).
+        kept_names = [[(p, c) for p, c, k in zip(*self.layouts[layout], self.keep[layout] or [True] * len(self.layouts[layout][0])) if k]
+                      for layout in used]
+        party_names = sorted({p for pairs in kept_names for p, _ in pairs}, key=_party_order)
+        candidate_names = sorted({c for pairs in kept_names for _, c in pairs})
         party_at = {name: i for i, name in enumerate(party_names)}
         candidate_at = {name: i for i, name in enumerate(candidate_names)}
         party_type, candidate_type = caleg.code_dtype(len(party_names)), caleg.code_dtype(len(candidate_names))
