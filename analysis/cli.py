@@ -70,32 +70,40 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_build(args: argparse.Namespace) -> int:
     from .sources.sirekap import store
-    from .sources.sirekap.parse import read_snapshot, read_tps_bodies
+    from .sources.sirekap.parse import read_raw, read_snapshot, with_dapil_check
 
     if Path(args.raw).is_dir() and store.is_snapshot(args.raw):
         built = read_snapshot(args.raw, ballot=args.ballot)
-        status = _write(built.election, built.rejects, args.out, "bodies")
-        if built.votes_long is not None:
-            long_path = Path(args.out).with_name(Path(args.out).stem + "-candidates.parquet")
-            built.votes_long.to_parquet(long_path, index=False)
-            print(f"  per-candidate votes ({len(built.votes_long):,} rows) in {long_path}")
-        if built.candidate_lists is not None:
-            lists_path = Path(args.out).with_name(Path(args.out).stem + "-candidate-lists.csv")
-            built.candidate_lists.to_csv(lists_path, index=False)
-            c = built.counts
-            print(f"  candidate lists: {c['candidate_lists_read']:,} read, {c['candidate_lists_bad']:,} rejected, partial or "
-                  f"failed, {c['candidate_lists_not_published']:,} not published ({c['dapil_lists_not_published']:,} dapil "
-                  f"lists not published); {c['candidate_rows_unnamed']:,} of {c['candidate_rows']:,} candidate rows "
-                  f"without a name ({c['candidate_ids_unlisted']:,} ids in no list); each list's outcome in {lists_path}")
-        print("  " + ", ".join(f"{k.replace('fetch_', '')} {v:,}" for k, v in built.counts.items()
-                               if not k.startswith(("candidate", "dapil"))))  # those are in the line above
-        return status
-    if args.ballot not in (None, "ppwp"):
-        print("forensik build: a plain folder or zip of bodies is read as ppwp; other ballots need a snapshot of "
-              "`forensik scrape`", file=sys.stderr)
-        return 2
-    election, rejects = read_tps_bodies(args.raw)
-    return _write(election, rejects, args.out, "bodies")
+    else:  # a folder or zip of bodies as public dumps come: Sirekap paths, or files named by TPS code
+        built = read_raw(args.raw, ballot=args.ballot or "ppwp")
+    built = with_dapil_check(built)  # party ballots with hhcd aggregates: the sum of each dapil's TPS beside them
+    status = _write(built.election, built.rejects, args.out, "bodies")
+    stem = Path(args.out).stem
+    if built.votes_long is not None:
+        long_path = Path(args.out).with_name(stem + "-candidates.parquet")
+        built.votes_long.to_parquet(long_path, index=False)
+        print(f"  per-candidate votes ({len(built.votes_long):,} rows) in {long_path}")
+    if built.candidate_lists is not None:
+        lists_path = Path(args.out).with_name(stem + "-candidate-lists.csv")
+        built.candidate_lists.to_csv(lists_path, index=False)
+        c = built.counts
+        print(f"  candidate lists: {c['candidate_lists_read']:,} read, {c['candidate_lists_bad']:,} rejected, partial or "
+              f"failed, {c['candidate_lists_not_published']:,} not published ({c['dapil_lists_not_published']:,} dapil "
+              f"lists not published); {c['candidate_rows_unnamed']:,} of {c['candidate_rows']:,} candidate rows "
+              f"without a name ({c['candidate_ids_unlisted']:,} ids in no list); each list's outcome in {lists_path}")
+    if built.dapil_check is not None:
+        check_path = Path(args.out).with_name(stem + "-dapil-check.csv")
+        built.dapil_check.to_csv(check_path, index=False)
+        check = built.dapil_check
+        compared = check["difference"].notna()
+        differ = int((check["difference"].fillna(0) != 0).sum())
+        print(f"  dapil aggregates (hhcd): {int(compared.sum()):,} numbers compared with the sum of their TPS, {differ:,} differ, "
+              f"{int((~compared).sum()):,} on one side only; {len(built.dapil_rejects):,} entries unreadable; in {check_path}")
+        if len(built.dapil_rejects):
+            built.dapil_rejects.to_csv(Path(args.out).with_name(stem + "-dapil-rejects.csv"), index=False)
+    print("  " + ", ".join(f"{k.replace('fetch_', '')} {v:,}" for k, v in built.counts.items()
+                           if not k.startswith(("candidate", "dapil"))))  # those are in the line above
+    return status
 
 
 def _cmd_scrape(args: argparse.Namespace) -> int:
@@ -369,11 +377,13 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Parse a snapshot of `forensik scrape` (DIR/NAME: every TPS of the walked tree, "
                            "unpublished ones as <NA>, provenance from the manifest; party ballots also write "
                            "*-candidates.parquet with per-candidate votes, named from the dapil candidate lists, and "
-                           "*-candidate-lists.csv with each list's outcome) or a folder/zip of raw ppwp TPS bodies "
-                           "(pemilu/hhcw/ppwp/.../{tps}.json) into an Election Parquet file; bodies that cannot be "
-                           "used go to *-rejects.csv with a reason.")
+                           "*-candidate-lists.csv with each list's outcome) or a folder/zip of raw bodies as public dumps come "
+                           "(laid out as Sirekap paths, pemilu/hhcw/{ballot}/.../{tps}.json, under any top folder; or files "
+                           "named by TPS code) into an Election Parquet file; bodies that cannot be used go to "
+                           "*-rejects.csv with a reason. Party ballots with hhcd dapil aggregates also write "
+                           "*-dapil-check.csv: the sum of each dapil's TPS beside Sirekap's dapil totals.")
     build.add_argument("--raw", required=True, help="snapshot folder DIR/NAME, or a folder (searched recursively for *.json) or .zip of TPS bodies")
-    build.add_argument("--ballot", choices=BALLOTS, default=None, help="ballot (default: the snapshot's; ppwp for a folder of bodies)")
+    build.add_argument("--ballot", choices=BALLOTS, default=None, help="ballot (default: the snapshot's; ppwp for a folder or zip of bodies)")
     build.add_argument("--out", required=True, help="Parquet file to write")
     build.set_defaults(func=_cmd_build)
 

@@ -1343,3 +1343,93 @@ def misreading_recovery(election, truth: pd.DataFrame, found: Misreadings | None
         ("original number proposed", n_right, n_right / len(detectable) if len(detectable) else np.nan),
     ]
     return pd.DataFrame(measures, columns=["measure", "count", "rate"]).set_index("measure")
+
+
+# --------------------------------------------------------------------------- party ballots (DPR RI, DPRD)
+# The two rules of a legislative C.Hasil form (sirekap-api.md, "Legislative ballots as served"), kept apart
+# from ``default_rules``: they need the per-candidate votes (``votes_long`` of a Sirekap build), which
+# ``with_party_sums`` turns into one column per party, ``parts_<party column>``.
+
+#: Rule ids of the party-ballot rules (one of the first per party column: ``PARTY_PARTS_RULE:<column>``).
+PARTY_PARTS_RULE = "party_total_is_party_plus_candidates"
+PARTY_TOTALS_RULE = "party_totals_sum_to_valid"
+
+
+def parts_column(party_column: str) -> str:
+    """The column ``with_party_sums`` adds for a party: its party-only votes plus its candidates' votes."""
+    return f"parts_{party_column}"
+
+
+def with_party_sums(election, votes_long: pd.DataFrame | None):
+    """The election with ``parts_<party>`` per party column: party-only votes + the sum of its candidates' votes.
+
+    ``votes_long`` has one row per TPS, party and candidate (``candidate`` "" is the party-only vote;
+    ``party`` the party number as served, "1" for column "01"). A TPS's value is ``<NA>`` where it cannot
+    be checked: the party has no party-only row or no candidate row (the early flat chart, a body without
+    ``caleg``, a party without candidates there), or one of its numbers is unpublished.
+    """
+    from dataclasses import replace as _replace
+
+    table = election.table
+    columns = [c for c in election.candidates if c in table.columns]
+    out = table.copy()
+    n, k = len(table), len(columns)
+    values = np.full(n * k, np.nan)
+    if votes_long is not None and len(votes_long) and k:
+        at = {c: i for i, c in enumerate(columns)}
+        units = pd.Categorical(votes_long["unit_id"])
+        parties = pd.Categorical(votes_long["party"])
+        unit_pos = table.index.get_indexer(units.categories)
+        party_pos = np.array([at.get(f"{int(p):02d}", at.get(str(p), -1)) if str(p).isascii() and str(p).isdigit() and len(str(p)) < 6
+                              else at.get(str(p), -1) for p in parties.categories], dtype=np.int64)
+        row = unit_pos[units.codes] if len(unit_pos) else np.zeros(0, dtype=np.int64)
+        col = party_pos[parties.codes] if len(party_pos) else np.zeros(0, dtype=np.int64)
+        ok = (units.codes >= 0) & (parties.codes >= 0) & (row >= 0) & (col >= 0)
+        keys = row[ok] * k + col[ok]
+        votes = votes_long["votes"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)[ok]
+        only = (votes_long["candidate"].astype(str).to_numpy() == "")[ok]
+        missing = np.isnan(votes)
+        size = n * k
+        sums = np.bincount(keys, weights=np.where(missing, 0.0, votes), minlength=size)
+        unread = np.bincount(keys, weights=missing.astype(float), minlength=size)
+        has_only = np.bincount(keys, weights=only.astype(float), minlength=size)
+        has_candidates = np.bincount(keys, weights=(~only).astype(float), minlength=size)
+        good = (unread == 0) & (has_only == 1) & (has_candidates > 0)
+        values = np.where(good, sums, np.nan)
+    values = values.reshape(n, k) if k else np.zeros((n, 0))
+    for i, column in enumerate(columns):
+        unknown = np.isnan(values[:, i])
+        out[parts_column(column)] = pd.arrays.IntegerArray(np.where(unknown, 0, values[:, i]).astype("int64"), unknown)
+    return _replace(election, table=out)
+
+
+def _party_totals(parties: tuple[str, ...]) -> Callable[[Columns], np.ndarray]:
+    """Sum of the party totals where every party of the chart has one (``chart_parties`` of them), else NaN."""
+
+    def total(c: Columns) -> np.ndarray:
+        present = [c[p] for p in parties if p in c]
+        if not present:
+            return np.full(len(c["chart_parties"]), np.nan)
+        stack = np.vstack(present)
+        published = (~np.isnan(stack)).sum(axis=0)
+        expected = c["chart_parties"]
+        return np.where((published == expected) & (expected > 0), np.nansum(stack, axis=0), np.nan)
+
+    return total
+
+
+def party_ballot_rules(parties: Sequence[str]) -> list[Rule]:
+    """Rules of a party-ballot form: per party ``jml_suara_total == jml_suara_partai + sum(caleg)``, and over the
+    parties of the chart ``sum(jml_suara_total) == suara_sah``.
+
+    ``parties`` are the party vote columns (``Election.candidates`` of a party-ballot build). The first rule
+    reads ``parts_<party>`` (:func:`with_party_sums`), the second ``chart_parties`` (how many party entries
+    the chart had, from the parser): a TPS where a party of its chart has no published total is not evaluable.
+    Use them beside ``default_rules``: ``check_consistency(e, rules=default_rules(...) + party_ballot_rules(...))``.
+    """
+    parties = tuple(parties)
+    rules = [Rule(f"{PARTY_PARTS_RULE}:{p}", f"party {p}: total (jml_suara_total) = party-only votes + its candidates' votes",
+                  (p, parts_column(p)), _col(p), _col(parts_column(p))) for p in parties]
+    rules.append(Rule(PARTY_TOTALS_RULE, "the parties' totals (jml_suara_total) add up to the valid ballots (suara_sah)",
+                      ("valid", "chart_parties"), _col("valid"), _party_totals(parties), uses=parties))
+    return rules

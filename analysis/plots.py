@@ -537,3 +537,24 @@ def outlier_map(result, variable: str = "turnout", *, top: int = 10, title: str 
     ax.set_ylabel(f"TPS {variable} (%)")
     ax.set_title(title or f"Local outliers: {variable}", fontsize=9, parse_math=False)
     return fig
+
+
+# ------------------------------------------------------------------------------------ party ballots
+def party_line_failures(forms, *, title: str = "") -> Figure:
+    """Share of checkable party lines (total = party-only + candidates) that do not add up, per party
+    (``legislative.PartyForms``), with the number checkable beside each bar."""
+    table = forms.by_party[forms.by_party["evaluable"] > 0]
+    fig = Figure(figsize=(6.5, 0.3 * max(len(table), 4) + 1.2), layout="constrained")
+    ax = fig.add_subplot()
+    y = np.arange(len(table))
+    ax.barh(y, 100 * table["share_failed"].to_numpy(dtype=float), color="#b2182b")
+    ax.set_yticks(y, [str(p) for p in table.index])
+    _plain(ax.get_yticklabels())
+    for yi, (share, n) in enumerate(zip(table["share_failed"], table["evaluable"])):
+        ax.annotate(f"{n:,} checkable", (100 * float(share), yi), xytext=(4, 0), textcoords="offset points", va="center", fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("party lines that do not add up (%)")
+    ax.set_ylabel("party (ballot number)")
+    ax.set_title(title or "Party lines: total = party-only votes + candidates' votes", loc="left", fontsize=10)
+    _plain([ax.title])
+    return fig

@@ -36,18 +36,20 @@ def bodies(n: int, seed: int = 0) -> dict[str, bytes]:
 
 
 def party_bodies(n: int, seed: int = 0) -> dict[str, bytes]:
-    """DPR/DPRD TPS bodies: 18 parties, each with its total, party-only votes and 3 candidates."""
+    """DPR/DPRD TPS bodies as served from 18 Feb 2024: 18 parties' totals and party-only votes in ``chart``,
+    3 candidates each in ``caleg`` (with its ``"null": null``), and ``kode_dapil``."""
     rng = np.random.default_rng(seed)
     out = {}
     for i in range(n):
         code = f"33{i // 100000:02d}{(i // 1000) % 100:02d}{(i // 10) % 100:04d}{i % 1000:03d}"
-        chart = {"null": None}
+        chart, caleg = {}, {}
         for party in (*range(1, 18), 24):
             split = rng.integers(0, 12, 4)
-            chart[str(party)] = {"jml_suara_total": int(split.sum()), "jml_suara_partai": int(split[0]),
-                                 **{str(party * 1000 + k): int(split[k]) for k in range(1, 4)}}
-        out[code] = json.dumps({"chart": chart, "images": [None, None, None], "administrasi": None, "psu": None,
-                                "ts": "2024-02-15 23:29:50", "status_suara": True, "status_adm": False}).encode()
+            chart[str(party)] = {"jml_suara_total": int(split.sum()), "jml_suara_partai": int(split[0])}
+            caleg[str(party)] = {**{str(party * 1000 + k): int(split[k]) for k in range(1, 4)}, "null": None}
+        out[code] = json.dumps({"chart": chart, "images": [None, None, None], "kode_dapil": code[:4], "administrasi": None,
+                                "caleg": caleg, "psu": None, "ts": "2024-02-15 23:29:50", "status_suara": True,
+                                "status_adm": False}).encode()
     return out
 
 

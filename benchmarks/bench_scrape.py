@@ -45,23 +45,52 @@ print(json.dumps({"cpu": time.process_time() - cpu0, "wall": time.perf_counter()
 """
 
 
-def universe() -> dict[str, int]:
+#: Regions of DKI Jakarta (31) and abroad (99) when the shared region tree is absent (its counts, March 2024).
+PROVINCE_UNIVERSE = {"31": {"province": 1, "regency": 6, "district": 44, "village": 267, "tps": 30_766},
+                     "99": {"province": 1, "regency": 129, "district": 128, "village": 128, "tps": 1_955}}
+#: Dapils of 2024 (KPU: 84 DPR RI, 301 DPRD provinsi, 2,325 DPRD kabupaten/kota; not in the shared data) and the
+#: dapil lists (DPR RI: one; DPRD provinsi: one per province but 99; DPRD kabupaten/kota: one per kabupaten but
+#: DKI's and 99's): the scraper fetches each list, each dapil's candidate list and (since issue 19) its hhcd.
+DAPILS = {"pdpr": 84, "pdprdp": 301, "pdprdk": 2_325}
+DAPIL_LISTS = {"pdpr": 1, "pdprdp": 38, "pdprdk": 508}
+_NAMES = {2: "province", 4: "regency", 6: "district", 10: "village", 13: "tps"}
+
+
+def universe(prefix: str = "") -> dict[str, int]:
+    """Regions per level of the country (or of the province ``prefix``), from the shared region tree."""
     if not WILAYAH.exists():
-        return dict(UNIVERSE)
+        return dict(PROVINCE_UNIVERSE[prefix] if prefix else UNIVERSE)
     import pandas as pd
 
-    codes = pd.read_csv(WILAYAH, usecols=["kode"], dtype=str)["kode"].str.len().value_counts()
-    names = {2: "province", 4: "regency", 6: "district", 10: "village", 13: "tps"}
-    return {names[n]: int(codes.get(n, 0)) for n in names}
+    codes = pd.read_csv(WILAYAH, usecols=["kode"], dtype=str)["kode"]
+    lengths = codes[codes.str.startswith(prefix)].str.len().value_counts()
+    return {_NAMES[n]: int(lengths.get(n, 0)) for n in _NAMES}
 
 
-def national_requests(u: dict[str, int], level: str) -> int:
-    regions = 1 + u["province"] + u["regency"] + u["district"] + u["village"]  # the country and every region above TPS
+def walk_requests(u: dict[str, int], level: str, *, country: bool = True) -> int:
+    """Requests of walking a tree of regions: the aggregate and the children list of each region, and the TPS bodies."""
+    regions = int(country) + u["province"] + u["regency"] + u["district"] + u["village"]
     hhcw = regions
     if level == "tps":
-        wilayah = regions  # every list down to the TPS of each desa
-        return 1 + wilayah + hhcw + u["tps"]
-    return 1 + (regions - u["village"]) + hhcw  # no desa lists, no TPS bodies
+        return regions + hhcw + u["tps"]  # every list down to the TPS of each desa
+    return (regions - u["village"]) + hhcw  # no desa lists, no TPS bodies
+
+
+def national_requests(u: dict[str, int], level: str, ballot: str = "ppwp", *, after: bool = True,
+                      provinces: dict[str, dict[str, int]] | None = None) -> int:
+    """Requests of a national scrape of ``ballot``. ``after=False``: the scraper before issue 19, which walked
+    every province for every ballot and fetched no hhcd; ``after``: trees that do not exist are recorded without a
+    request (their root only), and each dapil's hhcd aggregate is fetched (DPR RI: also the national one)."""
+    n = 1 + walk_requests(u, level)  # the candidate or party list
+    if ballot in DAPILS:
+        n += DAPIL_LISTS[ballot] + DAPILS[ballot]  # dapil lists, each dapil's candidate list
+        if after:
+            n += DAPILS[ballot] + (ballot == "pdpr")  # hhcd of each dapil (and pemilu/hhcd/pdpr/0.json)
+    if after:
+        for prefix, ballots in endpoints.NOT_APPLICABLE.items():
+            if ballot in ballots:
+                n -= walk_requests((provinces or {})[prefix] if provinces else universe(prefix), level, country=False)
+    return n
 
 
 def store_tree(tree: dict[str, bytes], election, out: Path, ballot: str) -> Path:
@@ -74,6 +103,8 @@ def store_tree(tree: dict[str, bytes], election, out: Path, ballot: str) -> Path
         store.put(path, f"http://127.0.0.1:0/{path}", body, status=200, attempts=1)
     for code in election.table.index:
         path = endpoints.hhcw_path(ballot, code)
+        if endpoints.not_applicable(ballot, code):
+            continue  # the scraper never lists a TPS of a tree that does not exist
         if path not in tree:
             store.miss(path, f"http://127.0.0.1:0/{path}", outcome="not_published", status=404, reason="HTTP 404", attempts=1)
     store.write_meta({**meta, "finished_at": "2024-02-15T11:00:00.000Z", "complete": True})
@@ -138,12 +169,16 @@ def main() -> None:
             build(path, f"DPR RI (18 parties x {per_party} candidates, {reader})")
 
     u = universe()
-    for level in ("tps", "desa"):
-        n = national_requests(u, level)
-        hours = n / default.rate / 3600
-        cpu_h = n * cpu_ms / 1000 / 3600
-        print(f"national scrape --level {level}: {n:,} requests   {hours:,.1f} h at the default {default.rate:g} req/s "
-              f"({hours / 24:.1f} days), scraper CPU {cpu_h:.1f} h   (estimate, no target)")
+    provinces = {prefix: universe(prefix) for prefix in endpoints.NOT_APPLICABLE}
+    for ballot in endpoints.BALLOTS:
+        for level in ("tps", "desa"):
+            before = national_requests(u, level, ballot, after=False, provinces=provinces)
+            n = national_requests(u, level, ballot, provinces=provinces)
+            hours = n / default.rate / 3600
+            cpu_h = n * cpu_ms / 1000 / 3600
+            print(f"national scrape {ballot} --level {level}: {n:,} requests (before issue 19: {before:,}; {n - before:+,})   "
+                  f"{hours:,.1f} h at the default {default.rate:g} req/s ({hours / 24:.1f} days), scraper CPU {cpu_h:.1f} h   "
+                  f"(estimate, no target)")
 
 
 if __name__ == "__main__":

@@ -150,3 +150,24 @@ def test_calibrate_turnout_refuses_unknown_methods_and_a_mismatched_extension_be
     assert main(["calibrate", "turnout", "--methods", "spikes", "--extend", "--seed", "1000",
                  "--n-elections", "10", "--out", str(tmp_path)]) == 2
     assert "spikes already in the stored table" in capsys.readouterr().err
+
+
+def test_build_reads_a_zip_of_legislative_bodies_laid_out_as_sirekap_paths(tmp_path, capsys):
+    import shutil
+    from pathlib import Path
+
+    fixtures = Path(__file__).resolve().parent / "fixtures" / "sirekap_legislative"
+    dump = tmp_path / "data-pemilu-2024-dump-main"
+    shutil.copytree(fixtures, dump)
+    archive = shutil.make_archive(str(tmp_path / "dump"), "zip", tmp_path, dump.name)
+    out = tmp_path / "dpr.parquet"
+    assert main(["build", "--raw", archive, "--ballot", "pdpr", "--out", str(out)]) == 0
+    table = Election.read_parquet(out).table
+    assert sorted(table.index) == ["3601011001001", "3601011001002", "3601011001003"]
+    assert table.loc["3601011001001", "dapil"] == "3601"
+    assert len(pd.read_parquet(tmp_path / "dpr-candidates.parquet")) == 20
+    check = pd.read_csv(tmp_path / "dpr-dapil-check.csv", dtype={"dapil": str, "party": str, "candidate": str})
+    row = check[(check["candidate"] == "900201")].iloc[0]
+    assert (row["tps_votes"], row["hhcd_votes"], row["difference"]) == (26, 26, 0)
+    assert main(["build", "--raw", archive, "--ballot", "pdprdk", "--out", str(tmp_path / "k.parquet")]) == 2
+    assert "holds no TPS body of pdprdk" in capsys.readouterr().err

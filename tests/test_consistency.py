@@ -724,3 +724,36 @@ def test_cli_misreadings_writes_the_table_and_the_excluded(tmp_path, capsys):
     assert len(pd.read_csv(tmp_path / "out" / "m-excluded.csv")) == 1
     assert "explained by one OCR edit" in capsys.readouterr().out
     assert main(["misreadings", str(tmp_path / "absent.parquet")]) == 2
+
+
+# ----------------------------------------------------------------------------- party ballots (issue 19)
+
+def test_party_ballot_rules_on_served_bodies():
+    from analysis.consistency import PARTY_PARTS_RULE, PARTY_TOTALS_RULE, default_rules, party_ballot_rules, with_party_sums
+    from analysis.sources.sirekap.parse import PARTY_COLUMNS, parse_tps_bodies, to_election
+
+    folder = Path(__file__).resolve().parent / "fixtures" / "sirekap_legislative" / "pemilu" / "hhcw" / "pdpr"
+    bodies = {p.name: p.read_bytes() for p in sorted(folder.rglob("*.json"))}
+    parsed = parse_tps_bodies(bodies, candidates=PARTY_COLUMNS, parties=True)
+    e = with_party_sums(to_election(parsed, candidates=PARTY_COLUMNS), parsed.votes_long)
+    assert e.table.loc["3601011001001", ["parts_01", "parts_02"]].tolist() == [21, 17]
+    assert e.table["parts_03"].isna().all()  # a party without candidates at the TPS: nothing to check
+    assert pd.isna(e.table.at["3601011001001", "parts_24"]) and e.table.at["3601011001002", "parts_24"] == 30  # a null candidate vote
+    parties = [c for c in e.candidates if c in ("01", "02", "03", "24")]
+    result = check_consistency(e, rules=default_rules(e.candidates, e.table.columns) + party_ballot_rules(parties))
+    cov = result.coverage
+    assert cov.loc[f"{PARTY_PARTS_RULE}:02", ["evaluable", "failed"]].tolist() == [2, 1]  # 15 != 3 + 11 + 0
+    assert cov.loc[f"{PARTY_PARTS_RULE}:01", ["evaluable", "failed"]].tolist() == [1, 0]  # nulls in the late form
+    # 21 + 17 + 9 + 13 = 60 = suara_sah; the late form has a null party total, the flat one no administrasi
+    assert cov.loc[PARTY_TOTALS_RULE, ["evaluable", "failed"]].tolist() == [1, 0]
+    broken = result.violations[result.violations["rule"] == f"{PARTY_PARTS_RULE}:02"]
+    assert broken[["unit_id", "expected", "reported"]].values.tolist() == [["3601011001002", 15.0, 14.0]]
+
+
+def test_party_totals_rule_fails_when_the_parties_do_not_add_up():
+    from analysis.consistency import PARTY_TOTALS_RULE, party_ballot_rules
+
+    rows = [form(**{"01": 100, "02": 125, "03": pd.NA, "chart_parties": 2}), form(**{"01": 100, "02": 120, "03": 0, "chart_parties": 3}),
+            form(**{"01": 100, "02": pd.NA, "03": 125, "chart_parties": 3})]
+    result = check_consistency(election(rows), rules=party_ballot_rules(CANDIDATES)[-1:])
+    assert result.coverage.loc[PARTY_TOTALS_RULE, ["evaluable", "failed"]].tolist() == [2, 1]

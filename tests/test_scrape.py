@@ -15,7 +15,7 @@ from hypothesis import given, settings, strategies as st
 
 from analysis.cli import main
 from analysis.sources.sirekap import endpoints as ep
-from analysis.sources.sirekap.parse import read_snapshot, read_tps_bodies
+from analysis.sources.sirekap.parse import read_snapshot, read_tps_bodies, with_dapil_check
 from analysis.sources.sirekap.scrape import ScrapeConfig, retry_after_seconds, scrape_async
 from analysis.sources.sirekap.store import BLOBS, read_manifest
 from analysis.sources.sirekap.testserver import FAULTS, PARTIES, TreeServer, dpd_tree, legislative_tree, tree_from_election
@@ -456,7 +456,7 @@ def test_dapil_paths_codes_and_kinds():
 @pytest.mark.parametrize("ballot, region", [("pdpr", "31"), ("pdprdp", "0"), ("pdprdk", "village")])
 def test_a_legislative_scrape_fetches_its_regions_candidate_lists_and_the_build_names_them(election, tmp_path, ballot, region):
     if region == "village":  # below the kabupaten: every dapil of the kabupaten (the lists do not say which kecamatan)
-        region = election.table.loc[election.table["regency"] == "3101", "village"].iloc[0]
+        region = election.table.loc[election.table["province"] == "11", "village"].iloc[0]  # DKI elects no DPRD kab/kota
     tree, served = legislative_tree(election, ballot=ballot, seed=6, unpublished=0.05)
     with TreeServer(tree, fault_rate=0.2, seed=2, mix=("503", "cut", "html200")) as server:
         summary = run(ScrapeConfig(ballot=ballot, region=region, base_url=server.url, out=str(tmp_path), snapshot="n", **FAST))
@@ -564,7 +564,7 @@ def test_an_unpublished_dapil_list_is_not_a_failure_and_its_candidates_stay_unna
 
 def test_candidate_lists_are_resumed_and_revalidated_like_every_file(election, tmp_path):
     tree, _ = legislative_tree(election, ballot="pdprdk", seed=9)
-    config = dict(ballot="pdprdk", region="31", out=str(tmp_path), **FAST)
+    config = dict(ballot="pdprdk", region="11", out=str(tmp_path), **FAST)
     with TreeServer(tree) as server:
         first = run(ScrapeConfig(base_url=server.url, snapshot="20240215T100000Z", **config))
         again = run(ScrapeConfig(base_url=server.url, snapshot="20240215T100000Z", **config))  # resume: nothing left to do
@@ -574,8 +574,8 @@ def test_candidate_lists_are_resumed_and_revalidated_like_every_file(election, t
     assert later.not_modified == first.fetched and later.new_blob_bytes == 0
     stored = stored_tree(tmp_path / "20240215T110000Z")
     assert stored == stored_tree(tmp_path / "20240215T100000Z")
-    assert list_paths(stored) == {ep.candidate_list_path(d) for d in expected_dapils(election, "pdprdk", "31")} | {
-        ep.dapil_list_path("pdprdk", k) for k in set(election.table.loc[election.table["province"] == "31", "regency"])}
+    assert list_paths(stored) == {ep.candidate_list_path(d) for d in expected_dapils(election, "pdprdk", "11")} | {
+        ep.dapil_list_path("pdprdk", k) for k in set(election.table.loc[election.table["province"] == "11", "regency"])}
 
 
 # ----------------------------------------------------------------------------- the join itself
@@ -694,3 +694,101 @@ def test_a_stored_list_that_is_not_json_or_not_an_object_is_rejected_with_its_re
                    "pemilu/caleg/partai/3103.json": ("ok", "lists no candidate"),
                    ep.DPR_DAPILS_PATH: ("rejected", "a JSON dict, not a list of dapils")}
     assert lists.candidates.empty and lists.counts["candidate_lists_bad"] == 2 and lists.counts["dapil_lists_bad"] == 1
+
+
+# ----------------------------------------------------------------------------- legislative trees as served (issue 19)
+
+#: The keys of a pdpr TPS body in the strict zod schemas of 2024 (sirekap-api.md, "Legislative ballots as served").
+NESTED_KEYS = ["chart", "images", "kode_dapil", "administrasi", "caleg", "psu", "ts", "status_suara", "status_adm"]
+FLAT_KEYS = ["chart", "images", "administrasi", "psu", "ts", "status_suara", "status_adm"]
+
+
+@pytest.mark.parametrize("ballot", ["pdpr", "pdprdp", "pdprdk"])
+def test_the_test_server_serves_legislative_bodies_only_in_the_shapes_served(election, ballot):
+    tree, served = legislative_tree(election, ballot=ballot, seed=3, flat=0.2, nulls=0.1)
+    bodies = {p: json.loads(b) for p, b in tree.items() if ep.classify(p)[0] == "tps"}
+    assert bodies and {ep.classify(p)[1] for p in bodies} == {ballot}
+    shapes = set()
+    for path, body in bodies.items():
+        if list(body) == FLAT_KEYS:
+            shapes.add("flat")
+            assert body["chart"] is None or all(v is None or type(v) is int for v in body["chart"].values())
+            continue
+        assert list(body) == NESTED_KEYS, list(body)
+        shapes.add("nested")
+        assert body["kode_dapil"] is None or (body["kode_dapil"].isdigit() and len(body["kode_dapil"]) in (4, 6))
+        if body["chart"] is None:
+            assert body["caleg"] is None
+            continue
+        assert all(list(entry) == ["jml_suara_total", "jml_suara_partai"] for entry in body["chart"].values())
+        assert set(body["caleg"]) == set(body["chart"])
+        for party, entry in body["caleg"].items():
+            assert "null" in entry and entry["null"] is None
+            assert all(k.isdigit() and (v is None or type(v) is int) for k, v in entry.items() if k != "null")
+            votes = [v or 0 for k, v in entry.items() if k != "null"]
+            assert body["chart"][party]["jml_suara_total"] == body["chart"][party]["jml_suara_partai"] + sum(votes)
+    assert shapes == {"flat", "nested"}
+    no_tree = [c for c in election.table.index if ep.not_applicable(ballot, c)]
+    assert not any(ep.hhcw_path(ballot, c) in tree for c in no_tree)
+    assert (ballot == "pdprdk") == bool(no_tree)  # DKI Jakarta elects no DPRD kabupaten/kota
+    hhcd = [p for p in tree if ep.classify(p)[0] == "hhcd"]
+    assert {ep.classify(p)[2] for p in hhcd} - {"0"} == set(served["dapil"].dropna())
+
+
+def test_a_dprd_kabupaten_scrape_skips_jakarta_records_it_as_not_applicable_and_checks_dapil_totals(election, tmp_path):
+    tree, served = legislative_tree(election, ballot="pdprdk", seed=4)
+    with TreeServer(tree) as server:
+        summary = run(ScrapeConfig(ballot="pdprdk", region="0", base_url=server.url, out=str(tmp_path), snapshot="k", **FAST))
+        jakarta = run(ScrapeConfig(ballot="pdprdk", region="3101", base_url=server.url, out=str(tmp_path), snapshot="j", **FAST))
+    assert summary.ok and summary.not_applicable == 1 and summary.not_published == 0, summary.text()
+    assert not any(p.startswith(("pemilu/hhcw/pdprdk/31", "wilayah/pemilu/ppwp/31")) for p in server.requests)
+    assert "not applicable" in summary.text()
+    records = read_manifest(tmp_path / "k")
+    assert records["pemilu/hhcw/pdprdk/31.json"]["outcome"] == "not_applicable"
+    assert "DKI Jakarta (31) elects no DPRD kabupaten/kota" in records["pemilu/hhcw/pdprdk/31.json"]["reason"]
+    dapils = set(served["dapil"])
+    assert {ep.classify(p)[2] for p in server.requests if ep.classify(p)[0] == "hhcd"} == dapils
+    assert jakarta.ok and jakarta.known == 1 and jakarta.not_applicable == 1 and jakarta.requests == 0
+    built = with_dapil_check(read_snapshot(tmp_path / "k"))
+    assert not built.election.table.index.str.startswith("31").any()
+    check = built.dapil_check
+    assert set(check["dapil"]) == dapils and (check["difference"] == 0).all() and check["difference"].notna().all()
+    assert built.counts["hhcd_files"] == len(dapils)
+    assert main(["build", "--raw", str(tmp_path / "k"), "--out", str(tmp_path / "k.parquet")]) == 0
+    assert len(pd.read_csv(tmp_path / "k-dapil-check.csv")) == len(check)
+
+
+def test_trees_that_do_not_exist_and_the_official_recap_paths():
+    assert ep.not_applicable("pdprdk", "31") and ep.not_applicable("pdprdk", "3101011001001")
+    assert ep.not_applicable("pdprdp", "9901") and ep.not_applicable("pdpd", "99") and ep.not_applicable("pdprdk", "99")
+    assert not any(ep.not_applicable(b, c) for b, c in [("ppwp", "99"), ("pdpr", "99"), ("pdprdp", "31"), ("pdpd", "31"),
+                                                       ("pdprdk", "32"), ("pdprdk", "0")])
+    assert ep.hr_dapil_paths("pdpr", "3601") == ["pemilu/hr/pdpr/3601dc.json", "pemilu/hr/pdpr/3601dd.json"]
+    for ballot in ("pdprdp", "pdprdk", "pdpd"):
+        with pytest.raises(ValueError, match="refused"):
+            ScrapeConfig(ballot=ballot, official=True)
+        with pytest.raises(ep.NoEvidencedPath):
+            ep.hr_path(ballot, "31")
+    assert ep.hhcd_path("pdpr", "0") == "pemilu/hhcd/pdpr/0.json"
+    assert ep.hhcd_path("pdprdp", "320012") == "pemilu/hhcd/pdprdp/32/320012.json"
+    assert ep.hhcd_path("pdprdk", "360202") == "pemilu/hhcd/pdprdk/36/3602/360202.json"  # the real example's path
+    assert ep.classify("pemilu/hhcd/pdprdk/36/3602/360202.json") == ("hhcd", "pdprdk", "360202")
+    for bad in ("../1", "36/02", "", None):
+        with pytest.raises(ep.CodeError):
+            ep.hhcd_path("pdpr", bad)
+
+
+def test_abroad_only_president_and_dpr_are_asked_and_dpr_official_uses_the_dapil_paths(election, tmp_path):
+    with TreeServer({}) as server:
+        for ballot in ("pdpd", "pdprdp", "pdprdk"):
+            summary = run(ScrapeConfig(ballot=ballot, region="99", base_url=server.url, out=str(tmp_path), snapshot=ballot, **FAST))
+            assert summary.ok and summary.requests == 0 and summary.not_applicable == 1
+        assert not server.requests
+    tree, _ = legislative_tree(election, ballot="pdpr", seed=2, official=True)
+    with TreeServer(tree) as server:
+        summary = run(ScrapeConfig(ballot="pdpr", region="11", official=True, base_url=server.url, out=str(tmp_path),
+                                   snapshot="o", **FAST))
+    assert summary.ok, summary.text()
+    hr = {p for p in server.requests if p.startswith("pemilu/hr/")}
+    dapils = expected_dapils(election, "pdpr", "11")
+    assert hr == {p for d in dapils for p in ep.hr_dapil_paths("pdpr", d)}

@@ -851,3 +851,239 @@ def test_huge_pages_are_off_while_builds_run_and_restored_after_the_last_even_wh
         assert switch(True) is True
     finally:
         switch(before)
+
+
+# ----------------------------------------------------------------------------- legislative bodies as served (issue 19)
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "sirekap_legislative"
+LEGISLATIVE_EXAMPLES = SHARED / "examples" / "legislative"
+
+
+def _fixture(path):
+    return (FIXTURES / path).read_bytes()
+
+
+NESTED = "pemilu/hhcw/pdpr/36/3601/360101/3601011001/3601011001001.json"
+NESTED_LATE = "pemilu/hhcw/pdpr/36/3601/360101/3601011001/3601011001002.json"
+FLAT = "pemilu/hhcw/pdpr/36/3601/360101/3601011001/3601011001003.json"
+PDPD = "pemilu/hhcw/pdpd/11/1101/110101/1101012001/1101012001001.json"
+
+
+@pytest.mark.parametrize("compiled", READERS)
+@pytest.mark.parametrize("fast", [True, False])
+def test_served_pdpr_bodies_give_party_totals_candidate_votes_and_the_dapil(compiled, fast):
+    bodies = {path: _fixture(path) for path in (NESTED, NESTED_LATE, FLAT)}
+    parsed = parse_tps_bodies(bodies, candidates=PARTY_COLUMNS, parties=True, photos=5, fast=fast, _compiled=compiled)
+    assert parsed.rejects.empty
+    table = parsed.table
+    assert table.loc["3601011001001", ["01", "02", "03", "24"]].tolist() == [21, 17, 9, 13]
+    assert pd.isna(table.at["3601011001002", "01"]) and table.at["3601011001002", "02"] == 15
+    assert table.loc["3601011001003", ["01", "02", "24"]].tolist() == [20, 17, 13] and pd.isna(table.at["3601011001003", "03"])
+    assert table["dapil"].tolist()[:2] == ["3601", "3601"] and pd.isna(table.at["3601011001003", "dapil"])
+    assert table["chart_parties"].tolist() == [4, 4, 4] and table["photo_count"].tolist() == [2, 3, 1]
+    assert str(table.at["3601011001002", "photo_3_time"]) == "2024-03-05 12:00:00+07:00" and "photo_5_time" in table
+    long = parsed.votes_long
+    first = long[long["unit_id"] == "3601011001001"]
+    assert [(p, c, None if pd.isna(v) else int(v)) for p, c, v in first[["party", "candidate", "votes"]].itertuples(index=False)] == [
+        ("1", "", 4), ("1", "900101", 10), ("1", "900102", 7), ("2", "", 2), ("2", "900201", 15), ("2", "900202", 0),
+        ("3", "", 9), ("24", "", 1), ("24", "902401", 12), ("24", "902402", None)]
+    late = long[long["unit_id"] == "3601011001002"].set_index("candidate")
+    assert late.loc["900101", "votes"] is pd.NA and late.loc["900201", "votes"] == 11
+    assert "3601011001003" not in set(long["unit_id"])  # the flat chart has party totals alone
+
+
+def test_a_dpd_body_keeps_five_photo_times():
+    parsed = parse_tps_bodies({PDPD: _fixture(PDPD)}, candidates={f"7001{k:02d}": f"{k:02d}" for k in range(1, 5)}, photos=5, dapil=True)
+    row = parsed.table.iloc[0]
+    assert parsed.rejects.empty and row["04"] == 45 and row["photo_count"] == 5
+    assert [str(row[f"photo_{i}_time"]) for i in (1, 5)] == ["2024-02-20 10:46:00+07:00", "2024-02-21 01:11:18+07:00"]
+    assert pd.isna(row["dapil"])  # DPD bodies carry no kode_dapil: the province is the district
+
+
+@pytest.mark.skipif(not LEGISLATIVE_EXAMPLES.exists(), reason="../shared/data/sirekap/examples/legislative is absent")
+def test_the_real_pdpd_bodies_are_read_whole():
+    paths = sorted(LEGISLATIVE_EXAMPLES.glob("hhcw_pdpd_tps_*.json"))
+    bodies = {p.name.split("_")[3] + ".json": p.read_bytes() for p in paths}
+    ids = sorted({k for b in bodies.values() for k in json.loads(b)["chart"] if k != "null"})
+    parsed = parse_tps_bodies(bodies, candidates={i: i for i in ids}, photos=5, dapil=True)
+    assert parsed.rejects.empty and len(parsed.table) == len(paths)
+    for code, raw in bodies.items():
+        data = json.loads(raw)
+        row = parsed.table.loc[code[:13]]
+        assert all(row[k] == v for k, v in data["chart"].items() if k != "null")
+        assert row["photo_count"] == len(data["images"]) and pd.notna(row[f"photo_{len(data['images'])}_time"])
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"caleg": [1, 2]}, "caleg is a list"),
+    ({"caleg": {"1": {"900101": 1, "null": 3}}}, '"null"] holds a number'),
+    ({"caleg": {"1": {"nama": 1}}}, "not a candidate id"),
+    ({"caleg": {"1": 5}}, "caleg[1] is a int"),
+    ({"caleg": {"31": {"1": 1}}}, "caleg has an unknown party number"),
+    ({"caleg": {"1": {"900101": -2}}}, "negative"),
+    ({"caleg": {"1": {"900101": 1}, "2": {"900101": 1}}}, "appears twice"),
+    ({"kode_dapil": "36/01"}, "kode_dapil is not a dapil code"),
+    ({"kode_dapil": 3601}, "kode_dapil is not a dapil code"),
+    ({"chart": {"1": {"jml_suara_total": 1, "persen": 2}}}, "neither a candidate id nor a party count"),
+])
+def test_bad_served_party_bodies_are_rejected_with_a_reason(change, reason):
+    data = {**json.loads(_fixture(NESTED)), **change}
+    bodies = {"3601011001001": json.dumps(data).encode(), "3601011001002": _fixture(NESTED_LATE)}
+    for compiled in READERS:
+        for fast in (True, False):
+            parsed = parse_tps_bodies(bodies, candidates=PARTY_COLUMNS, parties=True, fast=fast, _compiled=compiled)
+            assert list(parsed.rejects["unit_id"]) == ["3601011001001"], parsed.rejects
+            assert reason in parsed.rejects["reason"].iloc[0]
+            assert set(parsed.votes_long["unit_id"]) == {"3601011001002"}
+
+
+CALEG_COUNT = st.one_of(*[st.integers(0, 300)] * 6, st.none())
+
+
+@st.composite
+def served_party_bodies(draw):
+    """Bodies of one or two dapils in the shapes served (nested chart + caleg, flat, nulls anywhere, the two
+    jml_suara keys in either order, parties without candidates), and the votes they hold."""
+    n = draw(st.integers(1, 25))
+    parties = draw(st.lists(st.sampled_from(["1", "2", "5", "15", "17", "24"]), unique=True, min_size=1, max_size=5))
+    per_party = {p: [f"{900000 + 100 * int(p) + k}" for k in range(draw(st.integers(0, 7)))] for p in parties}
+    swapped = draw(st.booleans())
+    bodies, expected = {}, {}
+    for i in range(n):
+        code = f"36010110010{i:02d}"
+        kind = draw(st.sampled_from(["nested"] * 6 + ["flat", "no_chart", "no_caleg"]))
+        if kind == "flat":
+            chart = {p: draw(CALEG_COUNT) for p in parties}
+            data = {"chart": chart, "images": [None], "administrasi": None, "psu": None, "ts": "2024-02-16 08:00:00",
+                    "status_suara": True, "status_adm": False}
+            expected[code] = ({p: chart[p] for p in parties}, [])
+        elif kind == "no_chart":
+            data = {"chart": None, "images": [None, None, None], "kode_dapil": None, "administrasi": None, "caleg": None,
+                    "psu": None, "ts": "2024-02-19 08:00:00", "status_suara": False, "status_adm": False}
+            expected[code] = ({}, [])
+        else:
+            chart, caleg, rows = {}, {}, []
+            for p in parties:
+                total, only = draw(CALEG_COUNT), draw(CALEG_COUNT)
+                chart[p] = {"jml_suara_partai": only, "jml_suara_total": total} if swapped else {"jml_suara_total": total, "jml_suara_partai": only}
+                rows.append((p, "", only))
+                if kind == "nested":
+                    votes = {c: draw(CALEG_COUNT) for c in per_party[p]}
+                    caleg[p] = {**votes, "null": None}
+                    rows += [(p, c, v) for c, v in votes.items()]
+            data = {"chart": chart, "images": [None, None, None], "kode_dapil": "3601" if i < n // 2 else "3602",
+                    "administrasi": None, **({"caleg": caleg} if kind == "nested" else {}), "psu": None,
+                    "ts": "2024-02-19 08:00:00", "status_suara": True, "status_adm": False}
+            expected[code] = ({p: chart[p]["jml_suara_total"] for p in parties}, rows)
+        bodies[code] = json.dumps(data, separators=(",", ":")).encode()
+    return bodies, expected
+
+
+@pytest.mark.parametrize("compiled", READERS)
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(served=served_party_bodies())
+def test_served_party_bodies_keep_every_number_fast_or_slow(served, compiled):
+    bodies, expected = served
+    fast = parse_tps_bodies(bodies, candidates=PARTY_COLUMNS, parties=True, _compiled=compiled)
+    _assert_same(fast, parse_tps_bodies(bodies, candidates=PARTY_COLUMNS, parties=True, fast=False))
+    assert fast.rejects.empty and len(fast.table) == len(bodies)
+    got = [(u, p, c, None if pd.isna(v) else int(v)) for u, p, c, v in fast.votes_long.itertuples(index=False)]
+    assert got == [(u, *row) for u, (_, rows) in expected.items() for row in rows]
+    for code, (totals, _) in expected.items():
+        for party, total in totals.items():
+            value = fast.table.at[code, PARTY_COLUMNS[party]]
+            assert (pd.isna(value) and total is None) or value == total
+
+
+CALEG = st.one_of(
+    st.none(), st.just([1]),
+    st.dictionaries(st.sampled_from(["1", "2", "15", "24", "99", "null"]),
+                    st.one_of(st.none(), st.just(3), st.dictionaries(
+                        st.sampled_from(["1001", "1002", "2001", "null", "jml_suara_partai", "jml_suara_total", "x", ""]),
+                        COUNT, max_size=4)), max_size=4))
+
+
+@st.composite
+def odd_served_bodies(draw):
+    out = {}
+    for i in range(draw(st.integers(1, 6))):
+        data = {"chart": draw(party_chart()), "images": draw(IMAGES), "administrasi": draw(ADMINISTRASI),
+                "psu": None, "ts": "2024-02-19 08:00:00", "status_suara": True, "status_adm": True}
+        if draw(st.booleans()):
+            data["caleg"] = draw(CALEG)
+        if draw(st.booleans()):
+            data["kode_dapil"] = draw(st.sampled_from([None, "3601", "320012", "36/1", 3601, "٣٦٠١", "1" * 14]))
+        out[f"310101100100{i}"] = json.dumps(data).encode() if draw(st.booleans()) else data
+    return out
+
+
+@pytest.mark.parametrize("compiled", READERS)
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bodies=odd_served_bodies())
+def test_odd_caleg_and_kode_dapil_read_as_the_general_code_reads_them(bodies, compiled):
+    fast = parse_tps_bodies(bodies, candidates=PARTY_COLUMNS, parties=True, photos=5, _compiled=compiled)
+    _assert_same(fast, parse_tps_bodies(bodies, candidates=PARTY_COLUMNS, parties=True, photos=5, fast=False))
+    assert len(fast.table) + len(fast.rejects) == len(bodies)
+
+
+@pytest.mark.skipif(parse_module._party_chart_compiled is None, reason="the compiled party-chart reader was not built (no C compiler at install)")
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["1", "2", "3", "null"]), PARTY_ENTRY, max_size=4),
+       st.dictionaries(st.sampled_from(["1", "2", "3", "9", "null"]),
+                       st.one_of(st.none(), st.just(2), st.dictionaries(st.sampled_from(["1001", "1002", "null", "jml", "j1", "7"]),
+                                                                          st.one_of(st.integers(0, 10**9), st.none(), st.just(-1)),
+                                                                          max_size=3)), max_size=4))
+def test_the_compiled_reader_with_caleg_reads_as_the_python_merge_does(chart, caleg):
+    from array import array
+
+    names, entries = list(chart), list(chart.values())
+    if "null" in chart:
+        j = names.index("null")
+        del names[j], entries[j]
+    merged = parse_module._with_caleg(names, entries, caleg)
+    expected = None
+    if merged is not None and not any(type(e) is dict and any(k[:1] == "j" for k in (caleg.get(n) or {})) for n, e in zip(names, merged)):
+        expected = _python_party_chart(dict(zip(names, merged)))
+    got = parse_module._party_chart_compiled(chart, array("q"), [], None, caleg)
+    if expected is None:
+        assert got is None
+    else:
+        out, missing = array("q"), []
+        names2, keys, lens = parse_module._party_chart_compiled(chart, out, missing, None, caleg)
+        assert (names2, keys, lens, list(out), missing) == expected
+
+
+def test_read_raw_takes_the_ballots_bodies_from_a_dump_folder_or_zip(tmp_path):
+    import shutil
+
+    from analysis.sources.sirekap.parse import read_raw, with_dapil_check
+
+    dump = tmp_path / "dump" / "top"
+    shutil.copytree(FIXTURES, dump)
+    archive = shutil.make_archive(str(tmp_path / "dump"), "zip", tmp_path / "dump")
+    built = with_dapil_check(read_raw(dump.parent, ballot="pdpr"))
+    zipped = read_raw(archive, ballot="pdpr")
+    pd.testing.assert_frame_equal(built.election.table, zipped.election.table)
+    assert built.counts["tps_bodies"] == 3 and built.counts["files_not_read"] == 2 and built.rejects.empty
+    assert built.election.provenance["ballot"] == "pdpr" and "Sirekap paths" in built.election.provenance["source"]
+    dpd = read_raw(archive, ballot="pdpd")
+    assert list(dpd.election.candidates) == ["700101", "700102", "700103", "700104"]  # no DPD list in the dump: ids
+    with pytest.raises(ValueError, match="holds no TPS body of ppwp"):
+        read_raw(archive, ballot="ppwp")
+    check = built.dapil_check.set_index(["party", "kind", "candidate"])
+    assert check.loc[("2", "party_total", ""), "difference"] == 0 and check.loc[("1", "candidate", "900101"), "tps_unpublished"] == 1
+
+
+@pytest.mark.parametrize("compiled", READERS)
+def test_served_party_bodies_take_the_fast_path(monkeypatch, compiled):
+    """The shape Sirekap served is the usual one: no body of it is left to the general code (which reads it the same, slower)."""
+    calls = []
+    general = parse_module._row
+    monkeypatch.setattr(parse_module, "_row", lambda *a, **k: calls.append(a[0]) or general(*a, **k))
+    bodies = {}
+    for i in range(20):
+        data = json.loads(_fixture(NESTED if i % 2 else NESTED_LATE))
+        bodies[f"36010110010{i:02d}"] = json.dumps(data, separators=(",", ":")).encode()
+    bodies["3601011001099"] = _fixture(FLAT)
+    parsed = parse_tps_bodies(bodies, candidates=PARTY_COLUMNS, parties=True, photos=5, _compiled=compiled)
+    assert calls == [] and parsed.rejects.empty and len(parsed.table) == 21

@@ -102,11 +102,76 @@ def hhcw_path(ballot: str, code: str) -> str:
     return f"pemilu/hhcw/{ballot}.json" if code == "0" else f"pemilu/hhcw/{ballot}/{'/'.join(chain(code))}.json"
 
 
+class NoEvidencedPath(ValueError):
+    """A path of the API that no public evidence of 2024 shows: the scraper refuses to guess it."""
+
+
 def hr_path(ballot: str, code: str) -> str:
-    """The official tiered recapitulation (``hr``) for a region."""
+    """The official tiered recapitulation (``hr``) of the presidential ballot for a region.
+
+    Only ppwp's ``hr`` follows the region chain (confirmed down to kabupaten); the legislative ``hr`` is
+    keyed by dapil (:func:`hr_dapil_paths`), and no path is known for DPD: those raise NoEvidencedPath.
+    """
     check_ballot(ballot)
     code = check_code(code)
+    if ballot != "ppwp":
+        raise NoEvidencedPath(HR_REFUSAL.get(ballot, f"no evidenced hr path for {ballot}"))
     return f"pemilu/hr/{ballot}.json" if code == "0" else f"pemilu/hr/{ballot}/{'/'.join(chain(code))}.json"
+
+
+#: Why the official recapitulation of a ballot is not fetched (sirekap-api.md: only ppwp's region chain and
+#: DPR RI's ``pemilu/hr/pdpr/{dapil}dc.json`` / ``{dapil}dd.json`` were seen).
+HR_REFUSAL = {
+    "pdpd": "no path of the official recapitulation (hr) of the DPD ballot is known from 2024; --official is refused for pdpd",
+    "pdprdp": "no path of the official recapitulation (hr) of DPRD provinsi is known from 2024 (only DPR RI's "
+              "pemilu/hr/pdpr/{dapil}dc.json and {dapil}dd.json were seen); --official is refused for pdprdp",
+    "pdprdk": "no path of the official recapitulation (hr) of DPRD kabupaten/kota is known from 2024 (only DPR RI's "
+              "pemilu/hr/pdpr/{dapil}dc.json and {dapil}dd.json were seen); --official is refused for pdprdk",
+}
+
+
+def hr_dapil_paths(ballot: str, dapil: str) -> list[str]:
+    """The DPR RI official recapitulation of a dapil: ``pemilu/hr/pdpr/{dapil}dc.json`` and ``{dapil}dd.json``
+    (the only legislative ``hr`` paths seen in 2024; what ``dc`` and ``dd`` stand for is not documented)."""
+    check_ballot(ballot)
+    if ballot != "pdpr":
+        raise NoEvidencedPath(HR_REFUSAL.get(ballot, f"{ballot} has no dapil recapitulation path"))
+    dapil = check_dapil(dapil)
+    return [f"pemilu/hr/pdpr/{dapil}dc.json", f"pemilu/hr/pdpr/{dapil}dd.json"]
+
+
+def hhcd_path(ballot: str, dapil: str) -> str:
+    """Sirekap's per-dapil candidate totals: ``pemilu/hhcd/pdpr/{dapil}.json`` (``0``: national, by dapil),
+    ``pemilu/hhcd/pdprdp/{p}/{dapil}.json``, ``pemilu/hhcd/pdprdk/{p}/{k}/{dapil}.json``."""
+    check_ballot(ballot)
+    if ballot not in LEGISLATIVE_PARTY_BALLOTS:
+        raise ValueError(f"{ballot} has no dapil aggregates (hhcd)")
+    if ballot == "pdpr" and dapil == "0":
+        return "pemilu/hhcd/pdpr/0.json"
+    dapil = check_dapil(dapil)
+    if ballot == "pdpr":
+        return f"pemilu/hhcd/pdpr/{dapil}.json"
+    if ballot == "pdprdp":
+        return f"pemilu/hhcd/pdprdp/{dapil[:2]}/{dapil}.json"
+    if len(dapil) < 5:
+        raise CodeError(f"a DPRD kabupaten/kota dapil code has 6 digits (kabupaten and number); got {dapil!r}")
+    return f"pemilu/hhcd/pdprdk/{dapil[:2]}/{dapil[:4]}/{dapil}.json"
+
+
+#: Trees that do not exist (sirekap-api.md): DKI Jakarta (31) elects no DPRD kabupaten/kota; voters abroad
+#: (99) vote for president and DPR RI only. Region prefix -> the ballots it has no tree for.
+NOT_APPLICABLE = {"31": ("pdprdk",), "99": ("pdpd", "pdprdp", "pdprdk")}
+
+
+def not_applicable(ballot: str, code: str) -> str | None:
+    """Why ``ballot`` has no tree at region ``code`` (a reason to record), or None where it has one."""
+    check_ballot(ballot)
+    code = check_code(code)
+    if code == "0" or ballot not in NOT_APPLICABLE.get(code[:2], ()):
+        return None
+    if code.startswith("31"):
+        return "not applicable: DKI Jakarta (31) elects no DPRD kabupaten/kota"
+    return f"not applicable: voters abroad (99) vote only for president and DPR RI, not {ballot}"
 
 
 #: A dapil code: digits only (DPR RI dapils are 4 digits, the province code and a number: ``3101``).
@@ -191,6 +256,7 @@ _TPS_BODY = re.compile(r"^pemilu/hhcw/(?P<ballot>[a-z]+)/(?:[0-9]+/){4}(?P<code>
 #: Region lists live under the one tree the scraper walks (``WILAYAH_BALLOT``); the legislative
 #: ballots' trees beside it hold dapil lists, never read as regions.
 _WILAYAH = re.compile(rf"^wilayah/pemilu/{WILAYAH_BALLOT}/(?:(?P<code>(?:[0-9]+/)*[0-9]+)|0)\.json$")
+_HHCD = re.compile(r"pemilu/hhcd/(?P<ballot>pdpr|pdprdp|pdprdk)/(?:[0-9]{2}/(?:[0-9]{4}/)?)?(?P<dapil>[0-9]{1,13})\.json")
 _HHCW = re.compile(r"^pemilu/hhcw/(?P<ballot>[a-z]+)(?:/(?P<code>(?:[0-9]+/)*[0-9]+))?\.json$")
 
 
@@ -225,6 +291,9 @@ def classify(path: str) -> tuple[str, str | None, str | None]:
         return "hhcw", match["ballot"], code.rsplit("/", 1)[-1] if code else "0"
     if path.startswith("pemilu/hr/"):
         return "hr", None, None
+    match = _HHCD.fullmatch(path)
+    if match:
+        return "hhcd", match["ballot"], match["dapil"]
     if path in ("pemilu/ppwp.json", "pemilu/partai.json") or path.startswith("pemilu/caleg/"):
         return "contestants", None, None
     return "other", None, None

@@ -20,7 +20,7 @@ import threading
 import zipfile
 from collections import abc
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import accumulate, chain
 from operator import itemgetter
 from pathlib import Path
@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ...election import Election
-from . import caleg, endpoints, store
+from . import caleg, dapil as dapil_totals, endpoints, store
 
 
 def _json_loads_utf8(body):
@@ -243,8 +243,11 @@ class _Long:
             values = self.array() if self.compiled else pa.array(self.values, type=pa.int64())
         of_body = np.array(self.layout_of_body, dtype=np.int64)
         used = np.unique(of_body).tolist()
-        party_names = sorted({name for layout in used for name in self.layouts[layout][0]}, key=_party_order)
-        candidate_names = sorted({name for layout in used for name in self.layouts[layout][1]})
+        # Categories from the numbers that are rows (a party entry may hold its total alone: no row, no category).
+        kept_names = [[(p, c) for p, c, k in zip(*self.layouts[layout], self.keep[layout] or [True] * len(self.layouts[layout][0])) if k]
+                      for layout in used]
+        party_names = sorted({p for pairs in kept_names for p, _ in pairs}, key=_party_order)
+        candidate_names = sorted({c for pairs in kept_names for _, c in pairs})
         party_at = {name: i for i, name in enumerate(party_names)}
         candidate_at = {name: i for i, name in enumerate(candidate_names)}
         party_type, candidate_type = caleg.code_dtype(len(party_names)), caleg.code_dtype(len(candidate_names))
@@ -302,26 +305,90 @@ def _from_arrow(array: Any) -> pd.api.extensions.ExtensionArray:
     return pd.arrays.IntegerArray(array.fill_null(0).to_numpy(), array.is_null().to_numpy(zero_copy_only=False))
 
 
-def _party_chart(code: str, chart: Mapping[str, Any], parties: Mapping[str, str], row: dict[str, Any], long: _Rows) -> None:
-    """A legislative chart ``{party: {jml_suara_total, jml_suara_partai, <candidate id>: votes}}`` into row and long."""
-    for party, entry in chart.items():
+def _party_chart(code: str, chart: Mapping[str, Any], parties: Mapping[str, str], row: dict[str, Any], long: _Rows,
+                 caleg: Any = None) -> None:
+    """A legislative chart into row and long, with the body's separate ``caleg`` (candidate votes) if it has one.
+
+    Shapes served (sirekap-api.md, "Legislative ballots as served"): ``chart{party: {jml_suara_total,
+    jml_suara_partai}}`` with ``caleg{party: {caleg_id: votes | null, ..., "null": null}}`` (from 18 Feb 2024);
+    ``chart{party: votes | null}`` without ``caleg`` (16 Feb 2024); and the dapil aggregates' ``table`` shape
+    ``{party: {jml_suara_total, jml_suara_partai, <candidate id>: votes}}``. Per party the rows are its
+    party-only votes and its candidates in the order served, the chart entry's before ``caleg``'s.
+    """
+    if caleg is not None and not isinstance(caleg, dict):
+        raise BodyError(f"caleg is a {type(caleg).__name__}, not an object")
+    caleg = dict(caleg or {})
+    if "null" in caleg:
+        if caleg.pop("null") is not None:
+            raise BodyError('caleg["null"] holds something other than null')
+    seen: set[str] = set()
+    for party in [*chart, *(p for p in caleg if p not in chart)]:
         column = parties.get(party)
         if column is None:
-            raise BodyError(f"chart has an unknown party number: {str(party)[:20]}")
-        if entry is None:
-            continue
-        if isinstance(entry, dict):
+            where = "chart" if party in chart else "caleg"
+            raise BodyError(f"{where} has an unknown party number: {str(party)[:20]}")
+        keys: list[str] = []
+        values: list[Any] = []
+        entry = chart.get(party)
+        if party not in chart or entry is None:
+            total = None
+        elif isinstance(entry, dict):
             total = _count(entry.get(PARTY_TOTAL), "chart[", party, "].", PARTY_TOTAL)
-            keys = [key for key in entry if key != PARTY_TOTAL and (key == PARTY_ONLY or key.isdigit())]
-            long.votes.extend(_count(entry[key], "chart[", party, "][", key, "]") for key in keys)
-            long.candidate.extend("" if key == PARTY_ONLY else key for key in keys)
-            long.party.extend([party] * len(keys))
-        else:  # desa tables and some bodies carry the party total alone
+            for key, value in entry.items():
+                if key == PARTY_TOTAL:
+                    continue
+                if not (key == PARTY_ONLY or (isinstance(key, str) and key.isdigit())):
+                    raise BodyError(f"chart[{str(party)[:20]}] has a key that is neither a candidate id nor a party count: {str(key)[:20]!r}")
+                keys.append(key)
+                values.append(value)
+        else:  # the early flat chart, desa tables: the party total alone
             total = _count(entry, "chart[", party, "]")
-        row[column] = total
+        candidates = caleg.get(party)
+        if candidates is not None:
+            if not isinstance(candidates, dict):
+                raise BodyError(f"caleg[{str(party)[:20]}] is a {type(candidates).__name__}, not an object")
+            for key, value in candidates.items():
+                if key == "null":
+                    if value is not None:
+                        raise BodyError(f'caleg[{str(party)[:20]}]["null"] holds a number, not null')
+                    continue
+                if not (isinstance(key, str) and key.isdigit()):
+                    raise BodyError(f"caleg[{str(party)[:20]}] has a key that is not a candidate id: {str(key)[:20]!r}")
+                if key in keys:
+                    raise BodyError(f"candidate {key[:20]} has votes both in chart and in caleg")
+                keys.append(key)
+                values.append(value)
+        for key in keys:
+            if key != PARTY_ONLY:
+                if key in seen:
+                    raise BodyError(f"candidate {key[:20]} appears twice in the body")
+                seen.add(key)
+        long.votes.extend(_count(value, "caleg[" if key != PARTY_ONLY and party in caleg and key in caleg[party] else "chart[",
+                                 party, "][", key, "]") for key, value in zip(keys, values))
+        long.candidate.extend("" if key == PARTY_ONLY else key for key in keys)
+        long.party.extend([party] * len(keys))
+        if party in chart:
+            row[column] = total
 
 
-def _row(code: str, body: Any, candidates: Mapping[str, str], long: _Rows | None = None) -> dict[str, Any]:
+def _dapil(value: Any) -> str | None:
+    """``kode_dapil`` as served (null or absent: None); anything but a string of 2 to 13 ASCII digits is refused."""
+    if value is None:
+        return None
+    if type(value) is str and 2 <= len(value) <= 13 and value.isascii() and value.isdigit():
+        return value
+    raise BodyError(f"kode_dapil is not a dapil code ({str(value)[:20]!r})")
+
+
+def _photo_count(images: Any) -> int | None:
+    """How many photo names the body lists (None without a list)."""
+    if not isinstance(images, list):
+        return None
+    return sum(1 for url in images if isinstance(url, str))
+
+
+def _row(code: str, body: Any, candidates: Mapping[str, str], long: _Rows | None = None, photos: int = 3,
+         dapil: bool = False) -> dict[str, Any]:
     if isinstance(body, (bytes, bytearray)):
         try:
             body = body.decode("utf-8")
@@ -351,7 +418,8 @@ def _row(code: str, body: Any, candidates: Mapping[str, str], long: _Rows | None
     if long is not None:
         for column in candidates.values():
             row[column] = None
-        _party_chart(code, chart, candidates, row, long)
+        _party_chart(code, chart, candidates, row, long, body.get("caleg"))
+        row["chart_parties"] = len(chart) if row_has_chart else None
     else:
         unknown = sorted(set(chart) - set(candidates))
         if unknown:
@@ -385,8 +453,11 @@ def _row(code: str, body: Any, candidates: Mapping[str, str], long: _Rows | None
     row["status_adm"] = _flag(body.get("status_adm"))
     images = body.get("images")
     images = images if isinstance(images, list) else []
-    for i in range(3):
+    for i in range(photos):
         row[f"photo_{i + 1}_time"] = _photo_time(images[i]) if i < len(images) else None
+    if dapil:
+        row["dapil"] = _dapil(body.get("kode_dapil"))
+        row["photo_count"] = _photo_count(body.get("images"))
     return row
 
 
@@ -414,7 +485,9 @@ def _counts_ok(values: list) -> bool:
 class _Shape:
     """What the fast path needs to know of the vote columns, computed once per batch."""
 
-    def __init__(self, candidates: Mapping[str, str], parties: bool):
+    def __init__(self, candidates: Mapping[str, str], parties: bool, photos: int = 3, dapil: bool = False):
+        self.photos, self.dapil = photos, dapil
+        self.no_photos = (None,) * photos
         self.numbers = list(dict.fromkeys(candidates.values()))
         index = {number: i for i, number in enumerate(self.numbers)}
         self.parties = parties
@@ -433,39 +506,76 @@ _NO_PHOTOS = (None, None, None)
 
 
 def _party_layout(names: list[str], lens: tuple[int, ...], keys: list[str], long: _Long, shape: _Shape) -> int | None:
-    """The layout of party entries of this shape as ``_party_chart`` reads them, or None if an entry is not of the usual shape.
+    """The layout of party entries of this shape as ``_party_chart`` reads them, or None to let ``_row`` read the body.
 
-    Each entry must be {jml_suara_total, jml_suara_partai, <digit ids>...} in that order; checked on all
-    entries at once. Neither name holds a "j" but as its first letter, so their occurrences in the joined
-    keys cannot overlap: n of each, and digits elsewhere, means every key is as expected. Of the entries'
-    numbers, the first of each is its party's total (for the party's vote column), the others are votes.
+    An entry's keys (the chart entry's, then its ``caleg`` entry's) are ``jml_suara_total`` (the party's
+    total, for its vote column), ``jml_suara_partai`` (the party-only votes) and candidate ids (digit
+    strings), in any order; anything else (an unknown party, another key, a candidate id twice) is left to
+    ``_row``, which says what is wrong. Made once per layout: the TPS of a district share one.
     """
     columns = list(map(shape.column_of.get, names))
-    if None in columns:
+    if None in columns or len(lens) != len(names) or sum(lens) != len(keys):
         return None
-    n = len(lens)
-    if min(lens) < 2 or not all(keys):
-        return None
-    starts = list(accumulate(lens, initial=0))
-    starts.pop()
-    if itemgetter(*starts)(keys).count(PARTY_TOTAL) != n or itemgetter(*map((1).__add__, starts))(keys).count(PARTY_ONLY) != n:
-        return None
-    joined = "".join(keys)
-    if (joined.count(PARTY_TOTAL) != n or joined.count(PARTY_ONLY) != n
-            or not joined.replace(PARTY_TOTAL, "0").replace(PARTY_ONLY, "0").isdigit()):
-        return None
-    party = [name for name, size in zip(names, lens) for _ in range(size)]
-    heads = set(starts)
-    seconds = set(map((1).__add__, starts))
-    candidate = ["" if i in heads or i in seconds else key for i, key in enumerate(keys)]
-    keep = [i not in heads for i in range(len(keys))]
-    # Column c gets the total of the last entry of its party (as row[column] = total, entry after entry), else None.
-    last = {column: start for column, start in zip(columns, starts)}
+    party: list[str] = []
+    candidate: list[str] = []
+    keep: list[bool] = []
+    last: dict[int, int] = {}
+    ids: set[str] = set()
+    position = 0
+    for name, column, size in zip(names, columns, lens):
+        for key in keys[position:position + size]:
+            if key == PARTY_TOTAL:
+                if column in last and last[column] >= position:  # twice in one entry (not from a dict)
+                    return None
+                last[column] = len(keep)  # column c gets the total of the last entry of its party, as in _row
+                keep.append(False)
+                candidate.append("")
+            elif key == PARTY_ONLY:
+                keep.append(True)
+                candidate.append("")
+            elif type(key) is str and key.isdigit() and key not in ids:
+                ids.add(key)
+                keep.append(True)
+                candidate.append(key)
+            else:
+                return None
+            party.append(name)
+        position += size
     if len(long.known) > 20_000:  # a bound; a national DPRD kabupaten/kota table has ~2,300 districts
         long.known.clear()
     layout = long.new_layout(party, candidate, keep, [last.get(c, -1) for c in range(len(shape.numbers))])
     long.known[(tuple(names), tuple(keys), lens)] = layout
     return layout
+
+
+def _with_caleg(names: list[str], entries: list[Any], caleg: dict) -> list[Any] | None:
+    """The chart's party entries with each party's ``caleg`` entry after its own keys (Python's reader), or
+    None if chart and caleg are not of the usual shape (a party in caleg alone, an entry that is no dict,
+    a ``"null"`` key that is not null): ``_row`` reads those."""
+    known = len(caleg)
+    if "null" in caleg:
+        if caleg["null"] is not None:
+            return None
+        known -= 1
+    merged, found = [], 0
+    for name, entry in zip(names, entries):
+        extra = caleg.get(name)
+        if name in caleg:
+            found += 1
+        if extra is None:
+            merged.append(entry)
+            continue
+        if type(entry) is not dict or type(extra) is not dict:
+            return None
+        if "null" in extra:
+            if extra["null"] is not None:
+                return None
+            extra = extra.copy()
+            del extra["null"]
+        if not extra.keys().isdisjoint(entry) or PARTY_TOTAL in extra or PARTY_ONLY in extra:
+            return None
+        merged.append({**entry, **extra})
+    return merged if found == known else None
 
 
 _CONTAINERS = (dict, list)
@@ -476,7 +586,7 @@ def _brackets(text: bytes | bytearray | str) -> int:
     return text.count(opening[0]) + text.count(opening[1])
 
 
-def _shallow(body: dict, chart: Any, administrasi: Any, others: bool, images: Any) -> bool:
+def _shallow(body: dict, chart: Any, administrasi: Any, others: bool, images: Any, caleg: bool = False) -> bool:
     """Whether a decoded body that ``_fast_row`` takes is at most 3 deep, which its bracket count bounds otherwise.
 
     What the fast path takes holds lists or dicts only where a real body does: the chart (its party entries
@@ -485,7 +595,8 @@ def _shallow(body: dict, chart: Any, administrasi: Any, others: bool, images: An
     photo names, ``psu``, ``ts``, any other key) a value nobody reads could hold a deep list: then this says no.
     """
     kinds = list(map(type, body.values()))
-    if kinds.count(dict) + kinds.count(list) != (type(chart) is dict) + (type(administrasi) is dict) + (type(images) is list):
+    # ``caleg``: the body's candidate votes were read (a dict of dicts of counts), so they hold nothing deeper.
+    if kinds.count(dict) + kinds.count(list) != (type(chart) is dict) + (type(administrasi) is dict) + (type(images) is list) + caleg:
         return False
     if type(chart) is dict and type(chart.get("null")) in _CONTAINERS:
         return False
@@ -531,7 +642,14 @@ def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None, defer: bo
         return None
     long_entries = None
     checked = False  # whether totals holds only counts checked already
+    caleg = body.get("caleg") if shape.parties else None
+    caleg_read = False  # whether caleg was read with the chart
+    chart_parties = None
+    if caleg is not None and type(caleg) is not dict:
+        return None
     if chart is None:
+        if caleg is not None:
+            return None  # candidate votes without a chart: _row reads them
         totals = [None] * len(shape.numbers)
     elif type(chart) is not dict:
         return None
@@ -544,16 +662,24 @@ def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None, defer: bo
         # number checked. None if an entry is no dict (below: party totals alone, else _row), a key is no str
         # or a number neither null nor a count (_row, which says what it is), or there are fewer than two
         # entries (below, as without it).
-        read = _party_chart_compiled(chart, long.scratch, long.scratch_missing, long.last) if long.compiled else None
+        read = _party_chart_compiled(chart, long.scratch, long.scratch_missing, long.last, caleg) if long.compiled else None
         if read is not None:
             names, keys, lens = read
             numbers = long.scratch
+            caleg_read = caleg is not None
         else:
             names = list(chart)
             entries = list(chart.values())
             if "null" in chart:
                 j = names.index("null")
                 del names[j], entries[j]
+            if caleg is not None:
+                if long.compiled:
+                    return None  # the compiled reader refused chart and caleg together: _row reads them
+                entries = _with_caleg(names, entries, caleg)
+                if entries is None:
+                    return None
+                caleg_read = True
             if long.compiled:
                 numbers = None
                 if len(entries) > 1 and set(map(type, entries)) == _DICT:
@@ -583,14 +709,18 @@ def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None, defer: bo
             totals = shape.no_totals  # among the numbers: put in their columns at the end (_Long.totals)
             long_entries = (layout, numbers)
             checked = True
+            chart_parties = len(names)
         else:
+            if caleg_read or caleg is not None:
+                return None
             kinds = set(map(type, entries))
             columns = list(map(shape.column_of.get, names))
             if None in columns:
                 return None
+            chart_parties = len(entries)
             if not entries:
                 totals = [None] * len(shape.numbers)
-            elif kinds == _INT:  # party totals alone
+            elif kinds <= _INT_NONE:  # party totals alone (the early flat chart)
                 if not _counts_ok(entries):
                     return None
                 totals = list(map(dict(zip(columns, entries)).get, range(len(shape.numbers))))
@@ -604,22 +734,30 @@ def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None, defer: bo
     # json stops at the interpreter's recursion limit, which depends on the caller's stack, and _row rejects
     # such a body: a body from text goes to _row if it may be deeper than a real one, that is if it holds a
     # list or dict where a real body holds none and more brackets than a real one (a text of 200 holds fewer).
-    if (text is not None and len(text) > _MAX_FAST_BRACKETS and not _shallow(body, chart, administrasi, others, images)
+    if (text is not None and len(text) > _MAX_FAST_BRACKETS and not _shallow(body, chart, administrasi, others, images, caleg_read)
             and _brackets(text) > _MAX_FAST_BRACKETS):
         return None
+    extra = ()
+    if shape.dapil:
+        dapil = body.get("kode_dapil")
+        if dapil is not None and not (type(dapil) is str and 2 <= len(dapil) <= 13 and dapil.isascii() and dapil.isdigit()):
+            return None  # _row refuses it with the reason
+        extra = (dapil, _photo_count(images))
+    if shape.parties:
+        extra = (*extra, chart_parties)
     psu = body.get("psu")
     ts = body.get("ts")
     status_suara, status_adm = body.get("status_suara"), body.get("status_adm")
-    photos = _NO_PHOTOS
+    photos = shape.no_photos
     if isinstance(images, list) and images.count(None) != len(images):
-        photos = [None, None, None]
-        for i, url in enumerate(images[:3]):
+        photos = list(photos)
+        for i, url in enumerate(images[:shape.photos]):
             if url is not None:
                 photos[i] = _photo_time(url)
     row = (code, *totals, *admin, chart is not None, admin.count(None) != len(admin),
            psu if isinstance(psu, str) and psu.strip() else None, ts if isinstance(ts, str) else None,
            status_suara if isinstance(status_suara, bool) else None,
-           status_adm if isinstance(status_adm, bool) else None, *photos)
+           status_adm if isinstance(status_adm, bool) else None, *photos, *extra)
     # Last, when nothing can fail any more: a body that raised above is read by _row, and adds its votes there.
     if long is not None:
         if long_entries is None:
@@ -635,21 +773,29 @@ def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None, defer: bo
 
 def parse_tps_bodies(bodies: Mapping[str, bytes | str | dict | None], *,
                      candidates: Mapping[str, str] = PPWP_CANDIDATES, parties: bool = False,
-                     fast: bool = True, _strict: bool = False, _compiled: bool | None = None) -> ParsedTps:
+                     fast: bool = True, photos: int = 3, dapil: bool | None = None,
+                     _strict: bool = False, _compiled: bool | None = None) -> ParsedTps:
     """Parse raw TPS bodies keyed by TPS code or file name; each ends in ``table`` or ``rejects``.
 
     ``candidates`` maps the chart's keys to vote columns: Sirekap candidate ids for ppwp and pdpd,
     party numbers for the party ballots (``parties=True``), whose per-candidate votes go to ``votes_long``.
     ``fast=False`` reads every body with the general (slower) code; the result is the same.
+    ``photos``: how many photo upload times to keep (``photo_1_time`` ...; 3 for ppwp, DPD forms have 5
+    pages). ``dapil`` (default: ``parties``) adds ``dapil`` (``kode_dapil`` as served) and ``photo_count``
+    (photo names listed); party ballots also get ``chart_parties`` (party entries in the chart).
     """
+    if dapil is None:
+        dapil = parties
+    if not (type(photos) is int and 0 <= photos <= 20):
+        raise ValueError(f"photos must be an int from 0 to 20; got {photos!r}")
     rows, rejects, seen = [], [], set()
-    shape = _Shape(candidates, parties)
+    shape = _Shape(candidates, parties, photos, dapil)
     compiled = _party_chart_compiled is not None and (_compiled is None or _compiled)
     long = _Long(len(shape.numbers), compiled) if parties else None
     # Counts of the bodies the fast path decodes are checked on whole columns after the loop (a body
     # with one that is not an int in 0..10**9 is rare: then every body is read again, checked one by one).
     defer = fast and not _strict
-    columns = _columns(shape.numbers)
+    columns = _columns(shape)
     # The fast path range-checks a column's last total only: with two chart keys on one column
     # (a many-to-one mapping), every body goes through _row, which checks each.
     fast = fast and len(set(candidates.values())) == len(candidates)
@@ -665,7 +811,7 @@ def parse_tps_bodies(bodies: Mapping[str, bytes | str | dict | None], *,
                 row = None
             if row is None:
                 body_rows = _Rows() if long is not None else None
-                named = _row(code, body, candidates, body_rows)  # a rejected body leaves no votes behind
+                named = _row(code, body, candidates, body_rows, photos, dapil)  # a rejected body leaves no votes behind
                 row = tuple(named[column] for column in columns)
                 if long is not None:
                     long.add_rows(body_rows)
@@ -676,7 +822,7 @@ def parse_tps_bodies(bodies: Mapping[str, bytes | str | dict | None], *,
             rejects.append({"unit_id": match.group(1) if match else source[:200], "source": source[:500], "reason": str(err)})
         except Exception as err:  # noqa: BLE001 - an unforeseen shape is a reject, never a crash
             rejects.append({"unit_id": source[:200], "source": source[:500], "reason": f"unreadable body ({type(err).__name__})"})
-    data = _transpose(rows, shape.numbers)
+    data = _transpose(rows, shape)
     del rows  # the rows' memory is free for what follows (a fresh page costs more than a reused one)
     names = [*shape.numbers, *ADMINISTRASI_FIELDS]
     columns = [data[name] for name in names] + ([long.values] if long is not None and not long.compiled else [])
@@ -684,7 +830,8 @@ def parse_tps_bodies(bodies: Mapping[str, bytes | str | dict | None], *,
         arrays = _checked_counts(columns)
         if arrays is None:
             # A count that is not an int in 0..10**9 (rare): read every body again, checking each count as it comes.
-            return parse_tps_bodies(bodies, candidates=candidates, parties=parties, fast=fast, _strict=True, _compiled=_compiled)
+            return parse_tps_bodies(bodies, candidates=candidates, parties=parties, fast=fast, photos=photos, dapil=dapil,
+                                    _strict=True, _compiled=_compiled)
     else:  # every count was checked as it came
         import pyarrow as pa
 
@@ -697,7 +844,7 @@ def parse_tps_bodies(bodies: Mapping[str, bytes | str | dict | None], *,
     ints = list(map(_from_arrow, arrays[:len(names)]))
     if long is not None:
         ints[:len(shape.numbers)] = long.totals(arrays[-1], ints[:len(shape.numbers)])
-    table = _frame(data, shape.numbers, dict(zip(names, ints)))
+    table = _frame(data, shape, dict(zip(names, ints)))
     rejects_frame = pd.DataFrame(rejects, columns=["unit_id", "source", "reason"])
     counts = {"bodies": len(bodies), "rows": len(table), "rejected": len(rejects_frame)}
     votes_long = None
@@ -772,17 +919,18 @@ def _plain_ints(values: list | tuple) -> Any:
     return pa.array(np.frombuffer(ints, dtype=np.int64))
 
 
-def _columns(numbers: list[str]) -> list[str]:
-    return ["unit_id", *numbers, *ADMINISTRASI_FIELDS, "has_chart", "has_administrasi", "psu", "ts",
-            "status_suara", "status_adm", "photo_1_time", "photo_2_time", "photo_3_time"]
+def _columns(shape: _Shape) -> list[str]:
+    return ["unit_id", *shape.numbers, *ADMINISTRASI_FIELDS, "has_chart", "has_administrasi", "psu", "ts",
+            "status_suara", "status_adm", *(f"photo_{i}_time" for i in range(1, shape.photos + 1)),
+            *(("dapil", "photo_count") if shape.dapil else ()), *(("chart_parties",) if shape.parties else ())]
 
 
-def _transpose(rows: list[tuple], numbers: list[str]) -> dict[str, tuple | list]:
-    names = _columns(numbers)
+def _transpose(rows: list[tuple], shape: _Shape) -> dict[str, tuple | list]:
+    names = _columns(shape)
     return dict(zip(names, zip(*rows))) if rows else {name: [] for name in names}
 
 
-def _frame(data: dict[str, list], numbers: list[str], ints: Mapping[str, Any]) -> pd.DataFrame:
+def _frame(data: dict[str, list], shape: _Shape, ints: Mapping[str, Any]) -> pd.DataFrame:
     """The table from the rows' columns and the count columns (``ints``, Int64 arrays)."""
     index = pd.Index(pd.array(data["unit_id"], dtype="str"), name="unit_id")
     code = index.to_series()
@@ -792,7 +940,7 @@ def _frame(data: dict[str, list], numbers: list[str], ints: Mapping[str, Any]) -
         "registered": ints["pemilih_dpt_j"] + ints["pengguna_dptb_j"], "voters": ints["pengguna_total_j"],
         "valid": ints["suara_sah"], "invalid": ints["suara_tidak_sah"], "ballots": ints["suara_total"],
     }
-    for number in numbers:
+    for number in shape.numbers:
         columns[number] = ints[number]
     columns["dpt"] = ints["pemilih_dpt_j"]
     columns["dpt_voters"] = ints["pengguna_dpt_j"]
@@ -807,8 +955,13 @@ def _frame(data: dict[str, list], numbers: list[str], ints: Mapping[str, Any]) -
     columns["ts"] = _wib_text(data["ts"], "%Y-%m-%d %H:%M:%S")
     for name in ("status_suara", "status_adm"):
         columns[name] = pd.array(np.array(data[name], dtype=object), dtype="boolean")
-    for i in range(1, 4):
+    for i in range(1, shape.photos + 1):
         columns[f"photo_{i}_time"] = _wib_text(data[f"photo_{i}_time"], "%Y%m%d %H%M%S")
+    if shape.dapil:
+        columns["dapil"] = pd.array(np.array(data["dapil"], dtype=object), dtype="str")
+        columns["photo_count"] = pd.array(np.array(data["photo_count"], dtype=object), dtype="Int64")
+    if shape.parties:
+        columns["chart_parties"] = pd.array(np.array(data["chart_parties"], dtype=object), dtype="Int64")
     return pd.DataFrame(columns, index=index)
 
 
@@ -878,6 +1031,111 @@ def read_tps_bodies(path: str | Path, *, candidates: Mapping[str, str] = PPWP_CA
     return election, parsed.rejects
 
 
+_API_ROOT = re.compile(r"(?:^|/)((?:pemilu|wilayah)/.*)$")
+
+
+def _api_path(name: str) -> str | None:
+    """The Sirekap path in a file name of a dump (``dump-main/pemilu/hhcw/pdpr/...json`` -> ``pemilu/hhcw/pdpr/...``)."""
+    match = _API_ROOT.search(name.replace("\\", "/"))
+    return match.group(1) if match else None
+
+
+def _list_columns(ballot: str, files: Mapping[str, bytes]) -> dict[str, str]:
+    """Chart key -> vote column from the candidate or party lists among a dump's files (as ``contestant_columns``)."""
+    mapping: dict[str, str] = {}
+    wanted = endpoints.contestant_paths(ballot, [p.rsplit("/", 1)[-1][:-5] for p in files if p.startswith("pemilu/caleg/dpd/")])
+    for path in wanted:
+        try:
+            data = _json_loads_utf8(files[path]) if path in files else None
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            data = None
+        for key, value in (data.items() if isinstance(data, dict) else ()):
+            number = value.get("nomor_urut") if isinstance(value, dict) else None
+            if isinstance(number, int) and not isinstance(number, bool) and 0 < number < 1000:
+                mapping[str(key)] = f"{number:02d}"
+    if mapping:
+        if ballot in endpoints.LEGISLATIVE_PARTY_BALLOTS:
+            mapping = {str(int(col)): col for col in mapping.values()} | {k: v for k, v in mapping.items() if k.isdigit()}
+        return mapping
+    if ballot == "ppwp":
+        return dict(PPWP_CANDIDATES)
+    if ballot in endpoints.LEGISLATIVE_PARTY_BALLOTS:
+        return dict(PARTY_COLUMNS)
+    return {}
+
+
+def read_raw(path: str | Path, *, ballot: str = "ppwp") -> BuiltSnapshot:
+    """A folder or zip of Sirekap bodies as public dumps come (laid out as Sirekap paths, under any top folder)
+    -> the TPS bodies of ``ballot`` as an Election, as :func:`read_snapshot` builds a scrape's.
+
+    TPS bodies are the files at ``pemilu/hhcw/{ballot}/{p}/{k}/{c}/{d}/{tps}.json``; a folder without any
+    Sirekap TPS path (bodies named by TPS code alone) is read whole as bodies of ``ballot``. Candidate and
+    party lists in the dump name the vote columns (2024 defaults otherwise; DPD: the candidate ids), and its
+    ``hhcd`` dapil aggregates are compared with the sum of their TPS. Other files are counted, not read.
+    """
+    ballot = endpoints.check_ballot(ballot)
+    path = Path(path)
+    if path.is_dir() and store.is_snapshot(path):
+        return read_snapshot(path, ballot=ballot)
+    if path.is_dir() and (path / store.BLOBS).is_dir():
+        names = sorted(p.name for p in path.iterdir() if store.is_snapshot(p))
+        raise FileNotFoundError(f"{path} is a snapshot store; pass one snapshot folder, e.g. {path / (names[-1] if names else 'NAME')}")
+    with _collector_paused(), _small_pages():
+        return _read_raw(path, ballot)
+
+
+def _read_raw(path: Path, ballot: str) -> BuiltSnapshot:
+    files = _read_bodies(path)
+    digest = hashlib.sha256()
+    for key in sorted(files):
+        digest.update(key.encode())
+        digest.update(hashlib.sha256(files[key]).digest())
+    by_api: dict[str, bytes] = {}
+    for name, data in files.items():
+        api = _api_path(name)
+        if api is not None:
+            by_api.setdefault(api, data)
+    tps_body = endpoints.tps_body_pattern(ballot).match
+    any_tps = re.compile(r"^pemilu/hhcw/[a-z]+/(?:[0-9]+/){4}[0-9]{13}\.json$").match
+    if any(map(any_tps, by_api)):  # a dump laid out as Sirekap paths: this ballot's TPS bodies only
+        bodies = {api: data for api, data in by_api.items() if tps_body(api)}
+        layout = "Sirekap paths"
+        if not bodies:
+            found = sorted({api.split("/")[2] for api in by_api if any_tps(api)})
+            raise ValueError(f"{path} holds no TPS body of {ballot} (pemilu/hhcw/{ballot}/.../{{tps}}.json); it has TPS bodies of "
+                             f"{', '.join(found)}: pass --ballot")
+    else:  # bodies named by their TPS code
+        bodies = dict(files)  # a name without a TPS code is a reject with its reason, as read_tps_bodies has it
+        layout = "files named by TPS code"
+    columns = _list_columns(ballot, by_api)
+    parties = ballot in endpoints.LEGISLATIVE_PARTY_BALLOTS
+    if not columns:  # DPD without candidate lists: the candidate ids in the charts become the vote columns
+        for raw in bodies.values():
+            try:
+                chart = _json_loads_utf8(raw).get("chart")
+            except (ValueError, AttributeError, UnicodeDecodeError, RecursionError):
+                continue
+            if isinstance(chart, dict):
+                columns.update({k: k for k in chart if k != "null" and k.isascii() and k.isdigit()})
+        columns = dict(sorted(columns.items()))
+    photos, with_dapil = (3, False) if ballot == "ppwp" else (5, True)
+    parsed = parse_tps_bodies(bodies, candidates=columns, parties=parties, photos=photos, dapil=with_dapil)
+    table = parsed.table
+    counts = {"files": len(files), "tps_bodies": len(bodies), "rows": len(table), "rejected": len(parsed.rejects),
+              "files_not_read": len(files) - len(bodies)}
+    hhcd = {api: data for api, data in by_api.items() if endpoints.classify(api)[:2] == ("hhcd", ballot)} if parties else {}
+    if hhcd:
+        counts["hhcd_files"] = len(hhcd)
+    latest = table["ts"].max() if len(table) else None
+    provenance = {"source": f"Sirekap hhcw TPS bodies ({ballot}) from {path.name} ({layout})", "ballot": ballot,
+                  "input_sha256": digest.hexdigest(), "snapshot": None if latest is None or pd.isna(latest) else str(latest),
+                  **{f"count_{k}": v for k, v in counts.items()}}
+    election = Election.from_frame(table, levels=LEVELS, candidates=tuple(dict.fromkeys(columns.values())),
+                                   name=f"Sirekap Pemilu 2024, {BALLOT_NAMES[ballot]} ({path.name})", provenance=provenance)
+    return BuiltSnapshot(election=election, rejects=parsed.rejects, votes_long=parsed.votes_long, counts=counts,
+                         hhcd=hhcd or None)
+
+
 # --------------------------------------------------------------------------- snapshots of `forensik scrape`
 
 @dataclass(frozen=True)
@@ -893,6 +1151,12 @@ class BuiltSnapshot:
     votes_long: pd.DataFrame | None
     counts: Mapping[str, int] = field(default_factory=dict)
     candidate_lists: pd.DataFrame | None = None
+    #: Party ballots with ``hhcd`` dapil aggregates: per dapil, party and candidate the sum of the TPS beside
+    #: Sirekap's dapil total (``dapil.compare_with_tps``), and the aggregate entries that could not be read.
+    dapil_check: pd.DataFrame | None = None
+    dapil_rejects: pd.DataFrame | None = None
+    #: The stored ``hhcd`` bodies of the ballot (API path -> bytes), for :func:`with_dapil_check`.
+    hhcd: Mapping[str, bytes] | None = field(default=None, repr=False)
 
 
 #: Reads leave the files' access times alone: with ``relatime``, the first read after a scrape would write
@@ -1059,9 +1323,10 @@ def _read_snapshot(path: str | Path, ballot: str | None) -> BuiltSnapshot:
         else:
             others.append((api_path, record))
     from_bodies = bool(tps_records) or meta.get("level") == "tps"
+    hhcd_records: dict[str, Mapping[str, Any]] = {}
     for api_path, record in others:
-        if from_bodies and not api_path.startswith("wilayah/"):
-            continue  # with TPS bodies only the wilayah lists are read besides them (no other path is one)
+        if from_bodies and not api_path.startswith(("wilayah/", "pemilu/hhcd/")):
+            continue  # with TPS bodies only the wilayah lists (and dapil aggregates) are read besides them
         kind, record_ballot, code = endpoints.classify(api_path)
         if record.get("outcome") != "ok":
             continue
@@ -1076,6 +1341,8 @@ def _read_snapshot(path: str | Path, ballot: str | None) -> BuiltSnapshot:
                         listed.add(child)
         elif kind == "hhcw" and record_ballot == ballot and code and len(code) == 10:
             desa_tables[code] = record
+        elif kind == "hhcd" and record_ballot == ballot:
+            hhcd_records[api_path] = record
 
     bodies: dict[str, Any] = {}
     status: dict[str, str] = {}
@@ -1124,11 +1391,13 @@ def _read_snapshot(path: str | Path, ballot: str | None) -> BuiltSnapshot:
         columns = dict(sorted(columns.items()))
     everything = sorted(listed | set(bodies) | set(status))
     inputs = on_disk.mapping(everything, bodies)
-    parsed = parse_tps_bodies(inputs, candidates=columns, parties=parties)
+    photos, with_dapil = (3, False) if ballot == "ppwp" else (5, True)  # DPD forms have five pages
+    parsed = parse_tps_bodies(inputs, candidates=columns, parties=parties, photos=photos, dapil=with_dapil)
     rejected = set(parsed.rejects["unit_id"])
     # A rejected body's TPS still appears, as a row of <NA>; the reason is in the rejects.
     if rejected:
-        again = parse_tps_bodies({code: blank for code in sorted(rejected) if code in inputs}, candidates=columns, parties=parties)
+        again = parse_tps_bodies({code: blank for code in sorted(rejected) if code in inputs}, candidates=columns, parties=parties,
+                                 photos=photos, dapil=with_dapil)
         table = pd.concat([parsed.table, again.table]).sort_index()
     else:
         table = parsed.table
@@ -1151,6 +1420,14 @@ def _read_snapshot(path: str | Path, ballot: str | None) -> BuiltSnapshot:
         counts.update(named)
     elif lists is not None:
         lists = None  # no per-candidate votes to name: the build reports no lists, as before
+    stored_hhcd = {}
+    if hhcd_records and parties:  # Sirekap's per-dapil totals, compared with the dapil's TPS by with_dapil_check
+        for api_path, record in hhcd_records.items():
+            try:
+                stored_hhcd[api_path] = _read(root, record)
+            except (OSError, ValueError, TypeError, KeyError):
+                stored_hhcd[api_path] = b""  # a reject of read_hhcd, with its reason
+        counts["hhcd_files"] = len(hhcd_records)
     provenance = {
         "source": f"Sirekap hhcw {'TPS bodies' if from_bodies else 'desa tables'} ({ballot}), snapshot {root.name}",
         "snapshot": root.name, "snapshot_path": str(root), "ballot": ballot, "level": "tps" if from_bodies else "desa",
@@ -1163,7 +1440,23 @@ def _read_snapshot(path: str | Path, ballot: str | None) -> BuiltSnapshot:
     election = Election.from_frame(table, levels=LEVELS, candidates=tuple(dict.fromkeys(columns.values())),
                                    name=f"Sirekap Pemilu 2024, {BALLOT_NAMES[ballot]} ({root.name})", provenance=provenance)
     return BuiltSnapshot(election=election, rejects=parsed.rejects, votes_long=votes_long, counts=counts,
-                         candidate_lists=None if lists is None else lists.lists)
+                         candidate_lists=None if lists is None else lists.lists, hhcd=stored_hhcd or None)
+
+
+def with_dapil_check(built: BuiltSnapshot) -> BuiltSnapshot:
+    """The build with ``dapil_check`` and ``dapil_rejects`` filled from its ``hhcd`` aggregates (unchanged without any).
+
+    Kept apart from the build itself (``forensik build`` runs it after): the comparison is a pass over the
+    per-candidate votes of its own, which the build's TPS rate does not include.
+    """
+    if not built.hhcd:
+        return built
+    election = built.election
+    ballot = election.provenance.get("ballot") or "pdpr"
+    totals, rejects = dapil_totals.read_hhcd(built.hhcd, ballot)
+    check = dapil_totals.compare_with_tps(election.table, built.votes_long, totals, list(election.candidates))
+    return replace(built, dapil_check=check, dapil_rejects=rejects,
+                   counts={**built.counts, "hhcd_entries_rejected": len(rejects)})
 
 
 @contextmanager

@@ -2,9 +2,13 @@
 
 It walks ``wilayah`` under a region, fetches the candidate or party list, the ``hhcw`` aggregate of
 every region, and either every TPS body (``level="tps"``) or only down to the desa tables
-(``level="desa"``); ``official=True`` adds the ``hr`` recapitulation tree. For DPR RI and DPRD ballots
-it also fetches the dapil lists of the region and each dapil's candidate list (paths from public
-scrapers of 2024, see ``endpoints``), so that a build can name the candidates. Politeness and robustness
+(``level="desa"``); ``official=True`` adds the ``hr`` recapitulation (ppwp: the region tree; DPR RI: the
+only paths seen, ``pemilu/hr/pdpr/{dapil}dc.json`` and ``dd.json``; refused for the other ballots, whose
+paths nobody recorded). For DPR RI and DPRD ballots it also fetches the dapil lists of the region, each
+dapil's candidate list and its ``hhcd`` aggregate (Sirekap's per-dapil candidate totals; paths from public
+scrapers of 2024, see ``endpoints``), so that a build can name the candidates and cross-check them. Trees
+that do not exist (DKI Jakarta's DPRD kabupaten/kota, voters abroad but for president and DPR RI) are
+recorded once as not applicable and never requested. Politeness and robustness
 follow sirekap-api.md: browser-like headers with a Referer, a request-rate limit, bounded
 concurrency, timeouts, retries with exponential backoff and jitter (honouring Retry-After) on 5xx,
 429, timeouts, cut-off bodies and bodies that are not JSON; a 404 is recorded as not published.
@@ -76,6 +80,8 @@ class ScrapeConfig:
         if self.retries < 0 or self.timeout <= 0 or self.backoff < 0:
             raise ValueError("retries must be >= 0, timeout > 0, backoff >= 0")
         check_base_url(self.base_url)
+        if self.official and self.ballot in ep.HR_REFUSAL:
+            raise ValueError(ep.HR_REFUSAL[self.ballot])
 
 
 def check_base_url(base_url: str) -> httpx.URL:
@@ -118,6 +124,9 @@ class ScrapeSummary:
     seconds: float
     walk_errors: tuple[tuple[str, str], ...] = ()
     not_modified: int = 0
+    #: Trees that do not exist for the ballot (DKI Jakarta's DPRD kabupaten/kota, voters abroad but for
+    #: president and DPR RI): recorded once at their root as not applicable, never requested.
+    not_applicable: int = 0
 
     @property
     def ok(self) -> bool:
@@ -129,6 +138,7 @@ class ScrapeSummary:
     def to_frame(self) -> pd.DataFrame:
         rows = [("known", self.known), ("fetched (new or changed)", self.fetched), ("unchanged", self.unchanged), ("of which not modified (304)", self.not_modified),
                 ("already in this snapshot (resumed)", self.resumed), ("not published (404)", self.not_published),
+                ("not applicable (no such tree, not requested)", self.not_applicable),
                 ("failed", len(self.failed)), ("tree errors", len(self.walk_errors)), ("requests", self.requests),
                 ("retried requests", self.retried), ("bytes received", self.bytes_received),
                 ("new blob bytes", self.new_blob_bytes), ("seconds", round(self.seconds, 2))]
@@ -137,7 +147,8 @@ class ScrapeSummary:
     def text(self, max_reasons: int = 10) -> str:
         lines = [f"snapshot {self.snapshot} in {self.path}",
                  f"  {self.known:,} files known: {self.fetched:,} fetched, {self.unchanged:,} unchanged ({self.not_modified:,} by 304), "
-                 f"{self.resumed:,} already there (resumed), {self.not_published:,} not published, {len(self.failed):,} failed",
+                 f"{self.resumed:,} already there (resumed), {self.not_published:,} not published, "
+                 f"{self.not_applicable:,} not applicable (trees that do not exist, not requested), {len(self.failed):,} failed",
                  f"  {self.requests:,} requests ({self.retried:,} retries), {self.bytes_received:,} bytes received, "
                  f"{self.new_blob_bytes:,} new bytes stored, {self.seconds:.1f} s"]
         for reason, n in self.reasons().most_common(max_reasons):
@@ -226,8 +237,13 @@ class _Walk:
     def start(self) -> None:
         config, region = self.config, self.config.region
         provinces = [region[:2]] if region != "0" else []
+        if region != "0" and ep.not_applicable(config.ballot, region):
+            self.add(ep.hhcw_path(config.ballot, region), "not_applicable", region)
+            return
         for path in ep.contestant_paths(config.ballot, provinces):
             self.add(path, "contestants")
+        if config.ballot == "pdpr" and region == "0":  # Sirekap's national DPR RI totals by dapil
+            self.add(ep.hhcd_path("pdpr", "0"), "hhcd", "0")
         for code in ("0", *ep.chain(region)):  # the dapil list at or above the region (the rest come with the walk)
             self._dapils(code)
         if len(region) == 13:
@@ -243,10 +259,17 @@ class _Walk:
                 self.add(path, "dapils", code)
 
     def _region(self, code: str) -> None:
-        """The aggregate, the recapitulation and the children list of a region above TPS level."""
+        """The aggregate, the recapitulation and the children list of a region above TPS level.
+
+        A region where the ballot has no tree (``endpoints.not_applicable``) is recorded as such at its
+        aggregate's path, and nothing below it is asked for.
+        """
         config = self.config
+        if ep.not_applicable(config.ballot, code):
+            self.add(ep.hhcw_path(config.ballot, code), "not_applicable", code)
+            return
         self.add(ep.hhcw_path(config.ballot, code), "hhcw", code)
-        if config.official:
+        if config.official and config.ballot == "ppwp":  # legislative hr is per dapil (expand_dapils)
             self.add(ep.hr_path(config.ballot, code), "hr", code)
         if not (config.level == "desa" and len(code) == 10):
             self.add(ep.wilayah_path(code), "wilayah", code)
@@ -261,7 +284,7 @@ class _Walk:
             if not ep.is_child(parent, child):
                 bad += 1
                 continue
-            if self.config.ballot == "pdpd" and len(child) == 2:
+            if self.config.ballot == "pdpd" and len(child) == 2 and not ep.not_applicable("pdpd", child):
                 for contestants in ep.contestant_paths("pdpd", [child]):
                     self.add(contestants, "contestants")
             self._dapils(child)
@@ -286,6 +309,13 @@ class _Walk:
                 bad += 1
             elif ep.dapil_in_region(self.config.ballot, self.config.region, dapil):
                 self.add(ep.candidate_list_path(dapil), "candidates", dapil)
+                try:  # Sirekap's candidate totals of the dapil, which a build compares with the sum of its TPS
+                    self.add(ep.hhcd_path(self.config.ballot, dapil), "hhcd", dapil)
+                    if self.config.official:
+                        for path in ep.hr_dapil_paths(self.config.ballot, dapil):
+                            self.add(path, "hr", dapil)
+                except (ep.CodeError, ep.NoEvidencedPath) as err:
+                    self.walk_errors.append((path, f"dapil {dapil}: {err}"))
         if bad:
             # Like a region code, a dapil code becomes a path only when it is plain digits.
             self.walk_errors.append((path, f"{bad} entries without a usable dapil code (kode_dapil or kode: "
@@ -364,6 +394,14 @@ class _Walk:
 
     async def handle(self, path: str, kind: str, code: str | None) -> None:
         store = self.store
+        if kind == "not_applicable":
+            if store.settled(path):
+                self.counts["resumed"] += 1
+            else:
+                store.miss(path, f"{self.config.base_url.rstrip('/')}/{path}", outcome="not_applicable", status=None,
+                           reason=ep.not_applicable(self.config.ballot, code) or "not applicable", attempts=0)
+            self.counts["not_applicable"] += 1
+            return
         if store.settled(path):
             self.counts["resumed"] += 1
             if kind in ("wilayah", "dapils") and store.outcome(path) == "ok":
@@ -373,7 +411,7 @@ class _Walk:
                     data = None
                 self.follow(kind, path, code, data)
             return
-        expect = (list if kind in ("wilayah", "dapils") else dict if kind in ("tps", "hhcw", "hr", "candidates")
+        expect = (list if kind in ("wilayah", "dapils") else dict if kind in ("tps", "hhcw", "hhcd", "hr", "candidates")
                   else (dict, list))
         result = await self.fetch(path, expect, store.previous_etag(path))
         url = f"{self.config.base_url.rstrip('/')}/{path}"
@@ -461,10 +499,10 @@ async def scrape_async(config: ScrapeConfig, *, sleep: Callable = asyncio.sleep)
         unchanged=counts["unchanged"], resumed=counts["resumed"], not_published=counts["not_published"],
         failed=tuple(walk.failed), requests=counts["requests"], retried=counts["retried"],
         bytes_received=counts["bytes"], new_blob_bytes=store.new_blob_bytes, seconds=time.perf_counter() - started,
-        walk_errors=tuple(walk.walk_errors), not_modified=counts["not_modified"])
+        walk_errors=tuple(walk.walk_errors), not_modified=counts["not_modified"], not_applicable=counts["not_applicable"])
     store.write_meta({**meta, "finished_at": utc_now(), "complete": summary.ok, "summary": {
         "known": summary.known, "fetched": summary.fetched, "unchanged": summary.unchanged, "resumed": summary.resumed,
-        "not_published": summary.not_published, "failed": len(summary.failed), "tree_errors": len(summary.walk_errors),
+        "not_published": summary.not_published, "not_applicable": summary.not_applicable, "failed": len(summary.failed), "tree_errors": len(summary.walk_errors),
         "requests": summary.requests, "failure_reasons": dict(summary.reasons())}})
     return summary
 

@@ -43,7 +43,7 @@ META = "snapshot.json"
 BLOBS = ".blobs"
 SNAPSHOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 #: Outcomes after which a resumed scrape does not ask again.
-SETTLED = ("ok", "not_published")
+SETTLED = ("ok", "not_published", "not_applicable")
 
 
 def utc_now() -> str:
@@ -67,7 +67,7 @@ class Record:
 
     url: str
     path: str
-    outcome: str  # ok | not_published | failed
+    outcome: str  # ok | not_published | not_applicable (a tree that does not exist; not requested) | failed
     status: int | None
     fetched_at: str
     file: str | None = None

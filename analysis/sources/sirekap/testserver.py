@@ -150,8 +150,8 @@ def legislative_dapils(election, ballot: str = "pdpr") -> pd.Series:
     """unit_id -> dapil code of a party ballot: neighbouring regions alternate between two dapils.
 
     DPR RI dapils group a province's kabupaten (codes as the real ones: province and number, ``3101``),
-    DPRD provinsi dapils likewise (``310001``), DPRD kabupaten/kota dapils a kabupaten's kecamatan
-    (``3101001``). The DPRD codes are made up: their real format is not documented.
+    DPRD provinsi dapils likewise (``PP00NN``, ``320012``), DPRD kabupaten/kota dapils a kabupaten's
+    kecamatan (``KKKKNN``, ``360202``), in the formats of the real candidate lists and dapil aggregates.
     """
     ep.check_ballot(ballot)
     table = election.table
@@ -159,7 +159,7 @@ def legislative_dapils(election, ballot: str = "pdpr") -> pd.Series:
     pairs = table[[parent, child]].drop_duplicates().sort_values([parent, child])
     rank = pairs.groupby(parent).cumcount()
     number = (1 + (rank + 1) % 2).astype(int)  # 02, 01, 02, ...: a dapil's number is not its first region's
-    middle = {"pdpr": "", "pdprdp": "00", "pdprdk": "0"}[ballot]
+    middle = {"pdpr": "", "pdprdp": "00", "pdprdk": ""}[ballot]
     of_child = dict(zip(pairs[child], [f"{p}{middle}{n:02d}" for p, n in zip(pairs[parent], number)]))
     return pd.Series([of_child[c] for c in table[child]], index=table.index, name="dapil", dtype=object)
 
@@ -226,46 +226,120 @@ def _dapil_lists(election, ballot: str, candidates: pd.DataFrame) -> dict[str, b
     return tree
 
 
+def _applicable(election, ballot: str):
+    """The election without the regions where the ballot has no tree (DKI Jakarta for DPRD kabupaten/kota,
+    voters abroad for all but president and DPR RI), as the real API has no files there."""
+    table = election.table
+    keep = np.array([ep.not_applicable(ballot, p) is None for p in table["province"]], dtype=bool)
+    if keep.all():
+        return election
+    from dataclasses import replace
+
+    return replace(election, table=table[keep])
+
+
+def _photos(ballot: str, code: str, n: int) -> list[str | None]:
+    """Photo URLs of a TPS in the real naming (its code, an upload time, a uuid), one page in three left null."""
+    base = f"https://sirekap-obj-formc.kpu.go.id/204f/pemilu/{ballot}/{code[:2]}/{code[2:4]}/{code[4:6]}/{code[6:8]}/{code[8:10]}"
+    return [None if k % 3 == 2 else f"{base}/{code}-20240215-1{k}1421--0000-{k}.jpg" for k in range(n)]
+
+
+def _hhcd(ballot: str, served: pd.DataFrame, ts: str = "2024-02-19 19:00:00") -> dict[str, bytes]:
+    """The dapil aggregates ``hhcd`` of the votes served, in the shape of the real ``hhcd/pdprdk/36/3602/360202``:
+    ``table{party: {caleg_id: n, ..., "jml_suara_total": n, "jml_suara_partai": n}}`` and the parties' totals in
+    ``chart``; for DPR RI also the national ``hhcd/pdpr/0`` keyed by dapil. Unpublished votes count as nothing."""
+    tree: dict[str, bytes] = {}
+    national: dict[str, dict[str, Any]] = {}
+    votes = served.assign(votes=served["votes"].astype("Float64").fillna(0).astype(int))
+    for dapil, group in votes.groupby("dapil", sort=True):
+        table, chart = {}, {}
+        for party, sub in group.groupby("party", sort=False):
+            entry = {c: int(v) for c, v in sub[sub["candidate"] != ""].groupby("candidate", sort=False)["votes"].sum().items()}
+            entry["jml_suara_total"] = int(sub["votes"].sum())
+            entry["jml_suara_partai"] = int(sub.loc[sub["candidate"] == "", "votes"].sum())
+            table[party] = entry
+            chart[party] = entry["jml_suara_total"]
+        units = group["unit_id"].nunique()
+        tree[ep.hhcd_path(ballot, dapil)] = _dump({"ts": ts, "mode": "hhcw", "chart": {**chart, "persen": 100.0},
+                                                   "table": table, "progres": {"total": units, "progres": units}})
+        national[dapil] = {**chart, "persen": 100.0}
+    if ballot == "pdpr":
+        total = {p: sum(row.get(p, 0) for row in national.values()) for p in PARTIES}
+        tree[ep.hhcd_path("pdpr", "0")] = _dump({"ts": ts, "mode": "hhcw", "chart": total, "table": national,
+                                                 "progres": {"total": int(votes["unit_id"].nunique()), "progres": int(votes["unit_id"].nunique())}})
+    return tree
+
+
 def legislative_tree(election, *, ballot: str = "pdpr", seed: int = 0, unpublished: float = 0.0,
-                     candidates_per_party: int = 3) -> tuple[dict[str, bytes], pd.DataFrame]:
+                     candidates_per_party: int = 3, flat: float = 0.0, nulls: float = 0.0,
+                     official: bool = False) -> tuple[dict[str, bytes], pd.DataFrame]:
     """The API tree of a party ballot and the long votes it serves (the ground truth for ``build``).
 
+    TPS bodies have the shape served from 18 Feb 2024 (sirekap-api.md, "Legislative ballots as served"):
+    ``chart{party: {jml_suara_total, jml_suara_partai}}``, the candidates' votes in a separate
+    ``caleg{party: {caleg_id: n, ..., "null": null}}`` and ``kode_dapil``; a share ``flat`` of them the early
+    shape of 16 Feb (``chart{party: n}``, no caleg, no kode_dapil: no candidate votes served), and a share
+    ``nulls`` of the candidate votes null (as from 5 Mar). Regions where the ballot has no tree are left
+    out (``endpoints.not_applicable``). Also the dapil aggregates ``hhcd`` of the votes served, and with
+    ``official`` DPR RI's ``hr/pdpr/{dapil}dc.json`` / ``dd.json`` (their shape is not known: a stand-in).
     The served votes carry, per candidate, the dapil, number and name of the candidate lists in the tree.
     """
+    tree = _wilayah(election.table)  # the region tree is one for every ballot, Jakarta and abroad included
+    election = _applicable(election, ballot)
     table = election.table
     rng = np.random.default_rng(seed + 1)
     long = legislative_votes(election, ballot=ballot, seed=seed, candidates_per_party=candidates_per_party)
     candidates = legislative_candidates(election, ballot, candidates_per_party)
-    tree = _wilayah(table)
+    dapils = legislative_dapils(election, ballot)
     tree.update(_dapil_lists(election, ballot, candidates))
     tree["pemilu/partai.json"] = _dump({p: {"ts": "2024-02-14 18:44:00", "id_partai": int(p), "id_pilihan": int(p),
                                             "is_aceh": int(p) in range(18, 24), "nama": f"PARTAI {p}",
                                             "nama_lengkap": f"PARTAI NOMOR {p}", "nomor_urut": int(p), "warna": "#000000"}
                                         for p in PARTIES})
     hidden = set(table.index[rng.random(len(table)) < unpublished])
+    early = set(table.index[rng.random(len(table)) < flat])
+    if nulls > 0:
+        is_null = (rng.random(len(long)) < nulls) & (long["candidate"] != "").to_numpy()
+        long["votes"] = long["votes"].astype("Int64").mask(is_null)
     grouped = {code: group for code, group in long.groupby("unit_id", sort=False)}
     records = table.to_dict("index")
     for code, row in records.items():
         if code in hidden:
             continue
         group = grouped.get(code)
-        chart = None
+        chart, caleg = None, None
         if group is not None:
-            chart = {"null": None}
+            chart, caleg = {}, {}
             for party, sub in group.groupby("party", sort=False):
-                entry = {"jml_suara_total": int(sub["votes"].sum())}
-                for cand, votes in zip(sub["candidate"], sub["votes"]):
-                    entry["jml_suara_partai" if cand == "" else cand] = int(votes)
-                chart[party] = entry
-        body = {"chart": chart, "images": [None, None, None], "administrasi": _administrasi(row), "psu": None,
-                "ts": _wib(row.get("ts")) or "2024-02-15 07:00:44", "status_suara": chart is not None,
-                "status_adm": _administrasi(row) is not None}
+                votes = sub["votes"].tolist()
+                only = [int(v) for c, v in zip(sub["candidate"], votes) if c == ""]
+                total = int(sum(0 if pd.isna(v) else int(v) for v in votes))
+                chart[party] = {"jml_suara_total": total, "jml_suara_partai": only[0] if only else 0}
+                caleg[party] = {**{c: None if pd.isna(v) else int(v) for c, v in zip(sub["candidate"], votes) if c != ""},
+                                "null": None}
+        administrasi = _administrasi(row)
+        if code in early:  # 16 Feb 2024: party totals alone
+            body = {"chart": None if chart is None else {p: e["jml_suara_total"] for p, e in chart.items()},
+                    "images": _photos(ballot, code, 3), "administrasi": administrasi, "psu": None,
+                    "ts": "2024-02-16 08:00:00", "status_suara": chart is not None, "status_adm": administrasi is not None}
+        else:
+            body = {"chart": chart, "images": _photos(ballot, code, 3), "kode_dapil": dapils[code], "administrasi": administrasi,
+                    "caleg": caleg, "psu": None, "ts": _wib(row.get("ts")) or "2024-02-19 07:00:44",
+                    "status_suara": chart is not None, "status_adm": administrasi is not None}
         tree[ep.hhcw_path(ballot, code)] = _dump(body)
-    totals = long.groupby(["unit_id", "party"])["votes"].sum().unstack("party").reindex(index=table.index, columns=list(PARTIES))
+    totals = long.assign(votes=long["votes"].astype("Float64").fillna(0)).groupby(["unit_id", "party"])["votes"].sum()
+    totals = totals.unstack("party").reindex(index=table.index, columns=list(PARTIES))
     totals.loc[totals.index.isin(hidden)] = np.nan
     tree.update(_aggregates(ballot, table, totals.astype("Float64"), {p: p for p in PARTIES}))
     served = long[~long["unit_id"].isin(hidden)].merge(candidates.drop(columns="party"), on="candidate", how="left")
-    return tree, served.astype({"number": "Int64"})
+    served["dapil"] = served["unit_id"].map(dapils)  # the candidate's dapil, or the TPS's for party-only votes
+    tree.update(_hhcd(ballot, served[~served["unit_id"].isin(early)]))
+    if official and ballot == "pdpr":
+        for dapil in sorted(set(dapils)):
+            for path in ep.hr_dapil_paths("pdpr", dapil):
+                tree[path] = _dump({"ts": "2024-03-20 00:00:00", "chart": {}, "table": {}})
+    served = served[~served["unit_id"].isin(early)]  # flat bodies serve party totals alone: no row of the long votes
+    return tree, served.astype({"number": "Int64", "votes": "Int64"}).reset_index(drop=True)
 
 
 def dpd_tree(election, *, seed: int = 0, candidates: int = 4) -> tuple[dict[str, bytes], pd.DataFrame]:
