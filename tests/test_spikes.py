@@ -215,7 +215,7 @@ def test_r_density_is_rs_density():
     x = np.random.default_rng(4).integers(0, 50, 400) / 50
     code = ("x <- scan(file('stdin'), quiet = TRUE); d <- density(x, from = 0, to = 1, cut = TRUE, n = 1001, "
             "bw = 1e-4, kernel = 'gaussian'); cat(sprintf('%.17g', d$y), sep = '\\n')")
-    done = subprocess.run(["Rscript", "-e", code], input="\n".join(map(repr, x)), capture_output=True, text=True,
+    done = subprocess.run(["Rscript", "-e", code], input="\n".join(f"{value:.17g}" for value in x), capture_output=True, text=True,
                           timeout=120, check=True)
     r_y = np.array(done.stdout.split(), dtype=float)
     _, ours = r_density(x, bw=1e-4, grid=1001)
