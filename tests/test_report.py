@@ -290,7 +290,7 @@ def test_index_lists_every_province_flags_and_failures(batch):
     assert result.data_sha256 in text and len(result.data_sha256) == 64
     assert "parameter seed2024" in text and "2,024" not in text  # parameters verbatim
     machine = json.loads((site / "index.json").read_text())
-    assert [r["code"] for r in machine["reports"]] == ["02", "13", "31", "45", "99", "national"]
+    assert [r["code"] for r in machine["reports"]] == ["02", "13", "31", "45", "national"]
     by_code = {r["code"]: r for r in machine["reports"]}
     assert by_code["02"]["summary"]["headline"]["stations"] == 10 and by_code["13"]["summary"] is None
     assert by_code["13"]["status"] == "failed" and "planted failure" in by_code["13"]["error"]
