@@ -690,7 +690,7 @@ class TSMCalibration:
 
     ``table``: one row per (condition, measure): ``trials``, ``rejections``, ``rate``, ``mc_se``
     (binomial, sqrt(r (1 - r) / trials)) and ``mc_se_elections`` (elections as the sampling units,
-    as in ``_between_election_se``). ``elections``: ``tsm.systematic_calibration``'s row per
+    as in ``_between_election_se``). ``elections``: ``systematic_calibration``'s row per
     election and condition.
     """
 
@@ -744,11 +744,73 @@ TSM_MEASURES = {
 }
 
 
+def systematic_calibration(seeds: Sequence[int], *, planted: str | None = None, scale: float = 0.02,
+                           ocr_rate: float = 0.004, directional_share: float = 0.015, alpha: float = 0.05,
+                           finder: str = "find_misreadings", provinces_only: Sequence[str] | None = None,
+                           min_tps: int = 400, structured_perm: int = 0, conditional: bool = False) -> pd.DataFrame:
+    """False-positive rate and power of ``tsm.systematic`` on synthetic elections, one row per seed.
+
+    ``planted=None``: clean elections whose only irregularity is symmetric random OCR noise at
+    ``ocr_rate`` (the null holds everywhere). ``planted="35"``: the same plus directional
+    misreadings in that province (``synth``'s ``directional_misreading``). ``finder``:
+    "find_misreadings" (the misreadings the project finds) or "truth" (the planted ones, with
+    their true written numbers). Columns: tests, false discoveries at p < alpha and q < alpha in
+    regions without a plant, national p-values, and whether the planted province has q < alpha.
+    ``conditional``: calibrate the robustness variant of ``systematic`` instead.
+    ``structured_perm > 0`` also runs ``structured`` with that many shuffles: per-province
+    component tests at p < alpha outside the planted province, and the national components' p.
+    """
+    from .synth import make_election
+    from .tsm import structured, systematic
+
+    rows = []
+    for seed in seeds:
+        plan = {} if planted is None else {"directional_misreading": planted}
+        synthetic = make_election(scale=scale, seed=seed, plan=plan, ocr_rate=ocr_rate, min_tps=min_tps,
+                                  directional_share=directional_share, provinces_only=provinces_only)
+        election = synthetic.election
+        if finder == "truth":
+            truth = synthetic.truth
+            misread = truth[truth["kind"].str.endswith("misreading")]
+            shown = [not pd.isna(election.table.at[u, f]) for u, f in zip(misread["unit_id"], misread["field"])]
+            misread = misread[shown]
+            table = pd.DataFrame({"unit_id": misread["unit_id"], "field": misread["field"],
+                                  "reported": misread["reported"], "proposed": misread["original"],
+                                  "edit": misread["detail"], "confidence": 1.0, "unique": True})
+        elif finder == "find_misreadings":
+            from .consistency import find_misreadings
+
+            table = find_misreadings(election)
+        else:
+            raise ValueError(f"finder must be 'find_misreadings' or 'truth', not {finder!r}")
+        result = systematic(election, table, level="province", alpha=alpha, conditional=conditional).table
+        regional = result[result["region"] != "all"]
+        clean = regional[regional["region"] != planted]
+        national = result[result["region"] == "all"].set_index("candidate")["pvalue"]
+        row = {"seed": seed, "tests": int(clean["pvalue"].notna().sum()),
+               "false_p": int((clean["pvalue"] < alpha).sum()), "false_q": int((clean["qvalue"] < alpha).sum()),
+               "misreadings": int(result.loc[result["region"] == "all", "misreadings"].iloc[0])}
+        row.update({f"national_p_{c}": float(p) for c, p in national.items()})
+        if structured_perm:
+            parts = structured(election, table, level="province", n_perm=structured_perm, seed=seed).table
+            provincial = parts[(parts["region"] != "all") & (parts["region"] != planted) & parts["pvalue"].notna()]
+            row["structured_tests"] = int(len(provincial))
+            row["structured_false_p"] = int((provincial["pvalue"] < alpha).sum())
+            row["structured_false_q"] = int((provincial["qvalue"] < alpha).sum())
+            national_parts = parts[parts["region"] == "all"].set_index("component")["pvalue"]
+            row.update({f"structured_p_{c}": float(p) for c, p in national_parts.items()})
+        if planted is not None:
+            hit = regional[regional["region"] == planted]
+            row["planted_q"] = float(hit["qvalue"].min()) if len(hit) else np.nan
+            row["planted_found"] = bool((hit["qvalue"] < alpha).any())
+            row["planted_candidate"] = str(hit.sort_values("qvalue")["candidate"].iloc[0]) if len(hit) else ""
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def _tsm_rows(index: int, *, seed: int, conditions, scale: float, ocr_rate: float, planted: str, alpha: float,
               provinces_only, min_tps: int, finder: str) -> list[dict]:
     """One election's rows for ``tsm_calibration``: ``systematic_calibration`` under each condition."""
-    from .tsm import systematic_calibration
-
     rows = []
     for condition, share in conditions:
         frame = systematic_calibration([int(seed) + index], planted=None if share == 0 else planted, scale=scale,
@@ -772,7 +834,7 @@ def tsm_calibration(*, n_elections: int = 20, seed: int = 0, scale: float = 0.02
                     directional_shares: Sequence[float] = (0.015, 0.01, 0.005), planted: str = "35",
                     alpha: float = 0.05, provinces_only: Sequence[str] | None = None, min_tps: int = 400,
                     finder: str = "find_misreadings", progress: bool = False, jobs: int = 1) -> TSMCalibration:
-    """False-positive rate and power of the TSM systematic test, measured (``tsm.systematic_calibration``).
+    """False-positive rate and power of the TSM systematic test, measured (``systematic_calibration``).
 
     Elections ``seed .. seed + n_elections - 1`` from ``make_election`` with symmetric random OCR
     misreadings on ``ocr_rate`` of TPS and nothing planted ("clean"), and the same elections with

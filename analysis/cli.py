@@ -213,7 +213,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _cmd_placebo(args: argparse.Namespace) -> int:
-    from .placebo import build_placebo, load_placebo, summarise_synthetic, synthetic_flag_rates
+    from .placebo import build_placebo, load_placebo, summarise_synthetic
+    from .report.battery import synthetic_flag_rates
 
     if args.synthetic:
         table = synthetic_flag_rates(n_elections=args.synthetic, seed=args.seed, n_sim=args.n_sim,

@@ -960,24 +960,66 @@ def find_misreadings(election, *, rules: Sequence[Rule] | None = None, capacity:
         substituted_at = getattr(model, "substituted_at", None)
     table = election.table
     candidates = tuple(election.candidates)
-    levels = list(election.levels)
     if rules is None:
         rules = default_rules(candidates, table.columns, capacity=capacity, reserve=reserve, headroom=headroom)
     not_checked = {r.id: tuple(c for c in r.inputs if c not in table.columns) for r in rules
                    if any(c not in table.columns for c in r.inputs)}
     rules = [r for r in rules if r.id not in not_checked]
     columns = _Columns(table)
-    n = len(table)
+
+    counts, idx = _inconsistent_forms(rules, columns, len(table))
+    idx, excluded = _without_revotes(table, idx)
+    counts["excluded_psu"] = int(sum(len(e) for e in excluded))
+    boxes, derived = _boxes(table, candidates)
+    used = sorted({c for r in rules for c in (*r.inputs, *r.uses) if c in table.columns}
+                  | {c for cols in boxes.values() for c in cols})
+    sub = {c: columns[c][idx].copy() for c in used}
+    blanked = _blank_zero_sections(sub, boxes, derived, candidates, len(idx)) if zeros_as_blank and len(idx) else \
+        np.full(len(idx), "", dtype=object)
+    idx, sub, blanked, broken_sub, half_published = _without_half_published(table, idx, sub, blanked, rules)
+    excluded += half_published
+    counts["excluded_blank"] = int(sum(len(e) for e in half_published))
+    counts["searched"] = len(idx)
+
+    search = _Search(rules=rules, sub=sub, boxes=boxes, box_names=list(boxes), derived=derived,
+                     touches=_rule_touches(boxes, rules, derived), broken=broken_sub,
+                     log_q={box: _plausibility(columns[cols[0]]) for box, cols in boxes.items()} if plausibility else {},
+                     plausibility=plausibility)
+    hyp = _repairs(search, priors=priors, confusions=confusions, insertions=insertions, drops=drops,
+                   substituted_at=substituted_at, model=model, cap_value=hard_cap(capacity, reserve, headroom))
+    out = _misreading_table(search, hyp, table, idx, blanked, list(election.levels), alternatives)
+    explained, repairs = out["explained"].to_numpy(), out["n_repairs"].to_numpy()
+    counts.update({"explained": int(explained.sum()), "unique": int((explained & (repairs == 1)).sum()),
+                   "confident": int((explained & (out["confidence"].to_numpy() >= 0.9)).sum()),
+                   "unexplained": int((~explained).sum())})
+    excluded_frame = (pd.concat(excluded, ignore_index=True) if excluded
+                      else pd.DataFrame({"unit_id": pd.Series(dtype="str"), "reason": pd.Series(dtype="str")}))
+    return Misreadings(
+        table=out, excluded=excluded_frame, counts=counts, candidates=candidates, not_checked=not_checked,
+        parameters={"capacity": capacity, "reserve": reserve, "headroom": headroom, "priors": dict(priors),
+                    "confusions": {f"{a}/{b}": w for (a, b), w in confusions.items()},
+                    "model": getattr(model, "description", None) if model is not None else None,
+                    "plausibility": plausibility, "zeros_as_blank": zeros_as_blank,
+                    "rules": tuple(r.id for r in rules)},
+    )
+
+
+# ---- the steps of find_misreadings, in order
+def _inconsistent_forms(rules, columns, n: int) -> tuple[dict[str, int], np.ndarray]:
+    """Counts of forms checked and inconsistent, and the positions of the inconsistent ones."""
     checked = np.zeros(n, dtype=bool)
     broken_any = np.zeros(n, dtype=bool)
     for rule in rules:
         present, broken, _, _ = _evaluate(rule, columns)
         checked |= present
         broken_any |= broken
-    counts: dict[str, int] = {"tps": n, "checked": int(checked.sum()), "inconsistent": int(broken_any.sum())}
-    idx = np.flatnonzero(broken_any)
-    excluded: list[pd.DataFrame] = []
+    counts = {"tps": n, "checked": int(checked.sum()), "inconsistent": int(broken_any.sum())}
+    return counts, np.flatnonzero(broken_any)
 
+
+def _without_revotes(table: pd.DataFrame, idx: np.ndarray) -> tuple[np.ndarray, list[pd.DataFrame]]:
+    """Forms under re-vote or recount (``psu`` set) left out, with their reason."""
+    excluded: list[pd.DataFrame] = []
     if "psu" in table.columns and len(idx):
         psu = table["psu"].iloc[idx]
         revote = (psu.notna() & (psu.astype("str").str.strip() != "")).to_numpy()
@@ -985,45 +1027,46 @@ def find_misreadings(election, *, rules: Sequence[Rule] | None = None, capacity:
             excluded.append(pd.DataFrame({"unit_id": table.index[idx[revote]],
                                           "reason": "re-vote or recount (psu: " + psu[revote].astype(str).str[:60] + ")"}))
         idx = idx[~revote]
-    counts["excluded_psu"] = int(sum(len(e) for e in excluded))
+    return idx, excluded
 
-    boxes, derived = _boxes(table, candidates)
-    used = sorted({c for r in rules for c in (*r.inputs, *r.uses) if c in table.columns}
-                  | {c for cols in boxes.values() for c in cols})
-    sub = {c: columns[c][idx].copy() for c in used}
-    blanked = np.full(len(idx), "", dtype=object)
-    if zeros_as_blank and len(idx):
-        for section, names in SECTIONS.items():
-            names = candidates if section == "chart" else names
-            cols = [c for name in names if name in boxes for c in boxes[name]]
-            if not cols:
-                continue
-            block = np.column_stack([sub[c] for c in cols])
-            published = ~np.isnan(block)
-            zero = published.any(axis=1) & np.all(~published | (block == 0), axis=1)
-            if zero.any():
-                for c in cols:
-                    sub[c][zero] = np.nan
-                blanked[zero] = np.where(blanked[zero] == "", section, blanked[zero] + ", " + section)
-        if derived:
-            sub["registered"] = sub["dpt"] + sub["dptb_voters"]
 
-    # Per searched TPS and rule: broken after blanking.
+def _blank_zero_sections(sub: dict[str, np.ndarray], boxes, derived: bool, candidates, n: int) -> np.ndarray:
+    """Sections published as all zeros read as unpublished (in ``sub``, in place); per form, the sections blanked."""
+    blanked = np.full(n, "", dtype=object)
+    for section, names in SECTIONS.items():
+        names = candidates if section == "chart" else names
+        cols = [c for name in names if name in boxes for c in boxes[name]]
+        if not cols:
+            continue
+        block = np.column_stack([sub[c] for c in cols])
+        published = ~np.isnan(block)
+        zero = published.any(axis=1) & np.all(~published | (block == 0), axis=1)
+        if zero.any():
+            for c in cols:
+                sub[c][zero] = np.nan
+            blanked[zero] = np.where(blanked[zero] == "", section, blanked[zero] + ", " + section)
+    if derived:
+        sub["registered"] = sub["dpt"] + sub["dptb_voters"]
+    return blanked
+
+
+def _without_half_published(table, idx, sub, blanked, rules):
+    """Forms that break no rule once their blank sections are unpublished, left out; the broken rules of the rest."""
     broken_sub = np.zeros((len(idx), len(rules)), dtype=bool)
     for j, rule in enumerate(rules):
         broken_sub[:, j] = _evaluate(rule, sub)[1]
     fine = ~broken_sub.any(axis=1)
+    excluded = []
     if fine.any():
         excluded.append(pd.DataFrame({"unit_id": table.index[idx[fine]],
                                       "reason": "half-published: the " + blanked[fine].astype(str)
                                       + " section read as all zeros (not filled in); nothing else breaks"}))
-    counts["excluded_blank"] = int(fine.sum())
     keep = ~fine
-    idx, blanked, broken_sub = idx[keep], blanked[keep], broken_sub[keep]
-    sub = {c: v[keep] for c, v in sub.items()}
-    counts["searched"] = len(idx)
+    return idx[keep], {c: v[keep] for c, v in sub.items()}, blanked[keep], broken_sub[keep], excluded
 
-    # Which rules each box takes part in (registered, when derived, moves with DPT and DPTb).
+
+def _rule_touches(boxes, rules, derived: bool) -> np.ndarray:
+    """Which rules each box takes part in (registered, when derived, moves with DPT and DPTb)."""
     column_box = {c: box for box, cols in boxes.items() for c in cols}
     touches = np.zeros((len(boxes), len(rules)), dtype=bool)
     box_names = list(boxes)
@@ -1034,43 +1077,61 @@ def find_misreadings(election, *, rules: Sequence[Rule] | None = None, capacity:
                 hit = {b for b in ("dpt", "dptb_voters") if b in boxes}
             for b in hit:
                 touches[box_names.index(b), j] = True
+    return touches
 
-    log_q = {}
-    if plausibility:
-        for box, cols in boxes.items():
-            log_q[box] = _plausibility(columns[cols[0]])
 
+@dataclass(frozen=True, eq=False)
+class _Search:
+    """What the repair search works on: the inconsistent forms' boxes, their broken rules, and the rules' reach."""
+
+    rules: list
+    sub: dict[str, np.ndarray]    # column -> values of the searched forms
+    boxes: dict[str, list[str]]   # box -> the columns it fills
+    box_names: list[str]
+    derived: bool                 # registered = DPT + DPTb, moved with either
+    touches: np.ndarray           # box x rule
+    broken: np.ndarray            # form x rule
+    log_q: dict[str, np.ndarray]  # box -> plausibility table (empty without plausibility)
+    plausibility: bool
+
+
+def _box_candidates(rows: np.ndarray, reported: np.ndarray, prior_key):
+    """Every one-edit original of each suspect reading of box ``b``: (row, value, edit, prior, owner) per candidate."""
+    unique_values, inverse = np.unique(reported, return_inverse=True)
+    lists = [_originals(int(u), *prior_key) for u in unique_values]
+    lengths = np.array([len(l) for l in lists], dtype=np.int64)
+    flat_value = np.array([v for l in lists for v, _, _ in l], dtype=float)
+    flat_edit = np.array([ALL_EDITS.index(e) for l in lists for _, e, _ in l], dtype=np.int8)
+    flat_prob = np.array([p for l in lists for _, _, p in l], dtype=float)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    per_row = lengths[inverse]
+    owner = np.repeat(np.arange(len(rows)), per_row)
+    offset = np.arange(per_row.sum()) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+    flat = starts[inverse][owner] + offset
+    return rows[owner], flat_value[flat], flat_edit[flat], flat_prob[flat], owner
+
+
+def _repairs(search: _Search, *, priors, confusions, insertions, drops, substituted_at, model, cap_value) -> pd.DataFrame:
+    """Every repair that makes a form consistent: one row per (form, box, value) with its edit and weight."""
+    sub, boxes, box_names, rules, touches = search.sub, search.boxes, search.box_names, search.rules, search.touches
     prior_key = (tuple(sorted(priors.items())), tuple(sorted(confusions.items())), _weights_key(insertions),
                  _weights_key(drops), _weights_key(substituted_at))
     solved_kinds = [k for k in ("two edits", "box from another box", "read as zero", "other") if priors.get(k, 0) > 0]
     box_weight = getattr(model, "box_weights", None) if model is not None else None
     per_digit = bool(getattr(model, "per_digit", False)) if model is not None else False
-    cap_value = hard_cap(capacity, reserve, headroom)
     found_rows, found_box, found_value, found_edit, found_weight = [], [], [], [], []
     for b, box in enumerate(box_names):
         values = sub[boxes[box][0]]
-        suspect = ~np.isnan(values) & broken_sub.any(axis=1) & ~(broken_sub & ~touches[b]).any(axis=1)
+        # A suspect box takes part in every rule its form breaks.
+        suspect = ~np.isnan(values) & search.broken.any(axis=1) & ~(search.broken & ~touches[b]).any(axis=1)
         rows = np.flatnonzero(suspect)
         if not len(rows):
             continue
         reported = values[rows].astype(np.int64)
-        unique_values, inverse = np.unique(reported, return_inverse=True)
-        lists = [_originals(int(u), *prior_key) for u in unique_values]
-        lengths = np.array([len(l) for l in lists], dtype=np.int64)
-        flat_value = np.array([v for l in lists for v, _, _ in l], dtype=float)
-        flat_edit = np.array([ALL_EDITS.index(e) for l in lists for _, e, _ in l], dtype=np.int8)
-        flat_prob = np.array([p for l in lists for _, _, p in l], dtype=float)
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        per_row = lengths[inverse]
-        owner = np.repeat(np.arange(len(rows)), per_row)
-        offset = np.arange(per_row.sum()) - np.repeat(np.cumsum(per_row) - per_row, per_row)
-        flat = starts[inverse][owner] + offset
-        cand_rows = rows[owner]
-        cand_value = flat_value[flat]
-        cand_edit, cand_prob = flat_edit[flat], flat_prob[flat]
+        cand_rows, cand_value, cand_edit, cand_prob, owner = _box_candidates(rows, reported, prior_key)
         if solved_kinds:
-            extra = _solved_candidates(b, box, rows, reported, sub, boxes, box_names, rules, touches, broken_sub,
-                                       derived, priors, prior_key, cand_rows, cand_value, cap_value)
+            extra = _solved_candidates(b, box, rows, reported, sub, boxes, box_names, rules, touches, search.broken,
+                                       search.derived, priors, prior_key, cand_rows, cand_value, cap_value)
             if extra is not None:
                 cand_rows = np.concatenate([cand_rows, extra[0]])
                 cand_value = np.concatenate([cand_value, extra[1]])
@@ -1078,7 +1139,7 @@ def find_misreadings(election, *, rules: Sequence[Rule] | None = None, capacity:
                 cand_prob = np.concatenate([cand_prob, extra[3]])
                 owner = np.concatenate([owner, extra[4]])
         overrides = {c: cand_value for c in boxes[box]}
-        if derived and box in ("dpt", "dptb_voters"):
+        if search.derived and box in ("dpt", "dptb_voters"):
             other = "dptb_voters" if box == "dpt" else "dpt"
             overrides["registered"] = cand_value + sub[other][cand_rows]
         view = _Rows(sub, cand_rows, overrides)
@@ -1090,15 +1151,14 @@ def find_misreadings(election, *, rules: Sequence[Rule] | None = None, capacity:
             weight = weight * float(box_weight.get(box, box_weight.get("*", 1.0)))
         if per_digit:  # every written digit is a chance to misread: longer numbers are misread more often
             weight = weight * (np.floor(np.log10(np.maximum(cand_value, 1))) + 1)
-        if plausibility:
-            weight = weight * np.exp(_log_plausibility(log_q[box], cand_value)
-                                     - _log_plausibility(log_q[box], reported[owner].astype(float)))
+        if search.plausibility:
+            weight = weight * np.exp(_log_plausibility(search.log_q[box], cand_value)
+                                     - _log_plausibility(search.log_q[box], reported[owner].astype(float)))
         found_rows.append(cand_rows[ok])
         found_box.append(np.full(int(ok.sum()), b, dtype=np.int32))
         found_value.append(cand_value[ok])
         found_edit.append(cand_edit[ok])
         found_weight.append(weight[ok])
-
     hyp = pd.DataFrame({
         "row": np.concatenate(found_rows) if found_rows else np.array([], dtype=np.int64),
         "box": np.concatenate(found_box) if found_box else np.array([], dtype=np.int32),
@@ -1106,26 +1166,40 @@ def find_misreadings(election, *, rules: Sequence[Rule] | None = None, capacity:
         "edit": np.concatenate(found_edit) if found_edit else np.array([], dtype=np.int8),
         "weight": np.concatenate(found_weight) if found_weight else np.array([], dtype=float),
     })
+    # Ranked per form: confidence is each repair's share of the form's total weight.
     hyp = hyp.sort_values(["row", "weight"], ascending=[True, False], kind="stable")
     total = hyp.groupby("row")["weight"].transform("sum")
     hyp["confidence"] = hyp["weight"] / total
     hyp["rank"] = hyp.groupby("row").cumcount()
-    n_repairs = hyp.groupby("row").size()
-    best = hyp[hyp["rank"] == 0].set_index("row")
+    return hyp
 
-    m = len(idx)
-    explained = np.zeros(m, dtype=bool)
-    explained[best.index.to_numpy()] = True
-    # The box shown for an unexplained form is a guess: the one in most broken rules, and among
-    # those the least plausible reading (a 641 among votes of ~100), else the largest number.
-    implicated = (broken_sub.astype(np.int64) @ touches.T.astype(np.int64)).astype(float)
-    for b, box in enumerate(box_names):
-        values = sub[boxes[box][0]]
-        surprise = (-_log_plausibility(log_q[box], np.nan_to_num(values, nan=0.0)) if plausibility
+
+def _guessed_boxes(search: _Search, m: int) -> np.ndarray:
+    """The box shown for a form no repair explains: a guess.
+
+    The one in most broken rules, and among those the least plausible reading (a 641 among votes
+    of ~100), else the largest number.
+    """
+    implicated = (search.broken.astype(np.int64) @ search.touches.T.astype(np.int64)).astype(float)
+    for b, box in enumerate(search.box_names):
+        values = search.sub[search.boxes[box][0]]
+        surprise = (-_log_plausibility(search.log_q[box], np.nan_to_num(values, nan=0.0)) if search.plausibility
                     else np.log1p(np.nan_to_num(values, nan=0.0)))
         implicated[:, b] += surprise / (1.0 + np.abs(surprise).max(initial=0.0)) / 2  # below one rule
         implicated[np.isnan(values), b] = -1
-    field_index = implicated.argmax(axis=1) if m else np.array([], dtype=np.int64)
+    return implicated.argmax(axis=1) if m else np.array([], dtype=np.int64)
+
+
+def _misreading_table(search: _Search, hyp: pd.DataFrame, table: pd.DataFrame, idx: np.ndarray,
+                      blanked: np.ndarray, levels: list[str], alternatives: int) -> pd.DataFrame:
+    """One row per searched form: the best repair (or the guessed box), its confidence and the alternatives."""
+    box_names, sub, boxes = search.box_names, search.sub, search.boxes
+    n_repairs = hyp.groupby("row").size()
+    best = hyp[hyp["rank"] == 0].set_index("row")
+    m = len(idx)
+    explained = np.zeros(m, dtype=bool)
+    explained[best.index.to_numpy()] = True
+    field_index = _guessed_boxes(search, m)
     field_index[best.index.to_numpy()] = best["box"].to_numpy()
     field_names = np.array(box_names, dtype=object)[field_index] if m else np.array([], dtype=object)
     reported_values = np.array([sub[boxes[box_names[b]][0]][r] for r, b in enumerate(field_index)], dtype=float)
@@ -1146,8 +1220,8 @@ def find_misreadings(election, *, rules: Sequence[Rule] | None = None, capacity:
                   + " (" + others["confidence"].round(2).astype(str).to_numpy() + ")")
         joined = pd.Series(labels, index=others["row"].to_numpy()).groupby(level=0).agg("; ".join)
         alt_text[joined.index.to_numpy()] = joined.to_numpy()
-    rule_ids = np.array([r.id for r in rules], dtype=object)
-    broken_text = np.array(["; ".join(rule_ids[row]) for row in broken_sub], dtype=object)
+    rule_ids = np.array([r.id for r in search.rules], dtype=object)
+    broken_text = np.array(["; ".join(rule_ids[row]) for row in search.broken], dtype=object)
 
     out = pd.DataFrame({
         "unit_id": pd.array(table.index[idx], dtype="str"),
@@ -1168,18 +1242,7 @@ def find_misreadings(election, *, rules: Sequence[Rule] | None = None, capacity:
     out["blanked"] = pd.array(blanked, dtype="str")
     for level in levels:
         out[level] = table[level].to_numpy()[idx]
-    counts.update({"explained": int(explained.sum()), "unique": int((explained & (repairs == 1)).sum()),
-                   "confident": int((explained & (confidence >= 0.9)).sum()), "unexplained": int((~explained).sum())})
-    excluded_frame = (pd.concat(excluded, ignore_index=True) if excluded
-                      else pd.DataFrame({"unit_id": pd.Series(dtype="str"), "reason": pd.Series(dtype="str")}))
-    return Misreadings(
-        table=out, excluded=excluded_frame, counts=counts, candidates=candidates, not_checked=not_checked,
-        parameters={"capacity": capacity, "reserve": reserve, "headroom": headroom, "priors": dict(priors),
-                    "confusions": {f"{a}/{b}": w for (a, b), w in confusions.items()},
-                    "model": getattr(model, "description", None) if model is not None else None,
-                    "plausibility": plausibility, "zeros_as_blank": zeros_as_blank,
-                    "rules": tuple(r.id for r in rules)},
-    )
+    return out
 
 
 CHANCE_NULL = ("correct forms (every checkable rule holds) given one non-OCR error: the valid total written "

@@ -31,7 +31,6 @@ from __future__ import annotations
 import html
 import os
 import re
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -40,6 +39,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ._common import as_counts, region_seed
 from .cache import cached
 from .errors import InsufficientData
 
@@ -168,39 +168,6 @@ def digit_z(observed_share: Any, expected_share: Any, n: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------ input
-def _as_counts(values: Any, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Counts as exact int64 (0 where unusable), with masks of missing and of negative/fractional values."""
-    if isinstance(values, np.ndarray) and values.dtype.kind in "iuf":
-        array = values
-    else:  # lists, pandas objects (<NA>, None), object arrays: pandas maps every missing marker to NaN
-        try:
-            series = values if isinstance(values, pd.Series) else pd.Series(values)
-            if pd.api.types.is_integer_dtype(series.dtype) and not series.isna().any():
-                array = series.to_numpy(dtype=np.int64)
-            else:
-                array = series.to_numpy(dtype=float, na_value=np.nan)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"{name}: expected a one-dimensional array of numeric counts ({err})") from None
-    if array.ndim != 1:
-        raise ValueError(f"{name}: expected a one-dimensional array, got shape {array.shape}")
-    if array.dtype.kind in "iu":
-        if array.dtype.kind == "u" and array.size and array.max() > np.iinfo(np.int64).max:
-            raise ValueError(f"{name}: counts above 2**63 - 1 are not supported")
-        ints = array.astype(np.int64, copy=False)
-        missing = np.zeros(len(ints), dtype=bool)
-        bad = ints < 0
-        if not bad.any():  # the common case: no copy of a large clean array
-            return ints, missing, bad
-    else:
-        floats = array.astype(float)
-        missing = np.isnan(floats)
-        with np.errstate(invalid="ignore"):
-            bad = ~missing & ((floats < 0) | (floats != np.floor(floats)) | (floats >= 2.0**63))
-        ints = np.where(missing | bad, 0, floats).astype(np.int64)
-    ints = np.where(missing | bad, 0, ints)
-    return ints, missing, bad
-
-
 @dataclass(frozen=True, eq=False)
 class _Prepared:
     counts: np.ndarray        # the whole input, int64, 0 where unusable
@@ -211,11 +178,11 @@ class _Prepared:
 
 
 def _prepare(counts, *, position: str, min_count: int, totals=None) -> _Prepared:
-    ints, missing, bad = _as_counts(counts, "counts")
+    ints, missing, bad = as_counts(counts, "counts")
     reasons: list[tuple[str, np.ndarray]] = [("missing", missing), ("negative or fractional", bad)]
     total_ints = None
     if totals is not None:
-        total_ints, total_missing, total_bad = _as_counts(totals, "totals")
+        total_ints, total_missing, total_bad = as_counts(totals, "totals")
         if len(total_ints) != len(ints):
             raise ValueError(f"counts and totals differ in length: {len(ints)} and {len(total_ints)}")
         reasons += [
@@ -408,8 +375,8 @@ def group_shares(counts, totals, groups) -> np.ndarray:
     with no usable total gets NaN. Use a fine level (e.g. district) when the region tested mixes
     areas with different support: one pooled share for a heterogeneous region is a poor null.
     """
-    count_ints, count_missing, count_bad = _as_counts(counts, "counts")
-    total_ints, total_missing, total_bad = _as_counts(totals, "totals")
+    count_ints, count_missing, count_bad = as_counts(counts, "counts")
+    total_ints, total_missing, total_bad = as_counts(totals, "totals")
     groups = np.asarray(groups)
     if not (len(count_ints) == len(total_ints) == len(groups)):
         raise ValueError(f"counts, totals and groups differ in length: {len(count_ints)}, {len(total_ints)}, {len(groups)}")
@@ -782,7 +749,7 @@ def benford_tests(counts, *, tests: Sequence[str] = ("first", "second", "first t
     min_count = int(min_count)
     if min_count < 0:
         raise ValueError(f"min_count must be >= 0, got {min_count}")
-    ints, missing, bad = _as_counts(counts, "counts")   # unusable counts are 0 here
+    ints, missing, bad = as_counts(counts, "counts")   # unusable counts are 0 here
     base = {"missing": int(missing.sum()), "negative or fractional": int(bad.sum())}
     n_unusable = base["missing"] + base["negative or fractional"]
     n_digits = np.searchsorted(_POW10, ints, side="right")
@@ -1051,12 +1018,6 @@ class DigitTable:
                 + self.display().to_html(escape=True, index=False, na_rep=""))
 
 
-def _region_seed(seed: int, region: str, column: str) -> int:
-    """A seed per region and column that does not change when other regions are added or removed."""
-    key = [int(seed) & 0xFFFFFFFF, int(seed) >> 32, zlib.crc32(region.encode()), zlib.crc32(column.encode())]
-    return int(np.random.SeedSequence(key).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
 def digit_tests(election, *, level: str, columns: Sequence[str] | None = None,
                 tests: Sequence[str] = ("second", "last"), null: str = "simulated", n_sim: int = 1000,
                 seed: int = 0, min_stations: int = 50, min_count: int = 10,
@@ -1130,7 +1091,7 @@ def digit_tests(election, *, level: str, columns: Sequence[str] | None = None,
         for column in columns:
             counts = values[column][mask]
             region_totals = sizes[column][mask] if mode != "textbook" else None
-            region_seed = _region_seed(seed, region, column)
+            column_seed = region_seed(seed, region, column, wide=True)
             base = {"region": region, "region_name": region_name, "column": column}
             try:
                 usable = {kind: int(_prepare(counts, position=kind, min_count=m, totals=region_totals).used.sum())
@@ -1139,7 +1100,7 @@ def digit_tests(election, *, level: str, columns: Sequence[str] | None = None,
                 shares = (group_shares(counts, region_totals, share_groups[mask])
                           if runnable and mode != "textbook" and share_groups is not None else None)
                 results = (cached(_run)(runnable, counts, null=mode,
-                                totals=region_totals, shares=shares, n_sim=n_sim, seed=region_seed,
+                                totals=region_totals, shares=shares, n_sim=n_sim, seed=column_seed,
                                 share_label=f"pooled per {share_level}")
                            if runnable else {})
             except InsufficientData as err:
@@ -1178,12 +1139,6 @@ def digit_tests(election, *, level: str, columns: Sequence[str] | None = None,
     results = results[RESULT_COLUMNS]
     return DigitTable(results=results, level=level, null=null_label, n_sim=int(n_sim) if mode == "simulated" else 0,
                       seed=int(seed), details=details)
-
-
-# The toolkit statistics live in analysis.eft; they are digit statistics too and are reachable here.
-from .eft import EftStatistics, EftTable, eft_statistics, eft_table  # noqa: E402
-
-__all__ += ["EftStatistics", "EftTable", "eft_statistics", "eft_table"]
 
 
 def pair_tests(election, *, level: str, columns: Sequence[str] | None = None, null: str = "exact",

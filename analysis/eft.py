@@ -33,6 +33,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ._common import as_float, region_seed
 from .cache import cached
 from .digits import extract_digit
 
@@ -46,17 +47,6 @@ BOOTSTRAPPED = tuple(EFT_NULLS)
 DIP_ALPHA, SOBYANIN_LIMIT, CORRELATION_LIMIT = 0.05, 1.645, 0.4
 # Bootstrap resamples are evaluated in blocks, so memory stays at block x units floats.
 _BLOCK_ELEMENTS = 4_000_000
-
-
-def _float(values: Any, name: str) -> np.ndarray:
-    try:
-        series = values if isinstance(values, pd.Series) else pd.Series(values)
-        array = series.to_numpy(dtype=float, na_value=np.nan)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{name}: expected a one-dimensional array of numbers ({err})") from None
-    if array.ndim != 1:
-        raise ValueError(f"{name}: expected a one-dimensional array, got shape {array.shape}")
-    return array
 
 
 @dataclass(frozen=True)
@@ -184,8 +174,8 @@ def eft_statistics(counts, totals, *, registered=None, n_boot: int = 1000, seed:
     (vote share against turnout = ballots / registered). ``n_boot`` resamples of units (with
     ``seed``) give basic 95 % intervals; ``n_boot=0`` skips the bootstrap.
     """
-    counts = _float(counts, "counts")
-    totals = _float(totals, "totals")
+    counts = as_float(counts, "counts")
+    totals = as_float(totals, "totals")
     if len(counts) != len(totals):
         raise ValueError(f"counts and totals differ in length: {len(counts)} and {len(totals)}")
     n_boot, seed = int(n_boot), int(seed)
@@ -216,7 +206,7 @@ def eft_statistics(counts, totals, *, registered=None, n_boot: int = 1000, seed:
     finite = np.isfinite(pct)
     values["DipT"] = _dip_pvalue(pct[finite])
     if registered is not None:
-        registered = _float(registered, "registered")
+        registered = as_float(registered, "registered")
         if len(registered) != n:
             raise ValueError(f"registered has length {len(registered)}, counts {n}")
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -319,8 +309,6 @@ def eft_table(election, *, level: str | None = None, columns: Sequence[str] | No
     ``min_units`` units are listed with a note and no statistics. Each (region, row) has its own
     seed derived from ``seed``, so a row does not change when other regions are added.
     """
-    from .digits import _region_seed
-
     if level is not None and level not in election.levels:
         raise KeyError(f"{level!r} is not a level of this election ({', '.join(election.levels)})")
     columns = tuple(election.candidates if columns is None else columns)
@@ -349,7 +337,7 @@ def eft_table(election, *, level: str | None = None, columns: Sequence[str] | No
                 records.append({**base, "Obs": int(mask.sum()), "note": f"too few units ({int(mask.sum())} < {min_units})"})
                 continue
             result = cached(eft_statistics)(counts, totals, registered=reg, n_boot=n_boot,
-                                         seed=_region_seed(seed, region, label), row=label)
+                                         seed=region_seed(seed, region, label, wide=True), row=label)
             records.append({**base, **result.to_frame().iloc[0].to_dict(), "note": ""})
     frame = pd.DataFrame.from_records(records)
     ordered = ["region", "region_name", "row", *EFT_COLUMNS]

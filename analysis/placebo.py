@@ -110,45 +110,6 @@ def load_placebo(directory: str | Path = CALIBRATION_DIR) -> tuple[pd.DataFrame,
     return pd.read_csv(path), json.loads((directory / "placebo.json").read_text(encoding="utf-8"))
 
 
-def _region_decisions(rows: pd.DataFrame, alpha: float) -> tuple[set[str], set[str]]:
-    """(regions flagged by the page rule, regions flagged by the earlier rule: BH within each family, merged)."""
-    from .flagging import page_flags
-    from .report.sections import _outside_flags
-
-    rows = rows[~rows["test"].map(_outside_flags)]
-    page = set(page_flags(rows, alpha).flagged_regions)
-    earlier = set(rows.loc[(pd.to_numeric(rows["qvalue"], errors="coerce") <= alpha).to_numpy(), "region"].astype(str))
-    return page, earlier
-
-
-def synthetic_flag_rates(*, n_elections: int = 5, seed: int = 1000, scale: float = 0.02, n_sim: int = 199,
-                         n_resamples: int = 50, alpha: float = 0.05) -> pd.DataFrame:
-    """The national page's battery on synthetic elections: clean ones and the demo's planted ones.
-
-    Per election and rule (the page rule, and the earlier per-family rule): provinces flagged,
-    how many of them clean (false flags) and how many of the planted provinces were found. The
-    clean elections keep the demo's OCR noise (``plan={}``); the planted ones are the demo's plan.
-    """
-    from .report.battery import run_battery
-    from .synth import make_election
-
-    records = []
-    for index in range(n_elections):
-        for kind, plan in (("clean", {}), ("planted", None)):
-            synthetic = make_election(scale=scale, seed=seed + index, plan=plan)
-            planted = {p for ps in synthetic.planted_provinces().values() for p in ps}
-            battery = run_battery(synthetic.election, "province", seed=seed + index, n_sim=n_sim,
-                                  n_resamples=n_resamples, alpha=alpha)
-            regions = battery.rows()
-            page, earlier = _region_decisions(regions, alpha)
-            for rule, flagged in (("page", page), ("per-family BH", earlier)):
-                records.append({"election": seed + index, "kind": kind, "rule": rule,
-                                "regions": regions["region"].nunique(), "planted": len(planted),
-                                "flagged": len(flagged), "false_flags": len(flagged - planted),
-                                "planted_found": len(flagged & planted)})
-    return pd.DataFrame(records)
-
-
 def summarise_synthetic(table: pd.DataFrame) -> pd.DataFrame:
     """Per kind and rule: clean regions falsely flagged (share of all clean regions) and planted regions found."""
     grouped = table.groupby(["kind", "rule"], sort=False).sum(numeric_only=True)

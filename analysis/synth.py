@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -467,3 +467,54 @@ def _blank_unpublished(rng, table: pd.DataFrame, missing_chart: float, missing_a
     table.loc[no_adm, "status_adm"] = False
     table["status_suara"] = table["status_suara"].astype("boolean")
     table["status_adm"] = table["status_adm"].astype("boolean")
+
+
+# ------------------------------------------------------------------------------------ aggregate series
+def synthetic_series(*, regions: int = 4, intervals: int = 300, contestants: int = 5, tps_per_interval: float = 100,
+                     decay: float = 60.0, voters: int = 220, concentration: float = 30.0, drift: float = 0.02,
+                     seed: int = 0, inject: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None):
+    """A clean aggregate series (for ``dynamics``) built from whole TPS, optionally with skewed increments injected.
+
+    Interval t adds Poisson(``tps_per_interval`` x exp(-t / ``decay``)) TPS per region (reporting
+    slows down as in Sirekap, so increments range from thousands of votes to a few); a TPS's shares are
+    Dirichlet(``concentration`` x the region's current shares) and its votes Multinomial(voters);
+    the region's shares drift as a random walk on the log scale (sd ``drift`` per interval).
+    ``inject={"region": "1", "interval": 150, "contestant": "01", "votes": 2000}`` adds ``votes``
+    to one contestant's increment at one interval (the irregularity to detect); a list of such
+    mappings injects several. Returns an
+    ``AggregateSeries`` with regions "1".., contestants "01".. and exact TPS progress.
+    """
+    import math
+
+    from .sources.sirekap.aggregates import PROGRESS_COLUMNS, VOTE_COLUMNS, AggregateSeries
+
+    rng = np.random.default_rng(seed)
+    injections = [inject] if isinstance(inject, Mapping) else list(inject or [])
+    names = [f"{k + 1:02d}" for k in range(contestants)]
+    times = pd.date_range("2024-02-15 20:00", periods=intervals + 1, freq="h", tz="Asia/Jakarta")
+    vote_rows, prog_rows = [], []
+    for r in range(regions):
+        region = str(r + 1)
+        logit = rng.normal(0, 0.6, contestants)
+        total = np.zeros(contestants, dtype=np.int64)
+        reported = 0
+        for t in range(intervals + 1):
+            if t > 0:
+                logit = logit + rng.normal(0, drift, contestants)
+            p = np.exp(logit) / np.exp(logit).sum()
+            m = rng.poisson(tps_per_interval * (5 if t == 0 else math.exp(-t / decay)))
+            if m:
+                shares = rng.dirichlet(concentration * p, size=m)
+                total += np.array([rng.multinomial(voters, s) for s in shares]).sum(axis=0)
+            for plant in injections:
+                if str(plant["region"]) == region and int(plant["interval"]) == t:
+                    total[names.index(plant["contestant"])] += int(plant["votes"])
+            reported += m
+            for k, c in enumerate(names):
+                vote_rows.append((times[t], pd.NaT, region, "province", c, int(total[k])))
+            prog_rows.append((times[t], region, "province", np.nan, 10 ** 6, reported, True))
+    votes = pd.DataFrame(vote_rows, columns=VOTE_COLUMNS).astype({"votes": "Int64"})
+    progress = pd.DataFrame(prog_rows, columns=PROGRESS_COLUMNS).astype({"tps_total": "Int64", "tps_reported": "Int64"})
+    return AggregateSeries("synthetic", votes, progress, pd.DataFrame(columns=["source", "row", "reason"]),
+                           contestants=tuple(names), labels={c: c for c in names},
+                           source=f"synthetic_series(seed={seed})")

@@ -53,7 +53,6 @@ __all__ = [
     "systematic",
     "structured",
     "tsm",
-    "systematic_calibration",
 ]
 
 #: The columns ``find_misreadings`` promises (extra columns are kept).
@@ -871,67 +870,3 @@ def tsm(election, misreadings: Any, *, level: str | None = "province", flags: pd
                      flags=flags, parameters={"level": level, "alpha": alpha, "n_boot": n_boot, "n_perm": n_perm,
                                               "seed": seed, "hit": hit, "capacity": capacity,
                                               "time_column": time_column, "min_reference": min_reference})
-
-
-# ------------------------------------------------------------------------------------ calibration
-def systematic_calibration(seeds: Sequence[int], *, planted: str | None = None, scale: float = 0.02,
-                           ocr_rate: float = 0.004, directional_share: float = 0.015, alpha: float = 0.05,
-                           finder: str = "find_misreadings", provinces_only: Sequence[str] | None = None,
-                           min_tps: int = 400, structured_perm: int = 0, conditional: bool = False) -> pd.DataFrame:
-    """False-positive rate and power of ``systematic`` on synthetic elections, one row per seed.
-
-    ``planted=None``: clean elections whose only irregularity is symmetric random OCR noise at
-    ``ocr_rate`` (the null holds everywhere). ``planted="35"``: the same plus directional
-    misreadings in that province (``synth``'s ``directional_misreading``). ``finder``:
-    "find_misreadings" (the misreadings the project finds) or "truth" (the planted ones, with
-    their true written numbers). Columns: tests, false discoveries at p < alpha and q < alpha in
-    regions without a plant, national p-values, and whether the planted province has q < alpha.
-    ``conditional``: calibrate the robustness variant of ``systematic`` instead.
-    ``structured_perm > 0`` also runs ``structured`` with that many shuffles: per-province
-    component tests at p < alpha outside the planted province, and the national components' p.
-    """
-    from .synth import make_election
-
-    rows = []
-    for seed in seeds:
-        plan = {} if planted is None else {"directional_misreading": planted}
-        synthetic = make_election(scale=scale, seed=seed, plan=plan, ocr_rate=ocr_rate, min_tps=min_tps,
-                                  directional_share=directional_share, provinces_only=provinces_only)
-        election = synthetic.election
-        if finder == "truth":
-            truth = synthetic.truth
-            misread = truth[truth["kind"].str.endswith("misreading")]
-            shown = [not pd.isna(election.table.at[u, f]) for u, f in zip(misread["unit_id"], misread["field"])]
-            misread = misread[shown]
-            table = pd.DataFrame({"unit_id": misread["unit_id"], "field": misread["field"],
-                                  "reported": misread["reported"], "proposed": misread["original"],
-                                  "edit": misread["detail"], "confidence": 1.0, "unique": True})
-        elif finder == "find_misreadings":
-            from .consistency import find_misreadings
-
-            table = find_misreadings(election)
-        else:
-            raise ValueError(f"finder must be 'find_misreadings' or 'truth', not {finder!r}")
-        result = systematic(election, table, level="province", alpha=alpha, conditional=conditional).table
-        regional = result[result["region"] != "all"]
-        clean = regional[regional["region"] != planted]
-        national = result[result["region"] == "all"].set_index("candidate")["pvalue"]
-        row = {"seed": seed, "tests": int(clean["pvalue"].notna().sum()),
-               "false_p": int((clean["pvalue"] < alpha).sum()), "false_q": int((clean["qvalue"] < alpha).sum()),
-               "misreadings": int(result.loc[result["region"] == "all", "misreadings"].iloc[0])}
-        row.update({f"national_p_{c}": float(p) for c, p in national.items()})
-        if structured_perm:
-            parts = structured(election, table, level="province", n_perm=structured_perm, seed=seed).table
-            provincial = parts[(parts["region"] != "all") & (parts["region"] != planted) & parts["pvalue"].notna()]
-            row["structured_tests"] = int(len(provincial))
-            row["structured_false_p"] = int((provincial["pvalue"] < alpha).sum())
-            row["structured_false_q"] = int((provincial["qvalue"] < alpha).sum())
-            national_parts = parts[parts["region"] == "all"].set_index("component")["pvalue"]
-            row.update({f"structured_p_{c}": float(p) for c, p in national_parts.items()})
-        if planted is not None:
-            hit = regional[regional["region"] == planted]
-            row["planted_q"] = float(hit["qvalue"].min()) if len(hit) else np.nan
-            row["planted_found"] = bool((hit["qvalue"] < alpha).any())
-            row["planted_candidate"] = str(hit.sort_values("qvalue")["candidate"].iloc[0]) if len(hit) else ""
-        rows.append(row)
-    return pd.DataFrame(rows)

@@ -1,6 +1,6 @@
 """The composition test of aggregate increments: false-positive rate, power, and speed on the real series.
 
-False-positive rate: clean synthetic series (``dynamics.synthetic_series``: 4 regions x 300 hourly
+False-positive rate: clean synthetic series (``synth.synthetic_series``: 4 regions x 300 hourly
 intervals, increments of whole TPS with Dirichlet-multinomial votes and drifting regional
 shares); share of tested intervals with p < 0.05 and < 0.01, and intervals flagged at q < 0.05.
 Power: one contestant given extra votes equal to 5, 10, 20 or 40 % of the expected increment at
@@ -26,7 +26,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from analysis.dynamics import composition_test, synthetic_series  # noqa: E402
+from analysis.dynamics import composition_test  # noqa: E402
+from analysis.synth import synthetic_series  # noqa: E402
 
 AGGREGATES = ROOT.parent / "shared" / "data" / "sirekap" / "aggregates"
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import cache, digits, turnout
+from analysis import cache, digits, eft, turnout
 from analysis.synth import make_election
 
 CALLS: list[tuple] = []
@@ -77,7 +77,7 @@ def _national_then_province(election, run):
     ("spikes", lambda e: turnout.spikes_table(e, level="province", candidate="02", resamples=20, seed=5).results),
     ("digits", lambda e: digits.digit_tests(e, level="province", null="exact", share_level="district").results),
     ("pairs", lambda e: digits.pair_tests(e, level="province", share_level="district")),
-    ("toolkit", lambda e: digits.eft_table(e, level="province", n_boot=20, seed=5).table),
+    ("toolkit", lambda e: eft.eft_table(e, level="province", n_boot=20, seed=5).table),
 ])
 def test_the_province_report_reads_what_the_national_one_computed(election, cache_dir, monkeypatch, name, run):
     # Without the cache: the reference rows.

@@ -12,10 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analysis.dynamics import (
-    composition_test, decreases, diff_elections, increments, share_of_added, synthetic_series,
-)
+from analysis.dynamics import composition_test, decreases, diff_elections, increments, share_of_added
 from analysis.election import Election
+from analysis.synth import synthetic_series
 from analysis.sources.sirekap.aggregates import (
     PROGRESS_COLUMNS, VOTE_COLUMNS, AggregateSeries, read_national_history, read_province_hourly,
 )

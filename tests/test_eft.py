@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import digits
 from analysis.election import Election
 from analysis.eft import EFT_COLUMNS, EFT_NULLS, eft_statistics, eft_table
 
@@ -123,10 +122,6 @@ def test_eft_table_rows_per_region_leader_and_escaping():
     assert set(whole.to_frame()["region"]) == {"all"}
     with pytest.raises(KeyError):
         eft_table(_election(), level="regency")
-
-
-def test_digits_module_reexports_the_toolkit():
-    assert digits.eft_statistics is eft_statistics and digits.eft_table is eft_table
 
 
 def test_bootstrap_by_weights_equals_resampling_units():

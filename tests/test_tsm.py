@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from analysis import tsm
+from analysis.calibration import systematic_calibration
 from analysis.consistency import find_misreadings
 from analysis.election import Election
 from analysis.synth import DEFAULT_PLAN, make_election
@@ -180,8 +181,8 @@ def test_systematic_false_positive_rate_on_clean_elections_is_at_most_alpha():
     # several candidate misreadings. Ten seeds x 12 provinces x 3 candidates = 360 tests. Measured
     # with the full setting (20 seeds, 38 provinces): 1.9 % at p < 0.05, no q < 0.05 (report).
     provinces = ["11", "12", "13", "31", "32", "33", "35", "36", "51", "52", "64", "73"]
-    runs = tsm.systematic_calibration(range(401, 411), ocr_rate=0.02, provinces_only=provinces, scale=0.01,
-                                      min_tps=200)
+    runs = systematic_calibration(range(401, 411), ocr_rate=0.02, provinces_only=provinces, scale=0.01,
+                                 min_tps=200)
     rate = runs["false_p"].sum() / runs["tests"].sum()
     assert runs["tests"].sum() >= 300
     # one-sided binomial bound: above 0.05 + 2.33 standard errors would reject calibration at 1 %

@@ -422,7 +422,7 @@ def test_fingerprint_plot_draws_percent_axes():
 from pathlib import Path  # noqa: E402
 
 from analysis.turnout import kobak_integer_test, region_winners, turnout_models  # noqa: E402
-from analysis.turnout import _integer_probability, _is_integer_percent  # noqa: E402
+from analysis.turnout.integer import _integer_probability, _is_integer_percent  # noqa: E402
 
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "reference"
 needs_reference = pytest.mark.skipif(not REFERENCE.is_dir(), reason="../shared/data/reference is absent")
@@ -548,7 +548,7 @@ def test_demo_plants_found_in_their_provinces(demo):
 def test_a_callers_error_propagates_and_insufficient_data_is_a_note(monkeypatch):
     # A bug or a wrong argument inside a kernel used to become a NaN row ("failed: ...") that left
     # its test family silently; only InsufficientData, raised on purpose, is a region's note now.
-    import analysis.turnout as turnout_module
+    import analysis.turnout.tables as turnout_module
     from analysis.errors import InsufficientData
 
     election = _election(np.random.default_rng(99))

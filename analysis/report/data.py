@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..election import METADATA_KEY, Election, ElectionTableError, table_sha256
+from .folders import folder_name
 
 #: Provenance keys that say when the data was taken, in the order a reader wants them.
 TIME_KEYS = ("snapshot", "fetched", "created")
@@ -71,13 +72,11 @@ class SplitData:
 def split_by(path: str | Path, out_dir: str | Path, level: str, codes: list[str] | None = None) -> SplitData:
     """Write one Election file per region at ``level`` (all, or ``codes``) from one read of ``path``.
 
-    Each file (``out_dir/<folder>.parquet``, ``runner.folder_name``) is an Election whose provenance
+    Each file (``out_dir/<folder>.parquet``, ``folders.folder_name``) is an Election whose provenance
     keeps the national one and adds the national file's name and SHA-256 (``data_file``,
     ``data_sha256``), the national table's hash (``source_table_sha256``) and the selection; its own
     ``table_sha256`` is the subset's, so ``Election.read_parquet`` verifies it as usual.
     """
-    from .runner import folder_name
-
     election, digest = read_election(path)
     if level not in election.levels:
         raise ValueError(f"{Path(path).name} has no level {level!r}; its levels: {', '.join(election.levels)}")

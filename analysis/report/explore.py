@@ -192,10 +192,16 @@ def tps_behind(election: Election, checks, winner: str, *, ballot: str = "ppwp",
 
 
 def explore(election: Election, *, province: str, regency: str = "", district: str = "", ballot: str = "ppwp",
-            seed: int = 2024, n_sim: int = 200, alpha: float = 0.05) -> RegionView:
-    """Everything the explorer shows for the deepest region chosen (a province, kabupaten or kecamatan)."""
-    from .. import consistency, digits, turnout
+            seed: int = 2024, n_sim: int = 200, alpha: float = 0.05, n_resamples: int = 50) -> RegionView:
+    """Everything the explorer shows for the deepest region chosen (a province, kabupaten or kecamatan).
+
+    The flags are the pages' flags: the page battery (``battery.run_battery``, without the TSM
+    synthesis) over the region's sub-regions, decided together as a province page decides them
+    (``sections.province_flags``). ``n_resamples``: the spikes test's resamples per sub-region.
+    """
+    from .. import consistency, turnout
     from . import sections
+    from .battery import run_battery
     from .runner import check_code
 
     chosen = {"province": province, "regency": regency, "district": district}
@@ -213,17 +219,16 @@ def explore(election: Election, *, province: str, regency: str = "", district: s
     checks = consistency.check_consistency(region)
     fp = turnout.fingerprint(region.column("registered"), region.column("voters"), region.column(winner),
                              region.column("valid"))
-    digit_table = digits.digit_tests(region, level=child, n_sim=n_sim, seed=seed, share_level=GROUP[child])
-    turnout_table = turnout.turnout_tests(region, level=child, winner=winner, seed=seed, n_rep=n_sim,
-                                          n_perm=min(999, n_sim), group_level=GROUP[child])
-    forms = consistency.region_inconsistency_test(checks, child, alpha=alpha)
-    flags = sections.flag_table(sections.province_flags(forms, digit_table, turnout_table, alpha=alpha), region, child)
+    battery = run_battery(region, child, winner=winner, group=GROUP[child], seed=seed, n_sim=n_sim,
+                          n_resamples=n_resamples, alpha=alpha, checks=checks, with_tsm=False)
+    flags = sections.flag_table(sections.province_flags(battery.forms, *battery.tables()[:-1], alpha=alpha),
+                                region, child)
     flagged = sorted(set(flags["region"])) if len(flags) else None
     tps = tps_behind(region, checks, winner, ballot=ballot, regions=flagged, level=child if flagged else None)
     return RegionView(level=level, code=code, name=sections.region_name(region, level, code), ballot=ballot,
                       winner=winner, election=region, headline=sections.headline_frame(region), fingerprint=fp,
-                      digits=digit_table, flags=flags, tps=tps,
-                      parameters={"seed": seed, "n_sim": n_sim, "alpha": alpha})
+                      digits=battery.digits, flags=flags, tps=tps,
+                      parameters={"seed": seed, "n_sim": n_sim, "alpha": alpha, "n_resamples": n_resamples})
 
 
 def widget(files: Mapping[str, Path], *, ballot: str = "ppwp", province: str = "", regency: str = "",

@@ -51,11 +51,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from ..cache import CACHE_VARIABLE
+from .folders import BUILD_DIR, FOLDER, NATIONAL, RESERVED_FOLDERS, folder_name
 
 CODE = re.compile(r"[0-9]{2,13}")
-NATIONAL = "national"
 KERNEL_NAME = "python3"
-BUILD_DIR = "_build"
 EXECUTORS = ("local", "dask")
 #: matplotlib's inline backend draws with Agg (no display needed) and puts each figure in the notebook
 #: as PNG. Plain ``MPLBACKEND=Agg`` would be inherited by the kernel and leave every figure out of it.
@@ -134,41 +133,6 @@ def check_code(code: Any) -> str:
     if not CODE.fullmatch(code):
         raise ValueError(f"region code must be 2 to 13 digits (^[0-9]{{2,13}}$), got {code!r}")
     return code
-
-
-#: A region code used as its folder name as it is: short, ASCII letters and digits, not a reserved name.
-PLAIN_FOLDER = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.-]{0,39}")
-RESERVED_FOLDERS = {NATIONAL, BUILD_DIR, "index", "static"}
-#: What every folder name of a region matches (a plain code, or an ASCII slug and a hash).
-FOLDER = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.-]{0,59}")
-
-
-#: Latin letters that Unicode does not decompose into a base letter and a mark (ł is not l + a stroke).
-_NO_DECOMPOSITION = str.maketrans({"ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "đ": "d", "Đ": "D", "ß": "ss",
-                                   "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ı": "i", "þ": "th", "ð": "d",
-                                   # Cyrillic, by the common scientific-style romanisation (folder names only)
-                                   **dict(zip("абвгдеёжзийклмнопрстуфхцчшщъыьэюяіїєґў",
-                                              ["a", "b", "v", "g", "d", "e", "e", "zh", "z", "i", "i", "k", "l", "m",
-                                               "n", "o", "p", "r", "s", "t", "u", "f", "kh", "ts", "ch", "sh", "shch",
-                                               "", "y", "", "e", "yu", "ya", "i", "i", "e", "g", "u"]))})
-
-
-def folder_name(code: Any) -> str:
-    """A safe, stable folder name for a region code of any text (Cyrillic, spaces, ``/``, one digit).
-
-    A plain ASCII code is its own folder ("31", "3101"); anything else becomes an ASCII slug of the
-    code plus the first 10 hex digits of its SHA-256 ("moskva-3fa2c9e01b"), the same on every run.
-    The page shows the name, escaped; the folder never carries a character a path or URL would read.
-    """
-    import unicodedata
-
-    if not isinstance(code, str) or not code.strip():
-        raise ValueError(f"a region code must be non-empty text, got {code!r}")
-    if PLAIN_FOLDER.fullmatch(code) and code.lower() not in RESERVED_FOLDERS and not code.endswith("."):
-        return code
-    ascii_text = unicodedata.normalize("NFKD", code.lower().translate(_NO_DECOMPOSITION)).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^0-9A-Za-z]+", "-", ascii_text).strip("-").lower()[:40] or "region"
-    return f"{slug}-{hashlib.sha256(code.encode('utf-8')).hexdigest()[:10]}"
 
 
 def file_sha256(path: str | Path) -> str:

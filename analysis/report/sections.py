@@ -10,6 +10,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from ..election import Election
+from ..flagging import outside_flags
 
 
 def region_name(election: Election, level: str, code: str) -> str:
@@ -132,23 +133,12 @@ def _number(value: Any) -> float | None:
     return None if value != value else value
 
 
-#: Tests that stay described on the page but take no part in its flags, and why.
-OUTSIDE_FLAGS = {
-    "Klimek model": "its parametric bootstrap runs 49 draws, so its p-value cannot go below 0.02, and on "
-                    "clean synthetic provinces its power at f_i = 20 % equals its false-positive rate",
-}
-
-
-def _outside_flags(test: str) -> bool:
-    return any(test == name or test.startswith(name + " ") for name in OUTSIDE_FLAGS)
-
-
 def _flags(rows: list[dict[str, Any]], alpha: float, note: str) -> list:
     """Flags with one meaning on the page: ``analysis.flagging.page_flags`` over every test of every region."""
     from ..flagging import page_flags
     from .summary import Flag
 
-    rows = [r for r in rows if not _outside_flags(r["test"])]
+    rows = [r for r in rows if not outside_flags(r["test"])]
     if not rows:
         return []
     decided = page_flags(rows, alpha)

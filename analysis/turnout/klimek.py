@@ -85,7 +85,7 @@ import numpy as np
 import pandas as pd
 from scipy import signal, special, stats
 
-from . import _excluded_frame, _prepare
+from ._units import _excluded_frame, _prepare
 
 __all__ = ["KlimekFit", "KlimekTest", "klimek_fit", "klimek_test", "klimek_simulate", "fair_parameters"]
 

@@ -55,13 +55,14 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
 from ..blas import one_blas_thread
+from .._common import prepare_counts, region_seed
 from ..errors import InsufficientData, convergence_note
 
 __all__ = ["MebaneFit", "mebane_fraud", "mebane_table", "mebane_pvalues"]
@@ -162,25 +163,11 @@ class MebaneFit:
 
 
 def _prepare(N, a, w):
-    from .spikes import _as_float
+    def rules(N, a, w):
+        return [("N = 0", N == 0), ("a + w > N", a + w > N)]
 
-    N, a, w = _as_float(N, "N"), _as_float(a, "a"), _as_float(w, "w")
-    if not len(N) == len(a) == len(w):
-        raise ValueError(f"arrays differ in length: N={len(N)}, a={len(a)}, w={len(w)}")
-    stacked = np.vstack([N, a, w])
-    reasons = [
-        ("missing count", np.isnan(stacked).any(axis=0)),
-        ("negative or fractional count", ((stacked < 0) | (stacked != np.round(stacked))).any(axis=0)),
-        ("N = 0", N == 0),
-        ("a + w > N", a + w > N),
-    ]
-    used = np.ones(len(N), dtype=bool)
-    excluded = {}
-    for reason, mask in reasons:
-        hit = used & mask
-        excluded[reason] = int(hit.sum())
-        used &= ~hit
-    return N[used], a[used], w[used], excluded
+    prepared = prepare_counts({"N": N, "a": a, "w": w}, rules)
+    return prepared.kept("N"), prepared.kept("a"), prepared.kept("w"), prepared.excluded
 
 
 MODELS = ("bl", "bbl")
@@ -284,11 +271,6 @@ def _no_fraud_fit(N, a, w, k: float, model: str, maxiter: int = 15000) -> _NoFra
                 best = _NoFraud(-float(res.fun), float(tau), float(nu), tuple(np.exp(res.x[2:])), bool(res.success),
                                 str(res.message))
     return best
-
-
-def _no_fraud_loglik(N, a, w, k: float, model: str) -> float:
-    """Maximum log-likelihood of the no-fraud model (``_no_fraud_fit``'s)."""
-    return _no_fraud_fit(N, a, w, k, model).loglik
 
 
 def _draw_no_fraud(rng: np.random.Generator, N: np.ndarray, fit: _NoFraud) -> tuple[np.ndarray, np.ndarray]:
@@ -434,7 +416,7 @@ def mebane_table(election, *, level: str | None = None, leader: str | None = Non
     """
     from statsmodels.stats.multitest import multipletests
 
-    from .spikes import _region_seed, _winner
+    from .spikes import _winner
 
     _check_model(model)  # before the loop: a wrong model is the caller's error, not a region's note
     level = level or election.levels[0]
@@ -447,7 +429,7 @@ def mebane_table(election, *, level: str | None = None, leader: str | None = Non
         mask = regions == region
         row = {"region": region}
         try:
-            fit = mebane_fraud(*_election_counts(election, mask, leader), seed=_region_seed(seed, region), starts=starts,
+            fit = mebane_fraud(*_election_counts(election, mask, leader), seed=region_seed(seed, region), starts=starts,
                                model=model, n_null=n_null, null_starts=null_starts, maxiter=maxiter)
         except InsufficientData as err:
             rows.append({**row, **empty, "n": 0, "note": str(err)})

@@ -416,14 +416,10 @@ def local_outliers(election, *, fine: str | None = None, coarse: str | None = No
         raise KeyError(f"not candidates: {', '.join(unknown)}")
     table = election.table
     n_units = len(table)
-    registered, voters, valid = (election.column(c) for c in ("registered", "voters", "valid"))
-    above = np.isfinite(voters) & np.isfinite(registered) & (voters > registered)
-    variables = {"turnout": (np.where(above, registered, voters), registered)}
+    variables, above = _outlier_variables(election, candidates)
     levels = list(election.levels)
     between = [lv for lv in levels[levels.index(region_level) + 1:levels.index(coarse)]][::-1]
     chain = list(dict.fromkeys([fine, coarse, *between]))
-    for c in candidates:
-        variables[c] = (election.column(c), valid)
 
     # Group codes as integers (order of appearance, as _codes gives them) and the table's own string
     # arrays in the output: Python string objects for every TPS and level took 0.7 GB at national scale.
@@ -434,7 +430,7 @@ def local_outliers(election, *, fine: str | None = None, coarse: str | None = No
         if f"{lv}_name" in table.columns:
             out[f"{lv}_name"] = table[f"{lv}_name"].astype(str).array
     excluded = {"turnout above 100 % (capped)": int(above.sum())}
-    model_rows = []
+    model_rows: list[dict] = []
     p_bb = np.full((n_units, len(variables)), np.nan)
     p_z = np.full((n_units, len(variables)), np.nan)
     reference = np.full(n_units, "", dtype=object)
@@ -444,83 +440,22 @@ def local_outliers(election, *, fine: str | None = None, coarse: str | None = No
         idx = np.flatnonzero(ok)
         c, n = count[idx], size[idx]
         x = np.log((c + 0.5) / (n - c + 0.5))
-        # Neighbourhood: fine group if big enough, else coarse, else the scaling region.
-        med, m, pooled, which = np.full(len(idx), np.nan), np.zeros(len(idx)), np.full(len(idx), np.nan), np.full(len(idx), "", dtype=object)
-        todo = np.ones(len(idx), dtype=bool)
-        per_level = []
-        for lv in chain:
-            g = _codes(group_codes[lv][0][idx])
-            med_l, m_l = _loo_median(x, g)
-            sum_c, sum_n = np.bincount(g, weights=c)[g] - c, np.bincount(g, weights=n)[g] - n
-            per_level.append((lv, med_l, m_l, (sum_c + 0.5) / (sum_n + 1.0)))
-        # First the finest level with enough neighbours, else the finest with any.
-        for enough in (min_neighbours, 1):
-            for lv, med_l, m_l, pooled_l in per_level:
-                use = todo & (m_l >= enough)
-                med[use], m[use], which[use], pooled[use] = med_l[use], m_l[use], lv, pooled_l[use]
-                todo &= ~use
+        med, m, pooled, which, todo = _neighbourhoods(x, c, n, [(lv, group_codes[lv][0][idx]) for lv in chain],
+                                                      min_neighbours)
         excluded[f"{name}: no neighbour in any {'/'.join(chain)}"] = int(todo.sum())
         region_codes, region_labels = group_codes[region_level]
         region = _codes(region_codes[idx])
-        p_centre = np.clip(special.expit(med), 0.5 / n, 1 - 0.5 / n)
-        noise = 1.0 / (n * p_centre * (1 - p_centre))
-        shrink = 1 + np.pi / (2 * np.maximum(m, 1))
-        residual = x - med
-        # The latent spread is set per region and neighbourhood level: against its kecamatan a TPS
-        # also differs by its desa's effect, so one spread per region left the TPS compared with a
-        # kecamatan or kabupaten with |z| tails 5-15 times too heavy on clean synthetic elections.
-        # Groups under 50 TPS share their level's spread across regions.
-        level_index = pd.factorize(which)[0]
-        n_levels = int(level_index.max()) + 1 if len(level_index) else 1
-        n_regions = int(region.max()) + 1 if len(region) else 0
-        scale_group = region * n_levels + level_index
-        small = np.bincount(scale_group)[scale_group] < 50
-        scale_group[small] = n_regions * n_levels + level_index[small]
-        tau2 = _robust_scale(residual, noise, shrink, scale_group)[scale_group]
-        z = residual / np.sqrt((tau2 + noise) * shrink)
-        # Beta-binomial against the pooled neighbour proportion, per scaling region.
-        offset = special.logit(pooled)
-        a = np.full(len(idx), np.nan)
-        b = np.full(len(idx), np.nan)
-        # Precision per region for units with enough neighbours; units with few neighbours (their
-        # centre is less certain, so their spread is wider) share one fit per variable.
-        many = m >= min_neighbours
-        groups = [(str(region_labels[region_codes[idx][region == r][0]]), (region == r) & many) for r in np.unique(region)]
-        groups.append(("all (fewer than %d neighbours)" % min_neighbours, ~many))
-        for label, sel in groups:
-            sel = sel & np.isfinite(offset)
-            if sel.sum() < 20:
-                continue
-            params, bse, converged, message = _bb_fit(c[sel], n[sel], offset[sel], seed=seed + len(model_rows),
-                                                      maxiter=maxiter)
-            mu = special.expit(params[0] + offset[sel])
-            phi = np.exp(params[1])
-            a[sel], b[sel] = mu * phi, (1 - mu) * phi
-            tau = float(np.sqrt(np.median(tau2[sel]))) if label[:3] != "all" else np.nan
-            model_rows.append({"region": label, "variable": name, "tau": tau, "b0": params[0], "b0_se": bse[0],
-                               "phi": phi, "log_phi_se": bse[1], "units": int(sel.sum()), "converged": converged,
-                               "message": message})
-        fitted = np.isfinite(a)
-        pb = np.full(len(idx), np.nan)
-        pb[fitted] = betabinom_two_sided(c[fitted], n[fitted], a[fitted], b[fitted])
-        share = c / n
-        out[f"{name}_value"] = np.nan
-        out.loc[idx, f"{name}_value"] = share
-        out[f"{name}_neighbours"] = np.nan
-        out.loc[idx, f"{name}_neighbours"] = special.expit(med)
-        out[f"{name}_z"] = np.nan
-        out.loc[idx, f"{name}_z"] = z
-        out[f"{name}_p"] = np.nan
-        out.loc[idx, f"{name}_p"] = pb
+        z, tau2 = _neighbour_z(x, med, m, n, region, which)
+        labels = [(str(region_labels[region_codes[idx][region == r][0]]), region == r) for r in np.unique(region)]
+        pb = _betabinomial_pvalues(c, n, pooled, m, tau2, labels, name=name, min_neighbours=min_neighbours,
+                                   model_rows=model_rows, seed=seed, maxiter=maxiter)
+        for column, values in (("value", c / n), ("neighbours", special.expit(med)), ("z", z), ("p", pb)):
+            out[f"{name}_{column}"] = np.nan
+            out.loc[idx, f"{name}_{column}"] = values
         p_bb[idx, v_index] = pb
         p_z[idx, v_index] = 2 * stats.norm.sf(np.abs(z))
         reference[idx] = np.where(reference[idx] == "", which, reference[idx])
-    V = len(variables)
-    with np.errstate(invalid="ignore"):
-        out["p"] = np.minimum(1.0, V * np.nanmin(np.where(np.isnan(p_bb), np.inf, p_bb), axis=1))
-        out["p_z"] = np.minimum(1.0, V * np.nanmin(np.where(np.isnan(p_z), np.inf, p_z), axis=1))
-    out.loc[~np.isfinite(out["p"]), "p"] = np.nan
-    out.loc[~np.isfinite(out["p_z"]), "p_z"] = np.nan
+    _combine_variables(out, p_bb, p_z)
     out["reference"] = reference
     for col, src in (("q", "p"), ("q_z", "p_z")):
         out[col] = np.nan
@@ -528,6 +463,123 @@ def local_outliers(election, *, fine: str | None = None, coarse: str | None = No
         if has.any():
             out.loc[has, col] = multipletests(out.loc[has, src].to_numpy(), method="fdr_bh")[1]
     out["url"] = [sirekap_url(u) for u in out["unit_id"]]
+    regions = _outlier_regions(out, region_level, region_threshold=region_threshold, alpha=alpha,
+                               model_rows=model_rows, maxiter=maxiter)
+    V = len(variables)
+    null = (f"robust z: leave-one-out neighbour median, latent spread set per {region_level} (median |z| = 0.6745); "
+            f"beta-binomial around the pooled neighbour proportion, fitted per {region_level} (statsmodels "
+            f"GenericLikelihoodModel); per unit Bonferroni over {V} variables, BH across units; regions: units with "
+            f"p < {region_threshold:g} against Binomial(units, {region_threshold:g}) (pvalue) and against a beta-binomial "
+            f"fitted to the other regions' counts (pvalue_vs_others), BH across regions")
+    return LocalOutliers(table=out, regions=regions, variables=tuple(variables), fine=fine, coarse=coarse,
+                         region_level=region_level, min_neighbours=int(min_neighbours), alpha=alpha,
+                         models=pd.DataFrame(model_rows), excluded=excluded, null=null)
+
+
+# ---- the steps of local_outliers, in order
+def _outlier_variables(election, candidates) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    """(variable -> (count, size)): turnout with voters capped at registered, each candidate's share of valid; the capped units."""
+    registered, voters, valid = (election.column(c) for c in ("registered", "voters", "valid"))
+    above = np.isfinite(voters) & np.isfinite(registered) & (voters > registered)
+    variables = {"turnout": (np.where(above, registered, voters), registered)}
+    for c in candidates:
+        variables[c] = (election.column(c), valid)
+    return variables, above
+
+
+def _neighbourhoods(x, c, n, chain_codes, min_neighbours: int):
+    """Each unit's neighbourhood: the fine group if big enough, else coarse, else the scaling region.
+
+    Returns the leave-one-out median logit of the neighbours, their number, their pooled
+    proportion, the level used, and the units with no neighbour at any level.
+    """
+    med, m, pooled, which = (np.full(len(x), np.nan), np.zeros(len(x)), np.full(len(x), np.nan),
+                             np.full(len(x), "", dtype=object))
+    todo = np.ones(len(x), dtype=bool)
+    per_level = []
+    for lv, codes in chain_codes:
+        g = _codes(codes)
+        med_l, m_l = _loo_median(x, g)
+        sum_c, sum_n = np.bincount(g, weights=c)[g] - c, np.bincount(g, weights=n)[g] - n
+        per_level.append((lv, med_l, m_l, (sum_c + 0.5) / (sum_n + 1.0)))
+    # First the finest level with enough neighbours, else the finest with any.
+    for enough in (min_neighbours, 1):
+        for lv, med_l, m_l, pooled_l in per_level:
+            use = todo & (m_l >= enough)
+            med[use], m[use], which[use], pooled[use] = med_l[use], m_l[use], lv, pooled_l[use]
+            todo &= ~use
+    return med, m, pooled, which, todo
+
+
+def _neighbour_z(x, med, m, n, region, which) -> tuple[np.ndarray, np.ndarray]:
+    """Robust z of each unit's logit against its neighbours' median, and the latent spread tau^2 used.
+
+    The latent spread is set per region and neighbourhood level: against its kecamatan a TPS also
+    differs by its desa's effect, so one spread per region left the TPS compared with a kecamatan or
+    kabupaten with |z| tails 5-15 times too heavy on clean synthetic elections. Groups under 50 TPS
+    share their level's spread across regions.
+    """
+    p_centre = np.clip(special.expit(med), 0.5 / n, 1 - 0.5 / n)
+    noise = 1.0 / (n * p_centre * (1 - p_centre))
+    shrink = 1 + np.pi / (2 * np.maximum(m, 1))
+    residual = x - med
+    level_index = pd.factorize(which)[0]
+    n_levels = int(level_index.max()) + 1 if len(level_index) else 1
+    n_regions = int(region.max()) + 1 if len(region) else 0
+    scale_group = region * n_levels + level_index
+    small = np.bincount(scale_group)[scale_group] < 50
+    scale_group[small] = n_regions * n_levels + level_index[small]
+    tau2 = _robust_scale(residual, noise, shrink, scale_group)[scale_group]
+    return residual / np.sqrt((tau2 + noise) * shrink), tau2
+
+
+def _betabinomial_pvalues(c, n, pooled, m, tau2, regions, *, name: str, min_neighbours: int, model_rows: list,
+                          seed: int, maxiter: int) -> np.ndarray:
+    """Two-sided beta-binomial p-values against the pooled neighbour proportion, one fit per scaling region.
+
+    Precision per region for units with enough neighbours; units with few neighbours (their centre
+    is less certain, so their spread is wider) share one fit per variable. Each fit is appended to
+    ``model_rows`` (its seed is ``seed`` plus the number of fits before it).
+    """
+    offset = special.logit(pooled)
+    a = np.full(len(c), np.nan)
+    b = np.full(len(c), np.nan)
+    many = m >= min_neighbours
+    groups = [(label, in_region & many) for label, in_region in regions]
+    groups.append(("all (fewer than %d neighbours)" % min_neighbours, ~many))
+    for label, sel in groups:
+        sel = sel & np.isfinite(offset)
+        if sel.sum() < 20:
+            continue
+        params, bse, converged, message = _bb_fit(c[sel], n[sel], offset[sel], seed=seed + len(model_rows),
+                                                  maxiter=maxiter)
+        mu = special.expit(params[0] + offset[sel])
+        phi = np.exp(params[1])
+        a[sel], b[sel] = mu * phi, (1 - mu) * phi
+        tau = float(np.sqrt(np.median(tau2[sel]))) if label[:3] != "all" else np.nan
+        model_rows.append({"region": label, "variable": name, "tau": tau, "b0": params[0], "b0_se": bse[0],
+                           "phi": phi, "log_phi_se": bse[1], "units": int(sel.sum()), "converged": converged,
+                           "message": message})
+    fitted = np.isfinite(a)
+    pb = np.full(len(c), np.nan)
+    pb[fitted] = betabinom_two_sided(c[fitted], n[fitted], a[fitted], b[fitted])
+    return pb
+
+
+def _combine_variables(out: pd.DataFrame, p_bb: np.ndarray, p_z: np.ndarray) -> None:
+    """Per unit, Bonferroni over its variables: ``p`` (beta-binomial) and ``p_z`` (robust z), in ``out``."""
+    V = p_bb.shape[1]
+    with np.errstate(invalid="ignore"):
+        out["p"] = np.minimum(1.0, V * np.nanmin(np.where(np.isnan(p_bb), np.inf, p_bb), axis=1))
+        out["p_z"] = np.minimum(1.0, V * np.nanmin(np.where(np.isnan(p_z), np.inf, p_z), axis=1))
+    out.loc[~np.isfinite(out["p"]), "p"] = np.nan
+    out.loc[~np.isfinite(out["p_z"]), "p_z"] = np.nan
+
+
+def _outlier_regions(out: pd.DataFrame, region_level: str, *, region_threshold: float, alpha: float,
+                     model_rows: list, maxiter: int) -> pd.DataFrame:
+    """Per region: outlying units against Binomial and against the other regions, notes on failed fits, BH q-values."""
+    from statsmodels.stats.multitest import multipletests
 
     rows = []
     for region, group in out.groupby(region_level, sort=True):
@@ -562,14 +614,7 @@ def local_outliers(election, *, fine: str | None = None, coarse: str | None = No
             regions.loc[has, q_col] = multipletests(regions.loc[has, p_col].to_numpy(), method="fdr_bh")[1]
     regions = regions[["region", "region_name", "units", "outliers", "expected", "flagged_q", "pvalue", "qvalue",
                        "pvalue_vs_others", "qvalue_vs_others", "note"]]
-    null = (f"robust z: leave-one-out neighbour median, latent spread set per {region_level} (median |z| = 0.6745); "
-            f"beta-binomial around the pooled neighbour proportion, fitted per {region_level} (statsmodels "
-            f"GenericLikelihoodModel); per unit Bonferroni over {V} variables, BH across units; regions: units with "
-            f"p < {region_threshold:g} against Binomial(units, {region_threshold:g}) (pvalue) and against a beta-binomial "
-            f"fitted to the other regions' counts (pvalue_vs_others), BH across regions")
-    return LocalOutliers(table=out, regions=regions, variables=tuple(variables), fine=fine, coarse=coarse,
-                         region_level=region_level, min_neighbours=int(min_neighbours), alpha=alpha,
-                         models=pd.DataFrame(model_rows), excluded=excluded, null=null)
+    return regions
 
 
 def outlier_pvalues(election, seed: int, *, level: str = "province") -> pd.Series:

@@ -52,7 +52,6 @@ forms were filled from a template; read it together with the stations' sizes.
 from __future__ import annotations
 
 import html
-import zlib
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -62,7 +61,7 @@ from scipy import optimize, special, stats
 
 from ..blas import one_blas_thread
 from ..cache import cached
-from . import _as_float  # the package's input check: counts as float, NaN for missing, a clear error otherwise
+from .._common import prepare_counts, region_seed
 
 __all__ = ["BetaBinomialMixture", "SpikesResult", "SpikesTable", "fit_betabinomial_mixture", "null_draws_for",
            "rozenas_spikes", "spikes_table", "spikes_pvalues", "r_density"]
@@ -428,24 +427,11 @@ class SpikesResult:
 
 
 def _prepare(N, t, v):
-    N, t, v = _as_float(N, "N"), _as_float(t, "t"), _as_float(v, "v")
-    if not len(N) == len(t) == len(v):
-        raise ValueError(f"arrays differ in length: N={len(N)}, t={len(t)}, v={len(v)}")
-    stacked = np.vstack([N, t, v])
-    reasons = [
-        ("missing count", np.isnan(stacked).any(axis=0)),
-        ("negative or fractional count", ((stacked < 0) | (stacked != np.round(stacked))).any(axis=0)),
-        ("t = 0 (no share)", t == 0),
-        ("t > N (above the roll)", t > N),
-        ("v > t", v > t),
-    ]
-    used = np.ones(len(N), dtype=bool)
-    excluded = {}
-    for reason, mask in reasons:
-        hit = used & mask
-        excluded[reason] = int(hit.sum())
-        used &= ~hit
-    return N[used], t[used], v[used], excluded
+    def rules(N, t, v):
+        return [("t = 0 (no share)", t == 0), ("t > N (above the roll)", t > N), ("v > t", v > t)]
+
+    prepared = prepare_counts({"N": N, "t": t, "v": v}, rules)
+    return prepared.kept("N"), prepared.kept("t"), prepared.kept("v"), prepared.excluded
 
 
 class _Resampler:
@@ -637,11 +623,6 @@ class SpikesTable:
         return f"<p><b>{html.escape(title)}</b></p>\n" + self.results.to_html(escape=True, index=False)
 
 
-def _region_seed(seed: int, region: str) -> int:
-    """A seed per region that does not change when other regions are added or removed."""
-    return int(np.random.SeedSequence([int(seed), zlib.crc32(region.encode())]).generate_state(1)[0])
-
-
 def _winner(election) -> str:
     totals = {c: np.nansum(election.column(c)) for c in election.candidates}
     return max(totals, key=totals.get)
@@ -696,7 +677,7 @@ def spikes_table(election, *, level: str | None = None, candidate: str | None = 
         row = {"region": region, "region_name": str(names[mask][0]) if names is not None else ""}
         try:
             result = cached(rozenas_spikes)(N[mask], t[mask], v[mask], resamples=resamples,
-                                            seed=_region_seed(seed, region), max_components=max_components,
+                                            seed=region_seed(seed, region), max_components=max_components,
                                             max_null_draws=max_null) if mask.sum() >= min_units else None
         except ValueError as err:  # too few usable units after exclusions
             result, row["note"] = None, str(err)

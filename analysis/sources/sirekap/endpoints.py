@@ -52,12 +52,6 @@ def check_code(code: object) -> str:
     return text
 
 
-def level_of(code: str) -> str:
-    """``country`` for ``0``, else province / regency / district / village / tps."""
-    code = check_code(code)
-    return "country" if code == "0" else LENGTHS[len(code)]
-
-
 def chain(code: str) -> list[str]:
     """The codes from the province down to ``code`` (``3101011001`` -> 31, 3101, 310101, 3101011001)."""
     code = check_code(code)

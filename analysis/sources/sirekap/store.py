@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from itertools import chain, repeat
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 try:
     from orjson import loads as _fast_loads
@@ -304,11 +304,3 @@ def read_meta(snapshot: str | Path) -> dict[str, Any]:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
-
-
-def iter_ok(snapshot: str | Path, records: Mapping[str, Mapping[str, Any]] | None = None) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """(path, record) of every stored body of a snapshot."""
-    records = read_manifest(snapshot) if records is None else records
-    for path, record in records.items():
-        if record.get("outcome") == "ok" and record.get("file"):
-            yield path, record
