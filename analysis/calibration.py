@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .digits import MODEL_NULL_LABEL, digit_tests, group_shares, last_pair_test
+from .display import frame_html
 
 #: How a null key of a calibration table reads on a page: the tables keep the key "exact" (the
 #: notebooks and ``select_nulls`` use it), a reader sees what it is, a model-based approximation.
@@ -109,7 +110,7 @@ class DigitCalibration:
         if len(runs) > 1:  # a table extended by other runs: say which nulls saw which elections
             title += " (" + "; ".join(f"{', '.join(NULL_DISPLAY.get(n, n) for n in run['nulls'])}: elections {run['seed']}-{run['seed'] + run['n_elections'] - 1}"
                                       for run in runs) + ")"
-        return f"<p><b>{html.escape(title)}</b></p>\n" + self.appendix().to_html(escape=True, index=False)
+        return f"<p><b>{html.escape(title)}</b></p>\n" + frame_html(self.appendix())
 
 
 def save_calibration(result: "DigitCalibration | TurnoutCalibration | TSMCalibration", name: str,
@@ -597,8 +598,7 @@ class TurnoutCalibration:
     def _repr_html_(self) -> str:
         title = (f"Turnout methods on {self.n_elections} clean synthetic elections and with Klimek incremental "
                  f"stuffing: share of {self.level}s with p < {self.alpha:g}")
-        return f"<p><b>{html.escape(title)}</b></p>\n" + self.table.to_html(
-            escape=True, index=False, float_format=lambda v: f"{v:.3f}")
+        return f"<p><b>{html.escape(title)}</b></p>\n" + frame_html(self.table)
 
 
 #: The methods a forked calibration worker runs (closures cannot be pickled; a forked child inherits them).
@@ -732,7 +732,7 @@ class TSMCalibration:
                  f"{int(s.get('seed', 0)) + self.n_elections - 1}, scale {s.get('scale')}, random OCR noise on "
                  f"{100 * float(s.get('ocr_rate', 0)):g} % of TPS, misreadings found by {s.get('finder')}); "
                  f"directional misreadings planted in province {s.get('planted')}; alpha = {self.alpha:g}")
-        return f"<p><b>{html.escape(title)}</b></p>\n" + self.appendix().to_html(escape=True, index=False)
+        return f"<p><b>{html.escape(title)}</b></p>\n" + frame_html(self.appendix())
 
 
 #: The measures of a TSM calibration table (keys for ``TSMCalibration.rate``).

@@ -24,6 +24,7 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from .election import Election
+from .display import frame_html
 
 __all__ = ["SourceComparison", "compare_sources", "region_totals_election", "aggregate_totals",
            "SIREKAP_LEVELS"]
@@ -134,14 +135,14 @@ class SourceComparison:
 
     def _repr_html_(self) -> str:
         parts = [f"<p><b>{html.escape(self.sentences())}</b></p>", f"<p>Null: {html.escape(self.null)}</p>",
-                 self.summary.to_html(escape=True, index=False)]
+                 frame_html(self.summary)]
         if len(self.by_region):
             flagged = self.by_region[self.by_region["flagged"]]
             parts.append(f"<p>{html.escape(f'{len(flagged)} of {len(self.by_region)} region x candidate sign tests flagged (q < {self.alpha:g}).')}</p>")
-            parts.append(self.by_region.sort_values("pvalue").head(HTML_ROWS).to_html(escape=True, index=False))
+            parts.append(frame_html(self.by_region.sort_values("pvalue").head(HTML_ROWS)))
         differing = self.regions[~self.regions["agree"]]
         parts.append(f"<p>{html.escape(f'Regions that differ: first {min(len(differing), HTML_ROWS)} of {len(differing):,}.')}</p>")
-        parts.append(differing.head(HTML_ROWS).to_html(escape=True, index=False))
+        parts.append(frame_html(differing.head(HTML_ROWS)))
         return "".join(parts)
 
 

@@ -24,6 +24,8 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .display import frame_html
+
 #: Name of the pseudo-rule "at least one rule broken" in ``by_region`` and the region test.
 ANY_RULE = "any rule"
 #: Sirekap's administrasi triples (total ``_j``, male ``_l``, female ``_p``).
@@ -344,8 +346,8 @@ class ConsistencyResult:
         shown = self.violations.head(HTML_ROWS)
         more = len(self.violations) - len(shown)
         note = f"First {len(shown)} of {len(self.violations):,} violations." if more > 0 else "Violations."
-        return (f"<p><b>{html.escape(head)}</b></p>" + self.to_frame().to_html(escape=True, na_rep="")
-                + f"<p>{html.escape(note)}</p>" + shown.to_html(escape=True, index=False))
+        return (f"<p><b>{html.escape(head)}</b></p>" + frame_html(self.to_frame())
+                + f"<p>{html.escape(note)}</p>" + frame_html(shown))
 
 
 def check_consistency(election, *, rules: Sequence[Rule] | None = None, capacity: Any = _PROFILE,
@@ -488,7 +490,7 @@ class MonitorFlags:
     def _repr_html_(self) -> str:
         head = (f"{self.flagged:,} of {self.n:,} TPS flagged by the monitors' rule ({self.rule}); "
                 f"shares over {self.stations:,} TPS with every candidate published.")
-        return f"<p><b>{html.escape(head)}</b></p>" + self.shares.to_html(escape=True)
+        return f"<p><b>{html.escape(head)}</b></p>" + frame_html(self.shares)
 
 
 def monitor_flags(election) -> MonitorFlags:
@@ -779,10 +781,10 @@ class Misreadings:
         if self.not_checked:
             head += f" Rules not checked (columns missing): {', '.join(self.not_checked)}."
         shown = self.table.head(HTML_ROWS)
-        return (f"<p><b>{html.escape(head)}</b></p>" + self.summary().to_html(escape=True)
-                + self.by_candidate().to_html(escape=True)
+        return (f"<p><b>{html.escape(head)}</b></p>" + frame_html(self.summary())
+                + frame_html(self.by_candidate())
                 + f"<p>{html.escape(f'First {len(shown)} of {len(self.table):,} rows.')}</p>"
-                + shown.to_html(escape=True, index=False, na_rep="")
+                + frame_html(shown)
                 + f"<p><small>{html.escape('Model: ' + self.model)}</small></p>")
 
 
@@ -1276,7 +1278,7 @@ class ChanceExplained:
 
     def _repr_html_(self) -> str:
         head = f"Explanations by coincidence, {self.n:,} correct forms with a tally slip ({', '.join(self.columns)} published)."
-        return (f"<p><b>{html.escape(head)}</b></p>" + self.to_frame().to_html(escape=True, float_format="{:.3f}".format)
+        return (f"<p><b>{html.escape(head)}</b></p>" + frame_html(self.to_frame())
                 + f"<p><small>{html.escape('Null: ' + self.null)}</small></p>")
 
 

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .consistency import ALL_EDITS, EDITS, EXTRA_EDITS, POSITIONS, _position
+from .display import frame_html
 
 #: Boxes the March table publishes and an early reading may carry (Election column names).
 BOXES = ("01", "02", "03", "valid", "invalid", "ballots", "voters", "dpt", "dptb_voters", "dpk_voters")
@@ -270,8 +271,8 @@ class Corrections:
     def _repr_html_(self) -> str:
         head = (f"{len(self.pairs):,} early readings paired with the March table; "
                 f"{int((self.pairs['changed'] > 0).sum()):,} corrected, {len(self.changes):,} boxes changed.")
-        return (f"<p><b>{html.escape(head)}</b></p>" + self.status_counts().to_html(escape=True)
-                + self.kind_counts().to_html(escape=True, float_format="{:.3f}".format))
+        return (f"<p><b>{html.escape(head)}</b></p>" + frame_html(self.status_counts())
+                + frame_html(self.kind_counts()))
 
 
 def pair_readings(early, march, *, source: str, boxes: Sequence[str] = BOXES, description: str = "") -> Corrections:
@@ -494,7 +495,7 @@ class FinderEvaluation:
 
     def _repr_html_(self) -> str:
         return (f"<p><b>{html.escape(self.label or 'Finder on corrected TPS')}</b></p>"
-                + self.figures.to_html(escape=True, float_format="{:.3f}".format))
+                + frame_html(self.figures))
 
 
 FLAGGED = "flagged (listed as a suspected misreading)"

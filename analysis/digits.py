@@ -42,6 +42,7 @@ from scipy import stats
 from ._common import as_counts, region_seed
 from .cache import cached
 from .errors import InsufficientData
+from .display import frame_html
 
 
 #: The model-based null's name as a reader sees it (``null="model"``, or its old name ``"exact"``).
@@ -261,8 +262,8 @@ class DigitTest:
     def _repr_html_(self) -> str:
         excluded = ", ".join(f"{k}: {v:,}" for k, v in self.excluded.items() if v) or "none"
         title = f"{self.name} test; null: {self.null}; n = {self.n:,}; excluded: {excluded}"
-        parts = [f"<p><b>{html.escape(title)}</b></p>", self.to_frame().to_html(escape=True, index=False),
-                 self.digits.to_html(escape=True, index=False, float_format=lambda v: f"{v:.4f}")]
+        parts = [f"<p><b>{html.escape(title)}</b></p>", frame_html(self.to_frame()),
+                 frame_html(self.digits)]
         if self.note:
             parts.insert(1, f"<p>{html.escape(self.note)}</p>")
         return "\n".join(parts)
@@ -854,7 +855,7 @@ class PairTest:
         excluded = ", ".join(f"{k}: {v:,}" for k, v in self.excluded.items() if v) or "none"
         title = f"Last-two-digit pair tests (Beber & Scacco 2012); n = {self.n:,}; excluded: {excluded}"
         return (f"<p><b>{html.escape(title)}</b></p>\n"
-                + self.to_frame().to_html(escape=True, index=False, float_format=lambda v: f"{v:.4f}"))
+                + frame_html(self.to_frame()))
 
 
 def _pair_codes(values: np.ndarray, min_count: int) -> np.ndarray:
@@ -1015,7 +1016,7 @@ class DigitTable:
                  + "; q-values: Benjamini-Hochberg per test across regions and columns"
                  + "; overdispersion per row in to_frame()")
         return (f"<p><b>{html.escape(title)}</b></p>\n"
-                + self.display().to_html(escape=True, index=False, na_rep=""))
+                + frame_html(self.display()))
 
 
 def digit_tests(election, *, level: str, columns: Sequence[str] | None = None,

@@ -32,6 +32,7 @@ from scipy import stats
 from .consistency import hard_cap
 from .errors import convergence_note
 from .election import Election
+from .display import frame_html
 
 #: How many rows ``_repr_html_`` shows.
 HTML_ROWS = 20
@@ -40,7 +41,7 @@ STATUSES = ("published", "withdrawn", "revised", "unchanged", "dropped", "added"
 
 
 def _html(head: str, *frames: pd.DataFrame) -> str:
-    body = "".join(f.head(HTML_ROWS).to_html(escape=True, na_rep="", index=False) for f in frames)
+    body = "".join(frame_html(f.head(HTML_ROWS)) for f in frames)
     return f"<p><b>{html.escape(head)}</b></p>" + body
 
 

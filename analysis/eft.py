@@ -36,6 +36,7 @@ import pandas as pd
 from ._common import as_float, region_seed
 from .cache import cached
 from .digits import extract_digit
+from .display import frame_html
 
 __all__ = ["EFT_COLUMNS", "EFT_NULLS", "EftStatistics", "EftTable", "eft_statistics", "eft_table"]
 
@@ -161,7 +162,7 @@ class EftStatistics:
         title = (f"Election Forensics Toolkit statistics{': ' + self.row if self.row else ''}; "
                  f"{self.n:,} units; basic bootstrap 95 % intervals from {self.n_boot} resamples, seed {self.seed}")
         return (f"<p><b>{html.escape(title)}</b></p>\n"
-                + self.to_frame().to_html(escape=True, index=False, na_rep="", float_format=lambda v: f"{v:.3f}"))
+                + frame_html(self.to_frame()))
 
 
 def eft_statistics(counts, totals, *, registered=None, n_boot: int = 1000, seed: int = 0,
@@ -295,7 +296,7 @@ class EftTable:
     def _repr_html_(self) -> str:
         title = (f"Election Forensics Toolkit statistics per {self.level} (basic bootstrap 95 % intervals, "
                  f"{self.n_boot} resamples, seed {self.seed}; * = the toolkit's flag rule holds)")
-        return f"<p><b>{html.escape(title)}</b></p>\n" + self.display().to_html(escape=True, index=False)
+        return f"<p><b>{html.escape(title)}</b></p>\n" + frame_html(self.display())
 
 
 def eft_table(election, *, level: str | None = None, columns: Sequence[str] | None = None,

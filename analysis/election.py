@@ -27,6 +27,8 @@ with warnings.catch_warnings():
 import pyarrow as pa_arrow
 import pyarrow.parquet as pq
 
+from .display import frame_html
+
 #: Count columns every Election has (a source that lacks one fills it with <NA>).
 CORE_COUNTS: tuple[str, ...] = ("registered", "voters", "valid", "invalid")
 #: Count columns an Election may have.
@@ -353,4 +355,4 @@ class Election:
 
     def _repr_html_(self) -> str:
         head = html.escape(repr(self))
-        return f"<p>{head}</p>" + self.summary().to_html(escape=True)
+        return f"<p>{head}</p>" + frame_html(self.summary())

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .display import frame_html
+
 #: Fewer regions than this: no empirical null can be estimated; the theoretical p-values are used.
 MIN_REGIONS_EMPIRICAL = 8
 #: z-scores are clipped to this range (p-values of 0 or 1 would give infinities).
@@ -159,7 +161,7 @@ class PageFlags:
     def _repr_html_(self) -> str:
         head = (f"<p>{html.escape(str(len(self.flagged_regions)))} of {len(self.regions)} regions flagged at a false "
                 f"discovery rate of {self.alpha:g} across every test of the page.</p>")
-        return head + self.regions.to_html(index=False, escape=True)
+        return head + frame_html(self.regions)
 
 
 def page_flags(rows: pd.DataFrame | Iterable[Mapping[str, Any]], alpha: float = 0.05, *,

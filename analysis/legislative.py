@@ -19,6 +19,7 @@ import pandas as pd
 
 from . import consistency
 from .election import Election
+from .display import frame_html
 
 PARTY_ONLY, PARTY_TOTAL = "jml_suara_partai", "jml_suara_total"
 
@@ -57,7 +58,7 @@ class PartyForms:
     def _repr_html_(self) -> str:
         failed = int(self.by_party["failed"].sum()) if len(self.by_party) else 0
         head = f"Party lines that do not add up: {failed:,} of {int(self.by_party['evaluable'].sum()):,} checkable, on {self.n:,} TPS."
-        return f"<p><b>{html.escape(head)}</b></p>" + self.by_party.to_html(escape=True, na_rep="")
+        return f"<p><b>{html.escape(head)}</b></p>" + frame_html(self.by_party)
 
 
 def party_form_checks(election: Election, votes_long: pd.DataFrame | None) -> PartyForms:
@@ -130,7 +131,7 @@ class PartyMisreadings:
         return self.table
 
     def _repr_html_(self) -> str:
-        return self.summary().to_html(escape=True) + self.table.head(20).to_html(escape=True, index=False)
+        return frame_html(self.summary()) + frame_html(self.table.head(20))
 
 
 def party_misreadings(election: Election, votes_long: pd.DataFrame | None, forms: PartyForms | None = None) -> PartyMisreadings:
@@ -192,7 +193,7 @@ class PartyGain:
 
     def _repr_html_(self) -> str:
         head = f"Party {self.party}: {self.share_of_added:.1%} of the votes added between the two builds."
-        return f"<p><b>{html.escape(head)}</b></p>" + self.summary.to_html(escape=True)
+        return f"<p><b>{html.escape(head)}</b></p>" + frame_html(self.summary)
 
 
 KINDS = ("newly published", "revised", "withdrawn", "unchanged")

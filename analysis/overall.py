@@ -25,6 +25,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from .display import frame_html
+
 #: The pseudo-level that holds every unit (one region: the whole election).
 WHOLE = "_election"
 
@@ -48,7 +50,7 @@ class ElectionTests:
         head = (f"<p>Election-level tests: {int(self.table['flagged'].sum())} of {int(self.table['flags'].sum())} "
                 f"flagging tests flagged at "
                 f"alpha = {self.alpha:g} ({html.escape(self.procedure)}).</p>")
-        return head + self.table.to_html(index=False, escape=True)
+        return head + frame_html(self.table)
 
 
 def election_tests(election, *, winner: str | None = None, group_level: str | None = None, seed: int = 0,

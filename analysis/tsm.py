@@ -36,6 +36,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
 from .consistency import CONFUSION_WEIGHTS, hard_cap, one_edit_originals
+from .display import frame_html
 
 __all__ = [
     "MISREADING_COLUMNS",
@@ -189,7 +190,7 @@ class EditModel:
         return pd.DataFrame(rows, columns=["part", "value", "probability"])
 
     def _repr_html_(self) -> str:
-        return f"<p>{html.escape(self.describe())}</p>" + self.to_frame().to_html(escape=True, index=False)
+        return f"<p>{html.escape(self.describe())}</p>" + frame_html(self.to_frame())
 
 
 def confusion_up(weights: Mapping[tuple[str, str], float] = CONFUSION_WEIGHTS) -> np.ndarray:
@@ -307,7 +308,7 @@ def _html(title: str, *tables: pd.DataFrame, notes: Sequence[str] = ()) -> str:
     parts += [f"<p>{html.escape(n)}</p>" for n in notes]
     for t in tables:
         shown = t.head(HTML_ROWS)
-        parts.append(shown.to_html(escape=True, index=False, na_rep=""))
+        parts.append(frame_html(shown))
         if len(t) > len(shown):
             parts.append(f"<p>{html.escape(f'First {len(shown)} of {len(t):,} rows.')}</p>")
     return "".join(parts)
@@ -753,7 +754,7 @@ class TSMResult:
                            ("structured", "Terstruktur / structured")):
             parts.append(f"<p><b>{html.escape(label)}:</b> {html.escape(str(overall[key]))}</p>")
         parts.append(f"<p><i>{html.escape(CANNOT_SHOW)}</i></p>")
-        parts.append(self.scorecard.head(HTML_ROWS).to_html(escape=True, index=False))
+        parts.append(frame_html(self.scorecard.head(HTML_ROWS)))
         return "".join(parts)
 
 

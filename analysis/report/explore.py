@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..election import Election
+from ..display import frame_html
 
 #: Ballot -> path of its result pages on the KPU's public site (only the presidential one is known here).
 SIREKAP_PAGES = {"ppwp": "pilpres"}
@@ -142,10 +143,10 @@ class RegionView:
     def _repr_html_(self) -> str:
         title = f"{LABELS[self.level]} {self.code} {self.name}".strip()
         child = LABELS.get(CHILD.get(self.level, ""), "TPS")
-        flags = (self.flags.to_html(index=False, escape=True) if len(self.flags)
+        flags = (frame_html(self.flags) if len(self.flags)
                  else f"<p>No {html.escape(child)} stands out (q &lt; {self.parameters.get('alpha', 0.05)}).</p>")
         return (f"<h3>{html.escape(title)} ({html.escape(self.ballot)}, leading candidate "
-                f"{html.escape(self.winner)})</h3>" + self.headline.to_html(escape=True)
+                f"{html.escape(self.winner)})</h3>" + frame_html(self.headline)
                 + f"<h4>Flags among its {html.escape(child)}</h4>" + flags
                 + f"<h4>TPS behind them ({len(self.tps):,})</h4>" + self.tps_html())
 

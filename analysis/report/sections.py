@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..election import Election
 from ..flagging import outside_flags
+from ..display import frame_html
 
 
 def region_name(election: Election, level: str, code: str) -> str:
@@ -378,7 +379,7 @@ def placebo_frame() -> Any:
             "regions whose flag it carries under this page's rule (<code>rate</code>), and the regions the same "
             "method would flag under the earlier rule, Benjamini-Hochberg within each family "
             "(<code>rate_per_family_bh</code>).</p>")
-    page = head + table.to_html(index=False, escape=True, float_format=lambda v: f"{v:.3f}")
+    page = head + frame_html(table)
     synthetic = load_synthetic_placebo()
     if synthetic is not None:
         from ..placebo import summarise_synthetic
@@ -387,7 +388,7 @@ def placebo_frame() -> Any:
                  "and the demo's plan of four planted provinces; per rule, the share of clean provinces flagged, the "
                  "share of pages with at least one false flag, and the share of planted provinces found (power), "
                  "under this page's rule and under the earlier one.</p>")
-        page += summarise_synthetic(synthetic).to_html(index=False, escape=True, float_format=lambda v: f"{v:.3f}")
+        page += frame_html(summarise_synthetic(synthetic))
     return HTML(page)
 
 
@@ -397,3 +398,93 @@ def load_synthetic_placebo() -> pd.DataFrame | None:
 
     path = CALIBRATION_DIR / "placebo_synthetic.csv"
     return pd.read_csv(path) if path.is_file() else None
+
+
+# ------------------------------------------------------------------------------------ what stands out
+#: The display id of the "What stands out" block a page shows first and fills in once its flags are decided.
+STANDS_OUT_ID = "what-stands-out"
+LEVEL_LABELS = {"province": "province", "regency": "kabupaten/kota", "district": "kecamatan",
+                "village": "desa/kelurahan"}
+
+
+def _test_html(test: str) -> str:
+    from ..display import test_link
+    from .methods import method_href
+
+    href = test_link(test) or method_href(test)
+    text = html.escape(str(test))
+    return f'<a href="{html.escape(href, quote=True)}">{text}</a>' if href else text
+
+
+def _region_sentence(region: str, tests: list, election: Election | None, level: str) -> str:
+    from ..display import format_pvalue
+
+    name = region_name(election, level, region) if election is not None else region
+    label = f"{LEVEL_LABELS.get(level, level.replace('_', ' '))} {region}" + (f" ({name})" if name != region else "")
+    carried = []
+    for f in sorted(tests, key=lambda f: (f.pvalue_empirical if f.pvalue_empirical is not None else 1.0)):
+        against = (f"; against the other regions {format_pvalue(f.pvalue_empirical)}"
+                   if f.pvalue_empirical is not None else "")
+        carried.append(f"{_test_html(f.test)} (p = {html.escape(format_pvalue(f.pvalue))}{html.escape(against)})")
+    q = tests[0].region_qvalue
+    return (f"<strong>{html.escape(label)}</strong> is flagged (q = {html.escape(format_pvalue(q))} across the page), "
+            f"carried by {', '.join(carried)}.")
+
+
+def stands_out_html(flags: list, election: Election | None = None, level: str = "province", *, alpha: float = 0.05,
+                    election_tests: pd.DataFrame | None = None, rule: str = "") -> str:
+    """The "What stands out" block: a sentence per flagged region and per rejected election-level test, or
+    "Nothing stands out" with the page rule. Built from the flags and tests the page decided; all text escaped."""
+    from ..display import format_number, format_pvalue
+
+    rule = rule or ("each test judged against the other regions of this page and against its own null, a region's "
+                    "tests combined by Simes' test, regions flagged by Benjamini-Hochberg across the page at a false "
+                    f"discovery rate of {alpha:g}")
+    by_region: dict[str, list] = {}
+    for f in flags:
+        if f.flagged:
+            by_region.setdefault(f.region, []).append(f)
+    order = sorted(by_region, key=lambda r: (by_region[r][0].region_qvalue if by_region[r][0].region_qvalue is not None
+                                             else 1.0, r))
+    items = [_region_sentence(r, by_region[r], election, level) for r in order]
+    tested = 0
+    if election_tests is not None and len(election_tests):
+        tested = int(election_tests["pvalue"].notna().sum())
+        for record in election_tests.to_dict("records"):
+            if bool(record.get("flagged")):
+                holm = record.get("pvalue_holm")
+                items.append(f"The election as a whole: {_test_html(str(record['test']))} rejects its null "
+                             f"(statistic {html.escape(format_number(record.get('statistic')))}, p = "
+                             f"{html.escape(format_pvalue(record.get('pvalue')))}"
+                             + (f", Holm-adjusted {html.escape(format_pvalue(holm))}" if holm is not None else "")
+                             + ").")
+    head = f'<div id="{STANDS_OUT_ID}" class="stands-out"><h2>What stands out</h2>'
+    if not items:
+        text = (f"Nothing stands out: no region is flagged under the page rule ({html.escape(rule)})"
+                + (f", and none of the {tested} election-level tests rejects its null" if tested else "") + ".")
+        return head + f"<p>{text}</p></div>"
+    regions = len(by_region)
+    summary = (f"{regions} region{'s' if regions != 1 else ''} flagged under the page rule ({html.escape(rule)})"
+               if regions else f"No region is flagged under the page rule ({html.escape(rule)})")
+    if tested:
+        rejected = len(items) - regions
+        summary += f"; {rejected} of {tested} election-level tests reject their null"
+    return (head + f"<p>{summary}. A flag is a statistical irregularity to check against the forms, not a finding "
+            "of fraud.</p><ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul></div>")
+
+
+def stands_out_placeholder():
+    """Show the "What stands out" block at the top of a page; ``stands_out`` fills it in once the flags are decided."""
+    from IPython.display import HTML, display
+
+    display(HTML(f'<div id="{STANDS_OUT_ID}" class="stands-out"><h2>What stands out</h2>'
+                 "<p>Decided at the end of this page's tests.</p></div>"), display_id=STANDS_OUT_ID)
+
+
+def stands_out(flags: list, election: Election | None = None, level: str = "province", *, alpha: float = 0.05,
+               election_tests: pd.DataFrame | None = None) -> None:
+    """Fill in the page's "What stands out" block (shown at the top by ``stands_out_placeholder``)."""
+    from IPython.display import HTML, update_display
+
+    update_display(HTML(stands_out_html(flags, election, level, alpha=alpha, election_tests=election_tests)),
+                   display_id=STANDS_OUT_ID)

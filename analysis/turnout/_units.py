@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .._common import prepare_counts
+from ..display import frame_html
 
 # Latent-scale quadrature: probabilists' Gauss-Hermite nodes, weights normalised to a N(0, 1)
 # expectation. 20 nodes integrate the smooth binomial tail curves to well below the Monte Carlo
@@ -69,7 +70,7 @@ def _excluded_frame(excluded: Mapping[str, int]) -> pd.DataFrame:
 
 def _html(title: str, *tables: pd.DataFrame) -> str:
     parts = [f"<p><b>{html.escape(title)}</b></p>"]
-    parts += [t.to_html(escape=True, index=False) for t in tables]
+    parts += [frame_html(t) for t in tables]
     return "\n".join(parts)
 
 

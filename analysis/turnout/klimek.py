@@ -86,6 +86,7 @@ import pandas as pd
 from scipy import signal, special, stats
 
 from ._units import _excluded_frame, _prepare
+from ..display import frame_html
 
 __all__ = ["KlimekFit", "KlimekTest", "klimek_fit", "klimek_test", "klimek_simulate", "fair_parameters"]
 
@@ -145,8 +146,8 @@ class KlimekFit:
 
     def _repr_html_(self) -> str:
         parts = [f"<p><b>{html.escape('Klimek model fit')}</b> ({html.escape(self.variant)})</p>",
-                 self.to_frame().to_html(escape=True, index=False, float_format=lambda v: f"{v:.4g}"),
-                 self.summary().to_html(escape=True, index=False)]
+                 frame_html(self.to_frame()),
+                 frame_html(self.summary())]
         return "\n".join(parts)
 
 
@@ -488,8 +489,8 @@ class KlimekTest:
                               "resamples": self.n_boot, "excluded": sum(self.excluded.values()), "null": self.null}])
 
     def _repr_html_(self) -> str:
-        return (f"<p><b>{html.escape('Klimek model test')}</b></p>\n" + self.to_frame().to_html(escape=True, index=False)
-                + "\n" + _excluded_frame(self.excluded).to_html(escape=True, index=False))
+        return (f"<p><b>{html.escape('Klimek model test')}</b></p>\n" + frame_html(self.to_frame())
+                + "\n" + frame_html(_excluded_frame(self.excluded)))
 
 
 def _loss_gain(turnout, share, size, rng, bins: int) -> tuple[float, float, float, float, dict]:

@@ -64,6 +64,7 @@ from scipy import optimize, special, stats
 from ..blas import one_blas_thread
 from .._common import prepare_counts, region_seed
 from ..errors import InsufficientData, convergence_note
+from ..display import frame_html
 
 __all__ = ["MebaneFit", "mebane_fraud", "mebane_table", "mebane_pvalues"]
 
@@ -159,7 +160,7 @@ class MebaneFit:
         title = (f"Positive empirical model (eforensics mixture, {self.model} counts, k = {self.k:g}), maximum likelihood, n = {self.n}: "
                  f"LR against no fraud {self.lr:.1f}, {p}")
         notes = "".join(f"<p>{html.escape(text)}</p>\n" for text in (self.note,) if text)
-        return f"<p><b>{html.escape(title)}</b></p>\n" + notes + self.estimates.to_html(escape=True, index=False)
+        return f"<p><b>{html.escape(title)}</b></p>\n" + notes + frame_html(self.estimates)
 
 
 def _prepare(N, a, w):

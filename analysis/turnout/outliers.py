@@ -47,6 +47,7 @@ import pandas as pd
 from scipy import optimize, special, stats
 
 from ..errors import convergence_note
+from ..display import frame_html
 
 __all__ = ["LocalOutliers", "local_outliers", "outlier_pvalues", "sirekap_url", "betabinom_two_sided"]
 
@@ -358,7 +359,7 @@ class LocalOutliers:
                  f"min {self.min_neighbours} neighbours): {int((self.table['q'] <= self.alpha).sum()):,} of "
                  f"{len(self.table):,} units with q <= {self.alpha:g}")
         return "\n".join([f"<p><b>{html.escape(title)}</b></p>", self.top_html(),
-                          self.regions.to_html(escape=True, index=False)])
+                          frame_html(self.regions)])
 
 
 # ------------------------------------------------------------------------------------ election

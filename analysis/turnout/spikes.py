@@ -62,6 +62,7 @@ from scipy import optimize, special, stats
 from ..blas import one_blas_thread
 from ..cache import cached
 from .._common import prepare_counts, region_seed
+from ..display import frame_html
 
 __all__ = ["BetaBinomialMixture", "SpikesResult", "SpikesTable", "fit_betabinomial_mixture", "null_draws_for",
            "rozenas_spikes", "spikes_table", "spikes_pvalues", "r_density"]
@@ -421,9 +422,9 @@ class SpikesResult:
                              "components": [self.turnout_mixture.components, self.vote_mixture.components],
                              "converged": [self.turnout_mixture.converged, self.vote_mixture.converged],
                              "fit": [self.turnout_mixture.message, self.vote_mixture.message]})
-        return "\n".join([f"<p><b>{html.escape(title)}</b></p>", self.to_frame().to_html(escape=True, index=False),
-                          self.spikes().to_html(escape=True, index=False), fits.to_html(escape=True, index=False),
-                          excluded.to_html(escape=True, index=False)])
+        return "\n".join([f"<p><b>{html.escape(title)}</b></p>", frame_html(self.to_frame()),
+                          frame_html(self.spikes()), frame_html(fits),
+                          frame_html(excluded)])
 
 
 def _prepare(N, t, v):
@@ -620,7 +621,7 @@ class SpikesTable:
     def _repr_html_(self) -> str:
         title = (f"Spikes test (Rozenas 2017) per {self.level}, candidate {self.candidate}, {self.resamples} resamples, "
                  f"seed {self.seed}; q-values: Benjamini-Hochberg across regions")
-        return f"<p><b>{html.escape(title)}</b></p>\n" + self.results.to_html(escape=True, index=False)
+        return f"<p><b>{html.escape(title)}</b></p>\n" + frame_html(self.results)
 
 
 def _winner(election) -> str:

@@ -6,8 +6,9 @@
   "use strict";
   function key(cell) {
     var text = (cell ? cell.textContent : "").trim();
-    var number = text.replace(/[,\s%]/g, "");
-    if (number !== "" && isFinite(number)) { return { n: parseFloat(number), t: text }; }
+    var below = text.charAt(0) === "<";  /* "< 1e-10": a p-value below the floor sorts under it */
+    var number = text.replace(/^<\s*/, "").replace(/[,\s%]/g, "");
+    if (number !== "" && isFinite(number)) { return { n: parseFloat(number) * (below ? 0.5 : 1), t: text }; }
     return { n: null, t: text.toLowerCase() };
   }
   function compare(a, b) {
