@@ -33,7 +33,10 @@ def as_float(values: Any, name: str) -> np.ndarray:
             except TypeError:  # numpy arrays and some extension arrays take no na_value
                 out = np.asarray(values.to_numpy(), dtype=float)
         else:
-            out = np.asarray(values, dtype=float)
+            try:
+                out = np.asarray(values, dtype=float)
+            except TypeError:  # a list holding pandas' <NA>: pandas maps every missing marker to NaN
+                out = pd.Series(values, dtype=object).to_numpy(dtype=float, na_value=np.nan)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{name}: expected numeric counts ({err})") from None
     if out.ndim != 1:

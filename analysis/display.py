@@ -15,7 +15,7 @@ from __future__ import annotations
 import html
 import math
 import re
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -88,9 +88,14 @@ def test_link(name: str) -> str | None:
     return _links(str(name)) if _links is not None else None
 
 
-def frame_html(frame: pd.DataFrame, *, max_rows: int | None = None, caption: str = "") -> str:
-    """A DataFrame as an escaped HTML table for reading (see the module docstring)."""
+def frame_html(frame: pd.DataFrame, *, max_rows: int | None = None, caption: str = "",
+               links: Mapping[str, Sequence[str | None]] | None = None) -> str:
+    """A DataFrame as an escaped HTML table for reading (see the module docstring).
+
+    ``links``: column -> one href per row (None: no link), e.g. a TPS id to its Sirekap page.
+    """
     frame = _without_row_index(frame)
+    links = {str(k): list(v) for k, v in (links or {}).items()}
     columns = [_column_label(c) for c in frame.columns]
     limit = pd.get_option("display.max_rows") if max_rows is None else max_rows
     rows = list(range(len(frame)))
@@ -111,7 +116,10 @@ def frame_html(frame: pd.DataFrame, *, max_rows: int | None = None, caption: str
             cell = html.escape(text)
             numeric = isinstance(values[i, j], (int, float, np.integer, np.floating)) and not isinstance(
                 values[i, j], (bool, np.bool_))
-            if columns[j].lower() == "test" and text:
+            href = links[columns[j]][i] if columns[j] in links else None
+            if href and text:
+                cell = f'<a href="{html.escape(str(href), quote=True)}">{cell}</a>'
+            elif columns[j].lower() == "test" and text:
                 href = test_link(text)
                 if href:
                     cell = f'<a href="{html.escape(href, quote=True)}">{cell}</a>'

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
-import secrets
 from functools import lru_cache
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Mapping
 
 import nh3
+
+from .folders import write_atomic
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 STYLESHEET = Path(__file__).resolve().parent / "static" / "report.css"
@@ -169,38 +169,6 @@ def sort_script() -> str:
 def page_assets() -> dict[str, str]:
     """What every page's ``<head>`` and end of ``<body>`` carry: the policy, the stylesheet, the script."""
     return {"csp": content_security_policy(), "css": stylesheet(), "script": sort_script()}
-
-
-def write_atomic(path: str | Path, text: str) -> Path:
-    """Write text to ``path`` through a temp file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A temp name no other writer uses, in the same folder (so the rename is atomic); created with the
-    # umask's permissions, unlike mkstemp's 0600, because reports are published.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_bytes_atomic(path: str | Path, raw: bytes) -> Path:
-    """Write bytes to ``path`` through a temp file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as out:
-            out.write(raw)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def compact_images(notebook) -> int:

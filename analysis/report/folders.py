@@ -1,13 +1,17 @@
-"""Folder names of a report set: one per region, safe for paths and URLs, stable across runs.
+"""Folders and files of a report set: a folder name per region (safe for paths and URLs, stable
+across runs) and atomic writes.
 
-Both the batch runner (``runner``) and the data splitter (``data``) name files after regions; the
-names live here so neither has to import the other.
+The batch runner (``runner``), the data splitter (``data``), the export and the summaries all name
+or write files here, so none of them has to import another for it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import secrets
+from pathlib import Path
 from typing import Any
 
 #: The national report's folder, and the batch's working folder.
@@ -48,3 +52,25 @@ def folder_name(code: Any) -> str:
     ascii_text = unicodedata.normalize("NFKD", code.lower().translate(_NO_DECOMPOSITION)).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^0-9A-Za-z]+", "-", ascii_text).strip("-").lower()[:40] or "region"
     return f"{slug}-{hashlib.sha256(code.encode('utf-8')).hexdigest()[:10]}"
+
+
+def write_bytes_atomic(path: str | Path, raw: bytes) -> Path:
+    """Write bytes to ``path`` through a temp file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A temp name no other writer uses, in the same folder (so the rename is atomic); created with the
+    # umask's permissions, unlike mkstemp's 0600, because reports are published.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "xb") as out:
+            out.write(raw)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_atomic(path: str | Path, text: str) -> Path:
+    """Write text (UTF-8) to ``path`` through a temp file in the same folder and a rename."""
+    return write_bytes_atomic(path, text.encode("utf-8"))

@@ -11,7 +11,8 @@ from typing import Any
 import jinja2
 
 from ..election import code_version
-from .export import TEMPLATES, check_inert, page_assets, write_atomic
+from .export import TEMPLATES, check_inert, page_assets
+from .folders import write_atomic
 from .runner import NATIONAL, BatchResult, ReportResult, footer_pairs
 from .summary import SummaryError, read_summary
 

@@ -283,7 +283,7 @@ def _declared(template: Path) -> set[str]:
 
 def _add_build(summary_path: Path, build: Mapping[str, Any]) -> None:
     """Put the batch's ``build`` record (data, code, parameters, rendering time) into a report's summary."""
-    from .export import write_atomic
+    from .folders import write_atomic
 
     body = json.loads(summary_path.read_text(encoding="utf-8"))
     body["build"] = dict(build)
@@ -492,7 +492,7 @@ class _DaskExecutor:
             except Exception as err:  # noqa: BLE001 - a task that raised or a worker that died: one failed report
                 record(crashed(job, err))
                 continue
-            from .export import write_bytes_atomic
+            from .folders import write_bytes_atomic
 
             site = Path(job["site"])
             for rel, raw in files.items():

@@ -416,6 +416,14 @@ def _test_html(test: str) -> str:
     return f'<a href="{html.escape(href, quote=True)}">{text}</a>' if href else text
 
 
+def _is(value: Any) -> str:
+    """"= 0.0123" or "< 1e-10": a p- or q-value after its name in a sentence (escaped)."""
+    from ..display import format_pvalue
+
+    text = format_pvalue(value)
+    return html.escape(text if text.startswith("<") else f"= {text}")
+
+
 def _region_sentence(region: str, tests: list, election: Election | None, level: str) -> str:
     from ..display import format_pvalue
 
@@ -425,9 +433,9 @@ def _region_sentence(region: str, tests: list, election: Election | None, level:
     for f in sorted(tests, key=lambda f: (f.pvalue_empirical if f.pvalue_empirical is not None else 1.0)):
         against = (f"; against the other regions {format_pvalue(f.pvalue_empirical)}"
                    if f.pvalue_empirical is not None else "")
-        carried.append(f"{_test_html(f.test)} (p = {html.escape(format_pvalue(f.pvalue))}{html.escape(against)})")
+        carried.append(f"{_test_html(f.test)} (p {_is(f.pvalue)}{html.escape(against)})")
     q = tests[0].region_qvalue
-    return (f"<strong>{html.escape(label)}</strong> is flagged (q = {html.escape(format_pvalue(q))} across the page), "
+    return (f"<strong>{html.escape(label)}</strong> is flagged (q {_is(q)} across the page), "
             f"carried by {', '.join(carried)}.")
 
 
@@ -454,8 +462,8 @@ def stands_out_html(flags: list, election: Election | None = None, level: str = 
             if bool(record.get("flagged")):
                 holm = record.get("pvalue_holm")
                 items.append(f"The election as a whole: {_test_html(str(record['test']))} rejects its null "
-                             f"(statistic {html.escape(format_number(record.get('statistic')))}, p = "
-                             f"{html.escape(format_pvalue(record.get('pvalue')))}"
+                             f"(statistic {html.escape(format_number(record.get('statistic')))}, p "
+                             f"{_is(record.get('pvalue'))}"
                              + (f", Holm-adjusted {html.escape(format_pvalue(holm))}" if holm is not None else "")
                              + ").")
     head = f'<div id="{STANDS_OUT_ID}" class="stands-out"><h2>What stands out</h2>'

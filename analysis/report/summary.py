@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
-import secrets
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+
+from .folders import write_atomic
 
 SUMMARY_KEYS = ("scope", "code", "name", "headline", "flags", "provenance", "parameters")
 SCOPES = ("province", "national")
@@ -93,19 +93,7 @@ def write_summary(path: str | Path, *, scope: str, code: str, name: str, headlin
         raise ValueError(f"extra summary keys clash with the summary's own: {', '.join(clash)}")
     body.update(_plain(dict(extra or {})))
     text = json.dumps(body, indent=1, allow_nan=False, ensure_ascii=False)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A temp name no other writer uses, in the same folder (so the rename is atomic); created with the
-    # umask's permissions, unlike mkstemp's 0600, because reports are published.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, text)
 
 
 def _shape_problems(body: Any) -> list[str]:

@@ -340,19 +340,8 @@ class LocalOutliers:
     def top_html(self, n: int = 20) -> str:
         """The top table as HTML: every string escaped, Sirekap ids linked to their page."""
         frame = self.top(n)
-        urls = frame.pop("url")
-        shown = frame.copy()
-        for column in shown.columns:
-            if shown[column].dtype == object or pd.api.types.is_string_dtype(shown[column]):
-                shown[column] = shown[column].map(lambda s: html.escape(str(s)))
-            else:
-                shown[column] = shown[column].map(lambda v: html.escape(f"{v:.3g}") if isinstance(v, float) else html.escape(str(v)))
-        shown["unit_id"] = [
-            f'<a href="{html.escape(u, quote=True)}" rel="noopener noreferrer">{uid}</a>' if isinstance(u, str) else uid
-            for uid, u in zip(shown["unit_id"], urls)]
-        # Column names carry candidate names, which come from the data: escaped like the cells.
-        shown.columns = [html.escape(str(c)) for c in shown.columns]
-        return shown.to_html(escape=False, index=False)
+        urls = [u if isinstance(u, str) else None for u in frame.pop("url")]
+        return frame_html(frame, links={"unit_id": urls})
 
     def _repr_html_(self) -> str:
         title = (f"Local outliers (neighbours: {self.fine}, else {self.coarse}, else {self.region_level}; "
