@@ -1,4 +1,5 @@
-# forensik: `make report` builds the demo election and renders every report; `make test` runs the tests.
+# forensik: `make report` builds the demo election and renders every report; `make test` runs the tests;
+# `make real` renders the 2024 Sirekap report set and its Findings page from ../shared (exits 2 without it).
 # Both create .venv first when it is missing (plain `python -m venv` + pip; nothing else needed).
 
 PYTHON ?= python3
@@ -15,10 +16,14 @@ REPORTS ?= reports
 # without them those tests skip with the reason.
 EXTRAS ?= dev
 
-.PHONY: venv report demo test lab bench clean help
+SHARED ?= ../shared
+REAL   ?= reports/real
+
+.PHONY: venv report real demo test lab bench clean help
 
 help:
 	@echo "make report  - set up .venv, build the demo election, render all reports to $(REPORTS)/index.html"
+	@echo "make real    - the real 2024 Sirekap set: 36 province reports, national report, Findings page, to $(REAL)/index.html"
 	@echo "make test    - set up .venv and run the test suite"
 	@echo "make venv    - only set up .venv (python -m venv + pip install -e .[dev]; EXTRAS=dev,dask,explore for more)"
 	@echo "make lab     - start JupyterLab on the notebooks"
@@ -38,6 +43,9 @@ demo: $(DEMO)
 
 report: $(DEMO)
 	$(BIN)/forensik report --data $(DEMO) --province $(PROVINCES) --out $(REPORTS) --jobs $(JOBS) --seed $(SEED)
+
+real: $(STAMP)
+	$(BIN)/forensik real --shared $(SHARED) --out $(REAL) --jobs $(JOBS) --seed $(SEED)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile

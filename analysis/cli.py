@@ -236,10 +236,17 @@ def _cmd_placebo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_real(args: argparse.Namespace) -> int:
+    from .report.real import run_real
+
+    return run_real(shared=args.shared, out_dir=args.out, data=args.data, jobs=args.jobs, seed=args.seed,
+                    n_sim=args.n_sim, provinces=args.province)
+
+
 def _cmd_import(args: argparse.Namespace) -> int:
     from .sources.tabular import load_mapping, read_table
 
-    election, rejects = read_table(args.file, load_mapping(args.mapping))
+    election, rejects = read_table(args.file, load_mapping(args.mapping), names=args.names)
     return _write(election, rejects, args.out, "rows")
 
 
@@ -461,12 +468,27 @@ def build_parser() -> argparse.ArgumentParser:
                      help="folder of placebo.csv and placebo.json (default: the shipped calibration folder)")
     plc.set_defaults(func=_cmd_placebo)
 
+    real = sub.add_parser("real", help="the 2024 presidential report set from Sirekap's TPS table in ../shared, with the Findings page",
+                          description="Build the Election from Sirekap's 441,609-TPS table (../shared), render one report per "
+                                      "province, the national report and the Findings page. Exits 2 when the data is absent.")
+    real.add_argument("--shared", default=None, help="the shared data folder (default: $FORENSIK_SHARED or ../shared)")
+    real.add_argument("--out", default="reports/real", help="output folder (default: %(default)s)")
+    real.add_argument("--data", default="data/processed/sirekap_tps_2024.parquet", help="Election file written (default: %(default)s)")
+    real.add_argument("--province", "--regions", dest="province", type=_province_list, default="all",
+                      help="'all' (default) or comma-separated province codes")
+    real.add_argument("--jobs", type=int, default=2, help="parallel notebook processes (default: %(default)s)")
+    real.add_argument("--seed", type=int, default=2024, help="seed for every simulated null (default: %(default)s)")
+    real.add_argument("--n-sim", type=int, default=1000, help="draws per simulated null (default: %(default)s)")
+    real.set_defaults(func=_cmd_real)
+
     imp = sub.add_parser("import", help="turn any country's CSV/Parquet plus a TOML mapping into an Election",
                          description="Read a polling-station table with a column mapping (a shipped name such as "
                          "russia_2011, or a path to a TOML file); unusable rows go to *-rejects.csv with a reason.")
     imp.add_argument("file", help="CSV or Parquet file")
     imp.add_argument("--mapping", required=True, help="mapping name (russia_2011, russia_2012, albania_2013, poland_2020, uganda_2011) or TOML path")
     imp.add_argument("--out", required=True, help="Parquet file to write")
+    imp.add_argument("--names", default=None, metavar="CSV",
+                     help="region names: a CSV of code,name (or Sirekap's kode,nama, e.g. wilayah_ppwp_all_levels.csv.gz)")
     imp.set_defaults(func=_cmd_import)
 
     dif = sub.add_parser("diff", help="what changed between two snapshots of a ballot: changed TPS and net change per region",
