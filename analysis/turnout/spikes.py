@@ -117,56 +117,6 @@ def _log_bb(y, n, log_comb, a, b):
     return log_comb[:, None] + special.betaln(y[:, None] + a, (n - y)[:, None] + b) - special.betaln(a, b)
 
 
-#: Counts up to this size use rising-factorial tables (``_RisingTables``) instead of special functions.
-_TABLE_MAX = 100_000
-
-
-class _RisingTables:
-    """log BetaBinomial and its gradient from cumulative tables of log(x + j) and 1 / (x + j).
-
-    For whole counts, lgamma(y + a) - lgamma(a) = sum_{j<y} log(a + j) and psi(y + a) - psi(a) =
-    sum_{j<y} 1 / (a + j): a table over j = 0..max(n) per component turns each unit's log-likelihood
-    and gradient into look-ups, where ``special.betaln``/``digamma`` evaluated every unit (TPS counts
-    are at most a few hundred, so the tables are small). Same values to ~1e-12.
-    """
-
-    def __init__(self, y, n, log_comb):
-        self.y, self.n = y.astype(np.int64), n.astype(np.int64)
-        self.ny = self.n - self.y
-        self.log_comb = log_comb
-        self.steps = np.arange(int(self.n.max()), dtype=float)[:, None]
-
-    @staticmethod
-    def usable(n) -> bool:
-        return len(n) > 0 and float(np.max(n)) <= _TABLE_MAX and bool(np.all(np.asarray(n) == np.round(n)))
-
-    def _tables(self, x):
-        terms = x[None, :] + self.steps
-        zero = np.zeros((1, len(x)))
-        return (np.concatenate([zero, np.cumsum(np.log(terms), axis=0)]),
-                np.concatenate([zero, np.cumsum(1.0 / terms, axis=0)]))
-
-    def log_bb(self, a, b, with_gradient: bool = False):
-        """log BB per unit x component; with the look-ups of d/dlog a and d/dlog b (before the a, b factors)."""
-        la, da = self._tables(a)
-        lb, db = self._tables(b)
-        lab, dab = self._tables(a + b)
-        y, ny, n = self._flat(len(a))
-        value = self.log_comb[:, None] + np.take(la, y) + np.take(lb, ny) - np.take(lab, n)
-        if not with_gradient:
-            return value
-        common = np.take(dab, n)
-        return value, np.take(da, y) - common, np.take(db, ny) - common
-
-    def _flat(self, L: int):
-        """Flat indices into an (max n + 1) x L table of each unit's y, n - y and n (one set per L)."""
-        if getattr(self, "_flat_L", None) != L:
-            cols = np.arange(L)[None, :]
-            self._flat_idx = tuple(v[:, None] * L + cols for v in (self.y, self.ny, self.n))
-            self._flat_L = L
-        return self._flat_idx
-
-
 def _unpack(theta, L):
     a, b = np.exp(theta[:L]), np.exp(theta[L:2 * L])
     eta = np.append(theta[2 * L:], 0.0)
@@ -252,31 +202,22 @@ def fit_betabinomial_mixture(count, size, *, components: int | None = None, max_
         key = y * (n_all.max() + 1) + n
         _, first, mult = np.unique(key, return_index=True, return_counts=True)
         y, n = y[first], n[first]
-        log_comb = special.gammaln(n + 1) - special.gammaln(y + 1) - special.gammaln(n - y + 1)
-        tables = _RisingTables(y, n, log_comb) if _RisingTables.usable(n) else None
-        return y, n, mult.astype(float), log_comb, tables
+        return y, n, mult.astype(float), special.gammaln(n + 1) - special.gammaln(y + 1) - special.gammaln(n - y + 1)
 
-    def negloglik(theta, L, y, n, mult, log_comb, tables=None):
+    def negloglik(theta, L, y, n, mult, log_comb):
         a, b, w = _unpack(theta, L)
-        if tables is not None:
-            log_bb, dlog_a, dlog_b = tables.log_bb(a, b, with_gradient=True)
-        else:
-            log_bb = _log_bb(y, n, log_comb, a, b)
-        comp = log_bb + np.log(w)
+        comp = _log_bb(y, n, log_comb, a, b) + np.log(w)
         ll = _logsumexp_rows(comp)
         resp = np.exp(comp - ll[:, None]) * mult[:, None]
         # d log BB / d log a = a [psi(y + a) - psi(n + a + b) - psi(a) + psi(a + b)], same for b.
-        if tables is None:
-            common = -special.digamma(n[:, None] + a + b) + special.digamma(a + b)
-            dlog_a = special.digamma(y[:, None] + a) - special.digamma(a) + common
-            dlog_b = special.digamma((n - y)[:, None] + b) - special.digamma(b) + common
-        ga = a * np.sum(resp * dlog_a, axis=0)
-        gb = b * np.sum(resp * dlog_b, axis=0)
+        common = -special.digamma(n[:, None] + a + b) + special.digamma(a + b)
+        ga = a * np.sum(resp * (special.digamma(y[:, None] + a) - special.digamma(a) + common), axis=0)
+        gb = b * np.sum(resp * (special.digamma((n - y)[:, None] + b) - special.digamma(b) + common), axis=0)
         gw = resp.sum(axis=0) - mult.sum() * w
         return -float(np.sum(mult * ll)), -np.concatenate([ga, gb, gw[:-1]])
 
     def fit(L, data, previous=None):
-        y, n, mult, log_comb, _ = data
+        y, n, mult, log_comb = data
         bounds = [_LOG_BOUNDS] * (2 * L) + [(-30, 30)] * (L - 1)
 
         def run(theta0):
