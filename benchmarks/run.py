@@ -67,7 +67,7 @@ def write_results(out: Path, header: list[tuple[str, str]], runs: list[tuple[str
     text += [f"- {name}: {value}" for name, value in header]
     for script, status, seconds, output in runs:
         verdict = "ok" if status == 0 else f"FAILED (exit status {status})"
-        text += ["", f"## `{script}`", "", f"{verdict}, {seconds:,.0f} s wall", "", "```text", output or "(no output)", "```"]
+        text += ["", f"## `{script}`", "", f"{verdict}, {seconds:,.1f} s wall", "", "```text", output or "(no output)", "```"]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text("\n".join(text) + "\n", encoding="utf-8")

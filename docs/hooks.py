@@ -31,6 +31,7 @@ BENCH_RESULTS = ROOT / "benchmarks" / "results.md"
 BLOCK = re.compile(r"^([ \t]*)<!-- generated: ([a-z-]+)(?: ([A-Za-z0-9_]+))? -->$", re.MULTILINE)
 INLINE = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*:\s*(.*?)\s*->\s*([A-Za-z0-9_]+)\s*\}\}")
 PERCENT_COLUMNS = ("rate", "mc_se")
+ID_COLUMNS = ("election", "seed")  # identifiers, shown as they are (no thousands separator)
 
 
 def _read(name: str) -> list[dict[str, str]]:
@@ -53,6 +54,8 @@ def _format(column: str, text: str) -> str:
     """One cell for a reader: rates in %, whole numbers with separators, other numbers to 3 digits."""
     if text in ("", "nan", "NaN"):
         return ""
+    if column in ID_COLUMNS:
+        return text
     if text in ("True", "False"):
         return "yes" if text == "True" else "no"
     value = _number(text)
@@ -136,7 +139,7 @@ def synthetic_placebo_block() -> str:
         cell[3] += planted
         cell[4] += found
         cell[5] += false_flags > 0
-    lines = ["| elections | rule | elections | false flags / clean regions | planted found / planted | pages with a false flag |",
+    lines = ["| kind | rule | elections | false flags / clean regions | planted found / planted | pages with a false flag |",
              "|---|---|---|---|---|---|"]
     for (kind, rule), (n, clean, false, planted, found, pages) in groups.items():
         found_text = f"{found} / {planted} ({100 * found / planted:.0f} %)" if planted else ""
@@ -150,7 +153,8 @@ def benchmarks_block() -> str:
                 "    `benchmarks/results.md` does not exist in this checkout: `make bench` has not been run "
                 "since it started writing that file. Run `make bench` and rebuild the docs to see its figures here.")
     text = BENCH_RESULTS.read_text(encoding="utf-8")
-    # One level down: the page has its own title.
+    # The page has its own title and section: the file's title goes, its sections go one level down.
+    text = re.sub(r"\A# [^\n]*\n", "", text)
     return re.sub(r"^(#+) ", lambda m: "#" + m.group(1) + " ", text, flags=re.MULTILINE)
 
 
