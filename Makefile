@@ -13,13 +13,18 @@ JOBS   ?= 2
 PROVINCES ?= all
 REPORTS ?= reports
 # Extras installed into .venv: dev (tests). CI adds dask (the Dask executor's test) and explore (ipywidgets);
-# without them those tests skip with the reason.
+# without them those tests skip with the reason. `make docs` adds the docs extra (MkDocs) to whatever EXTRAS says.
 EXTRAS ?= dev
+DOCS_STAMP := $(VENV)/.forensik-docs-installed
+# `make bench` runs these and writes their output, with the machine and the commit, to BENCH_RESULTS
+# (committed: the docs' benchmarks page shows it). BENCHES=benchmarks/bench_digits.py runs one.
+BENCHES ?= $(wildcard benchmarks/bench_*.py)
+BENCH_RESULTS ?= benchmarks/results.md
 
 SHARED ?= ../shared
 REAL   ?= reports/real
 
-.PHONY: venv report real demo test lab bench clean help
+.PHONY: venv report real demo test lab bench docs clean help
 
 help:
 	@echo "make report  - set up .venv, build the demo election, render all reports to $(REPORTS)/index.html"
@@ -27,7 +32,8 @@ help:
 	@echo "make test    - set up .venv and run the test suite"
 	@echo "make venv    - only set up .venv (python -m venv + pip install -e .[dev]; EXTRAS=dev,dask,explore for more)"
 	@echo "make lab     - start JupyterLab on the notebooks"
-	@echo "make bench   - run the benchmarks and print each figure beside its target"
+	@echo "make bench   - run the benchmarks, print each figure beside its target, write $(BENCH_RESULTS)"
+	@echo "make docs    - add the docs extra to .venv and build the docs site into site/ (mkdocs build --strict)"
 
 venv: $(STAMP)
 
@@ -55,7 +61,18 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks
 
 bench: $(STAMP)
-	@for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
+	$(BIN)/python benchmarks/run.py --out $(BENCH_RESULTS) $(BENCHES)
 
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS),docs]'
+	@touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+# Empties the output folders but keeps their README.md (the layout is tracked; see .gitignore).
 clean:
-	rm -rf $(REPORTS) data/processed .pytest_cache
+	@for dir in $(REPORTS) data/processed; do \
+	  if [ -d "$$dir" ]; then find "$$dir" -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +; fi; \
+	done
+	rm -rf .pytest_cache site
