@@ -43,7 +43,7 @@ from statsmodels.stats.proportion import proportion_confint
 __all__ = [
     "Coverage", "Forms", "MisreadingEffect", "Favouring", "PageFlagsFound", "Noken", "TwoSources", "Limits",
     "Findings", "coverage", "forms", "misreading_effect", "favouring", "page_flags_found", "noken",
-    "two_sources", "limits", "findings", "read_noken", "FindingsError",
+    "two_sources", "limits", "findings", "read_noken", "read_inputs", "to_summary", "write_summary", "FindingsError",
 ]
 
 DATA = Path(__file__).parent / "data"
@@ -837,3 +837,89 @@ def findings(election, *, kawalpemilu: Any = None, names: pd.DataFrame | None = 
                     noken=nk, sources=src, limits=lim, timings=timings,
                     parameters={"seed": seed, "alpha": alpha, "learned": learned, "n_boot": n_boot, "n_sim": n_sim,
                                 "national_summary": str(national_summary or "")})
+
+
+def read_inputs(kawalpemilu: str | Path | None = None, names: str | Path | None = None) -> tuple[Any, pd.DataFrame | None]:
+    """The optional inputs of the page: KawalPemilu's desa totals (names from ``tps_hierarchy.json.gz``
+    beside the CSV when it is there, else from the region tree) and the region tree. Empty or None:
+    not used. A path that does not exist is a ``FindingsError`` with the path, not a traceback."""
+    from .sources.kawalpemilu import KawalPemiluFileError, names_from_wilayah, read_desa
+
+    tree = None
+    if names:
+        if not Path(names).is_file():
+            raise FindingsError(f"no region tree at {names} (Sirekap's wilayah_ppwp_all_levels.csv.gz)")
+        try:
+            tree = names_from_wilayah(names)
+        except (KawalPemiluFileError, ValueError, OSError) as err:
+            raise FindingsError(f"cannot read the region tree {names}: {err}") from None
+    desa = None
+    if kawalpemilu:
+        path = Path(kawalpemilu)
+        if not path.is_file():
+            raise FindingsError(f"no KawalPemilu desa file at {path} (desa_ppwp_2024.csv.gz)")
+        hierarchy = path.parent / "tps_hierarchy.json.gz"
+        try:
+            if hierarchy.is_file():
+                desa = read_desa(path, hierarchy=hierarchy)
+            elif names:
+                desa = read_desa(path, wilayah=names)
+            else:
+                raise FindingsError(f"KawalPemilu's desa names need {hierarchy.name} beside {path.name} or a region tree (names)")
+        except (KawalPemiluFileError, ValueError, OSError) as err:
+            raise FindingsError(f"cannot read KawalPemilu's desa file {path}: {err}") from None
+    return desa, tree
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    return value
+
+
+def to_summary(result: Findings) -> dict[str, Any]:
+    """The page's machine-readable summary: headline sentences and the figures they quote."""
+    cov = result.coverage
+    body: dict[str, Any] = {
+        "scope": "findings", "name": result.name, "headline": result.headline(),
+        "coverage": {**cov.total, "missing": dict(zip(cov.missing[LEVEL], cov.missing["name"]))},
+        "forms": dict(result.forms.overall),
+        "misreadings": {"counts": dict(result.misreadings.counts), "model": result.misreadings.model,
+                        "net_votes": result.misreadings.by_candidate.to_dict(orient="records"),
+                        **dict(result.misreadings.overall)},
+        "favouring": {"flagged": result.favouring.flagged, "flagged_noken": result.favouring.flagged_noken,
+                      "national": result.favouring.national.to_dict(orient="records"), "null": result.favouring.null},
+        "flags": None if result.flags is None else {
+            "source": result.flags.source, "regions": result.flags.regions,
+            "flagged": result.flags.flagged.to_dict(orient="records")},
+        "noken": result.noken.table[[LEVEL, "listed_name", "source"]].to_dict(orient="records"),
+        "sources": None if result.sources is None else {
+            "counts": dict(result.sources.counts), "summary": result.sources.summary.to_dict(orient="records")},
+        "parameters": dict(result.parameters), "timings": dict(result.timings),
+    }
+    return _plain(body)
+
+
+def write_summary(result: Findings, path: str | Path | None) -> Path | None:
+    """Write ``to_summary`` as JSON (atomically); nothing when ``path`` is empty."""
+    import os
+    import tempfile
+
+    if not path:
+        return None
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(to_summary(result), indent=1, ensure_ascii=False, allow_nan=False, default=str)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+    return path
