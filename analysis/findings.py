@@ -706,7 +706,7 @@ def limits(cov: Coverage, effect: MisreadingEffect | None, sources: TwoSources |
                                   "source read the form right.")})
     rows.append({"limit": "intent", "count": None,
                  "sentence": "No statistic here tells an OCR fault, a clerical slip or a local custom from intent: "
-                             "a flag is an irregularity to look at, not a finding of fraud."})
+                             "a flag is an irregularity to look at, not a finding about intent."})
     return Limits(items=pd.DataFrame(rows))
 
 
