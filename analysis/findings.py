@@ -154,19 +154,21 @@ def coverage(election, names: pd.DataFrame | None = None, *, noken_list: pd.Data
 
     ``names``: the region tree (``sources.kawalpemilu.names_from_wilayah``): names the provinces and
     lists the level-1 regions with no TPS in the table (the overseas region 99 included when the
-    tree has it). A TPS "with votes" has every candidate's number; "with the administration block"
-    has the roll (``dpt``, else ``registered``) and ``voters`` published.
+    tree has it). A TPS "with votes" has at least one candidate's number (as Sirekap counts its
+    progress), ``with_every_candidate`` all of them; "with the administration block" has the roll
+    (``dpt``, else ``registered``) and ``voters`` published.
     """
     _needs_province(election)
     table = election.table
     noken_codes = set((noken_list if noken_list is not None else read_noken())["province"].astype(str))
     prov = table[LEVEL].astype(str)
-    votes = table[list(election.candidates)].notna().all(axis=1)
+    votes = table[list(election.candidates)].notna().any(axis=1)
+    every = table[list(election.candidates)].notna().all(axis=1)
     roll = "dpt" if "dpt" in table.columns else "registered"
     admin_cols = [c for c in (roll, "voters") if c in table.columns]
     admin = table[admin_cols].notna().all(axis=1) if admin_cols else pd.Series(False, index=table.index)
     frame = pd.DataFrame({"tps": prov.groupby(prov).size(), "with_votes": votes.groupby(prov).sum(),
-                          "with_administration": admin.groupby(prov).sum()})
+                          "with_every_candidate": every.groupby(prov).sum(), "with_administration": admin.groupby(prov).sum()})
     frame.index.name = LEVEL
     frame = frame.reset_index()
     province_names = _province_names(election, names)
@@ -174,8 +176,9 @@ def coverage(election, names: pd.DataFrame | None = None, *, noken_list: pd.Data
     frame["share_votes"] = frame["with_votes"] / frame["tps"]
     frame["share_administration"] = frame["with_administration"] / frame["tps"]
     frame["noken"] = frame[LEVEL].isin(noken_codes)
-    frame = frame[[LEVEL, "name", "tps", "with_votes", "share_votes", "with_administration", "share_administration", "noken"]]
-    frame = frame.astype({"tps": "int64", "with_votes": "int64", "with_administration": "int64"})
+    frame = frame[[LEVEL, "name", "tps", "with_votes", "share_votes", "with_every_candidate", "with_administration",
+                   "share_administration", "noken"]]
+    frame = frame.astype({"tps": "int64", "with_votes": "int64", "with_every_candidate": "int64", "with_administration": "int64"})
     present = set(frame[LEVEL])
     if names is not None and len(names):
         level1 = names[names["code"].astype(str).str.len() == 2]
@@ -186,7 +189,8 @@ def coverage(election, names: pd.DataFrame | None = None, *, noken_list: pd.Data
         missing = pd.DataFrame({LEVEL: pd.Series(dtype=str), "name": pd.Series(dtype=str)})
         tree = None
     total = {"provinces": int(len(frame)), "tree_provinces": tree, "tps": int(frame["tps"].sum()),
-             "with_votes": int(frame["with_votes"].sum()), "with_administration": int(frame["with_administration"].sum())}
+             "with_votes": int(frame["with_votes"].sum()), "with_every_candidate": int(frame["with_every_candidate"].sum()),
+             "with_administration": int(frame["with_administration"].sum())}
     total["share_votes"] = total["with_votes"] / total["tps"] if total["tps"] else np.nan
     if len(missing):
         note = (f"The table has no TPS of {len(missing)} of the {tree} regions of the region tree "
