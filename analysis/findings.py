@@ -106,7 +106,7 @@ def _name_of(names: Mapping[str, str], code: str) -> str:
 
 def _label(names: Mapping[str, str], code: str) -> str:
     name = _name_of(names, code)
-    return f"{name.title()} ({code})" if name else str(code)
+    return f"{name} ({code})" if name else str(code)
 
 
 def read_noken(path: str | Path | None = None) -> pd.DataFrame:
@@ -194,7 +194,7 @@ def coverage(election, names: pd.DataFrame | None = None, *, noken_list: pd.Data
     total["share_votes"] = total["with_votes"] / total["tps"] if total["tps"] else np.nan
     if len(missing):
         note = (f"The table has no TPS of {len(missing)} of the {tree} regions of the region tree "
-                f"({', '.join(n.title() or c for c, n in zip(missing[LEVEL], missing['name']))}), and "
+                f"({', '.join(f'{n} ({c})' if n else c for c, n in zip(missing[LEVEL], missing['name']))}), and "
                 f"{total['tps'] - total['with_votes']:,} of its {total['tps']:,} TPS carry no numbers. "
                 "Every later figure is a figure of this table, not a national estimate: totals leave out the "
                 "missing provinces and the TPS without numbers, and shares lean towards the regions that are in "
@@ -403,8 +403,10 @@ def favouring(election, found: Any, *, alpha: float = 0.05, names: pd.DataFrame 
     if len(rows):
         _, null = tsm._favour_probabilities(rows, candidates, s.model, conditional=True)
         region = election.table[LEVEL].astype(str).reindex(rows["unit_id"]).to_numpy()
+        # A misreading that cannot favour the candidate under the null (chance 0) cannot count towards
+        # the largest attainable number; the smallest p-value is P(K = that number).
         with np.errstate(divide="ignore"):
-            logp = np.log(np.clip(null, 0, 1))
+            logp = np.where(null > 0, np.log(np.clip(null, 1e-300, 1)), 0.0)
         for r in np.unique(region):
             mask = region == r
             for j, c in enumerate(candidates):
@@ -447,6 +449,7 @@ class PageFlagsFound:
     regions: int            # provinces on the page
     source: str             # "summary.json at ..." or "recomputed (run_battery ...)"
     noken_note: str = NOKEN_NOTE
+    every_test: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)  # every test of every province
 
     @property
     def irregular(self) -> pd.DataFrame:
@@ -491,7 +494,8 @@ def _flag_frame(tests: pd.DataFrame, regions: int, source: str, election, names,
                      "families": ", ".join(sorted(set(group["family"]))), "noken": region in noken_codes})
     flagged = pd.DataFrame(rows, columns=[LEVEL, "name", "tests", "families", "noken"])
     keep = [c for c in (LEVEL, "test", "family", "statistic", "pvalue", "pvalue_empirical", "region_qvalue") if c in hit]
-    return PageFlagsFound(flagged=flagged, tests=hit[keep].reset_index(drop=True), regions=regions, source=source)
+    return PageFlagsFound(flagged=flagged, tests=hit[keep].reset_index(drop=True), regions=regions, source=source,
+                          every_test=tests.reset_index(drop=True))
 
 
 def page_flags_found(election, *, national_summary: str | Path | None = None, names: pd.DataFrame | None = None,
@@ -689,7 +693,7 @@ def limits(cov: Coverage, effect: MisreadingEffect | None, sources: TwoSources |
     if len(cov.missing):
         rows.append({"limit": "provinces missing", "count": int(len(cov.missing)),
                      "sentence": (f"{len(cov.missing)} regions of the region tree have no TPS in this table "
-                                  f"({', '.join(n.title() for n in cov.missing['name'])}): nothing here speaks for them.")})
+                                  f"({', '.join(cov.missing['name'])}): nothing here speaks for them.")})
     rows.append({"limit": "TPS without numbers", "count": t["tps"] - t["with_votes"],
                  "sentence": (f"{t['tps'] - t['with_votes']:,} TPS of the table ({_pct(1 - t['share_votes'])}) carry "
                               "no numbers; what their forms say is unknown.")})
@@ -748,7 +752,7 @@ class Findings:
             s += f", from {_pct(low['share_votes'], 2)} in {_label({low[LEVEL]: low['name']}, low[LEVEL])}"
         s += "."
         if len(cov.missing):
-            s += (f" {', '.join(n.title() for n in cov.missing['name'])} are missing: no figure here is a national "
+            s += (f" {', '.join(f'{n} ({c})' for c, n in zip(cov.missing[LEVEL], cov.missing['name']))} are missing: no figure here is a national "
                   "estimate, and shares lean towards the provinces that are in.")
         out.append(s)
         f = self.forms.overall
@@ -772,11 +776,27 @@ class Findings:
         if fav.flagged:
             out.append(f"Misreadings favour a candidate beyond random OCR errors in {len(fav.flagged)} of {n_prov} "
                        f"provinces under the page-level error control: "
-                       + "; ".join(f"{r.name.title() or r.province} ({r.flagged_tests})"
+                       + "; ".join(f"{_label({r.province: r.name}, r.province)}: {r.flagged_tests}"
                                    for r in fav.provinces[fav.provinces[LEVEL].isin(fav.flagged)].itertuples()) + ".")
         else:
             out.append(f"In none of the {n_prov} provinces do the misreadings favour a candidate beyond what random OCR "
                        "errors at the same forms would, under the page-level error control.")
+        nat = fav.national
+        if len(nat):
+            parts = [f"{r.candidate} {r.favour:,} against {r.expected:,.0f} expected (p = {r.pvalue:.2g})" for r in nat.itertuples()]
+            beyond = nat[nat["pvalue"] < fav.alpha / len(nat)]
+            out.append(f"All {int(nat['misreadings'].iloc[0]):,} repaired misreadings of a candidate's number taken together "
+                       f"(not part of the page control), misreadings favouring each candidate: {'; '.join(parts)}. "
+                       + (f"For {', '.join(beyond['candidate'])} that is more than random OCR errors at the same forms would "
+                          f"give (Bonferroni over the {len(nat)} candidates at {fav.alpha:g}): an irregularity of the reading "
+                          "process, which the null's edit model (estimated from the misreadings of non-candidate boxes) may "
+                          "also fail to describe; no province stands out from the others in it."
+                          if len(beyond) else "None is beyond what random OCR errors at the same forms would give."))
+        weak = fav.provinces[fav.provinces["min_pvalue"] > fav.alpha]
+        if len(weak):
+            out.append(f"In {len(weak)} provinces the repaired misreadings are too few for the test to reach p < {fav.alpha:g} "
+                       f"whatever they do (smallest attainable p-value above it): "
+                       f"{', '.join(_label({r.province: r.name}, r.province) for r in weak.itertuples())}.")
         if fav.flagged_noken:
             out.append(f"Noken provinces flagged by that test ({', '.join(fav.flagged_noken)}): {NOKEN_NOTE}.")
         if self.flags is not None:
@@ -784,12 +804,12 @@ class Findings:
             if len(irregular):
                 out.append(f"The national page's tests flag {len(irregular)} of {self.flags.regions} provinces outside "
                            "the noken provinces: " + "; ".join(
-                               f"{(r.name.title() or r.province)} ({r.families})" for r in irregular.itertuples()) + ".")
+                               f"{_label({r.province: r.name}, r.province)}: {r.tests}" for r in irregular.itertuples()) + ".")
             else:
                 out.append(f"No province stands out among the {self.flags.regions} on the national page's tests.")
             noken_flagged = self.flags.flagged[self.flags.flagged["noken"]]
             if len(noken_flagged):
-                out.append(f"Flags in the noken provinces ({', '.join(noken_flagged['name'].str.title())}) are {NOKEN_NOTE}.")
+                out.append(f"Flags in the noken provinces ({', '.join(noken_flagged['name'])}) are {NOKEN_NOTE}.")
         if self.sources is not None:
             c = self.sources.counts
             parts = [f"{r.candidate} {r.net:+,.0f} (95 % interval {r.low:+,.0f} to {r.high:+,.0f}; sign test p = {r.sign_pvalue:.2g})"

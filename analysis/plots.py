@@ -575,7 +575,7 @@ def coverage_shares(result, *, title: str = "") -> Figure:
             ax.barh(y[i], 100 * float(table["share_votes"].iloc[i]), color="none", edgecolor="0.2", hatch=h)
     ax.scatter(100 * table["share_administration"].to_numpy(dtype=float), y, s=12, color="#B67352", zorder=3,
                label="with the administration block")
-    labels = [f"{c} {str(n).title()}"[:30] for c, n in zip(table["province"], table["name"])]
+    labels = [f"{c} {n}"[:30] for c, n in zip(table["province"], table["name"])]
     ax.set_yticks(y, labels, fontsize=7)
     _plain(ax.get_yticklabels())
     ax.set_xlim(0, 100)

@@ -47,9 +47,9 @@ def test_coverage_counts_every_tps_and_names_the_missing_provinces():
     assert by.loc["95", "share_votes"] == pytest.approx(3 / len(rows_95))
     assert by["tps"].sum() == len(table)
     assert cov.missing["province"].tolist() == ["32"]
-    assert "Jawa Barat" in cov.note and "not a national estimate" in cov.note
+    assert "JAWA BARAT (32)" in cov.note and "not a national estimate" in cov.note
     assert bool(by.loc["94", "noken"]) and bool(by.loc["95", "noken"]) and not bool(by.loc["11", "noken"])
-    assert "Papua Pegunungan (95)" in F.findings(e, names=tree, run_flags=False, n_boot=100).headline()[0]
+    assert "PAPUA PEGUNUNGAN (95)" in F.findings(e, names=tree, run_flags=False, n_boot=100).headline()[0]
 
 
 def test_coverage_without_a_region_tree_says_it_cannot_name_missing_provinces():
