@@ -746,7 +746,7 @@ class Findings:
         out = []
         cov, t = self.coverage, self.coverage.total
         low = cov.table.sort_values("share_votes").iloc[0] if len(cov.table) else None
-        s = (f"This table holds {t['tps']:,} TPS of {t['provinces']} provinces; {t['with_votes']:,} "
+        s = (f"This table holds {t['tps']:,} TPS of {t['provinces']} regions (provinces, and overseas as 99 where present); {t['with_votes']:,} "
              f"({_pct(t['share_votes'])}) carry numbers")
         if low is not None:
             s += f", from {_pct(low['share_votes'], 2)} in {_label({low[LEVEL]: low['name']}, low[LEVEL])}"
@@ -799,6 +799,11 @@ class Findings:
                        f"{', '.join(_label({r.province: r.name}, r.province) for r in weak.itertuples())}.")
         if fav.flagged_noken:
             out.append(f"Noken provinces flagged by that test ({', '.join(fav.flagged_noken)}): {NOKEN_NOTE}.")
+        nk = self.noken.table[self.noken.table["in_table"]]
+        if len(nk):
+            out.append(f"Noken provinces ({', '.join(_label({r.province: r.listed_name}, r.province) for r in nk.itertuples())}): "
+                       f"{int(nk['with_votes'].sum()):,} of their {int(nk['tps'].sum()):,} TPS carry numbers; bloc voting by "
+                       f"community agreement is legal there, so any flag there is {NOKEN_NOTE}.")
         if self.flags is not None:
             irregular = self.flags.irregular
             if len(irregular):

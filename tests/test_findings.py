@@ -125,6 +125,12 @@ def test_misreading_effect_reports_the_model_and_moves_the_margin_by_the_repairs
     assert o["margin_repaired"] == pytest.approx(o["margin"] - net[o["leader"]] + net[o["runner_up"]])
 
 
+def test_the_learned_edit_model_is_opt_in_and_named():
+    e = make_election(scale=0.002, min_tps=300, seed=6, ocr_rate=0.03, provinces_only=["11", "36"], plan={}).election
+    assert F.misreading_effect(e, n_boot=50).model.startswith("default priors")
+    assert F.misreading_effect(e, n_boot=50, learned=True).model.startswith("learned from KPU's corrections")
+
+
 def test_hostile_region_names_stay_escaped_on_the_rendered_page(tmp_path):
     from analysis.report.export import active_content, sort_script
     from analysis.report.findings import render_findings
