@@ -150,8 +150,11 @@ def test_hostile_region_names_stay_escaped_on_the_rendered_page(tmp_path):
 def test_render_findings_names_a_missing_input(tmp_path):
     from analysis.report.findings import ReportError, render_findings
 
-    with pytest.raises(ReportError, match="KawalPemilu"):
-        render_findings(tmp_path / "nothing.parquet", tmp_path, kawalpemilu=tmp_path / "none.csv.gz")
+    with pytest.raises(ReportError, match="Election data: no file"):
+        render_findings(tmp_path / "nothing.parquet", tmp_path)
+    data = make_election(scale=0.001, min_tps=50, seed=1, provinces_only=["11"], plan={}).election.to_parquet(tmp_path / "e.parquet")
+    with pytest.raises(ReportError, match="KawalPemilu desa file: no file"):
+        render_findings(data, tmp_path, kawalpemilu=tmp_path / "none.csv.gz")
 
 
 def test_cli_findings_without_data_is_a_sentence_not_a_traceback(tmp_path, capsys):
