@@ -802,8 +802,8 @@ class Findings:
         nk = self.noken.table[self.noken.table["in_table"]]
         if len(nk):
             out.append(f"Noken provinces ({', '.join(_label({r.province: r.listed_name}, r.province) for r in nk.itertuples())}): "
-                       f"{int(nk['with_votes'].sum()):,} of their {int(nk['tps'].sum()):,} TPS carry numbers; bloc voting by "
-                       f"community agreement is legal there, so any flag there is {NOKEN_NOTE}.")
+                       f"{int(nk['with_votes'].sum()):,} of their {int(nk['tps'].sum()):,} TPS carry numbers; any flag there is "
+                       f"{NOKEN_NOTE}.")
         if self.flags is not None:
             irregular = self.flags.irregular
             if len(irregular):
