@@ -329,6 +329,19 @@ def _cmd_misreadings(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_findings(args: argparse.Namespace) -> int:
+    from .report.findings import render_findings
+
+    if not Path(args.data).is_file():
+        raise FileNotFoundError(f"no election file at {args.data} (make one with `forensik demo`, `build` or `import`)")
+    started, cpu = time.perf_counter(), time.process_time()
+    path = render_findings(args.data, args.out, kawalpemilu=args.kawalpemilu or None, names=args.names or None,
+                           national_summary=args.national_summary or None, seed=args.seed, learned=args.learned)
+    print(f"findings: {Path(path).resolve()} in {time.perf_counter() - started:.1f} s "
+          f"(this process {time.process_time() - cpu:.1f} s CPU; the notebook ran in its own kernel)")
+    return 0
+
+
 def _write(election, rejects, out: str, what: str) -> int:
     """The Election to Parquet and its rejects beside it as ``*-rejects.csv``."""
     out_path = Path(out)
@@ -512,6 +525,21 @@ def build_parser() -> argparse.ArgumentParser:
     mis.add_argument("--out", default="", help="CSV of the suspected misreadings; excluded TPS go beside it as *-excluded.csv")
     mis.add_argument("--rows", type=int, default=20, help="rows of each table to print (default: %(default)s)")
     mis.set_defaults(func=_cmd_misreadings)
+
+    fnd = sub.add_parser("findings", help="render the Findings page: what a journalist can quote, with its uncertainty",
+                         description="Execute notebooks/findings.ipynb on an Election and write DIR/findings.html (and "
+                         "DIR/findings.json): coverage, broken forms, misreadings against the margin and 50 %%, whether "
+                         "they favour a candidate, the national page's flags, noken provinces, and optionally "
+                         "KawalPemilu's desa totals against Sirekap's.")
+    fnd.add_argument("--data", required=True, help="Election Parquet file (TPS rows with a province level)")
+    fnd.add_argument("--out", required=True, metavar="DIR", help="folder to write findings.html into")
+    fnd.add_argument("--kawalpemilu", default="", help="KawalPemilu's desa_ppwp_2024.csv.gz (tps_hierarchy.json.gz beside it)")
+    fnd.add_argument("--names", default="", help="Sirekap's region tree, wilayah_ppwp_all_levels.csv.gz")
+    fnd.add_argument("--national-summary", default="", help="a rendered national summary.json to take the page flags from "
+                     "(default: recompute them, which runs the national battery)")
+    fnd.add_argument("--seed", type=int, default=2024, help="random seed (default: %(default)s)")
+    fnd.add_argument("--learned", action="store_true", help="search misreadings with the edit model learned from KPU's corrections")
+    fnd.set_defaults(func=_cmd_findings)
     return parser
 
 
