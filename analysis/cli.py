@@ -237,10 +237,17 @@ def _cmd_placebo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_real(args: argparse.Namespace) -> int:
+    from .report.real import run_real
+
+    return run_real(shared=args.shared, out_dir=args.out, data=args.data, jobs=args.jobs, seed=args.seed,
+                    n_sim=args.n_sim, provinces=args.province)
+
+
 def _cmd_import(args: argparse.Namespace) -> int:
     from .sources.tabular import load_mapping, read_table
 
-    election, rejects = read_table(args.file, load_mapping(args.mapping))
+    election, rejects = read_table(args.file, load_mapping(args.mapping), names=args.names)
     return _write(election, rejects, args.out, "rows")
 
 
@@ -320,6 +327,19 @@ def _cmd_misreadings(args: argparse.Namespace) -> int:
         excluded = out.with_name(out.stem + "-excluded.csv")
         found.excluded.to_csv(excluded, index=False)
         print(f"{len(found.table):,} rows written to {out}; {len(found.excluded):,} excluded TPS to {excluded}")
+    return 0
+
+
+def _cmd_findings(args: argparse.Namespace) -> int:
+    from .report.findings import render_findings
+
+    if not Path(args.data).is_file():
+        raise FileNotFoundError(f"no election file at {args.data} (make one with `forensik demo`, `build` or `import`)")
+    started, cpu = time.perf_counter(), time.process_time()
+    path = render_findings(args.data, args.out, kawalpemilu=args.kawalpemilu or None, names=args.names or None,
+                           national_summary=args.national_summary or None, seed=args.seed, learned=args.learned)
+    print(f"findings: {Path(path).resolve()} in {time.perf_counter() - started:.1f} s "
+          f"(this process {time.process_time() - cpu:.1f} s CPU; the notebook ran in its own kernel)")
     return 0
 
 
@@ -462,12 +482,27 @@ def build_parser() -> argparse.ArgumentParser:
                      help="folder of placebo.csv and placebo.json (default: the shipped calibration folder)")
     plc.set_defaults(func=_cmd_placebo)
 
+    real = sub.add_parser("real", help="the 2024 presidential report set from Sirekap's TPS table in ../shared, with the Findings page",
+                          description="Build the Election from Sirekap's 441,609-TPS table (../shared), render one report per "
+                                      "province, the national report and the Findings page. Exits 2 when the data is absent.")
+    real.add_argument("--shared", default=None, help="the shared data folder (default: $FORENSIK_SHARED or ../shared)")
+    real.add_argument("--out", default="reports/real", help="output folder (default: %(default)s)")
+    real.add_argument("--data", default="data/processed/sirekap_tps_2024.parquet", help="Election file written (default: %(default)s)")
+    real.add_argument("--province", "--regions", dest="province", type=_province_list, default="all",
+                      help="'all' (default) or comma-separated province codes")
+    real.add_argument("--jobs", type=int, default=2, help="parallel notebook processes (default: %(default)s)")
+    real.add_argument("--seed", type=int, default=2024, help="seed for every simulated null (default: %(default)s)")
+    real.add_argument("--n-sim", type=int, default=1000, help="draws per simulated null (default: %(default)s)")
+    real.set_defaults(func=_cmd_real)
+
     imp = sub.add_parser("import", help="turn any country's CSV/Parquet plus a TOML mapping into an Election",
                          description="Read a polling-station table with a column mapping (a shipped name such as "
                          "russia_2011, or a path to a TOML file); unusable rows go to *-rejects.csv with a reason.")
     imp.add_argument("file", help="CSV or Parquet file")
     imp.add_argument("--mapping", required=True, help="mapping name (russia_2011, russia_2012, albania_2013, poland_2020, uganda_2011) or TOML path")
     imp.add_argument("--out", required=True, help="Parquet file to write")
+    imp.add_argument("--names", default=None, metavar="CSV",
+                     help="region names: a CSV of code,name (or Sirekap's kode,nama, e.g. wilayah_ppwp_all_levels.csv.gz)")
     imp.set_defaults(func=_cmd_import)
 
     dif = sub.add_parser("diff", help="what changed between two snapshots of a ballot: changed TPS and net change per region",
@@ -491,6 +526,21 @@ def build_parser() -> argparse.ArgumentParser:
     mis.add_argument("--out", default="", help="CSV of the suspected misreadings; excluded TPS go beside it as *-excluded.csv")
     mis.add_argument("--rows", type=int, default=20, help="rows of each table to print (default: %(default)s)")
     mis.set_defaults(func=_cmd_misreadings)
+
+    fnd = sub.add_parser("findings", help="render the Findings page: what a journalist can quote, with its uncertainty",
+                         description="Execute notebooks/findings.ipynb on an Election and write DIR/findings.html (and "
+                         "DIR/findings.json): coverage, broken forms, misreadings against the margin and 50 %%, whether "
+                         "they favour a candidate, the national page's flags, noken provinces, and optionally "
+                         "KawalPemilu's desa totals against Sirekap's.")
+    fnd.add_argument("--data", required=True, help="Election Parquet file (TPS rows with a province level)")
+    fnd.add_argument("--out", required=True, metavar="DIR", help="folder to write findings.html into")
+    fnd.add_argument("--kawalpemilu", default="", help="KawalPemilu's desa_ppwp_2024.csv.gz (tps_hierarchy.json.gz beside it)")
+    fnd.add_argument("--names", default="", help="Sirekap's region tree, wilayah_ppwp_all_levels.csv.gz")
+    fnd.add_argument("--national-summary", default="", help="a rendered national summary.json to take the page flags from "
+                     "(default: recompute them, which runs the national battery)")
+    fnd.add_argument("--seed", type=int, default=2024, help="random seed (default: %(default)s)")
+    fnd.add_argument("--learned", action="store_true", help="search misreadings with the edit model learned from KPU's corrections")
+    fnd.set_defaults(func=_cmd_findings)
     return parser
 
 

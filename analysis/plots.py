@@ -558,3 +558,29 @@ def party_line_failures(forms, *, title: str = "") -> Figure:
     ax.set_title(title or "Party lines: total = party-only votes + candidates' votes", loc="left", fontsize=10)
     _plain([ax.title])
     return fig
+
+
+# ------------------------------------------------------------------------------------ findings
+def coverage_shares(result, *, title: str = "") -> Figure:
+    """Per province, the share of TPS rows that carry every candidate's number (``findings.Coverage``),
+    with the share that also carry the administration block; noken provinces hatched."""
+    table = result.table.sort_values("share_votes")
+    fig = Figure(figsize=(7, 0.24 * max(len(table), 4) + 1.2), layout="constrained")
+    ax = fig.add_subplot()
+    y = np.arange(len(table))
+    hatch = ["//" if n else "" for n in table["noken"]]
+    ax.barh(y, 100 * table["share_votes"].to_numpy(dtype=float), color="#4C72B0", label="with votes", hatch=None)
+    for i, h in enumerate(hatch):
+        if h:
+            ax.barh(y[i], 100 * float(table["share_votes"].iloc[i]), color="none", edgecolor="0.2", hatch=h)
+    ax.scatter(100 * table["share_administration"].to_numpy(dtype=float), y, s=12, color="#B67352", zorder=3,
+               label="with the administration block")
+    labels = [f"{c} {n}"[:30] for c, n in zip(table["province"], table["name"])]
+    ax.set_yticks(y, labels, fontsize=7)
+    _plain(ax.get_yticklabels())
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("TPS of the province in the table (%)")
+    _plain(ax.legend(fontsize=8, frameon=False, loc="lower right").get_texts())
+    head = "share of TPS with numbers, per province (hatched: noken provinces)"
+    ax.set_title(f"{title}\n{head}" if title else head, fontsize=9, parse_math=False)
+    return fig

@@ -1,4 +1,5 @@
 import subprocess
+from pathlib import Path
 import sys
 
 import pandas as pd
@@ -171,3 +172,17 @@ def test_build_reads_a_zip_of_legislative_bodies_laid_out_as_sirekap_paths(tmp_p
     assert (row["tps_votes"], row["hhcd_votes"], row["difference"]) == (26, 26, 0)
     assert main(["build", "--raw", archive, "--ballot", "pdprdk", "--out", str(tmp_path / "k.parquet")]) == 2
     assert "holds no TPS body of pdprdk" in capsys.readouterr().err
+
+
+def test_real_without_the_shared_data_says_where_it_comes_from_and_exits_2(tmp_path, capsys):
+    assert main(["real", "--shared", str(tmp_path / "nowhere"), "--out", str(tmp_path / "site"),
+                 "--data", str(tmp_path / "real.parquet")]) == 2
+    err = capsys.readouterr().err
+    assert "ppwp_tps_36_regions_20240320.csv.gz" in err and "gigit-pemilu" in err and "Traceback" not in err
+    assert not (tmp_path / "site").exists() and not (tmp_path / "real.parquet").exists()
+    # make real itself, as the README says: exit status 2 through make
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(["make", "-s", "real", f"SHARED={tmp_path / 'nowhere'}", f"REAL={tmp_path / 'site'}"],
+                          cwd=root, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "kawalpemilu" in done.stderr

@@ -179,3 +179,21 @@ def test_the_real_sirekap_tps_table_imports_with_its_profile():
     table = election.table.dropna(subset=["dpt", "dptb_voters"])
     assert (table["registered"] == table["dpt"] + table["dptb_voters"]).all()
     assert election.profile == {"name": "sirekap_tps_2024"} and election.table["ts"].notna().any()
+
+
+def test_a_names_file_names_every_level_and_a_code_it_lacks_keeps_its_code(tmp_path):
+    data, path = write(tmp_path, ["North;N1;1;500;20;280;5;100;195", "South;S9;1;400;0;300;0;150;150"])
+    names = tmp_path / "names.csv"
+    # Sirekap's region tree spells its columns kode,nama; a name may hold commas and markup.
+    names.write_text('kode,nama,tingkat\nNorth,"Utara, <b>Raya</b>",1\nN1,Kota Satu,2\nSouth,Selatan,1\n', encoding="utf-8")
+    election, rejects = read_table(data, path, names=names)
+    assert rejects.empty
+    table = election.table
+    assert table["state_name"].tolist() == ["Utara, <b>Raya</b>", "Selatan"]
+    assert table["county_name"].tolist() == ["Kota Satu", "S9"]
+    assert "names.csv" in election.provenance["names"]
+    (tmp_path / "bad.csv").write_text("region,label\nNorth,x\n", encoding="utf-8")
+    with pytest.raises(MappingError, match="code,name"):
+        read_table(data, path, names=tmp_path / "bad.csv")
+    with pytest.raises(FileNotFoundError, match="no names file"):
+        read_table(data, path, names=tmp_path / "absent.csv")

@@ -106,10 +106,16 @@ def _provenance(batch: BatchResult, generated: str) -> list[tuple[str, str]]:
     return [(str(k), str(v)) for k, v in pairs if v not in (None, "")]
 
 
-def write_index(out_dir: str | Path, batch: BatchResult) -> Path:
+def write_index(out_dir: str | Path, batch: BatchResult, *, extra_pages: list[dict[str, str]] | None = None) -> Path:
     """Write ``out_dir/index.html`` (every province, its headline and flags, failures with their error)
-    and ``out_dir/index.json`` (every report's status and summary); return the HTML path."""
+    and ``out_dir/index.json`` (every report's status and summary); return the HTML path.
+
+    ``extra_pages``: further pages of the set (``title``, ``path``, ``about``), linked above the table
+    (the Findings page of ``forensik real``).
+    """
     out_dir = Path(out_dir).resolve()
+    extra = [{"title": str(p["title"]), "about": str(p.get("about", "")), "href": _relative(str(p["path"]), out_dir)}
+             for p in (extra_pages or [])]
     generated = datetime.now(timezone.utc).isoformat(timespec="seconds")
     rows, national = index_rows(batch, out_dir)
     candidates = sorted({c for row in rows for c in row["shares"]})
@@ -118,7 +124,7 @@ def write_index(out_dir: str | Path, batch: BatchResult) -> Path:
     html = environment.get_template("batch-index.html.j2").render(
         **page_assets(), code_version=code_version(), rows=rows, national=national,
         candidates=candidates, total=len(batch.reports), failed=len(batch.failed),
-        provenance=_provenance(batch, generated),
+        provenance=_provenance(batch, generated), extra_pages=extra,
     )
     path = write_atomic(out_dir / "index.html", check_inert(html, str(out_dir / "index.html")))
     machine = {
@@ -129,6 +135,7 @@ def write_index(out_dir: str | Path, batch: BatchResult) -> Path:
         "parameters": dict(batch.parameters),
         "build": dict(batch.build),
         "ok": batch.ok,
+        "pages": [{"title": p["title"], "html": p["href"]} for p in extra],
         "reports": [
             {"code": r.code, "status": r.status, "seconds": r.seconds, "error": r.error,
              "peak_memory_mb": r.peak_memory_mb,

@@ -193,9 +193,37 @@ def _numbers(raw: pd.Series, thousands: str | None, decimal: str) -> tuple[pd.Se
     return numbers, reason
 
 
+#: Column pairs a names file may use: (code, name).
+NAME_COLUMNS = (("code", "name"), ("kode", "nama"))
+
+
+def read_names(path: str | Path) -> pd.Series:
+    """Region names from a CSV of ``code,name`` (or Sirekap's ``kode,nama``), indexed by code, for any level.
+
+    Sirekap's region tree ``wilayah_ppwp_all_levels.csv.gz`` is such a file: one row per region of
+    every level, its code as the data carries it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no names file at {path}")
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for code, name in NAME_COLUMNS:
+        if code in table.columns and name in table.columns:
+            names = table[[code, name]].astype(str)
+            names = names[names[code].str.strip() != ""]
+            return pd.Series(names[name].str.strip().to_numpy(), index=names[code].str.strip().to_numpy(),
+                             name="name").groupby(level=0).first()
+    raise MappingError(f"{path.name}: a names file needs the columns code,name (or kode,nama); "
+                       f"it has {', '.join(map(repr, table.columns[:20]))}")
+
+
 def read_table(path: str | Path, mapping: Mapping[str, Any] | str | Path, *,
-               name: str | None = None) -> tuple[Election, pd.DataFrame]:
-    """Read a polling-station table with its mapping; unusable rows go to the rejects with a reason."""
+               name: str | None = None, names: str | Path | None = None) -> tuple[Election, pd.DataFrame]:
+    """Read a polling-station table with its mapping; unusable rows go to the rejects with a reason.
+
+    ``names``: a CSV of region codes and names (``read_names``) for the levels the mapping gives no
+    ``[names]`` column; a code the file does not hold keeps its code as its name.
+    """
     if not isinstance(mapping, Mapping):
         mapping = load_mapping(mapping)
     path = Path(path)
@@ -239,6 +267,11 @@ def read_table(path: str | Path, mapping: Mapping[str, Any] | str | Path, *,
         table[level] = codes
     for level, column in mapping.get("names", {}).items():
         table[f"{level}_name"] = raw[column].astype(str).str.strip()
+    region_names = read_names(names) if names is not None else None
+    if region_names is not None:
+        for level in mapping["levels"]:
+            if level not in mapping.get("names", {}):
+                table[f"{level}_name"] = table[level].map(region_names).fillna(table[level])
     id_columns = mapping.get("unit_id", {}).get("columns") or list(dict.fromkeys(
         c for v in mapping["levels"].values() for c in ([v] if isinstance(v, str) else v)))
     # Column by column, not row by row (a row-wise join took most of the import's time).
@@ -302,6 +335,9 @@ def read_table(path: str | Path, mapping: Mapping[str, Any] | str | Path, *,
         "mapping_sha256": mapping.get("_sha256", ""),
         "rows_read": rows_read, "rows_filtered": filtered, "rows_rejected": len(rejects), "rows_kept": len(good),
     }
+    if names is not None:
+        with open(names, "rb") as handle:
+            provenance["names"] = f"{Path(names).name} (sha256 {hashlib.file_digest(handle, 'sha256').hexdigest()})"
     profile = dict(mapping.get("profile", {}))
     if profile:
         profile.setdefault("name", "polling_station")
