@@ -78,7 +78,9 @@ def _wilson(k: int, n: int) -> tuple[float, float]:
 def _table_html(title: str, frame: pd.DataFrame, notes: Sequence[str] = (), rows: int = HTML_ROWS) -> str:
     shown = frame.head(rows)
     more = f"<p>{html.escape(f'First {len(shown)} of {len(frame):,} rows.')}</p>" if len(frame) > len(shown) else ""
-    body = shown.to_html(escape=True, index=False, na_rep="", float_format=lambda x: f"{x:,.4g}")
+    from .display import frame_html
+
+    body = frame_html(shown, max_rows=0)  # the page's one formatter: no row index, readable p-values, separators
     notes_html = "".join(f"<p><small>{html.escape(n)}</small></p>" for n in notes)
     return f"<h4>{html.escape(title)}</h4>" + body + more + notes_html
 
