@@ -442,6 +442,11 @@ def favouring(election, found: Any, *, alpha: float = 0.05, names: pd.DataFrame 
 
 
 # ------------------------------------------------------------------------------------ page flags
+#: A flagged test is said to grow with size when Spearman's rho of its statistic with the provinces'
+#: TPS counts is at least this, at p below SIZE_PVALUE (a caution on the page; it changes no flag).
+SIZE_RHO, SIZE_PVALUE = 0.5, 0.01
+
+
 @dataclass(frozen=True, eq=False)
 class PageFlagsFound:
     """The national page's flags (every test family under one error control), by province."""
@@ -452,6 +457,16 @@ class PageFlagsFound:
     source: str             # "summary.json at ..." or "recomputed (run_battery ...)"
     noken_note: str = NOKEN_NOTE
     every_test: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)  # every test of every province
+    #: Per flagged test: Spearman's rho of its statistic with the provinces' TPS counts, and its p-value.
+    size_dependence: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+
+    def size_cautions(self, rho: float = SIZE_RHO, pvalue: float = SIZE_PVALUE) -> pd.DataFrame:
+        """Flagged tests whose statistic rises with province size across every province (a null that
+        does not fit at large n flags the largest regions first)."""
+        table = self.size_dependence
+        if table.empty:
+            return table
+        return table[(table["rho"] >= rho) & (table["pvalue"] < pvalue)].reset_index(drop=True)
 
     @property
     def irregular(self) -> pd.DataFrame:
@@ -465,9 +480,14 @@ class PageFlagsFound:
             return f"<p>{html.escape(f'No province stands out (of {self.regions}); source: {self.source}.')}</p>"
         noken = self.flagged[self.flagged["noken"]]
         note = (f"Flags in noken provinces ({', '.join(noken[LEVEL])}): {self.noken_note}." if len(noken) else "")
+        size = "" if self.size_dependence.empty else _table_html(
+            "Does a flagged test's statistic grow with the province's size?", self.size_dependence, notes=[
+                "Spearman's rank correlation across every province of the test's statistic with its number of TPS with "
+                f"numbers. Under a null that fits, it does not; rho >= {SIZE_RHO} at p < {SIZE_PVALUE} is shown as a "
+                "caution in the headline (it changes no flag)."])
         return (_table_html(f"Provinces flagged ({len(self.irregular)} of {self.regions}, noken provinces apart)",
                             self.irregular, rows=60, notes=[f"Source: {self.source}."])
-                + (f"<p>{html.escape(note)}</p>" + _table_html("Noken provinces", noken) if note else ""))
+                + (f"<p>{html.escape(note)}</p>" + _table_html("Noken provinces", noken) if note else "") + size)
 
 
 FAMILY_OF = (("misreadings favour", "misreadings"), ("broken forms", "forms"), ("digit", "digits"),
@@ -483,6 +503,26 @@ def _family(test: str) -> str:
     return "other"
 
 
+def size_dependence(tests: pd.DataFrame, sizes: pd.Series) -> pd.DataFrame:
+    """For each flagged test, Spearman's rho (scipy.stats.spearmanr) of its statistic across every
+    province with the province's TPS with numbers. Under a null that fits, a test's statistic does not
+    grow with n; a misfit of the station model grows like n and flags the largest provinces."""
+    from scipy.stats import spearmanr
+
+    rows = []
+    flagged = tests.loc[tests["flagged"].astype(bool), "test"].astype(str).unique()
+    for test in flagged:
+        part = tests[(tests["test"].astype(str) == test)].copy()
+        part["statistic"] = pd.to_numeric(part.get("statistic"), errors="coerce")
+        part["n"] = part["region"].astype(str).map(sizes)
+        part = part.dropna(subset=["statistic", "n"])
+        if len(part) < 8 or part["statistic"].nunique() < 3:
+            continue
+        result = spearmanr(part["n"], part["statistic"])
+        rows.append({"test": test, "provinces": len(part), "rho": float(result.statistic), "pvalue": float(result.pvalue)})
+    return pd.DataFrame(rows, columns=["test", "provinces", "rho", "pvalue"])
+
+
 def _flag_frame(tests: pd.DataFrame, regions: int, source: str, election, names, noken_codes) -> PageFlagsFound:
     tests = tests.copy()
     tests["region"] = tests["region"].astype(str)
@@ -496,8 +536,11 @@ def _flag_frame(tests: pd.DataFrame, regions: int, source: str, election, names,
                      "families": ", ".join(sorted(set(group["family"]))), "noken": region in noken_codes})
     flagged = pd.DataFrame(rows, columns=[LEVEL, "name", "tests", "families", "noken"])
     keep = [c for c in (LEVEL, "test", "family", "statistic", "pvalue", "pvalue_empirical", "region_qvalue") if c in hit]
+    with_numbers = election.table[list(election.candidates)].notna().any(axis=1).to_numpy()
+    sizes = election.table.loc[with_numbers, LEVEL].astype(str).value_counts()
     return PageFlagsFound(flagged=flagged, tests=hit[keep].reset_index(drop=True), regions=regions, source=source,
-                          every_test=tests.reset_index(drop=True))
+                          every_test=tests.reset_index(drop=True),
+                          size_dependence=size_dependence(tests, sizes) if len(tests) else pd.DataFrame())
 
 
 def page_flags_found(election, *, national_summary: str | Path | None = None, names: pd.DataFrame | None = None,
@@ -814,6 +857,13 @@ class Findings:
                                f"{_label({r.province: r.name}, r.province)}: {r.tests}" for r in irregular.itertuples()) + ".")
             else:
                 out.append(f"No province stands out among the {self.flags.regions} on the national page's tests.")
+            cautions = self.flags.size_cautions()
+            if len(cautions):
+                out.append("Caution: across the provinces the statistic of " + "; ".join(
+                    f"{r.test} rises with the number of TPS (Spearman rho {r.rho:.2f}, p = {r.pvalue:.2g})"
+                    for r in cautions.itertuples()) + ": a station model that does not fit counts of this kind grows "
+                    "like the number of stations, and flags the largest provinces first. Read these flags as questions "
+                    "for the method as much as for the data.")
             noken_flagged = self.flags.flagged[self.flags.flagged["noken"]]
             if len(noken_flagged):
                 out.append(f"Flags in the noken provinces ({', '.join(noken_flagged['name'])}) are {NOKEN_NOTE}.")

@@ -189,3 +189,21 @@ def test_real_table_subset_findings():
     assert s["compared"] > 0 and s["agree"] + s["disagree"] == s["compared"]
     assert len(result.headline()) >= 5
     assert all("fraud" not in h.lower() for h in result.headline())
+
+
+def test_a_flagged_test_whose_statistic_grows_with_size_gets_a_caution():
+    import numpy as np
+    import pandas as pd
+
+    from analysis.findings import size_dependence
+
+    sizes = pd.Series({str(i): 1000 * (i + 1) for i in range(12)})
+    rng = np.random.default_rng(3)
+    grows = pd.DataFrame({"test": "second digit (02)", "region": [str(i) for i in range(12)],
+                          "statistic": [9 + 0.01 * n + rng.normal(0, 2) for n in sizes], "flagged": [False] * 11 + [True]})
+    flat = grows.assign(test="last digit (02)", statistic=rng.permutation(grows["statistic"].to_numpy()))
+    table = size_dependence(pd.concat([grows, flat]), sizes).set_index("test")
+    assert table.loc["second digit (02)", "rho"] > 0.8 and table.loc["second digit (02)", "pvalue"] < 0.01
+    assert abs(table.loc["last digit (02)", "rho"]) < 0.8
+    unflagged = size_dependence(grows.assign(flagged=False), sizes)
+    assert unflagged.empty  # only flagged tests are looked at
