@@ -52,7 +52,7 @@ def test_real_election_renders_every_report(tmp_path, file, mapping):
     if not path.is_file():
         pytest.skip(f"../shared/data/{file} is absent")
     election, _ = read_table(path, mapping)
-    subset, level, chosen = _subset(election)
+    subset, level, chosen = _subset(election, regions=1)  # one region and the national page: every shape, half the renders
     data = subset.to_parquet(tmp_path / "subset.parquet")
     result = run_reports(data, out_dir=tmp_path / "site", jobs=2, parameters=SMALL, progress=False)
     assert result.ok, [(r.code, r.error) for r in result.failed]
