@@ -131,13 +131,14 @@ def test_the_learned_edit_model_is_opt_in_and_named():
     assert F.misreading_effect(e, n_boot=50, learned=True).model.startswith("learned from KPU's corrections")
 
 
-def test_hostile_region_names_stay_escaped_on_the_rendered_page(tmp_path):
+def test_hostile_region_names_stay_escaped_on_the_rendered_page(tmp_path, monkeypatch):
     from analysis.report.export import active_content, sort_script
     from analysis.report.findings import render_findings
     from tests.hostile import PAYLOADS, hostile_election
 
     data = hostile_election().to_parquet(tmp_path / "hostile.parquet")
-    page = render_findings(data, tmp_path / "site", seed=3)
+    monkeypatch.chdir(tmp_path)  # a relative output folder, as `make real` gives it, lands here, not in notebooks/
+    page = render_findings(data, "site", seed=3)
     text = page.read_text(encoding="utf-8")
     for payload in PAYLOADS:
         assert payload not in text

@@ -51,7 +51,7 @@ def render_findings(data, out_dir, *, kawalpemilu=None, names=None, national_sum
     parameters = {"data": data_path, "kawalpemilu": _input(kawalpemilu, "KawalPemilu desa file"),
                   "names": _input(names, "region tree"), "national_summary": _input(national_summary, "national summary"),
                   "seed": int(seed), "alpha": float(alpha), "learned": bool(learned)}
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()  # the kernel runs in the notebooks folder: a relative path would land there
     out.mkdir(parents=True, exist_ok=True)
     build_dir = out / "_build"
     build_dir.mkdir(parents=True, exist_ok=True)
