@@ -217,6 +217,15 @@ def short_error(err: BaseException, timeout: float | None = None) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
+#: How jupyter_client says a kernel never answered its first request (no cell has run).
+KERNEL_START_FAILURES = ("Kernel died before replying to kernel_info", "Kernel didn't respond in")
+
+
+def kernel_never_started(err: BaseException) -> bool:
+    """Whether a notebook failed because its kernel died or hung before it ran any cell."""
+    return isinstance(err, RuntimeError) and str(err).startswith(KERNEL_START_FAILURES)
+
+
 def _report_title(code: str, summary_path: Path, level: str = "province") -> str:
     """"Province 31: DKI JAKARTA" when the summary names it, else "Province 31"."""
     label = "National report" if code == NATIONAL else f"{level.replace('_', ' ').capitalize()} {code}"
@@ -313,12 +322,21 @@ def _run_one(job: dict[str, Any]) -> ReportResult:
         saved_stderr = os.dup(2)
         os.dup2(log.fileno(), 2)
         try:
-            papermill.execute_notebook(
-                job["template"], str(paths["executed"]), parameters=_parameters(job), kernel_name=KERNEL_NAME,
-                cwd=job["cwd"], progress_bar=False, log_output=False, execution_timeout=job["timeout"],
-            )
-        except Exception as err:  # noqa: BLE001 - one report failing must not stop the batch (Ctrl-C does)
-            error = short_error(err, job["timeout"])
+            for attempt in (1, 2):
+                try:
+                    papermill.execute_notebook(
+                        job["template"], str(paths["executed"]), parameters=_parameters(job), kernel_name=KERNEL_NAME,
+                        cwd=job["cwd"], progress_bar=False, log_output=False, execution_timeout=job["timeout"],
+                    )
+                    error = ""
+                    break
+                except Exception as err:  # noqa: BLE001 - one report failing must not stop the batch (Ctrl-C does)
+                    error = short_error(err, job["timeout"])
+                    if attempt == 1 and kernel_never_started(err):
+                        # No cell ran: a kernel lost at start on a loaded machine, not the report's fault.
+                        os.write(2, f"forensik: {error}; starting the kernel once more\n".encode())
+                        continue
+                    break
         finally:
             os.dup2(saved_stderr, 2)
             os.close(saved_stderr)
