@@ -571,8 +571,10 @@ def _station_pmf_sums(totals: np.ndarray, shares: np.ndarray, rho: float, onehot
         p = clipped[rows, None]
         inner = (p > 0) & (p < 1)
         pmf = _pmf_by_ratios(n, np.where(inner, p, 0.5), rho, top)
-        if not inner.all():  # a share of exactly 0 or 1 is a point mass whatever the overdispersion
-            pmf = np.where(inner, pmf, stats.binom.pmf(np.arange(top + 1)[None, :], n, p))
+        if not inner.all():  # a share of exactly 0 or 1 is a point mass (at 0 or at n) whatever the overdispersion
+            edge = np.flatnonzero(~inner[:, 0])
+            pmf[edge] = 0.0
+            pmf[edge, np.where(p[edge, 0] >= 1, n[edge, 0], 0)] = 1.0
         out[rows] = pmf @ onehot[:top + 1]
         start = stop
     return out
