@@ -535,17 +535,29 @@ def station_digit_probabilities(totals: np.ndarray, shares: np.ndarray, rho: flo
     Exact sums of the (beta-)binomial pmf over the values with each digit (scipy.stats.binom /
     betabinom), the same model the simulated null draws from.
     """
+    return station_digit_probabilities_for(totals, shares, rho, [(kind, min_count)])[0]
+
+
+def station_digit_probabilities_for(totals: np.ndarray, shares: np.ndarray, rho: float,
+                                    kinds: Sequence[tuple[str, int]]) -> list[np.ndarray]:
+    """``station_digit_probabilities`` for several (kind, min_count) at once: each station's pmf is
+    computed once and summed over every kind's digit classes (most of the model null's time)."""
     totals = np.asarray(totals, dtype=np.int64)
     shares = np.asarray(shares, dtype=float)
-    n_digits = len(_TESTS[kind]["digits"])
     top = int(totals.max(initial=0))
     values = np.arange(top + 1, dtype=np.int64)
-    codes = _digits_or_ten(values, kind, min_count).astype(np.int64) if kind != "first two" else np.where(
-        values >= 10, extract_digit(values, "first two").astype(np.int64) - 10, 90)
-    codes = np.where(codes >= n_digits, n_digits, codes)
-    onehot = np.zeros((top + 1, n_digits + 1))
-    onehot[values, codes] = 1.0
-    return _station_pmf_sums(totals, shares, rho, onehot)
+    blocks = []
+    for kind, min_count in kinds:
+        n_digits = len(_TESTS[kind]["digits"])
+        codes = _digits_or_ten(values, kind, min_count).astype(np.int64) if kind != "first two" else np.where(
+            values >= 10, extract_digit(values, "first two").astype(np.int64) - 10, 90)
+        codes = np.where(codes >= n_digits, n_digits, codes)
+        onehot = np.zeros((top + 1, n_digits + 1))
+        onehot[values, codes] = 1.0
+        blocks.append(onehot)
+    sums = _station_pmf_sums(totals, shares, rho, np.hstack(blocks))
+    edges = np.cumsum([0] + [b.shape[1] for b in blocks])
+    return [sums[:, lo:hi] for lo, hi in zip(edges[:-1], edges[1:])]
 
 
 def _station_pmf_sums(totals: np.ndarray, shares: np.ndarray, rho: float, onehot: np.ndarray) -> np.ndarray:
@@ -652,8 +664,8 @@ def weighted_chi2_sf(q: float, weights: np.ndarray) -> float:
     return float(np.clip(p, 0.0, 1.0))
 
 
-def _exact_result(kind: str, prepared: _Prepared, totals: np.ndarray, shares: np.ndarray, rho: float, *,
-                  min_count: int, share_source: str, note: str = "") -> DigitTest:
+def _exact_result(kind: str, prepared: _Prepared, station_probabilities: np.ndarray, rho: float, *,
+                  share_source: str, note: str = "") -> DigitTest:
     """The chi-square against model-based null frequencies, its tail by a normal approximation.
 
     Not an exact test: the station model's parameters are plug-in estimates (shares pooled per
@@ -670,7 +682,7 @@ def _exact_result(kind: str, prepared: _Prepared, totals: np.ndarray, shares: np
     digits = extract_digit(prepared.counts[prepared.used], kind) - spec["digits"][0]
     observed = np.bincount(digits, minlength=n_digits).astype(float)
     n = int(prepared.used.sum())
-    probabilities = station_digit_probabilities(totals, shares, rho, kind, min_count)[:, :n_digits]
+    probabilities = station_probabilities[:, :n_digits]
     mu = probabilities.sum(axis=0)
     model = (f"beta-binomial per station (rho = {rho:.4g}, method of moments)" if rho > 0
              else "binomial per station (moment estimate of overdispersion <= 0)")
@@ -716,9 +728,10 @@ def _run(kinds: Sequence[tuple[str, int]], counts, *, null: str, totals, shares,
     first = prepared[kinds[0][0]]
     sim_totals, sim_shares, _, rho, source = _model(first, shares, share_label)
     if mode == "exact":
-        for kind, min_count in kinds:
-            out[kind] = _exact_result(kind, prepared[kind], sim_totals, sim_shares, rho, min_count=min_count,
-                                      share_source=source, note=notes.get(kind, ""))
+        probabilities = station_digit_probabilities_for(sim_totals, sim_shares, rho, kinds)
+        for (kind, _), station_probabilities in zip(kinds, probabilities):
+            out[kind] = _exact_result(kind, prepared[kind], station_probabilities, rho, share_source=source,
+                                      note=notes.get(kind, ""))
         return out
     if len(sim_totals) == 0:
         simulated = [np.zeros((int(n_sim), 11), dtype=np.int64) for _ in kinds]
