@@ -14,15 +14,23 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
+if TYPE_CHECKING:
     import pandera.pandas as pa
-    from pandera.errors import SchemaErrors
+
+
+def _pandera():
+    """pandera, imported when a table is first validated: reading an Election (every report kernel
+    does) needs none of it, and it costs about half a second to import."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pandera.pandas as pa
+        from pandera.errors import SchemaErrors
+    return pa, SchemaErrors
 
 import pyarrow as pa_arrow
 import pyarrow.parquet as pq
@@ -68,6 +76,7 @@ def table_sha256(table: pd.DataFrame) -> str:
 @lru_cache(maxsize=32)
 def _schema(levels: tuple[str, ...], counts: tuple[str, ...]) -> pa.DataFrameSchema:
     """The contract's pandera schema for these columns (made once per set of columns: ~10 ms each)."""
+    pa, _ = _pandera()
     columns = {
         level: pa.Column(str, nullable=False, coerce=False, description="region code")
         for level in levels
@@ -214,6 +223,7 @@ class Election:
                         "failure_case": column[mask.to_numpy()].astype(str).to_numpy(),
                     }))
             table[count_name] = numeric.where(~(not_number | not_whole)).round().astype("Int64")
+        _, SchemaErrors = _pandera()
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
