@@ -73,6 +73,9 @@ __all__ = [
     "digit_tests",
 ]
 
+#: Why a station's count is left out when its form's published total contradicts its candidates' counts.
+DISAGREE_REASON = "valid votes differ from the sum of the candidates"
+
 #: Benford's first-digit law, P(d) = log10(1 + 1/d), d = 1..9.
 BENFORD_FIRST: np.ndarray = np.log10(1 + 1 / np.arange(1, 10))
 #: Benford's second-digit law, P(d) = sum_k log10(1 + 1/(10k + d)), d = 0..9.
@@ -178,7 +181,7 @@ class _Prepared:
     totals: np.ndarray | None
 
 
-def _prepare(counts, *, position: str, min_count: int, totals=None) -> _Prepared:
+def _prepare(counts, *, position: str, min_count: int, totals=None, disagree=None) -> _Prepared:
     ints, missing, bad = as_counts(counts, "counts")
     reasons: list[tuple[str, np.ndarray]] = [("missing", missing), ("negative or fractional", bad)]
     total_ints = None
@@ -191,6 +194,11 @@ def _prepare(counts, *, position: str, min_count: int, totals=None) -> _Prepared
             ("total is zero", total_ints == 0),
             ("count > total", ints > total_ints),
         ]
+    if disagree is not None:
+        disagree = np.asarray(disagree, dtype=bool)
+        if len(disagree) != len(ints):
+            raise ValueError(f"counts and disagree differ in length: {len(ints)} and {len(disagree)}")
+        reasons.append((DISAGREE_REASON, disagree))
     used = np.ones(len(ints), dtype=bool)
     excluded: dict[str, int] = {}
 
@@ -247,6 +255,21 @@ class DigitTest:
     n_sim: int = 0
     seed: int | None = None
     note: str = ""
+    null_mean: float = np.nan
+    null_sd: float = np.nan
+
+    @property
+    def effect(self) -> float:
+        """The chi-square's excess over its null mean per tested count, (statistic - null_mean) / n.
+
+        A misfit of the null (or an irregularity) on a fixed share of stations moves the chi-square
+        in proportion to n; the excess per count does not grow with n, so regions of different
+        sizes can be compared by it (``se`` is its null standard error, null_sd / n)."""
+        return (self.statistic - self.null_mean) / self.n if self.n else np.nan
+
+    @property
+    def se(self) -> float:
+        return self.null_sd / self.n if self.n else np.nan
 
     def to_frame(self) -> pd.DataFrame:
         """One row: the test, its statistic and p-values, MAD, sample size, exclusions and null."""
@@ -255,7 +278,7 @@ class DigitTest:
             "textbook_statistic": self.textbook_statistic, "textbook_pvalue": self.textbook_pvalue,
             "g_statistic": self.g_statistic, "g_pvalue": self.g_pvalue, "mad": self.mad, "conformity": self.conformity, "mad_null": self.mad_null,
             "mean_digit": self.mean_digit, "expected_mean": self.expected_mean,
-            "overdispersion": self.overdispersion, "n": self.n,
+            "overdispersion": self.overdispersion, "n": self.n, "null_mean": self.null_mean, "null_sd": self.null_sd,
             "excluded": int(sum(self.excluded.values())), "null": self.null, "note": self.note,
         }])
 
@@ -295,7 +318,8 @@ def _g_statistic(observed: np.ndarray, n: np.ndarray | int, expected: np.ndarray
 
 def _finish(*, kind: str, observed: np.ndarray, n: int, expected: np.ndarray, band: np.ndarray,
             statistic: float, pvalue: float, excluded: dict, null: str, overdispersion=np.nan,
-            n_sim: int = 0, seed=None, note: str = "", g_null: np.ndarray | None = None) -> DigitTest:
+            n_sim: int = 0, seed=None, note: str = "", g_null: np.ndarray | None = None,
+            null_mean: float | None = None, null_sd: float | None = None) -> DigitTest:
     spec = _TESTS[kind]
     digits, textbook = spec["digits"], spec["textbook"]
     observed_share = _shares(observed.astype(float))
@@ -327,6 +351,9 @@ def _finish(*, kind: str, observed: np.ndarray, n: int, expected: np.ndarray, ba
         mad_null=float(np.mean(np.abs(observed_share - expected))) if n else np.nan,
         overdispersion=float(overdispersion), g_statistic=g_statistic, g_pvalue=float(g_pvalue),
         n_sim=int(n_sim), seed=seed, note=note,
+        # The chi-square's null mean and sd: given by the null, else those of the textbook chi-square (dof, sqrt(2 dof)).
+        null_mean=float(dof if null_mean is None else null_mean),
+        null_sd=float(np.sqrt(2 * dof) if null_sd is None else null_sd),
     )
 
 
@@ -486,7 +513,8 @@ def _simulated_result(kind: str, prepared: _Prepared, simulated: np.ndarray, *, 
             else np.full((2, n_digits), np.nan))
     return _finish(kind=kind, observed=observed, n=n, expected=expected, band=band, statistic=statistic,
                    pvalue=pvalue, excluded=prepared.excluded, null=null, overdispersion=rho, n_sim=n_sim,
-                   seed=seed, note=note, g_null=null_g)
+                   seed=seed, note=note, g_null=null_g, null_mean=float(np.mean(null_stats)),
+                   null_sd=float(np.std(null_stats, ddof=1)) if n_sim > 1 else np.nan)
 
 
 def _null_kind(null: str, textbook: str) -> str:
@@ -689,12 +717,16 @@ def _exact_result(kind: str, prepared: _Prepared, totals: np.ndarray, shares: np
     pvalue = weighted_chi2_sf(statistic, np.clip(weights, 0, None))
     sd = np.sqrt(np.clip(np.diag(centred), 0, None)) / mu.sum()
     band = np.vstack([expected - 1.96 * sd, expected + 1.96 * sd])
+    # The quadratic form's mean and sd: sum of the weights, sqrt(2 sum of their squares).
+    weights = np.clip(weights, 0, None)
     return _finish(kind=kind, observed=observed, n=n, expected=expected, band=band, statistic=statistic,
-                   pvalue=pvalue, excluded=prepared.excluded, null=null, overdispersion=rho, note=note)
+                   pvalue=pvalue, excluded=prepared.excluded, null=null, overdispersion=rho, note=note,
+                   null_mean=float(weights.sum()), null_sd=float(np.sqrt(2 * np.sum(weights ** 2))))
 
 
 def _run(kinds: Sequence[tuple[str, int]], counts, *, null: str, totals, shares, n_sim: int, seed: int,
-         notes: Mapping[str, str] | None = None, share_label: str | None = None) -> dict[str, DigitTest]:
+         notes: Mapping[str, str] | None = None, share_label: str | None = None,
+         disagree=None) -> dict[str, DigitTest]:
     """Run several digit tests on one count array, sharing one set of simulated draws."""
     notes = notes or {}
     textbook = {"second": "benford", "last": "uniform", "first": "benford"}
@@ -710,7 +742,8 @@ def _run(kinds: Sequence[tuple[str, int]], counts, *, null: str, totals, shares,
     if int(n_sim) < 1:
         raise ValueError(f"n_sim must be at least 1, got {n_sim}")
     seed = int(seed)
-    prepared = {kind: _prepare(counts, position=kind, min_count=m, totals=totals) for kind, m in kinds}
+    prepared = {kind: _prepare(counts, position=kind, min_count=m, totals=totals, disagree=disagree)
+                for kind, m in kinds}
     first = prepared[kinds[0][0]]
     sim_totals, sim_shares, _, rho, source = _model(first, shares, share_label)
     if mode == "exact":
@@ -1076,6 +1109,17 @@ def digit_tests(election, *, level: str, columns: Sequence[str] | None = None,
         return valid if column in election.candidates else election.column("registered")
 
     sizes = {c: station_size(c) for c in columns}
+    # A station whose published valid votes differ from the sum of its candidates (an OCR misreading
+    # of one of them, or a form that does not add up) has no known size: its digits cannot be
+    # modelled, and a wrong size distorts the null in proportion to the region's number of such
+    # stations. Its candidate counts are left out, counted under DISAGREE_REASON (the broken-forms
+    # test reports these forms). Only with the default sizes; a named size column is taken as given.
+    disagree = np.zeros(len(table), dtype=bool)
+    if totals is None and election.candidates and "valid" in table.columns:
+        published = election.column("valid")
+        candidate_total = table[list(election.candidates)].sum(axis=1, skipna=False).astype("Float64").to_numpy(
+            dtype=float, na_value=np.nan)
+        disagree = np.isfinite(published) & np.isfinite(candidate_total) & (published != candidate_total)
     if share_level is not None and share_level not in election.levels:
         raise KeyError(f"share_level {share_level!r} is not a level of this election ({', '.join(election.levels)})")
     share_groups = table[share_level].astype(str).to_numpy() if share_level is not None else None
@@ -1094,15 +1138,20 @@ def digit_tests(election, *, level: str, columns: Sequence[str] | None = None,
             region_totals = sizes[column][mask] if mode != "textbook" else None
             column_seed = region_seed(seed, region, column, wide=True)
             base = {"region": region, "region_name": region_name, "column": column}
+            left_out = (disagree[mask] if mode != "textbook" and column in election.candidates and disagree[mask].any()
+                        else None)
             try:
-                usable = {kind: int(_prepare(counts, position=kind, min_count=m, totals=region_totals).used.sum())
+                usable = {kind: int(_prepare(counts, position=kind, min_count=m, totals=region_totals,
+                                             disagree=left_out).used.sum())
                           for kind, m in kinds}
                 runnable = [(k, m) for k, m in kinds if usable[k] >= min_stations]
-                shares = (group_shares(counts, region_totals, share_groups[mask])
+                share_counts = counts if left_out is None else np.where(left_out, np.nan, counts)
+                shares = (group_shares(share_counts, region_totals, share_groups[mask])
                           if runnable and mode != "textbook" and share_groups is not None else None)
+                extra = {} if left_out is None else {"disagree": left_out}
                 results = (cached(_run)(runnable, counts, null=mode,
                                 totals=region_totals, shares=shares, n_sim=n_sim, seed=column_seed,
-                                share_label=f"pooled per {share_level}")
+                                share_label=f"pooled per {share_level}", **extra)
                            if runnable else {})
             except InsufficientData as err:
                 # Only the data errors the kernels raise on purpose: a region whose data cannot

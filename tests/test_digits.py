@@ -579,3 +579,58 @@ def test_exact_pair_null_keeps_its_level_on_its_own_model():
         pvalues += [pair.repeated_pvalue, pair.adjacent_pvalue]
     rate = np.mean(np.array(pvalues) < 0.05)
     assert abs(rate - 0.05) < 3 * np.sqrt(0.05 * 0.95 / len(pvalues)), rate
+
+
+# ------------------------------------------------------------------------------------ sizes that contradict the counts
+def _misread_totals_election(misread_share: float, seed: int = 5) -> Election:
+    """Clean beta-binomial stations whose published valid votes were misread (a digit inserted) on a share of them."""
+    rng = np.random.default_rng(seed)
+    n = 20_000
+    valid = rng.integers(150, 301, n)
+    a = rng.binomial(valid, rng.beta(0.45 * 40, 0.55 * 40, n))
+    published = valid.copy()
+    misread = rng.random(n) < misread_share
+    published[misread] = valid[misread] * 10 + rng.integers(0, 10, misread.sum())
+    table = pd.DataFrame({"unit_id": [f"u{i}" for i in range(n)], "province": "11",
+                          "district": [f"d{i % 200}" for i in range(n)], "registered": valid + 40,
+                          "voters": valid, "valid": published, "invalid": 0, "01": a, "02": valid - a})
+    return Election.from_frame(table, levels=["province", "district"], candidates=["01", "02"], name="misread")
+
+
+def test_digit_tests_leave_out_stations_whose_valid_votes_contradict_the_candidates():
+    """A misread total distorts the model-based null in proportion to the region's size (on 5 % of 20,000
+    clean stations the second digit's chi-square was 1,206, p = 6e-254, before); such stations are left out and counted."""
+    from analysis.digits import DISAGREE_REASON
+
+    election = _misread_totals_election(0.05)
+    table = digit_tests(election, level="province", null="model", share_level="district", tests=("second", "last"))
+    left_out = int((election.column("valid") != election.column("01") + election.column("02")).sum())
+    assert 900 < left_out < 1100
+    for column in ("01", "02"):
+        for test in ("second digit", "last digit"):
+            result = table.result("11", column, test)
+            assert result.excluded[DISAGREE_REASON] == left_out
+            assert result.n + sum(result.excluded.values()) == 20_000
+            assert result.pvalue > 0.001
+    # the same stations with their totals as published and no disagreement left out: identical to no exclusion
+    clean = _misread_totals_election(0.0)
+    plain = digit_tests(clean, level="province", null="model", share_level="district", tests=("second",))
+    assert DISAGREE_REASON not in plain.result("11", "01", "second digit").excluded
+    # a named size column is taken as given; the textbook null uses no size
+    named = digit_tests(election, level="province", null="model", tests=("second",), totals="voters")
+    assert DISAGREE_REASON not in named.result("11", "01", "second digit").excluded
+    textbook = digit_tests(election, level="province", null="textbook", tests=("second",))
+    assert DISAGREE_REASON not in textbook.result("11", "01", "second digit").excluded
+
+
+def test_digit_result_reports_its_null_mean_and_effect_per_count():
+    rng = np.random.default_rng(6)
+    votes, totals, _ = clean_stations(rng, n=3000)
+    model = second_digit_test(votes, null="model", totals=totals)
+    assert 7.5 < model.null_mean <= 9.0 + 1e-9 and 3.5 < model.null_sd < 4.3
+    assert model.effect == pytest.approx((model.statistic - model.null_mean) / model.n)
+    assert model.se == pytest.approx(model.null_sd / model.n)
+    simulated = second_digit_test(votes, null="simulated", totals=totals, n_sim=199)
+    assert simulated.null_mean == pytest.approx(model.null_mean, rel=0.2)
+    textbook = second_digit_test(votes)
+    assert textbook.null_mean == 9 and textbook.null_sd == pytest.approx(np.sqrt(18))
