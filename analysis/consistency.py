@@ -931,7 +931,8 @@ def find_misreadings(election, *, rules: Sequence[Rule] | None = None, capacity:
                      priors: Mapping[str, float] = EDIT_PRIORS,
                      confusions: Mapping[tuple[str, str], float] = CONFUSION_WEIGHTS,
                      plausibility: bool = True, zeros_as_blank: bool = True,
-                     alternatives: int = 3, model: Any = None,
+                     alternatives: int = 3, model: Any = None, chart_prior: bool = True,
+                     neighbours: pd.DataFrame | None = None,
                      insertions: Mapping[tuple[str, str], float] | None = None,
                      drops: Mapping[tuple[str, str], float] | None = None,
                      substituted_at: Mapping[str, float] | None = None) -> Misreadings:
@@ -986,7 +987,11 @@ def find_misreadings(election, *, rules: Sequence[Rule] | None = None, capacity:
     search = _Search(rules=rules, sub=sub, boxes=boxes, box_names=list(boxes), derived=derived,
                      touches=_rule_touches(boxes, rules, derived), broken=broken_sub,
                      log_q={box: _plausibility(columns[cols[0]]) for box, cols in boxes.items()} if plausibility else {},
-                     plausibility=plausibility)
+                     plausibility=plausibility,
+                     log_gap=(_plausibility(columns["ballots"] - columns["valid"])
+                              if plausibility and {"ballots", "valid"} <= set(boxes) else None),
+                     chart=_chart_prior(table, columns, candidates, list(election.levels), idx,
+                                        hard_cap(capacity, reserve, headroom), neighbours) if chart_prior else None)
     hyp = _repairs(search, priors=priors, confusions=confusions, insertions=insertions, drops=drops,
                    substituted_at=substituted_at, model=model, cap_value=hard_cap(capacity, reserve, headroom))
     out = _misreading_table(search, hyp, table, idx, blanked, list(election.levels), alternatives)
@@ -1002,6 +1007,7 @@ def find_misreadings(election, *, rules: Sequence[Rule] | None = None, capacity:
                     "confusions": {f"{a}/{b}": w for (a, b), w in confusions.items()},
                     "model": getattr(model, "description", None) if model is not None else None,
                     "plausibility": plausibility, "zeros_as_blank": zeros_as_blank,
+                    "chart_prior": (round(search.chart.concentration, 1) if search.chart is not None else None),
                     "rules": tuple(r.id for r in rules)},
     )
 
@@ -1095,6 +1101,8 @@ class _Search:
     broken: np.ndarray            # form x rule
     log_q: dict[str, np.ndarray]  # box -> plausibility table (empty without plausibility)
     plausibility: bool
+    chart: Any = None             # _ChartPrior of the searched forms, or None
+    log_gap: Any = None           # plausibility table of ballots - valid (the invalid ballots), or None
 
 
 def _box_candidates(rows: np.ndarray, reported: np.ndarray, prior_key):
@@ -1153,9 +1161,38 @@ def _repairs(search: _Search, *, priors, confusions, insertions, drops, substitu
             weight = weight * float(box_weight.get(box, box_weight.get("*", 1.0)))
         if per_digit:  # every written digit is a chance to misread: longer numbers are misread more often
             weight = weight * (np.floor(np.log10(np.maximum(cand_value, 1))) + 1)
+        in_chart = search.chart is not None and box in search.chart.candidates
+        if in_chart:  # the repaired chart's split against the neighbours', where the whole chart is published
+            names = search.chart.candidates
+            x = np.column_stack([sub[boxes[c][0]][cand_rows] if c != box else cand_value for c in names])
+            x0 = np.column_stack([sub[boxes[c][0]][cand_rows] for c in names])
+            whole = ~np.isnan(x0).any(axis=1)
+            log_ratio = np.zeros(len(cand_rows))
+            if whole.any():
+                log_ratio[whole] = (search.chart.log_pmf(x[whole], cand_rows[whole])
+                                    - search.chart.log_pmf(x0[whole], cand_rows[whole]))
+            weight = weight * np.exp(log_ratio)
         if search.plausibility:
-            weight = weight * np.exp(_log_plausibility(search.log_q[box], cand_value)
-                                     - _log_plausibility(search.log_q[box], reported[owner].astype(float)))
+            log_p = (_log_plausibility(search.log_q[box], cand_value)
+                     - _log_plausibility(search.log_q[box], reported[owner].astype(float)))
+            if in_chart:
+                log_p = np.where(whole, 0.0, log_p)
+            if search.log_gap is not None and box in ("valid", "ballots"):
+                # Without an invalid box, ballots - valid is the invalid count: P(valid) P(ballots - valid)
+                # instead of P(valid) P(ballots) (the ballots' own plausibility is replaced).
+                valid0, ballots0 = sub[boxes["valid"][0]][cand_rows], sub[boxes["ballots"][0]][cand_rows]
+                gap_rows = ~np.isnan(valid0) & ~np.isnan(ballots0)
+                if "invalid" in boxes:
+                    gap_rows &= np.isnan(sub[boxes["invalid"][0]][cand_rows])
+                new = (ballots0 - cand_value) if box == "valid" else (cand_value - valid0)
+                old = ballots0 - valid0
+                # Beyond the histogram (a negative count) the smallest plausibility applies.
+                log_g = (_log_plausibility(search.log_gap, np.nan_to_num(new, nan=-1.0))
+                         - _log_plausibility(search.log_gap, np.nan_to_num(old, nan=-1.0)))
+                if box == "ballots":
+                    log_p = np.where(gap_rows, 0.0, log_p)
+                log_p = log_p + np.where(gap_rows, log_g, 0.0)
+            weight = weight * np.exp(log_p)
         found_rows.append(cand_rows[ok])
         found_box.append(np.full(int(ok.sum()), b, dtype=np.int32))
         found_value.append(cand_value[ok])
@@ -1174,6 +1211,84 @@ def _repairs(search: _Search, *, priors, confusions, insertions, drops, substitu
     hyp["confidence"] = hyp["weight"] / total
     hyp["rank"] = hyp.groupby("row").cumcount()
     return hyp
+
+
+# ---- the chart's prior: how the candidates split the votes near this TPS
+#: Pseudo-votes with which a region's shares are shrunk towards its parent region's (one TPS is ~200 votes).
+SHARE_SHRINKAGE = 400.0
+
+
+@dataclass(frozen=True, eq=False)
+class _ChartPrior:
+    """Dirichlet-multinomial prior of the candidates' split at each searched form.
+
+    ``alpha``: (searched forms x candidates) = concentration x local shares, the shares of the
+    form's own smallest region without the form itself, shrunk towards the enclosing regions'.
+    ``concentration`` is a moment estimate of the TPS-to-TPS overdispersion of the shares
+    (``_chart_prior``). The prior of a written chart x (its total n = sum x) is
+    DM(x | n, alpha); a candidate's repair is weighed by DM(repaired chart) / DM(reported chart)
+    instead of the one box's plausibility: which candidate was misread is told by how the form's
+    split compares with its neighbours' (a 4 read for an 8 in a small candidate's box, rather than
+    a 104 for a 108 in the leader's).
+    """
+
+    candidates: tuple[str, ...]
+    alpha: np.ndarray
+    concentration: float
+
+    def log_pmf(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """log DM(x | sum x, alpha[rows]) for charts ``x`` (k x candidates) of searched forms ``rows``."""
+        from scipy.special import gammaln
+
+        a = self.alpha[rows]
+        n = x.sum(axis=1)
+        total = a.sum(axis=1)
+        return (gammaln(n + 1) + gammaln(total) - gammaln(n + total)
+                + (gammaln(x + a) - gammaln(a) - gammaln(x + 1)).sum(axis=1))
+
+
+def _chart_prior(table: pd.DataFrame, columns, candidates: Sequence[str], levels: Sequence[str], idx: np.ndarray,
+                 cap: float, neighbours: pd.DataFrame | None = None) -> _ChartPrior | None:
+    """The chart prior of the searched forms ``idx``, from every form of the election whose chart is published
+    and possible (each number at most ``cap``, not all zero); None without two candidates or such forms.
+    ``neighbours``: more forms (a table with the levels and the candidates' columns, e.g. the rest of the
+    election when only some forms are searched) that count among the regions' forms; rows of ``table`` in it
+    are ignored."""
+    candidates = tuple(candidates)
+    if len(candidates) < 2 or not len(idx):
+        return None
+    x = np.column_stack([np.asarray(columns[c], dtype=float) for c in candidates])
+    levels = [lv for lv in levels if lv in table.columns]
+    if neighbours is not None and len(neighbours):
+        extra = neighbours[~neighbours.index.isin(table.index)]
+        x = np.vstack([x, np.column_stack([pd.to_numeric(extra[c], errors="coerce").astype("Float64")
+                                           .to_numpy(dtype=float, na_value=np.nan) for c in candidates])])
+        levels = [lv for lv in levels if lv in extra.columns]
+        table = pd.concat([table[levels], extra[levels]], ignore_index=True)
+    usable = ~np.isnan(x).any(axis=1) & (np.nan_to_num(x, nan=np.inf) <= cap).all(axis=1) & (np.nan_to_num(x) > 0).any(axis=1)
+    if usable.sum() < 2:
+        return None
+    xu = np.where(usable[:, None], np.nan_to_num(x), 0.0)
+    overall = xu.sum(axis=0) + 1.0
+    shares_all = np.broadcast_to(overall / overall.sum(), x.shape).copy()
+    # From the coarsest level to the finest: shares of the level's other forms, shrunk towards the parent's.
+    shares = shares_all
+    for level in levels:
+        codes = pd.factorize(table[level].astype("string").fillna(""), sort=False)[0]
+        sums = np.zeros((codes.max() + 1, x.shape[1]))
+        np.add.at(sums, codes, xu)
+        own = sums[codes] - xu  # the region's votes without the form's own
+        n_own = own.sum(axis=1, keepdims=True)
+        shares = (own + SHARE_SHRINKAGE * shares) / (n_own + SHARE_SHRINKAGE)
+    # Overdispersion (moments, forms whose chart adds up to a plausible total): rho = 1 / (1 + concentration).
+    n = xu.sum(axis=1)
+    fit = usable & (n >= 2)
+    p, xf, nf = shares[fit], xu[fit], n[fit][:, None]
+    num = ((xf - nf * p) ** 2 - nf * p * (1 - p)).sum()
+    den = (nf * (nf - 1) * p * (1 - p)).sum()
+    rho = float(np.clip(num / den, 1e-3, 0.5)) if den > 0 else 0.5
+    concentration = 1.0 / rho - 1.0
+    return _ChartPrior(candidates, concentration * shares[idx], concentration)
 
 
 def _guessed_boxes(search: _Search, m: int) -> np.ndarray:
