@@ -1164,13 +1164,16 @@ def _repairs(search: _Search, *, priors, confusions, insertions, drops, substitu
         in_chart = search.chart is not None and box in search.chart.candidates
         if in_chart:  # the repaired chart's split against the neighbours', where the whole chart is published
             names = search.chart.candidates
-            x = np.column_stack([sub[boxes[c][0]][cand_rows] if c != box else cand_value for c in names])
-            x0 = np.column_stack([sub[boxes[c][0]][cand_rows] for c in names])
-            whole = ~np.isnan(x0).any(axis=1)
+            whole = np.ones(len(cand_rows), dtype=bool)
+            for c in names:
+                whole &= ~np.isnan(sub[boxes[c][0]][cand_rows])
             log_ratio = np.zeros(len(cand_rows))
-            if whole.any():
-                log_ratio[whole] = (search.chart.log_pmf(x[whole], cand_rows[whole])
-                                    - search.chart.log_pmf(x0[whole], cand_rows[whole]))
+            fit = whole & ok  # only repairs that make the form hold need it
+            if fit.any():
+                rows_ok = cand_rows[fit]
+                chart_total = sum(sub[boxes[c][0]][rows_ok] for c in names)
+                log_ratio[fit] = search.chart.log_ratio(names.index(box), rows_ok, reported[owner[fit]].astype(float),
+                                                        cand_value[fit], chart_total)
             weight = weight * np.exp(log_ratio)
         if search.plausibility:
             log_p = (_log_plausibility(search.log_q[box], cand_value)
@@ -1216,6 +1219,8 @@ def _repairs(search: _Search, *, priors, confusions, insertions, drops, substitu
 # ---- the chart's prior: how the candidates split the votes near this TPS
 #: Pseudo-votes with which a region's shares are shrunk towards its parent region's (one TPS is ~200 votes).
 SHARE_SHRINKAGE = 400.0
+#: Forms (a systematic sample) from which the overdispersion of the shares is estimated.
+MOMENT_FORMS = 50_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -1235,6 +1240,17 @@ class _ChartPrior:
     candidates: tuple[str, ...]
     alpha: np.ndarray
     concentration: float
+
+    def log_ratio(self, c: int, rows: np.ndarray, old: np.ndarray, new: np.ndarray, total: np.ndarray) -> np.ndarray:
+        """log DM(chart with candidate ``c`` at ``new``) - log DM(chart with it at ``old``); ``total``: the chart's
+        sum with ``old`` (only the terms of candidate ``c`` and of the total change)."""
+        from scipy.special import gammaln
+
+        a = self.alpha[rows, c]
+        big = self.alpha[rows].sum(axis=1)
+        new_total = total - old + new
+        return (gammaln(new_total + 1) - gammaln(total + 1) - gammaln(new_total + big) + gammaln(total + big)
+                + gammaln(new + a) - gammaln(old + a) + gammaln(old + 1) - gammaln(new + 1))
 
     def log_pmf(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """log DM(x | sum x, alpha[rows]) for charts ``x`` (k x candidates) of searched forms ``rows``."""
@@ -1269,26 +1285,28 @@ def _chart_prior(table: pd.DataFrame, columns, candidates: Sequence[str], levels
     if usable.sum() < 2:
         return None
     xu = np.where(usable[:, None], np.nan_to_num(x), 0.0)
-    overall = xu.sum(axis=0) + 1.0
-    shares_all = np.broadcast_to(overall / overall.sum(), x.shape).copy()
-    # From the coarsest level to the finest: shares of the level's other forms, shrunk towards the parent's.
-    shares = shares_all
-    for level in levels:
-        codes = pd.factorize(table[level].astype("string").fillna(""), sort=False)[0]
-        sums = np.zeros((codes.max() + 1, x.shape[1]))
-        np.add.at(sums, codes, xu)
-        own = sums[codes] - xu  # the region's votes without the form's own
-        n_own = own.sum(axis=1, keepdims=True)
-        shares = (own + SHARE_SHRINKAGE * shares) / (n_own + SHARE_SHRINKAGE)
-    # Overdispersion (moments, forms whose chart adds up to a plausible total): rho = 1 / (1 + concentration).
     n = xu.sum(axis=1)
-    fit = usable & (n >= 2)
-    p, xf, nf = shares[fit], xu[fit], n[fit][:, None]
+    # Shares are needed at the searched forms and at the forms that estimate the overdispersion (a
+    # systematic sample of at most MOMENT_FORMS usable forms: one number needs no more).
+    pool = np.flatnonzero(usable & (n >= 2))
+    sample = pool[np.linspace(0, len(pool) - 1, min(len(pool), MOMENT_FORMS)).astype(np.int64)] if len(pool) else pool
+    need = np.concatenate([np.asarray(idx, dtype=np.int64), sample])
+    overall = xu.sum(axis=0) + 1.0
+    shares = np.broadcast_to(overall / overall.sum(), (len(need), x.shape[1]))
+    # From the coarsest level to the finest: shares of the region's other forms, shrunk towards the parent's.
+    for level in levels:
+        codes = pd.factorize(table[level], sort=False, use_na_sentinel=False)[0]
+        sums = np.column_stack([np.bincount(codes, weights=xu[:, k], minlength=codes.max() + 1)
+                                for k in range(x.shape[1])])
+        own = sums[codes[need]] - xu[need]  # the region's votes without the form's own
+        shares = (own + SHARE_SHRINKAGE * shares) / (own.sum(axis=1, keepdims=True) + SHARE_SHRINKAGE)
+    # Overdispersion by moments: E (x - n p)^2 = n p (1 - p) (1 + (n - 1) rho), rho = 1 / (1 + concentration).
+    p, xf, nf = shares[len(idx):], xu[sample], n[sample][:, None]
     num = ((xf - nf * p) ** 2 - nf * p * (1 - p)).sum()
     den = (nf * (nf - 1) * p * (1 - p)).sum()
     rho = float(np.clip(num / den, 1e-3, 0.5)) if den > 0 else 0.5
     concentration = 1.0 / rho - 1.0
-    return _ChartPrior(candidates, concentration * shares[idx], concentration)
+    return _ChartPrior(candidates, concentration * shares[:len(idx)], concentration)
 
 
 def _guessed_boxes(search: _Search, m: int) -> np.ndarray:
