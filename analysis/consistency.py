@@ -667,9 +667,22 @@ def _originals(reported: int, priors: tuple, confusions: tuple, insertions: tupl
                 p.get("digits swapped", 0) / (n - 1))
     if p.get("two digits inserted", 0) > 0 and n >= 2:  # OCR inserted two digits: "2" read as "802"
         slots = n * (n - 1) / 2
-        for i in range(n):
-            for j in range(i + 1, n):
-                add(text[:i] + text[i + 1:j] + text[j + 1:], "two digits inserted", p["two digits inserted"] / slots / 100)
+        if ins is None:
+            for i in range(n):
+                for j in range(i + 1, n):
+                    add(text[:i] + text[i + 1:j] + text[j + 1:], "two digits inserted",
+                        p["two digits inserted"] / slots / 100)
+        else:  # two insertions, each weighed as one (position class, digit): "109" for "9" (1 and 0 at the start)
+            def q(k: int, d: str) -> float:
+                return ins.get((_position(k, n), d), 0.0)
+
+            per_slot = [sum(q(k, d) for d in "0123456789") for k in range(n)]
+            norm = sum(per_slot[i] * per_slot[j] for i in range(n) for j in range(i + 1, n))
+            if norm > 0:
+                for i in range(n):
+                    for j in range(i + 1, n):
+                        add(text[:i] + text[i + 1:j] + text[j + 1:], "two digits inserted",
+                            p["two digits inserted"] * q(i, text[i]) * q(j, text[j]) / norm)
     return tuple((value, max(kinds, key=kinds.get), sum(kinds.values())) for value, kinds in sorted(found.items()))
 
 

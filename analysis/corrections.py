@@ -595,6 +595,9 @@ def evaluate_finder(corrections: Corrections, early: Mapping[str, Any], *, split
     half-published form). Exact: among those where exactly one box changed and the March form
     balances on the compared boxes (its label trusted), the finder's best repair is that box with
     the March number. The finder sees only the early readings of that split (no label).
+    ``neighbours`` (``neighbour_forms``): forms of other TPS the finder's chart prior may take the
+    regions' shares from, as it does from the whole table in the real report; every paired TPS is
+    removed from it first.
     """
     from .consistency import find_misreadings
 
@@ -627,8 +630,9 @@ SOURCES = {"dki_bodies_16feb": "1,000 Jakarta TPS bodies fetched 16 Feb 2024 (tp
            "flagged_18feb": "TPS whose candidates did not add up, 18-19 Feb 2024 (flagged_tps/)"}
 
 
-def real_pairs(shared: str | Path) -> tuple[Corrections, dict[str, Any]]:
-    """The two early sources of ``../shared`` paired with the March table: (corrections, early Elections by source)."""
+def real_pairs(shared: str | Path, *, neighbours: bool = False) -> tuple:
+    """The two early sources of ``../shared`` paired with the March table: (corrections, early Elections by source),
+    and with ``neighbours`` the March table's levels and candidates too (``neighbour_forms``)."""
     from .sources.sirekap.flagged import read_flagged
     from .sources.sirekap.parse import read_tps_bodies
     from .sources.tabular import read_table
@@ -639,7 +643,17 @@ def real_pairs(shared: str | Path) -> tuple[Corrections, dict[str, Any]]:
     flagged, _ = read_flagged(shared / FLAGGED_FOLDER)
     early = {"dki_bodies_16feb": bodies, "flagged_18feb": flagged}
     corrections = combine(*(pair_readings(e, march, source=name, description=SOURCES[name]) for name, e in early.items()))
+    if neighbours:
+        return corrections, early, neighbour_forms(march, corrections)
     return corrections, early
+
+
+def neighbour_forms(march, corrections: Corrections) -> pd.DataFrame:
+    """The March forms of every TPS that is in no pair (levels and candidates): the context from which the
+    finder's chart prior takes each region's shares, as it does from the whole table in the real report.
+    No paired TPS is in it, so no label (a March number of a corrected TPS) reaches the finder."""
+    table = march.table[[*march.levels, *march.candidates]]
+    return table[~table.index.isin(set(corrections.pairs["unit_id"]))]
 
 
 def synthetic_recovery(*, scale: float = 0.02, seed: int = 2024, ocr_rate: float = 0.01, **search: Any) -> pd.DataFrame:
@@ -661,7 +675,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--synthetic", action="store_true", help="also measure both models on synthetic forms")
     args = parser.parse_args(argv)
     pd.set_option("display.width", 200)
-    corrections, early = real_pairs(args.shared)
+    corrections, early, neighbours = real_pairs(args.shared, neighbours=True)
     print(corrections.status_counts().to_string(), "\n")
     print(corrections.kind_counts().to_string(), "\n")
     model = learn_model(corrections, split="train")
@@ -669,8 +683,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         Path(args.write_model).write_text(model.to_json() + "\n", encoding="utf-8")
     print(model.to_frame().to_string(), "\n")
     for name, search in (("hand-set model", {}), ("learned model", {"model": model})):
-        result = evaluate_finder(corrections, early, split="held-out", label=name, **search)
-        print(f"held-out, {name}\n{result.figures.to_string()}\n")
+        for context, nb in (("the finder sees the early forms only", None),
+                            ("with the March forms of unpaired TPS as the regions' context", neighbours)):
+            result = evaluate_finder(corrections, early, split="held-out", label=name, neighbours=nb, **search)
+            print(f"held-out, {name}, {context}\n{result.figures.to_string()}\n")
         if args.synthetic:
             print(f"synthetic, {name}\n{synthetic_recovery(**search).to_string()}\n")
     return 0
