@@ -562,7 +562,10 @@ MISREADING_MODEL = (
     "adjacent digits swapped) and the form as written satisfies every rule that can be checked; "
     "prior of a repair = P(edit kind) x P(position) x P(digit | kind) [confusion weights for "
     "substitutions, uniform digit for insertions] x plausibility of the repaired value / plausibility "
-    "of the reported value (smoothed histogram of that box over the election); confidence = the "
+    "of the reported value (smoothed histogram of that box over the election; for a candidate's box, "
+    "where the whole chart is published, the Dirichlet-multinomial probability of the repaired chart's "
+    "split given the shares of the TPS's region without it, against the reported chart's; where no "
+    "invalid box is published, ballots - valid is weighed as the invalid count); confidence = the "
     "repair's share of the prior mass of every repair that makes all rules hold"
 )
 
@@ -969,6 +972,11 @@ def find_misreadings(election, *, rules: Sequence[Rule] | None = None, capacity:
     ``model``: an edit model learned from real corrections (``analysis.corrections.EditModel``,
     e.g. ``load_learned_model()``); it replaces ``priors``, ``confusions``, ``insertions``,
     ``drops`` and ``substituted_at``, and weighs each box and each written digit. Kinds beyond one edit (``EXTRA_EDITS``) are searched only when ``priors`` weighs them.
+    ``chart_prior``: rank a candidate's repairs by how the repaired chart splits the votes against
+    the TPS's region (``_ChartPrior``; off: by that box's histogram alone); it reorders repairs,
+    never adds or removes one. ``neighbours``: other TPS (levels and candidates; rows of this
+    Election in it are ignored) whose charts count among their regions' when only some forms of an
+    election are searched.
     """
     if model is not None:
         priors, confusions = model.priors, model.confusions
@@ -1286,35 +1294,41 @@ def _chart_prior(table: pd.DataFrame, columns, candidates: Sequence[str], levels
     candidates = tuple(candidates)
     if len(candidates) < 2 or not len(idx):
         return None
-    x = np.column_stack([np.asarray(columns[c], dtype=float) for c in candidates])
+    xs = [np.asarray(columns[c], dtype=float) for c in candidates]
     levels = [lv for lv in levels if lv in table.columns]
     if neighbours is not None and len(neighbours):
         extra = neighbours[~neighbours.index.isin(table.index)]
-        x = np.vstack([x, np.column_stack([pd.to_numeric(extra[c], errors="coerce").astype("Float64")
-                                           .to_numpy(dtype=float, na_value=np.nan) for c in candidates])])
+        xs = [np.concatenate([v, pd.to_numeric(extra[c], errors="coerce").astype("Float64")
+                              .to_numpy(dtype=float, na_value=np.nan)]) for v, c in zip(xs, candidates)]
         levels = [lv for lv in levels if lv in extra.columns]
         table = pd.concat([table[levels], extra[levels]], ignore_index=True)
-    usable = ~np.isnan(x).any(axis=1) & (np.nan_to_num(x, nan=np.inf) <= cap).all(axis=1) & (np.nan_to_num(x) > 0).any(axis=1)
+    # Column by column: reductions along a row of three are slow in numpy.
+    usable = np.ones(len(xs[0]), dtype=bool)
+    some = np.zeros(len(xs[0]), dtype=bool)
+    for v in xs:
+        usable &= v <= cap  # False where NaN
+        some |= v > 0
+    usable &= some
     if usable.sum() < 2:
         return None
-    xu = np.where(usable[:, None], np.nan_to_num(x), 0.0)
-    n = xu.sum(axis=1)
+    xs = [np.where(usable, v, 0.0) for v in xs]
+    n = sum(xs)
     # Shares are needed at the searched forms and at the forms that estimate the overdispersion (a
     # systematic sample of at most MOMENT_FORMS usable forms: one number needs no more).
     pool = np.flatnonzero(usable & (n >= 2))
     sample = pool[np.linspace(0, len(pool) - 1, min(len(pool), MOMENT_FORMS)).astype(np.int64)] if len(pool) else pool
     need = np.concatenate([np.asarray(idx, dtype=np.int64), sample])
-    overall = xu.sum(axis=0) + 1.0
-    shares = np.broadcast_to(overall / overall.sum(), (len(need), x.shape[1]))
+    xu = np.column_stack([v[need] for v in xs])
+    overall = np.array([v.sum() for v in xs]) + 1.0
+    shares = np.broadcast_to(overall / overall.sum(), xu.shape)
     # From the coarsest level to the finest: shares of the region's other forms, shrunk towards the parent's.
     for level in levels:
-        codes = pd.factorize(table[level], sort=False, use_na_sentinel=False)[0]
-        sums = np.column_stack([np.bincount(codes, weights=xu[:, k], minlength=codes.max() + 1)
-                                for k in range(x.shape[1])])
-        own = sums[codes[need]] - xu[need]  # the region's votes without the form's own
+        codes, uniques = pd.factorize(table[level], sort=False, use_na_sentinel=False)
+        at = codes[need]
+        own = np.column_stack([np.bincount(codes, weights=v, minlength=len(uniques))[at] for v in xs]) - xu
         shares = (own + SHARE_SHRINKAGE * shares) / (own.sum(axis=1, keepdims=True) + SHARE_SHRINKAGE)
     # Overdispersion by moments: E (x - n p)^2 = n p (1 - p) (1 + (n - 1) rho), rho = 1 / (1 + concentration).
-    p, xf, nf = shares[len(idx):], xu[sample], n[sample][:, None]
+    p, xf, nf = shares[len(idx):], xu[len(idx):], n[sample][:, None]
     num = ((xf - nf * p) ** 2 - nf * p * (1 - p)).sum()
     den = (nf * (nf - 1) * p * (1 - p)).sum()
     rho = float(np.clip(num / den, 1e-3, 0.5)) if den > 0 else 0.5
