@@ -249,7 +249,8 @@ def test_box_weights_are_rates_per_digit_with_the_exposure():
     w = model.box_weights
     # 3 corrections of 01, none of valid, over the same exposure: (3 + 1) / 90 against (0 + 1) / 90.
     assert np.isclose(w["01"] / w["valid"], 4.0) and np.isclose(sum(w.values()), 1.0)
-    assert K.EditModel.from_json(model.to_json()).box_weights == w
+    again = K.EditModel.from_json(model.to_json()).box_weights
+    assert again.keys() == w.keys() and all(np.isclose(again[b], w[b]) for b in w)
     # Without the exposure (an older model file): corrections + 1, as before.
     old = K.learn_model(toy, box_rates=False)
     assert old.box_digits == {} and np.isclose(old.box_weights["01"] / old.box_weights["*"], 4.0)
@@ -291,7 +292,8 @@ def test_real_pairs_are_classified_and_the_shipped_model_is_the_training_split(r
     shipped = K.load_learned_model()
     assert learned.kind_counts == shipped.kind_counts and learned.substitutions == shipped.substitutions
     assert learned.inserted == shipped.inserted and learned.boxes == shipped.boxes
-    assert learned.box_digits == shipped.box_digits and learned.box_weights == shipped.box_weights
+    assert learned.box_digits == shipped.box_digits
+    assert all(np.isclose(learned.box_weights[b], w) for b, w in shipped.box_weights.items())
     # Forms no single edit of one box repairs are listed with a reason.
     beyond = corrections.not_one_edit()
     assert len(beyond) > 0 and beyond["reason"].str.len().gt(0).all()
