@@ -562,7 +562,10 @@ MISREADING_MODEL = (
     "adjacent digits swapped) and the form as written satisfies every rule that can be checked; "
     "prior of a repair = P(edit kind) x P(position) x P(digit | kind) [confusion weights for "
     "substitutions, uniform digit for insertions] x plausibility of the repaired value / plausibility "
-    "of the reported value (smoothed histogram of that box over the election); confidence = the "
+    "of the reported value (smoothed histogram of that box over the election; for a candidate's box, "
+    "where the whole chart is published, the Dirichlet-multinomial probability of the repaired chart's "
+    "split given the shares of the TPS's region without it, against the reported chart's; where no "
+    "invalid box is published, ballots - valid is weighed as the invalid count); confidence = the "
     "repair's share of the prior mass of every repair that makes all rules hold"
 )
 
@@ -667,9 +670,22 @@ def _originals(reported: int, priors: tuple, confusions: tuple, insertions: tupl
                 p.get("digits swapped", 0) / (n - 1))
     if p.get("two digits inserted", 0) > 0 and n >= 2:  # OCR inserted two digits: "2" read as "802"
         slots = n * (n - 1) / 2
-        for i in range(n):
-            for j in range(i + 1, n):
-                add(text[:i] + text[i + 1:j] + text[j + 1:], "two digits inserted", p["two digits inserted"] / slots / 100)
+        if ins is None:
+            for i in range(n):
+                for j in range(i + 1, n):
+                    add(text[:i] + text[i + 1:j] + text[j + 1:], "two digits inserted",
+                        p["two digits inserted"] / slots / 100)
+        else:  # two insertions, each weighed as one (position class, digit): "109" for "9" (1 and 0 at the start)
+            def q(k: int, d: str) -> float:
+                return ins.get((_position(k, n), d), 0.0)
+
+            per_slot = [sum(q(k, d) for d in "0123456789") for k in range(n)]
+            norm = sum(per_slot[i] * per_slot[j] for i in range(n) for j in range(i + 1, n))
+            if norm > 0:
+                for i in range(n):
+                    for j in range(i + 1, n):
+                        add(text[:i] + text[i + 1:j] + text[j + 1:], "two digits inserted",
+                            p["two digits inserted"] * q(i, text[i]) * q(j, text[j]) / norm)
     return tuple((value, max(kinds, key=kinds.get), sum(kinds.values())) for value, kinds in sorted(found.items()))
 
 
@@ -931,7 +947,8 @@ def find_misreadings(election, *, rules: Sequence[Rule] | None = None, capacity:
                      priors: Mapping[str, float] = EDIT_PRIORS,
                      confusions: Mapping[tuple[str, str], float] = CONFUSION_WEIGHTS,
                      plausibility: bool = True, zeros_as_blank: bool = True,
-                     alternatives: int = 3, model: Any = None,
+                     alternatives: int = 3, model: Any = None, chart_prior: bool = True,
+                     neighbours: pd.DataFrame | None = None,
                      insertions: Mapping[tuple[str, str], float] | None = None,
                      drops: Mapping[tuple[str, str], float] | None = None,
                      substituted_at: Mapping[str, float] | None = None) -> Misreadings:
@@ -955,6 +972,11 @@ def find_misreadings(election, *, rules: Sequence[Rule] | None = None, capacity:
     ``model``: an edit model learned from real corrections (``analysis.corrections.EditModel``,
     e.g. ``load_learned_model()``); it replaces ``priors``, ``confusions``, ``insertions``,
     ``drops`` and ``substituted_at``, and weighs each box and each written digit. Kinds beyond one edit (``EXTRA_EDITS``) are searched only when ``priors`` weighs them.
+    ``chart_prior``: rank a candidate's repairs by how the repaired chart splits the votes against
+    the TPS's region (``_ChartPrior``; off: by that box's histogram alone); it reorders repairs,
+    never adds or removes one. ``neighbours``: other TPS (levels and candidates; rows of this
+    Election in it are ignored) whose charts count among their regions' when only some forms of an
+    election are searched.
     """
     if model is not None:
         priors, confusions = model.priors, model.confusions
@@ -986,7 +1008,11 @@ def find_misreadings(election, *, rules: Sequence[Rule] | None = None, capacity:
     search = _Search(rules=rules, sub=sub, boxes=boxes, box_names=list(boxes), derived=derived,
                      touches=_rule_touches(boxes, rules, derived), broken=broken_sub,
                      log_q={box: _plausibility(columns[cols[0]]) for box, cols in boxes.items()} if plausibility else {},
-                     plausibility=plausibility)
+                     plausibility=plausibility,
+                     log_gap=(_plausibility(columns["ballots"] - columns["valid"])
+                              if plausibility and {"ballots", "valid"} <= set(boxes) else None),
+                     chart=_chart_prior(table, columns, candidates, list(election.levels), idx,
+                                        hard_cap(capacity, reserve, headroom), neighbours) if chart_prior else None)
     hyp = _repairs(search, priors=priors, confusions=confusions, insertions=insertions, drops=drops,
                    substituted_at=substituted_at, model=model, cap_value=hard_cap(capacity, reserve, headroom))
     out = _misreading_table(search, hyp, table, idx, blanked, list(election.levels), alternatives)
@@ -1002,6 +1028,7 @@ def find_misreadings(election, *, rules: Sequence[Rule] | None = None, capacity:
                     "confusions": {f"{a}/{b}": w for (a, b), w in confusions.items()},
                     "model": getattr(model, "description", None) if model is not None else None,
                     "plausibility": plausibility, "zeros_as_blank": zeros_as_blank,
+                    "chart_prior": (round(search.chart.concentration, 1) if search.chart is not None else None),
                     "rules": tuple(r.id for r in rules)},
     )
 
@@ -1095,6 +1122,8 @@ class _Search:
     broken: np.ndarray            # form x rule
     log_q: dict[str, np.ndarray]  # box -> plausibility table (empty without plausibility)
     plausibility: bool
+    chart: Any = None             # _ChartPrior of the searched forms, or None
+    log_gap: Any = None           # plausibility table of ballots - valid (the invalid ballots), or None
 
 
 def _box_candidates(rows: np.ndarray, reported: np.ndarray, prior_key):
@@ -1153,9 +1182,41 @@ def _repairs(search: _Search, *, priors, confusions, insertions, drops, substitu
             weight = weight * float(box_weight.get(box, box_weight.get("*", 1.0)))
         if per_digit:  # every written digit is a chance to misread: longer numbers are misread more often
             weight = weight * (np.floor(np.log10(np.maximum(cand_value, 1))) + 1)
+        in_chart = search.chart is not None and box in search.chart.candidates
+        if in_chart:  # the repaired chart's split against the neighbours', where the whole chart is published
+            names = search.chart.candidates
+            whole = np.ones(len(cand_rows), dtype=bool)
+            for c in names:
+                whole &= ~np.isnan(sub[boxes[c][0]][cand_rows])
+            log_ratio = np.zeros(len(cand_rows))
+            fit = whole & ok  # only repairs that make the form hold need it
+            if fit.any():
+                rows_ok = cand_rows[fit]
+                chart_total = sum(sub[boxes[c][0]][rows_ok] for c in names)
+                log_ratio[fit] = search.chart.log_ratio(names.index(box), rows_ok, reported[owner[fit]].astype(float),
+                                                        cand_value[fit], chart_total)
+            weight = weight * np.exp(log_ratio)
         if search.plausibility:
-            weight = weight * np.exp(_log_plausibility(search.log_q[box], cand_value)
-                                     - _log_plausibility(search.log_q[box], reported[owner].astype(float)))
+            log_p = (_log_plausibility(search.log_q[box], cand_value)
+                     - _log_plausibility(search.log_q[box], reported[owner].astype(float)))
+            if in_chart:
+                log_p = np.where(whole, 0.0, log_p)
+            if search.log_gap is not None and box in ("valid", "ballots"):
+                # Without an invalid box, ballots - valid is the invalid count: P(valid) P(ballots - valid)
+                # instead of P(valid) P(ballots) (the ballots' own plausibility is replaced).
+                valid0, ballots0 = sub[boxes["valid"][0]][cand_rows], sub[boxes["ballots"][0]][cand_rows]
+                gap_rows = ~np.isnan(valid0) & ~np.isnan(ballots0)
+                if "invalid" in boxes:
+                    gap_rows &= np.isnan(sub[boxes["invalid"][0]][cand_rows])
+                new = (ballots0 - cand_value) if box == "valid" else (cand_value - valid0)
+                old = ballots0 - valid0
+                # Beyond the histogram (a negative count) the smallest plausibility applies.
+                log_g = (_log_plausibility(search.log_gap, np.nan_to_num(new, nan=-1.0))
+                         - _log_plausibility(search.log_gap, np.nan_to_num(old, nan=-1.0)))
+                if box == "ballots":
+                    log_p = np.where(gap_rows, 0.0, log_p)
+                log_p = log_p + np.where(gap_rows, log_g, 0.0)
+            weight = weight * np.exp(log_p)
         found_rows.append(cand_rows[ok])
         found_box.append(np.full(int(ok.sum()), b, dtype=np.int32))
         found_value.append(cand_value[ok])
@@ -1174,6 +1235,105 @@ def _repairs(search: _Search, *, priors, confusions, insertions, drops, substitu
     hyp["confidence"] = hyp["weight"] / total
     hyp["rank"] = hyp.groupby("row").cumcount()
     return hyp
+
+
+# ---- the chart's prior: how the candidates split the votes near this TPS
+#: Pseudo-votes with which a region's shares are shrunk towards its parent region's (one TPS is ~200 votes).
+SHARE_SHRINKAGE = 400.0
+#: Forms (a systematic sample) from which the overdispersion of the shares is estimated.
+MOMENT_FORMS = 50_000
+
+
+@dataclass(frozen=True, eq=False)
+class _ChartPrior:
+    """Dirichlet-multinomial prior of the candidates' split at each searched form.
+
+    ``alpha``: (searched forms x candidates) = concentration x local shares, the shares of the
+    form's own smallest region without the form itself, shrunk towards the enclosing regions'.
+    ``concentration`` is a moment estimate of the TPS-to-TPS overdispersion of the shares
+    (``_chart_prior``). The prior of a written chart x (its total n = sum x) is
+    DM(x | n, alpha); a candidate's repair is weighed by DM(repaired chart) / DM(reported chart)
+    instead of the one box's plausibility: which candidate was misread is told by how the form's
+    split compares with its neighbours' (a 4 read for an 8 in a small candidate's box, rather than
+    a 104 for a 108 in the leader's).
+    """
+
+    candidates: tuple[str, ...]
+    alpha: np.ndarray
+    concentration: float
+
+    def log_ratio(self, c: int, rows: np.ndarray, old: np.ndarray, new: np.ndarray, total: np.ndarray) -> np.ndarray:
+        """log DM(chart with candidate ``c`` at ``new``) - log DM(chart with it at ``old``); ``total``: the chart's
+        sum with ``old`` (only the terms of candidate ``c`` and of the total change)."""
+        from scipy.special import gammaln
+
+        a = self.alpha[rows, c]
+        big = self.alpha[rows].sum(axis=1)
+        new_total = total - old + new
+        return (gammaln(new_total + 1) - gammaln(total + 1) - gammaln(new_total + big) + gammaln(total + big)
+                + gammaln(new + a) - gammaln(old + a) + gammaln(old + 1) - gammaln(new + 1))
+
+    def log_pmf(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """log DM(x | sum x, alpha[rows]) for charts ``x`` (k x candidates) of searched forms ``rows``."""
+        from scipy.special import gammaln
+
+        a = self.alpha[rows]
+        n = x.sum(axis=1)
+        total = a.sum(axis=1)
+        return (gammaln(n + 1) + gammaln(total) - gammaln(n + total)
+                + (gammaln(x + a) - gammaln(a) - gammaln(x + 1)).sum(axis=1))
+
+
+def _chart_prior(table: pd.DataFrame, columns, candidates: Sequence[str], levels: Sequence[str], idx: np.ndarray,
+                 cap: float, neighbours: pd.DataFrame | None = None) -> _ChartPrior | None:
+    """The chart prior of the searched forms ``idx``, from every form of the election whose chart is published
+    and possible (each number at most ``cap``, not all zero); None without two candidates or such forms.
+    ``neighbours``: more forms (a table with the levels and the candidates' columns, e.g. the rest of the
+    election when only some forms are searched) that count among the regions' forms; rows of ``table`` in it
+    are ignored."""
+    candidates = tuple(candidates)
+    if len(candidates) < 2 or not len(idx):
+        return None
+    xs = [np.asarray(columns[c], dtype=float) for c in candidates]
+    levels = [lv for lv in levels if lv in table.columns]
+    if neighbours is not None and len(neighbours):
+        extra = neighbours[~neighbours.index.isin(table.index)]
+        xs = [np.concatenate([v, pd.to_numeric(extra[c], errors="coerce").astype("Float64")
+                              .to_numpy(dtype=float, na_value=np.nan)]) for v, c in zip(xs, candidates)]
+        levels = [lv for lv in levels if lv in extra.columns]
+        table = pd.concat([table[levels], extra[levels]], ignore_index=True)
+    # Column by column: reductions along a row of three are slow in numpy.
+    usable = np.ones(len(xs[0]), dtype=bool)
+    some = np.zeros(len(xs[0]), dtype=bool)
+    for v in xs:
+        usable &= v <= cap  # False where NaN
+        some |= v > 0
+    usable &= some
+    if usable.sum() < 2:
+        return None
+    xs = [np.where(usable, v, 0.0) for v in xs]
+    n = sum(xs)
+    # Shares are needed at the searched forms and at the forms that estimate the overdispersion (a
+    # systematic sample of at most MOMENT_FORMS usable forms: one number needs no more).
+    pool = np.flatnonzero(usable & (n >= 2))
+    sample = pool[np.linspace(0, len(pool) - 1, min(len(pool), MOMENT_FORMS)).astype(np.int64)] if len(pool) else pool
+    need = np.concatenate([np.asarray(idx, dtype=np.int64), sample])
+    xu = np.column_stack([v[need] for v in xs])
+    overall = np.array([v.sum() for v in xs]) + 1.0
+    shares = np.broadcast_to(overall / overall.sum(), xu.shape)
+    # From the coarsest level to the finest: shares of the region's other forms, shrunk towards the parent's.
+    for level in levels:
+        codes, uniques = pd.factorize(table[level], sort=False, use_na_sentinel=False)
+        at = codes[need]
+        own = np.column_stack([np.bincount(codes, weights=v, minlength=len(uniques))[at] for v in xs]) - xu
+        shares = (own + SHARE_SHRINKAGE * shares) / (own.sum(axis=1, keepdims=True) + SHARE_SHRINKAGE)
+    # Overdispersion by moments: E (x - n p)^2 = n p (1 - p) (1 + (n - 1) rho), rho = 1 / (1 + concentration).
+    p, xf, nf = shares[len(idx):], xu[len(idx):], n[sample][:, None]
+    num = ((xf - nf * p) ** 2 - nf * p * (1 - p)).sum()
+    den = (nf * (nf - 1) * p * (1 - p)).sum()
+    rho = float(np.clip(num / den, 1e-3, 0.5)) if den > 0 else 0.5
+    concentration = 1.0 / rho - 1.0
+    return _ChartPrior(candidates, concentration * shares[:len(idx)], concentration)
 
 
 def _guessed_boxes(search: _Search, m: int) -> np.ndarray:

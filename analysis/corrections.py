@@ -310,6 +310,11 @@ def pair_readings(early, march, *, source: str, boxes: Sequence[str] = BOXES, de
         "early_ts": et.loc[codes, "ts"].astype(str).to_numpy() if "ts" in et.columns else "",
         "march_ts": mt.loc[codes, "ts"].astype(str).to_numpy() if "ts" in mt.columns else "",
     })
+    # Exposure: the digits of each compared box (March number), so a box's misreadings become a rate per digit.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        digits = np.where(both, np.floor(np.log10(np.maximum(np.nan_to_num(mv), 1))) + 1, 0).astype(np.int64)
+    for k, box in enumerate(boxes):
+        pairs[f"digits {box}"] = digits[:, k]
     rows = []
     for r, c in zip(*np.nonzero(changed)):
         others = {f"{boxes[k]} (March)": mv[r, k] for k in range(len(boxes)) if k != c and not np.isnan(mv[r, k])}
@@ -352,6 +357,7 @@ class EditModel:
     inserted: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (position, digit) -> count
     dropped: Mapping[tuple[str, str], int] = field(default_factory=dict)   # (position, digit) -> count
     boxes: Mapping[str, int] = field(default_factory=dict)  # box -> changed boxes of one-box pairs
+    box_digits: Mapping[str, int] = field(default_factory=dict)  # box -> digits compared in that box (exposure)
     per_digit: bool = True  # a number is misread in proportion to its digits
     substituted: Mapping[str, int] = field(default_factory=dict)  # position class -> substitutions there
     use_positions: bool = True  # weigh substitutions by position class
@@ -364,9 +370,20 @@ class EditModel:
 
     @property
     def box_weights(self) -> dict[str, float]:
-        """Relative chance that a box is the misread one (one-box corrections + smoothing; "*" = any other box)."""
+        """Relative chance that a box is the misread one (one-box corrections + smoothing; "*" = any other box).
+
+        With ``box_digits`` (the digits compared per box, the exposure) it is a rate per written
+        digit, (corrections + smoothing) / digits, since the finder multiplies by the repaired
+        number's digits (``per_digit``); without it, corrections + smoothing (the older model).
+        """
         if not self.boxes:
             return {"*": 1.0}
+        if self.box_digits:
+            exposed = {b: d for b, d in self.box_digits.items() if d > 0}
+            out = {b: (self.boxes.get(b, 0) + self.smoothing) / d for b, d in exposed.items()}
+            out["*"] = self.smoothing / max(float(np.median(list(exposed.values()))), 1.0)
+            total = sum(out.values())
+            return {b: v / total for b, v in out.items()}
         out = {b: n + self.smoothing for b, n in self.boxes.items()}
         out["*"] = self.smoothing
         total = sum(out.values())
@@ -404,6 +421,7 @@ class EditModel:
             "inserted": {f"{p}:{d}": int(n) for (p, d), n in sorted(self.inserted.items()) if n},
             "dropped": {f"{p}:{d}": int(n) for (p, d), n in sorted(self.dropped.items()) if n},
             "boxes": {b: int(n) for b, n in sorted(self.boxes.items())}, "per_digit": self.per_digit,
+            "box_digits": {b: int(n) for b, n in sorted(self.box_digits.items())},
             "substituted": {p: int(n) for p, n in sorted(self.substituted.items())}, "use_positions": self.use_positions,
         }, indent=1, sort_keys=True)
 
@@ -416,7 +434,8 @@ class EditModel:
                    description=d.get("description", ""), n_pairs=int(d.get("n_pairs", 0)),
                    inserted={tuple(k.split(":")): int(v) for k, v in d.get("inserted", {}).items()},
                    dropped={tuple(k.split(":")): int(v) for k, v in d.get("dropped", {}).items()},
-                   boxes={k: int(v) for k, v in d.get("boxes", {}).items()}, per_digit=bool(d.get("per_digit", True)),
+                   boxes={k: int(v) for k, v in d.get("boxes", {}).items()},
+                   box_digits={k: int(v) for k, v in d.get("box_digits", {}).items()}, per_digit=bool(d.get("per_digit", True)),
                    substituted={k: int(v) for k, v in d.get("substituted", {}).items()},
                    use_positions=bool(d.get("use_positions", True)))
 
@@ -428,7 +447,7 @@ class EditModel:
 
 def learn_model(corrections: Corrections, *, split: str = "train", searched: Sequence[str] | None = None,
                 smoothing: float = 1.0, trusted_only: bool = True, per_digit: bool = True,
-                use_positions: bool = False) -> EditModel:
+                use_positions: bool = False, box_rates: bool = True) -> EditModel:
     """The edit model from the changed boxes of one split (never the held-out one).
 
     Every changed box of a pair counts (one box changed or several); ``trusted_only`` drops pairs
@@ -449,8 +468,13 @@ def learn_model(corrections: Corrections, *, split: str = "train", searched: Seq
     ins = c[c["kind"] == "digit inserted"].groupby(["position", "read"]).size().to_dict()
     drp = c[c["kind"] == "digit dropped"].groupby(["position", "written"]).size().to_dict()
     one = c[c["pair_status"] == "one box changed"]
+    p = corrections.pairs[corrections.pairs["split"] == split]
+    if trusted_only and "march_broken" in p.columns:
+        p = p[~p["march_broken"].astype(bool)]
+    exposure = {col[len("digits "):]: int(p[col].sum()) for col in p.columns if col.startswith("digits ")}
     return EditModel(kind_counts={k: int(v) for k, v in kinds.items()},
                      boxes={str(b): int(n) for b, n in one["box"].value_counts().items()}, per_digit=per_digit,
+                     box_digits={b: n for b, n in exposure.items() if n > 0} if box_rates else {},
                      substituted={str(k): int(v) for k, v in s["position"].value_counts().items()},
                      use_positions=use_positions,
                      inserted={(str(p), str(d)): int(n) for (p, d), n in ins.items()},
@@ -562,7 +586,7 @@ def figures(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def evaluate_finder(corrections: Corrections, early: Mapping[str, Any], *, split: str = "held-out",
-                    label: str = "", **search: Any) -> FinderEvaluation:
+                    label: str = "", neighbours: pd.DataFrame | None = None, **search: Any) -> FinderEvaluation:
     """Run ``find_misreadings`` (with ``search``: ``model=``, ``priors=``, ...) on each source's early
     forms of one split and score it against the March numbers.
 
@@ -571,12 +595,17 @@ def evaluate_finder(corrections: Corrections, early: Mapping[str, Any], *, split
     half-published form). Exact: among those where exactly one box changed and the March form
     balances on the compared boxes (its label trusted), the finder's best repair is that box with
     the March number. The finder sees only the early readings of that split (no label).
+    ``neighbours`` (``neighbour_forms``): forms of other TPS the finder's chart prior may take the
+    regions' shares from, as it does from the whole table in the real report; every paired TPS is
+    removed from it first.
     """
     from .consistency import find_misreadings
 
     parts = []
     for source, election in early.items():
         sub = early_subset(election, corrections, split, source)
+        if neighbours is not None:  # the region's other TPS: never a paired one, so no label is seen
+            search["neighbours"] = neighbours[~neighbours.index.isin(set(corrections.pairs["unit_id"]))]
         found = find_misreadings(sub, **search)
         parts.append(score_found(corrections.subset(split=split, source=source), found))
     rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
@@ -601,8 +630,9 @@ SOURCES = {"dki_bodies_16feb": "1,000 Jakarta TPS bodies fetched 16 Feb 2024 (tp
            "flagged_18feb": "TPS whose candidates did not add up, 18-19 Feb 2024 (flagged_tps/)"}
 
 
-def real_pairs(shared: str | Path) -> tuple[Corrections, dict[str, Any]]:
-    """The two early sources of ``../shared`` paired with the March table: (corrections, early Elections by source)."""
+def real_pairs(shared: str | Path, *, neighbours: bool = False) -> tuple:
+    """The two early sources of ``../shared`` paired with the March table: (corrections, early Elections by source),
+    and with ``neighbours`` the March table's levels and candidates too (``neighbour_forms``)."""
     from .sources.sirekap.flagged import read_flagged
     from .sources.sirekap.parse import read_tps_bodies
     from .sources.tabular import read_table
@@ -613,7 +643,17 @@ def real_pairs(shared: str | Path) -> tuple[Corrections, dict[str, Any]]:
     flagged, _ = read_flagged(shared / FLAGGED_FOLDER)
     early = {"dki_bodies_16feb": bodies, "flagged_18feb": flagged}
     corrections = combine(*(pair_readings(e, march, source=name, description=SOURCES[name]) for name, e in early.items()))
+    if neighbours:
+        return corrections, early, neighbour_forms(march, corrections)
     return corrections, early
+
+
+def neighbour_forms(march, corrections: Corrections) -> pd.DataFrame:
+    """The March forms of every TPS that is in no pair (levels and candidates): the context from which the
+    finder's chart prior takes each region's shares, as it does from the whole table in the real report.
+    No paired TPS is in it, so no label (a March number of a corrected TPS) reaches the finder."""
+    table = march.table[[*march.levels, *march.candidates]]
+    return table[~table.index.isin(set(corrections.pairs["unit_id"]))]
 
 
 def synthetic_recovery(*, scale: float = 0.02, seed: int = 2024, ocr_rate: float = 0.01, **search: Any) -> pd.DataFrame:
@@ -635,7 +675,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--synthetic", action="store_true", help="also measure both models on synthetic forms")
     args = parser.parse_args(argv)
     pd.set_option("display.width", 200)
-    corrections, early = real_pairs(args.shared)
+    corrections, early, neighbours = real_pairs(args.shared, neighbours=True)
     print(corrections.status_counts().to_string(), "\n")
     print(corrections.kind_counts().to_string(), "\n")
     model = learn_model(corrections, split="train")
@@ -643,8 +683,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         Path(args.write_model).write_text(model.to_json() + "\n", encoding="utf-8")
     print(model.to_frame().to_string(), "\n")
     for name, search in (("hand-set model", {}), ("learned model", {"model": model})):
-        result = evaluate_finder(corrections, early, split="held-out", label=name, **search)
-        print(f"held-out, {name}\n{result.figures.to_string()}\n")
+        for context, nb in (("the finder sees the early forms only", None),
+                            ("with the March forms of unpaired TPS as the regions' context", neighbours)):
+            result = evaluate_finder(corrections, early, split="held-out", label=name, neighbours=nb, **search)
+            print(f"held-out, {name}, {context}\n{result.figures.to_string()}\n")
         if args.synthetic:
             print(f"synthetic, {name}\n{synthetic_recovery(**search).to_string()}\n")
     return 0
