@@ -802,7 +802,7 @@ def _read_row(code: str, read: tuple, shape: _Shape, long: _Long) -> tuple | Non
     if shape.dapil:
         if dapil is not None and not (2 <= len(dapil) <= 13 and dapil.isascii() and dapil.isdigit()):
             return None  # _row refuses it with the reason
-        extra = (dapil, _photo_count(images))
+        extra = (dapil, None if images is None else len(images) - images.count(None))  # (its names are str: _photo_count)
     layout = _NO_LAYOUT
     if names is not None:
         layout = _layout(names, keys, lens, long, shape, signature)
