@@ -1,4 +1,5 @@
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -1088,3 +1089,193 @@ def test_served_party_bodies_take_the_fast_path(monkeypatch, compiled):
     bodies["3601011001099"] = _fixture(FLAT)
     parsed = parse_tps_bodies(bodies, candidates=PARTY_COLUMNS, parties=True, photos=5, _compiled=compiled)
     assert calls == [] and parsed.rejects.empty and len(parsed.table) == 21
+
+
+# ----------------------------------------------------------------------------- party bodies read from their text (compiled)
+
+BODY_READER = parse_module._party_body_compiled
+needs_body_reader = pytest.mark.skipif(BODY_READER is None, reason="the compiled party-chart reader was not built (no C compiler at install)")
+SERVED_CALEG = st.one_of(*[st.integers(0, 300)] * 6, st.none(), st.sampled_from([0, 10**9]))
+
+
+@st.composite
+def served_or_odd_party_body(draw):
+    """A party body as served (nested chart + caleg + kode_dapil), flat (16 Feb), without a chart, or of DPD's shape
+    (candidate ids in the chart), with nulls anywhere, written as JSON in one of several ways, and now and then
+    changed into something unusual (a key twice, a count of another form, an escape, a cut, ...)."""
+    parties = draw(st.lists(st.sampled_from(["1", "2", "5", "15", "24"]), unique=True, min_size=1, max_size=4))
+    kind = draw(st.sampled_from(["nested"] * 5 + ["flat", "no_chart", "pdpd"]))
+    data = {"chart": None, "images": draw(st.sampled_from([[None, None, None], None, [], [f"https://x/{CODE}-20240215-101421--ab.jpg", None]])),
+            "kode_dapil": draw(st.sampled_from(["3601", None, "320012"])),
+            "administrasi": draw(st.one_of(st.none(), st.fixed_dictionaries({name: SERVED_CALEG for name in ADMINISTRASI_FIELDS}),
+                                           st.dictionaries(st.sampled_from(ADMINISTRASI_FIELDS), SERVED_CALEG, max_size=4))),
+            "psu": draw(st.sampled_from([None, "Pemungutan Suara Ulang", " ", ""])), "ts": draw(st.sampled_from(["2024-02-19 13:00:00", None])),
+            "status_suara": draw(st.sampled_from([True, False, None])), "status_adm": draw(st.sampled_from([True, False, None]))}
+    if kind == "nested":
+        data["chart"] = {p: {"jml_suara_total": draw(SERVED_CALEG), "jml_suara_partai": draw(SERVED_CALEG)} for p in parties}
+        if draw(st.booleans()):
+            data["chart"]["null"] = None
+        caleg = {p: draw(st.one_of(st.none(), st.dictionaries(st.sampled_from([f"9{p:0>2}0{k}" for k in range(1, 8)]), SERVED_CALEG, max_size=7)))
+                 for p in draw(st.lists(st.sampled_from(parties), unique=True))}
+        for entry in caleg.values():
+            if entry is not None and draw(st.booleans()):
+                entry["null"] = None
+        data["caleg"] = {**caleg, "null": None} if draw(st.booleans()) else caleg
+    elif kind == "flat":
+        data["chart"] = {p: draw(SERVED_CALEG) for p in parties}
+    elif kind == "pdpd":
+        data["chart"] = {f"7001{k:02d}": draw(SERVED_CALEG) for k in range(1, 5)}
+        del data["kode_dapil"]
+    for name in draw(st.lists(st.sampled_from(["images", "kode_dapil", "psu", "ts", "status_suara", "caleg", "administrasi"]), unique=True, max_size=2)):
+        data.pop(name, None)
+    form = draw(st.sampled_from(["compact", "compact", "spaced", "indented"]))
+    text = {"compact": json.dumps(data, separators=(",", ":")), "spaced": json.dumps(data),
+            "indented": json.dumps(data, indent="\t")}[form]
+    change = draw(st.sampled_from(["none"] * 6 + [
+        "twice_top", "twice_party", "twice_key", "twice_admin", "leading_zero", "fraction", "exponent", "negative", "big",
+        "escape", "non_ascii", "bom", "trailing_comma", "cut", "nul", "control", "unknown_key", "string_count", "caleg_j"]))
+    import re
+
+    number = re.compile(r'(": ?)(\d+)')
+    text = {
+        "none": lambda t: t,
+        "twice_top": lambda t: t.replace('"ts":', '"ts": null, "ts":', 1),
+        "twice_party": lambda t: re.sub(r'"(\d+)": ?\{', lambda m: f'"{m.group(1)}": {{}}, {m.group(0)}', t, count=1),
+        "twice_key": lambda t: t.replace('"jml_suara_partai":', '"jml_suara_partai": 1, "jml_suara_partai":', 1),
+        "twice_admin": lambda t: t.replace('"suara_sah":', '"suara_sah": 2, "suara_sah":', 1),
+        "leading_zero": lambda t: number.sub(r"\g<1>0\2", t, count=1),
+        "fraction": lambda t: number.sub(r"\1\2.0", t, count=1),
+        "exponent": lambda t: number.sub(r"\1\2e0", t, count=1),
+        "negative": lambda t: number.sub(r"\1-\2", t, count=1),
+        "big": lambda t: number.sub(r"\g<1>1000000001", t, count=1),
+        "escape": lambda t: t.replace('"ts":', '"\\u0074s":', 1),
+        "non_ascii": lambda t: t.replace('"3601"', '"٣٦٠١"', 1),
+        "bom": lambda t: "\ufeff" + t,
+        "trailing_comma": lambda t: t[:t.rindex("}")] + ",}",
+        "cut": lambda t: t[:-2],
+        "nul": lambda t: t + "\x00",
+        "control": lambda t: t.replace('"2024-02-19', '"2024\t02-19', 1),
+        "unknown_key": lambda t: t.replace('"ts":', '"mode": "hhcw", "ts":', 1),
+        "string_count": lambda t: number.sub(r'\1"\2"', t, count=1),
+        "caleg_j": lambda t: re.sub(r'"(9\d+)":', '"jml":', t, count=1),
+    }[change](text)
+    return text.encode(), kind, change
+
+
+def _decoded(text):
+    try:
+        return json.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+@needs_body_reader
+@settings(max_examples=500, deadline=None)
+@given(served_or_odd_party_body(), st.sampled_from(["none", "body reader", "chart reader"]))
+def test_the_compiled_body_reader_reads_what_json_and_the_chart_reader_read(body_case, before):
+    """Each body it takes it reads as json and the chart reader read it; it takes the usual shape as served."""
+    from array import array
+
+    text, kind, change = body_case
+    previous = None  # the previous body's layout (a served one), as the body reader (with its signature) or the chart reader read it
+    first = BODY_READER(json.dumps(json.loads(_fixture(NESTED))).encode(), array("q"), [], None)
+    if before == "body reader":
+        previous = (*first[:3], 1, first[3])
+    elif before == "chart reader":
+        previous = (list(first[0]), list(first[1]), first[2], 1)
+    out, missing = array("q", [7] * 3), [4]
+    got = BODY_READER(text, out, missing, previous)
+    data = _decoded(text)
+    if got is None:  # the usual shape is taken: a nested chart of two parties or more, or none
+        if change == "none":
+            assert not (kind == "no_chart" or kind == "nested" and len(set(data["chart"]) - {"null"}) >= 2), text
+        return
+    assert data is not None and type(data) is dict, text
+    names, keys, lens, signature, administrasi, images, psu, ts, status_suara, status_adm, dapil = got
+    assert set(data) <= {"chart", "caleg", "administrasi", "images", "psu", "ts", "status_suara", "status_adm", "kode_dapil"}
+    assert {"chart", "administrasi"} & set(data)
+    assert administrasi == (None if data.get("administrasi") is None else tuple(map(data["administrasi"].get, ADMINISTRASI_FIELDS)))
+    assert (images, psu, ts, status_suara, status_adm, dapil) == tuple(map(data.get, ("images", "psu", "ts", "status_suara", "status_adm", "kode_dapil")))
+    if data.get("chart") is None:
+        assert names is None and data.get("caleg") is None
+        return
+    chart_out, chart_missing = array("q"), []
+    expected = parse_module._party_chart_compiled(data["chart"], chart_out, chart_missing, None, data.get("caleg"))
+    assert expected is not None, text
+    assert (names, keys, lens, list(out), missing) == (*expected, list(chart_out), chart_missing)
+    # No key twice in an object (json would keep one of them): the text holds every key json read, once.
+    assert len(re.findall(r'"[^"]*"\s*:', text.decode())) == _keys_in(data)
+    if previous is not None and (names, keys, lens) == previous[:3]:
+        assert names is previous[0] and keys is previous[1] and signature is previous[4]
+
+
+def _keys_in(value):
+    if isinstance(value, dict):
+        return len(value) + sum(map(_keys_in, value.values()))
+    if isinstance(value, list):
+        return sum(map(_keys_in, value))
+    return 0
+
+
+
+
+
+@pytest.mark.parametrize("compiled", READERS)
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(cases=st.lists(served_or_odd_party_body(), min_size=1, max_size=12))
+def test_party_bodies_give_the_same_tables_from_text_in_c_in_python_and_in_the_general_code(cases, compiled):
+    """The fast path (the compiled body reader, or Python's reader) and the general code give equal tables, rejects
+    and long votes, for bodies as served, flat, without a chart, of DPD's shape, nulls anywhere, and odd ones."""
+    bodies = {f"36010110{i:05d}": text for i, (text, _, _) in enumerate(cases)}
+    fast = parse_tps_bodies(bodies, candidates=PARTY_COLUMNS, parties=True, photos=5, _compiled=compiled)
+    _assert_same(fast, parse_tps_bodies(bodies, candidates=PARTY_COLUMNS, parties=True, photos=5, fast=False))
+    assert len(fast.table) + len(fast.rejects) == len(bodies)
+    dpd = {f"{k}": f"{k[-2:]}" for k in (f"7001{n:02d}" for n in range(1, 5))}
+    pdpd = {code: text for code, (text, kind, _) in zip(bodies, cases) if kind == "pdpd"}
+    if pdpd:  # DPD's bodies are read by DPD's columns: the same fast or not
+        _assert_same(parse_tps_bodies(pdpd, candidates=dpd, photos=5, dapil=True),
+                     parse_tps_bodies(pdpd, candidates=dpd, photos=5, dapil=True, fast=False))
+
+
+@needs_body_reader
+def test_served_party_bodies_are_read_from_their_text_alone(monkeypatch):
+    """The bodies of the benchmark's shape (and the served fixtures) never reach orjson nor the general code."""
+    from benchmarks.bench_parse import party_bodies
+
+    calls = []
+    monkeypatch.setattr(parse_module, "_fast_loads", lambda text: calls.append(text) or json.loads(text))
+    monkeypatch.setattr(parse_module, "_row", lambda *a, **k: calls.append(a) or pytest.fail("read by the general code"))
+    bodies = {**party_bodies(30), **{f"36010110010{i:02d}": _fixture(path) for i, path in enumerate((NESTED, NESTED_LATE))}}
+    parsed = parse_tps_bodies(bodies, candidates=PARTY_COLUMNS, parties=True, photos=5)
+    assert calls == [] and len(parsed.table) == 32 and parsed.rejects.empty
+    monkeypatch.undo()
+    _assert_same(parsed, parse_tps_bodies(bodies, candidates=PARTY_COLUMNS, parties=True, photos=5, fast=False))
+
+
+@needs_body_reader
+def test_the_body_reader_checks_keys_when_the_layout_changes():
+    """Keys twice in one object are refused wherever the layout differs from the previous body's, the lengths alone included."""
+    from array import array
+
+    from analysis.sources.sirekap import _partychart
+
+    assert _partychart.ADMINISTRASI_FIELDS == ADMINISTRASI_FIELDS
+
+    def text(chart, caleg=None):
+        return json.dumps({"chart": chart, "caleg": caleg, "administrasi": None}).encode()
+
+    first = BODY_READER(text({"1": {"a": 1}, "2": {"a": 2, "b": 3}}), array("q"), [], None)
+    assert first[:3] == (["1", "2"], ["a", "a", "b"], (1, 2))
+    previous = (*first[:3], 1, first[3])
+    same = BODY_READER(text({"1": {"a": 5}, "2": {"a": 6, "b": None}}), array("q"), [], previous)
+    assert same[0] is previous[0] and same[1] is previous[1] and same[3] is previous[4]
+    # The same keys one after another, split otherwise: "a" twice in party 1 (one key in a dict) is refused.
+    assert BODY_READER(b'{"chart": {"1": {"a": 1, "a": 2}, "2": {"b": 3}}}', array("q"), [], previous) is None
+    assert BODY_READER(b'{"chart": {"1": {"a": 1}, "1": {"a": 2}}}', array("q"), [], None) is None
+    assert BODY_READER(b'{"chart": {"1": {"a": 1}, "2": {"b": 2}}, "caleg": {"1": {"7": 1}, "1": null}}', array("q"), [], None) is None
+    assert BODY_READER(b'{"chart": {"1": {"a": 1}, "2": {"b": 2}}, "caleg": {"1": {"a": 1}}}', array("q"), [], None) is None
+    assert BODY_READER(b'{"chart": {"1": {"a": 1}, "2": {"b": 2}}, "caleg": {"3": null}}', array("q"), [], None) is None
+    # caleg's keys follow each party's chart keys; a "null" key of a caleg entry is none of them.
+    out, missing = array("q"), []
+    read = BODY_READER(b'{"chart":{"2":{"t":4},"1":{"t":3}},"caleg":{"1":{"11":3,"null":null},"2":{"21":null}}}', out, missing, None)
+    assert read[:3] == (["2", "1"], ["t", "21", "t", "11"], (2, 2)) and list(out) == [4, 0, 3, 3] and missing == [1]
