@@ -478,9 +478,13 @@ class _Resampler:
         self.density, self.grid = density, grid
         self.step = density.x[1] - density.x[0]
 
-    #: Units x resamples drawn in one batch: large enough that small regions draw all their
-    #: resamples at once, small enough to keep a batch's arrays near 100 MB.
+    #: Units x resamples drawn in one batch where a region is small: its resamples cost per call
+    #: (Python, two FFTs, an interpolation) more than per unit, so a batch amortises the calls.
     BATCH_ELEMENTS = 2_000_000
+    #: Above this many units a resample costs per unit (~0.5 us each) and a batch of arrays larger than
+    #: the cache is slower (Canada's 66,310 polls: 35 ms per resample one at a time, 44 ms in batches of 30),
+    #: so large regions draw one resample at a time, as before batching (the same random stream).
+    BATCH_MAX_UNITS = 20_000
 
     def bins(self, share: np.ndarray) -> np.ndarray:
         return np.bincount(_bin_index(share, self.step, self.grid), minlength=self.grid) / len(share)
@@ -493,6 +497,8 @@ class _Resampler:
     def batch(self, remaining: int) -> int:
         """How many resamples the next batch draws (a function of the data's size alone, so that a
         seed gives the same figures on every machine)."""
+        if len(self.N) > self.BATCH_MAX_UNITS:
+            return 1
         return max(1, min(int(remaining), self.BATCH_ELEMENTS // max(len(self.N), 1)))
 
     def draw_many(self, rng, reps: int) -> tuple[np.ndarray, np.ndarray]:
