@@ -47,10 +47,6 @@ try:  # the compiled party-chart reader (setup.py); without a C compiler at inst
     from ._partychart import party_chart as _party_chart_compiled
 except ImportError:  # pragma: no cover - built wherever the package was installed with a compiler
     _party_chart_compiled = None
-try:  # its reader of whole party-ballot bodies from their text (without it, orjson and the chart reader)
-    from ._partychart import party_body as _party_body_compiled
-except ImportError:  # pragma: no cover - a module built before it
-    _party_body_compiled = None
 
 #: Sirekap candidate ids of the 2024 presidential ballot -> ballot numbers.
 PPWP_CANDIDATES: Mapping[str, str] = {"100025": "01", "100026": "02", "100027": "03"}
@@ -176,8 +172,7 @@ class _Long:
         self.heads: list[list[int] | None] = []  # per layout: the position of each column's total (-1: none), or None
         #: (party keys, chart keys, entry lengths) -> layout number
         self.known: dict[tuple, int] = {}
-        #: (party keys, chart keys, entry lengths, layout[, signature of the compiled body reader]) of the last body read
-        self.last: tuple | None = None
+        self.last: tuple | None = None  # (party keys, chart keys, entry lengths, layout) of the last body read
         self.new_layout([], [])  # _NO_LAYOUT
 
     def new_layout(self, party: list[str], candidate: list[str], keep: list[bool] | None = None,
@@ -619,12 +614,6 @@ def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None, defer: bo
     With ``defer``, the counts of a body decoded here are not checked here: the caller checks whole
     columns at once (``_checked_counts``) and reads every body again with checks if one is not a count.
     """
-    if long is not None and long.compiled and type(body) is bytes and _party_body_compiled is not None:
-        read = _party_body_compiled(body, long.scratch, long.scratch_missing, long.last)
-        if read is not None:
-            row = _read_row(code, read, shape, long)
-            if row is not None:
-                return row
     unchecked = False  # whether the counts are left to the caller's column check
     text = None  # the body as given, if it is JSON text
     if isinstance(body, (bytes, bytearray, str)):
@@ -705,9 +694,16 @@ def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None, defer: bo
             if read is None:
                 lens = tuple(map(len, entries))
                 keys = list(chain.from_iterable(entries))  # (faster than chain(*entries))
-            layout = _layout(names, keys, lens, long, shape)
-            if layout is None:
-                return None
+            last = long.last  # bodies come in code order: a district's TPS one after another
+            if last is not None and (last[1] is keys or last[1] == keys) and last[2] == lens and (last[0] is names or last[0] == names):
+                layout = last[3]
+            else:
+                layout = long.known.get((tuple(names), tuple(keys), lens))
+                if layout is None:
+                    layout = _party_layout(names, lens, keys, long, shape)
+                    if layout is None:
+                        return None
+                long.last = (names, keys, lens, layout)
             if not long.compiled and not unchecked and not _counts_ok(numbers):
                 return None
             totals = shape.no_totals  # among the numbers: put in their columns at the end (_Long.totals)
@@ -772,57 +768,6 @@ def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None, defer: bo
                 offset = len(long.values)
                 long.missing.extend([offset + j for j in long.scratch_missing])
             long.values.extend(long_entries[1])
-    return row
-
-
-def _layout(names: list[str], keys: list[str], lens: tuple[int, ...], long: _Long, shape: _Shape,
-            signature: bytes | None = None) -> int | None:
-    """The layout of a body's party entries (``long.last`` updated), or None if ``_row`` must read the body."""
-    last = long.last  # bodies come in code order: a district's TPS one after another
-    if last is not None and (last[1] is keys or last[1] == keys) and last[2] == lens and (last[0] is names or last[0] == names):
-        if signature is not None and (len(last) < 5 or last[4] is None):
-            long.last = (*last[:4], signature)  # the same names and keys: their signature, for the next body
-        return last[3]
-    layout = long.known.get((tuple(names), tuple(keys), lens))
-    if layout is None:
-        layout = _party_layout(names, lens, keys, long, shape)
-        if layout is None:
-            return None
-    long.last = (names, keys, lens, layout, signature)  # the signature of the compiled body reader, if it read them
-    return layout
-
-
-def _read_row(code: str, read: tuple, shape: _Shape, long: _Long) -> tuple | None:
-    """The row of a body the compiled body reader read (``party_body``), as ``_fast_row`` makes it after orjson, or
-    None to let orjson and ``_row`` read the body. Its numbers are in ``long.scratch``, checked."""
-    names, keys, lens, signature, admin, images, psu, ts, status_suara, status_adm, dapil = read
-    if admin is None:
-        admin = _NO_ADMINISTRASI
-    extra = ()
-    if shape.dapil:
-        if dapil is not None and not (2 <= len(dapil) <= 13 and dapil.isascii() and dapil.isdigit()):
-            return None  # _row refuses it with the reason
-        extra = (dapil, None if images is None else len(images) - images.count(None))  # (its names are str: _photo_count)
-    layout = _NO_LAYOUT
-    if names is not None:
-        layout = _layout(names, keys, lens, long, shape, signature)
-        if layout is None:
-            return None
-    photos = shape.no_photos
-    if images is not None and images.count(None) != len(images):
-        photos = list(photos)
-        for i, url in enumerate(images[:shape.photos]):
-            if url is not None:
-                photos[i] = _photo_time(url)
-    row = (code, *shape.no_totals, *admin, names is not None, admin.count(None) != len(admin),
-           psu if psu is not None and psu.strip() else None, ts, status_suara, status_adm, *photos, *extra,
-           None if names is None else len(names))
-    long.layout_of_body.append(layout)
-    if layout != _NO_LAYOUT:
-        if long.scratch_missing:  # nulls: 0 among the numbers, their positions in missing
-            offset = len(long.values)
-            long.missing.extend([offset + j for j in long.scratch_missing])
-        long.values.extend(long.scratch)
     return row
 
 
