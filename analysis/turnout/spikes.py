@@ -323,25 +323,16 @@ class _RDensity:
         self.kernel_fft = np.conj(np.fft.rfft(kernel))
         self.xords = np.linspace(self.lo, self.up, n)
         self.x = np.linspace(lo, hi, int(grid))
+        # np.interp onto x, as one gather for many rows: the output grid lies inside the binning grid.
+        self.left = np.clip(np.searchsorted(self.xords, self.x, side="right") - 1, 0, n - 2)
+        self.frac = (self.x - self.xords[self.left]) / (self.xords[self.left + 1] - self.xords[self.left])
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
-        weight = 1.0 / len(values)
-        pos = (values - self.lo) / self.delta
-        ix = np.floor(pos).astype(np.int64)
-        fx = pos - ix
-        inside = (ix >= 0) & (ix <= self.n - 2)
-        y = np.bincount(ix[inside], weights=(1 - fx[inside]) * weight, minlength=2 * self.n)
-        y += np.bincount(ix[inside] + 1, weights=fx[inside] * weight, minlength=2 * self.n)
-        left, right = ix == -1, ix == self.n - 1
-        y[0] += np.sum(fx[left]) * weight
-        y[self.n - 1] += np.sum(1 - fx[right]) * weight
-        conv = np.fft.irfft(np.fft.rfft(y) * self.kernel_fft, n=2 * self.n)[: self.n]
-        return np.interp(self.x, self.xords, np.maximum(conv, 0.0))
+        return self.many(np.asarray(values, dtype=float)[None, :])[0]
 
     def many(self, values: np.ndarray) -> np.ndarray:
-        """The density of each row of ``values`` (rows of equal length): ``__call__`` row by row, in
-        one binning, one FFT pair and one interpolation for all rows (small regions are otherwise
-        dominated by per-call overhead)."""
+        """The density of each row of ``values`` (rows of equal length), all rows in one binning, one
+        FFT pair and one interpolation (small regions are otherwise dominated by per-call overhead)."""
         rows, length = values.shape
         weight = 1.0 / length
         pos = (values - self.lo) / self.delta
@@ -357,10 +348,7 @@ class _RDensity:
         y[:, 0] += np.sum(np.where(ix == -1, fx, 0.0), axis=1) * weight
         y[:, self.n - 1] += np.sum(np.where(ix == self.n - 1, 1 - fx, 0.0), axis=1) * weight
         conv = np.maximum(np.fft.irfft(np.fft.rfft(y, axis=1) * self.kernel_fft, n=width, axis=1)[:, : self.n], 0.0)
-        # np.interp row by row, as one gather: the output grid lies inside the binning grid.
-        left = np.clip(np.searchsorted(self.xords, self.x, side="right") - 1, 0, self.n - 2)
-        frac = (self.x - self.xords[left]) / (self.xords[left + 1] - self.xords[left])
-        return conv[:, left] * (1 - frac) + conv[:, left + 1] * frac
+        return conv[:, self.left] * (1 - self.frac) + conv[:, self.left + 1] * self.frac
 
 
 def r_density(values, *, bw: float = 1e-4, grid: int = 1001) -> tuple[np.ndarray, np.ndarray]:
@@ -487,7 +475,7 @@ class _Resampler:
     BATCH_MAX_UNITS = 20_000
 
     def bins(self, share: np.ndarray) -> np.ndarray:
-        return np.bincount(_bin_index(share, self.step, self.grid), minlength=self.grid) / len(share)
+        return self.bins_many(share[None, :])[0]
 
     def bins_many(self, shares: np.ndarray) -> np.ndarray:
         rows = shares.shape[0]
