@@ -37,7 +37,7 @@ help:
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py analysis/sources/sirekap/_partychart.pyx
+$(STAMP): pyproject.toml setup.py analysis/sources/sirekap/_partychart.pyx analysis/turnout/_sampler.pyx
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
 	@touch $(STAMP)

@@ -230,3 +230,26 @@ def test_poland_2020_is_not_flagged():
                             resamples=100, seed=4)
     assert result.pvalue > 0.01
     assert result.excess_over_null < 0.5
+
+
+def test_the_compiled_resampling_stage_draws_numpys_numbers():
+    """The compiled stage calls numpy's beta and binomial in numpy's order: the same draws, one row or many."""
+    from analysis.turnout import spikes as spikes_module
+
+    if spikes_module._posterior_binomial_compiled is None:
+        import os
+
+        assert not os.environ.get("FORENSIK_REQUIRE_COMPILED"), "the compiled resampling stage was not built (see pip's output)"
+        pytest.skip("the compiled resampling stage was not built (no C compiler or numpy at install)")
+    rng = np.random.default_rng(11)
+    N, t, v = _simulate(rng, 800)
+    N, t, v = (np.asarray(x, dtype=float) for x in (N, t, v))
+    mixtures = (fit_betabinomial_mixture(t, N, components=3, seed=1), fit_betabinomial_mixture(v, t, components=2, seed=1))
+    sampler = spikes_module._Resampler(N, t, v, *mixtures, spikes_module._RDensity(1e-4, 1001), 1001)
+    for reps in (1, 4):
+        compiled = sampler.draw_many(np.random.default_rng(reps), reps)
+        array_calls = sampler.draw_many(np.random.default_rng(reps), reps, compiled=False)
+        assert all(np.array_equal(a, b) for a, b in zip(compiled, array_calls))
+    with pytest.raises(ValueError, match="one row or 4 rows"):
+        spikes_module._posterior_binomial_compiled(rng, sampler.cum_t, sampler.t, sampler.N, mixtures[0].a,
+                                                   mixtures[0].b, np.zeros((2, len(N)), dtype=np.int64), 4)

@@ -126,8 +126,10 @@ def run_battery(election, level: str, *, winner: str | None = None, group: str |
     """Run every region-level test of a page at ``level`` (regions of that level against each other).
 
     ``winner``: the candidate of the turnout tests (default: the election's leader); the spikes run
-    for ``spikes_winner`` (default: each region's own leader). ``checks`` and ``misreadings``: reuse
-    what the page computed already.
+    for ``spikes_winner`` (default: the election's leader too, in every region, so that the regions
+    of a page are compared on one candidate; a province's own page tests its own leader, so where
+    another candidate leads a province the two pages test different candidates). ``checks`` and
+    ``misreadings``: reuse what the page computed already.
     """
     from .. import consistency, digits, tsm, turnout
     from ..profiles import profile_of

@@ -64,6 +64,11 @@ from ..cache import cached
 from .._common import prepare_counts, region_seed
 from ..display import frame_html
 
+try:  # numpy's own beta and binomial draws in one pass (setup.py builds it; optional, same numbers)
+    from ._sampler import posterior_binomial as _posterior_binomial_compiled
+except ImportError:  # no C compiler at install: the same draws with numpy's array calls
+    _posterior_binomial_compiled = None
+
 __all__ = ["BetaBinomialMixture", "SpikesResult", "SpikesTable", "fit_betabinomial_mixture", "null_draws_for",
            "rozenas_spikes", "spikes_table", "spikes_pvalues", "r_density"]
 
@@ -295,7 +300,11 @@ def _posterior_p(rng, cumulative, mixture, count, size, reps: int = 1):
     """Each unit's probability drawn from its posterior, ``reps`` times (rows): a mixture component
     from its posterior membership, then Beta(count + a_k, size - count + b_k)."""
     u = rng.random((reps, len(count)))
-    k = (u[:, :, None] > cumulative[None, :, :]).sum(axis=2)
+    # The component is the number of cumulative memberships below u (the last is 1, never below):
+    # one comparison per component, not a units x components array summed over its short axis.
+    k = np.zeros(u.shape, dtype=np.intp)
+    for column in range(cumulative.shape[1] - 1):
+        k += u > cumulative[:, column]
     return rng.beta(count + mixture.a[k], size - count + mixture.b[k])
 
 
@@ -459,6 +468,7 @@ class _Resampler:
     """
 
     def __init__(self, N, t, v, turnout_mix, vote_mix, density, grid):
+        N, t, v = (np.ascontiguousarray(x, dtype=float) for x in (N, t, v))
         self.N_int, self.N, self.t, self.v = N.astype(np.int64), N, t, v
         self.turnout_mix, self.vote_mix = turnout_mix, vote_mix
         self.cum_t = _membership(turnout_mix, t, N)
@@ -489,10 +499,16 @@ class _Resampler:
             return 1
         return max(1, min(int(remaining), self.BATCH_ELEMENTS // max(len(self.N), 1)))
 
-    def draw_many(self, rng, reps: int) -> tuple[np.ndarray, np.ndarray]:
-        """``reps`` resampled elections: their densities and bin shares (rows)."""
-        t_star = rng.binomial(self.N_int, _posterior_p(rng, self.cum_t, self.turnout_mix, self.t, self.N, reps))
-        v_star = rng.binomial(t_star, _posterior_p(rng, self.cum_v, self.vote_mix, self.v, self.t, reps))
+    def draw_many(self, rng, reps: int, *, compiled: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """``reps`` resampled elections: their densities and bin shares (rows). ``compiled=False``
+        draws with numpy's array calls even where the compiled stage is built (the same numbers)."""
+        if compiled and _posterior_binomial_compiled is not None:
+            stage = _posterior_binomial_compiled
+            t_star = stage(rng, self.cum_t, self.t, self.N, self.turnout_mix.a, self.turnout_mix.b, self.N_int[None, :], reps)
+            v_star = stage(rng, self.cum_v, self.v, self.t, self.vote_mix.a, self.vote_mix.b, t_star, reps)
+        else:
+            t_star = rng.binomial(self.N_int, _posterior_p(rng, self.cum_t, self.turnout_mix, self.t, self.N, reps))
+            v_star = rng.binomial(t_star, _posterior_p(rng, self.cum_v, self.vote_mix, self.v, self.t, reps))
         y = np.where(t_star > 0, v_star / np.maximum(t_star, 1), 0.0)
         return self.density.many(y), self.bins_many(y)
 
