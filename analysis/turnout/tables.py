@@ -81,7 +81,9 @@ def turnout_tests(
     table = election.table
     columns = {name: election.column(name) for name in ("registered", "voters", "valid", winner)}
     regions = table[level].astype(str).to_numpy()
-    groups = table[group_level].astype(str).to_numpy()
+    # Fixed-width strings, not Python objects: the batch cache hashes its keys' arrays, and an object
+    # array is hashed string by string (the national page's groups cost 11 s of hashing that way).
+    groups = table[group_level].astype(str).to_numpy().astype(str)
     name_col = f"{level}_name"
     names = table[name_col].astype(str).to_numpy() if name_col in table.columns else None
     rows, details = [], {}
