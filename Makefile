@@ -57,7 +57,7 @@ real: $(STAMP)
 # parameters took 7x longer with a BLAS thread per core). A value exported by the caller is kept.
 test: $(STAMP)
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-1} MKL_NUM_THREADS=$${MKL_NUM_THREADS:-1} \
-	  $(BIN)/python -m pytest -q -n 2 --dist loadfile
+	  $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=25
 
 lab: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,lab]'
