@@ -591,9 +591,7 @@ def run_reports(
     a report that fails (an exception, a timeout, a dead kernel or worker) is recorded with its
     error, its partial HTML is still exported, and the others go on. A national notebook that
     declares a ``province_summaries_dir`` parameter runs after the provinces with it set to
-    ``out_dir``; one that does not (the shipped one) is queued after the provinces on local workers
-    (it then reads the per-province tests they computed from the batch's cache) and starts first
-    on Dask.
+    ``out_dir``; one that does not (the shipped one) starts first, beside the provinces.
     """
     from tqdm import tqdm
 
@@ -666,19 +664,11 @@ def run_reports(
                                 f"worker crashed: {short_error(err)}{hint}")
 
         # A national notebook that declares ``province_summaries_dir`` reads the provinces' summaries,
-        # so it runs after them. One that does not (the shipped one) tests every province again as
-        # a region of the country (digits, turnout tests and models, spikes: the same calls as each
-        # province's page makes). On this machine's workers, which share a results cache, it is
-        # queued after the provinces and reads most of that from the cache (the real 2024 set: its
-        # cells took 252 s when it ran first and raced the provinces, 68 s after them), but before
-        # the smallest ones, so that the other workers still have reports to run beside it; on Dask,
-        # where workers need not share a cache, it is the longest report and starts first.
+        # so it runs after them. One that does not (the shipped one) is the longest report of a
+        # batch and starts first, beside the provinces: started last, it would run alone on one
+        # worker while the others sat idle (at full scale, 12 of 35 minutes).
         if national and _reads_summaries(templates["national"]):
             stages = ([job(c) for c in ordered], [job(NATIONAL)])
-        elif runner is None:
-            at = national_position([split.stations.get(c, 0) for c in ordered])
-            stages = ([job(c) for c in ordered[:at]] + [job(NATIONAL)] * bool(national)
-                      + [job(c) for c in ordered[at:]],)
         else:
             stages = ([job(NATIONAL)] * bool(national) + [job(c) for c in ordered],)
         try:
@@ -697,21 +687,6 @@ def run_reports(
     return BatchResult(reports=tuple(results[c] for c in order), out_dir=str(out_dir), data_path=str(data_path),
                        data_sha256=split.data_sha256, parameters=extra, seconds=round(time.perf_counter() - started, 2),
                        build=build, prepare_seconds=prepare_seconds)
-
-
-#: The national report is queued before the smallest provinces that together hold at most this share
-#: of the stations (and after all the others): they keep the other workers busy while it runs.
-NATIONAL_BEFORE_SHARE = 0.05
-
-
-def national_position(stations: Sequence[int], share: float = NATIONAL_BEFORE_SHARE) -> int:
-    """Where the national report goes in a queue of provinces ordered largest first (their station counts)."""
-    total = float(sum(stations))
-    at, tail = len(stations), 0.0
-    while at > 0 and tail + stations[at - 1] <= share * total:
-        at -= 1
-        tail += stations[at]
-    return at
 
 
 def _run_local(stages, jobs: int, scratch: Path, record, crashed) -> None:
