@@ -253,3 +253,35 @@ def test_the_compiled_resampling_stage_draws_numpys_numbers():
     with pytest.raises(ValueError, match="one row or 4 rows"):
         spikes_module._posterior_binomial_compiled(rng, sampler.cum_t, sampler.t, sampler.N, mixtures[0].a,
                                                    mixtures[0].b, np.zeros((2, len(N)), dtype=np.int64), 4)
+
+
+def test_the_likelihood_by_running_sums_is_the_special_functions_one():
+    """The fit's running sums (rising factorials) give log BB and its derivatives as betaln and digamma do."""
+    from scipy import special
+
+    from analysis.turnout import spikes as spikes_module
+
+    rng = np.random.default_rng(8)
+    n = rng.integers(1, 3000, 4000).astype(float)
+    y = np.minimum(np.floor(rng.random(4000) * (n + 1)), n)
+    log_comb = special.gammaln(n + 1) - special.gammaln(y + 1) - special.gammaln(n - y + 1)
+    a, b = np.exp([-4.0, 0.3, 5.0, 10.0]), np.exp([-3.9, 2.0, 7.0, 9.5])  # the fit's bounds: e^-4 .. e^10
+    log_bb, da, db = spikes_module._rising_log_bb(y, n, log_comb, a, b)
+    assert np.allclose(log_bb, spikes_module._log_bb(y, n, log_comb, a, b), rtol=1e-12, atol=1e-8)
+    common = special.digamma(a + b) - special.digamma(n[:, None] + a + b)
+    assert np.allclose(da, special.digamma(y[:, None] + a) - special.digamma(a) + common, rtol=1e-10, atol=1e-10)
+    assert np.allclose(db, special.digamma((n - y)[:, None] + b) - special.digamma(b) + common, rtol=1e-10, atol=1e-10)
+    assert spikes_module._rising_pays(y, n) and not spikes_module._rising_pays(y[:100], n[:100])
+
+
+def test_a_large_region_gives_the_same_figures_on_one_thread_or_two():
+    """Above 20,000 units the resamples come from two streams of the seed, drawn on two threads where
+    there are two cores: the figures, the envelope and the sequential p-value must not depend on it."""
+    rng = np.random.default_rng(12)
+    N, t, v = _simulate(rng, n=21000)
+    mixtures = (fit_betabinomial_mixture(t, N, components=2, seed=1), fit_betabinomial_mixture(v, t, components=2, seed=1))
+    one, two = (rozenas_spikes(N, t, v, resamples=12, seed=5, mixtures=mixtures, max_null_draws=7, threads=k)
+                for k in (1, 2))
+    assert one.fraud_percent == two.fraud_percent and one.se == two.se and one.pvalue == two.pvalue
+    assert np.array_equal(one.envelope, two.envelope) and np.array_equal(one.null_fraud, two.null_fraud)
+    assert one.null_draws == 7 or one.pvalue == 10 / one.null_draws

@@ -52,6 +52,8 @@ forms were filled from a template; read it together with the stations' sizes.
 from __future__ import annotations
 
 import html
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -69,7 +71,7 @@ try:  # numpy's own beta and binomial draws in one pass (setup.py builds it; opt
 except ImportError:  # no C compiler at install: the same draws with numpy's array calls
     _posterior_binomial_compiled = None
 
-__all__ = ["BetaBinomialMixture", "SpikesResult", "SpikesTable", "fit_betabinomial_mixture", "null_draws_for",
+__all__ = ["BetaBinomialMixture", "SpikesResult", "SpikesTable", "default_threads", "fit_betabinomial_mixture", "null_draws_for",
            "rozenas_spikes", "spikes_table", "spikes_pvalues", "r_density"]
 
 #: Bounds of log(a), log(b) of a mixture component: a, b in [e^-4, e^10]; the R package uses
@@ -120,6 +122,35 @@ def _logsumexp_rows(x: np.ndarray) -> np.ndarray:
 def _log_bb(y, n, log_comb, a, b):
     """log BetaBinomial(y; n, a, b) for units (rows) x components (columns)."""
     return log_comb[:, None] + special.betaln(y[:, None] + a, (n - y)[:, None] + b) - special.betaln(a, b)
+
+
+def _rising_pays(y: np.ndarray, n: np.ndarray) -> bool:
+    """Whether ``_rising_log_bb`` is the cheaper way for these units: its tables grow with the largest
+    size, the special functions with the number of (pooled) units. A function of the data alone."""
+    return len(n) > 0 and float(n.max()) + 1 <= 4 * len(n)
+
+
+def _rising_log_bb(y, n, log_comb, a, b):
+    """``_log_bb`` and its derivatives by running sums: lgamma(m + a) - lgamma(a) = sum_{i<m} log(a + i)
+    and psi(m + a) - psi(a) = sum_{i<m} 1 / (a + i), tabulated once per component for m up to the
+    largest size, then read at each unit's counts. Returns log BB (units x components) and
+    d log BB / d a, d log BB / d b without their factors a, b (the chain rule of log a, log b)."""
+    top = int(n.max())
+    steps = np.arange(top, dtype=float)
+    tables = []
+    for shape in (a, b, a + b):
+        terms = shape[:, None] + steps  # components x top
+        log_sum = np.zeros((len(shape), top + 1))
+        np.cumsum(np.log(terms), axis=1, out=log_sum[:, 1:])
+        inverse_sum = np.zeros((len(shape), top + 1))
+        np.cumsum(1.0 / terms, axis=1, out=inverse_sum[:, 1:])
+        tables.append((log_sum.T, inverse_sum.T))  # rows: counts 0..top
+    yi, ni = y.astype(np.intp), n.astype(np.intp)
+    (la, ia), (lb, ib), (lab, iab) = tables
+    rest = ni - yi
+    log_bb = log_comb[:, None] + la[yi] + lb[rest] - lab[ni]
+    common = iab[ni]
+    return log_bb, ia[yi] - common, ib[rest] - common
 
 
 def _unpack(theta, L):
@@ -211,13 +242,19 @@ def fit_betabinomial_mixture(count, size, *, components: int | None = None, max_
 
     def negloglik(theta, L, y, n, mult, log_comb):
         a, b, w = _unpack(theta, L)
-        comp = _log_bb(y, n, log_comb, a, b) + np.log(w)
+        if _rising_pays(y, n):
+            log_bb, da, db = _rising_log_bb(y, n, log_comb, a, b)
+        else:
+            log_bb = _log_bb(y, n, log_comb, a, b)
+            # d log BB / d log a = a [psi(y + a) - psi(n + a + b) - psi(a) + psi(a + b)], same for b.
+            common = -special.digamma(n[:, None] + a + b) + special.digamma(a + b)
+            da = special.digamma(y[:, None] + a) - special.digamma(a) + common
+            db = special.digamma((n - y)[:, None] + b) - special.digamma(b) + common
+        comp = log_bb + np.log(w)
         ll = _logsumexp_rows(comp)
         resp = np.exp(comp - ll[:, None]) * mult[:, None]
-        # d log BB / d log a = a [psi(y + a) - psi(n + a + b) - psi(a) + psi(a + b)], same for b.
-        common = -special.digamma(n[:, None] + a + b) + special.digamma(a + b)
-        ga = a * np.sum(resp * (special.digamma(y[:, None] + a) - special.digamma(a) + common), axis=0)
-        gb = b * np.sum(resp * (special.digamma((n - y)[:, None] + b) - special.digamma(b) + common), axis=0)
+        ga = a * np.sum(resp * da, axis=0)
+        gb = b * np.sum(resp * db, axis=0)
         gw = resp.sum(axis=0) - mult.sum() * w
         return -float(np.sum(mult * ll)), -np.concatenate([ga, gb, gw[:-1]])
 
@@ -499,6 +536,17 @@ class _Resampler:
             return 1
         return max(1, min(int(remaining), self.BATCH_ELEMENTS // max(len(self.N), 1)))
 
+    #: Random streams of a large region's resamples (and of its null draws): a fixed number, so that
+    #: the figures depend on the seed and the data alone, whatever the number of threads drawing them.
+    STREAMS = 2
+
+    def streams(self, seed: int, *, null: bool = False) -> list | None:
+        """The independent streams a large region (one resample per draw) draws from, or None: a small
+        region draws its batches from the one stream of the seed."""
+        if len(self.N) <= self.BATCH_MAX_UNITS:
+            return None
+        return [np.random.default_rng([int(seed), 2 + int(null), s]) for s in range(self.STREAMS)]
+
     def draw_many(self, rng, reps: int, *, compiled: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """``reps`` resampled elections: their densities and bin shares (rows). ``compiled=False``
         draws with numpy's array calls even where the compiled stage is built (the same numbers)."""
@@ -511,6 +559,31 @@ class _Resampler:
             v_star = rng.binomial(t_star, _posterior_p(rng, self.cum_v, self.vote_mix, self.v, self.t, reps))
         y = np.where(t_star > 0, v_star / np.maximum(t_star, 1), 0.0)
         return self.density.many(y), self.bins_many(y)
+
+
+def default_threads() -> int:
+    """Threads for a large region's resampling: the cores this process may use, at most
+    ``_Resampler.STREAMS``, and at most ``OMP_NUM_THREADS`` where it is set (the batch runner gives each
+    kernel cores / jobs; ``make test`` one per worker)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    limit = os.environ.get("OMP_NUM_THREADS", "")
+    if limit.strip().isdigit() and int(limit) > 0:
+        cores = min(cores, int(limit))
+    return max(1, min(cores, _Resampler.STREAMS))
+
+
+def _in_threads(work, items, threads: int | None) -> list:
+    """``work(*item)`` (or ``work(item)``) for each item, on up to ``threads`` threads, results in order.
+    The compiled sampler releases the GIL, so two streams are drawn at once on two cores."""
+    call = (lambda item: work(*item)) if items and isinstance(items[0], tuple) else work
+    threads = default_threads() if threads is None else max(1, int(threads))
+    if threads == 1 or len(items) == 1:
+        return [call(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
+        return list(pool.map(call, items))
 
 
 def _score(dens: np.ndarray, bins: np.ndarray, envelope: np.ndarray, mean_bins: np.ndarray) -> np.ndarray:
@@ -546,7 +619,7 @@ def _resampling_error(dens: np.ndarray, observed: np.ndarray, excess: np.ndarray
 def rozenas_spikes(N, t, v, *, resamples: int = 1000, seed: int = 0, bw: float = 1e-4, grid: int = 1001,
                    level: float = 0.95, max_components: int = 5,
                    mixtures: tuple[BetaBinomialMixture, BetaBinomialMixture] | None = None,
-                   max_null_draws: int | None = None, exceedances: int = 10) -> SpikesResult:
+                   max_null_draws: int | None = None, exceedances: int = 10, threads: int | None = None) -> SpikesResult:
     """Share of stations whose vote shares form spikes the smooth resampled model does not produce.
 
     Rozenas (2017), Political Analysis 25:41, section 3; R package ``spikes`` (``fraud()``).
@@ -565,6 +638,10 @@ def rozenas_spikes(N, t, v, *, resamples: int = 1000, seed: int = 0, bw: float =
     p-value is valid at every stopping point; its floor is ``pvalue_min`` = 1 / (max_null_draws + 1),
     which the caller sets for the decision it feeds (default: ``resamples``; 0 skips the p-value).
     The null draws use their own random stream, so ``fraud_percent`` does not depend on them.
+    A region of more than ``_Resampler.BATCH_MAX_UNITS`` units draws its resamples from two streams of
+    the seed (the first half from one, the second from the other; the null draws alternate between
+    two more), on ``threads`` threads (default ``default_threads()``): the same figures on one thread
+    or two, in about half the wall time on two cores.
     ``excess_over_null`` is ``fraud_percent`` minus the median of the resamples scored against the
     others (the raw figure is rarely 0: some bins top the envelope by chance).
     """
@@ -593,11 +670,21 @@ def rozenas_spikes(N, t, v, *, resamples: int = 1000, seed: int = 0, bw: float =
     R = int(resamples)
     dens = np.empty((R, grid))
     bins = np.empty((R, grid))
-    done = 0
-    while done < R:
-        reps = sampler.batch(R - done)
-        dens[done:done + reps], bins[done:done + reps] = sampler.draw_many(rng, reps)
-        done += reps
+    streams = sampler.streams(seed)
+    if streams is None:
+        done = 0
+        while done < R:
+            reps = sampler.batch(R - done)
+            dens[done:done + reps], bins[done:done + reps] = sampler.draw_many(rng, reps)
+            done += reps
+    else:
+        blocks = np.array_split(np.arange(R), len(streams))
+
+        def fill(block, stream):
+            for i in block:
+                dens[i:i + 1], bins[i:i + 1] = sampler.draw_many(stream, 1)
+
+        _in_threads(fill, list(zip(blocks, streams)), threads)
     envelope = dens.max(axis=0)
     mean_bins = bins.mean(axis=0)
     excess = np.maximum(observed_bins - mean_bins, 0.0)
@@ -615,13 +702,20 @@ def rozenas_spikes(N, t, v, *, resamples: int = 1000, seed: int = 0, bw: float =
 
     # Sequential Monte Carlo p-value (Besag & Clifford 1991) on fresh draws against the same envelope.
     null_rng = np.random.default_rng([int(seed), 1])
+    null_streams = sampler.streams(seed, null=True)
     null_fraud = []
     reached = 0
     while len(null_fraud) < max_null_draws and reached < int(exceedances):
         # Drawn in batches, scored in order: the draws after the stopping one are discarded, so the
         # p-value is the sequential one (the batch size only decides how much is drawn for nothing).
-        batch = sampler.batch(min(max_null_draws - len(null_fraud), max(2 * int(exceedances), 32)))
-        for score in _score(*sampler.draw_many(null_rng, batch), envelope, mean_bins):
+        if null_streams is None:
+            batch = sampler.batch(min(max_null_draws - len(null_fraud), max(2 * int(exceedances), 32)))
+            drawn_now = sampler.draw_many(null_rng, batch)
+        else:  # one draw per stream, at once: draw j is the (j // streams)-th of stream j % streams
+            batch = min(max_null_draws - len(null_fraud), len(null_streams))
+            pairs = _in_threads(lambda stream: sampler.draw_many(stream, 1), null_streams[:batch], threads)
+            drawn_now = (np.concatenate([d for d, _ in pairs]), np.concatenate([b for _, b in pairs]))
+        for score in _score(*drawn_now, envelope, mean_bins):
             null_fraud.append(float(score))
             reached += score >= fraud - 1e-12
             if reached >= int(exceedances):
