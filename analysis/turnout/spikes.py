@@ -135,22 +135,18 @@ def _rising_log_bb(y, n, log_comb, a, b):
     and psi(m + a) - psi(a) = sum_{i<m} 1 / (a + i), tabulated once per component for m up to the
     largest size, then read at each unit's counts. Returns log BB (units x components) and
     d log BB / d a, d log BB / d b without their factors a, b (the chain rule of log a, log b)."""
-    top = int(n.max())
-    steps = np.arange(top, dtype=float)
-    tables = []
-    for shape in (a, b, a + b):
-        terms = shape[:, None] + steps  # components x top
-        log_sum = np.zeros((len(shape), top + 1))
-        np.cumsum(np.log(terms), axis=1, out=log_sum[:, 1:])
-        inverse_sum = np.zeros((len(shape), top + 1))
-        np.cumsum(1.0 / terms, axis=1, out=inverse_sum[:, 1:])
-        tables.append((log_sum.T, inverse_sum.T))  # rows: counts 0..top
+    top, L = int(n.max()), len(a)
+    terms = np.arange(top, dtype=float)[:, None] + np.concatenate([a, b, a + b])  # top x 3 components
+    # One table, rows the counts 0..top: the running sums of log(shape + i), then of 1 / (shape + i).
+    table = np.empty((top + 1, 6 * L))
+    table[0] = 0.0
+    np.cumsum(np.log(terms), axis=0, out=table[1:, :3 * L])
+    np.cumsum(1.0 / terms, axis=0, out=table[1:, 3 * L:])
     yi, ni = y.astype(np.intp), n.astype(np.intp)
-    (la, ia), (lb, ib), (lab, iab) = tables
-    rest = ni - yi
-    log_bb = log_comb[:, None] + la[yi] + lb[rest] - lab[ni]
-    common = iab[ni]
-    return log_bb, ia[yi] - common, ib[rest] - common
+    at_y, at_rest, at_n = table[yi], table[ni - yi], table[ni]
+    common = at_n[:, 5 * L:]
+    log_bb = log_comb[:, None] + at_y[:, :L] + at_rest[:, L:2 * L] - at_n[:, 2 * L:3 * L]
+    return log_bb, at_y[:, 3 * L:4 * L] - common, at_rest[:, 4 * L:5 * L] - common
 
 
 def _unpack(theta, L):
