@@ -28,7 +28,11 @@ Differences from the R package, all deliberate:
   number of components follows the package's rule (add components until successive fits'
   latent densities correlate at 0.99), BIC (``rule="bic"``, the rule of this module before) keeps
   too many on large data; a fixed mixture (e.g. the package's stored one) can be passed with
-  ``mixtures=``;
+  ``mixtures=``; the likelihood is summed by running sums of logs (rising factorials) where the
+  sizes are small against the number of units, else with ``betaln`` (equal to 1e-10; the fit may
+  stop elsewhere on a flat ridge, which moves the figure as another seed would);
+- a region of more than 20,000 units draws its resamples from two streams of the seed, on two
+  threads where two cores are free (``threads=``); the figures do not depend on the threads;
 - ``se``: the resampling error of the figure, given the mixtures (``_resampling_error``);
 - the interval is the spread of the statistic under the fitted model (each resample scored
   against the others), shifted to the observed value and floored at 0: a basic interval that
