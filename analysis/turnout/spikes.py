@@ -576,14 +576,13 @@ def default_threads() -> int:
 
 
 def _in_threads(work, items, threads: int | None) -> list:
-    """``work(*item)`` (or ``work(item)``) for each item, on up to ``threads`` threads, results in order.
-    The compiled sampler releases the GIL, so two streams are drawn at once on two cores."""
-    call = (lambda item: work(*item)) if items and isinstance(items[0], tuple) else work
+    """``work(item)`` for each item, on up to ``threads`` threads, results in order. The samplers
+    (compiled or numpy's) release the GIL, so two streams are drawn at once on two cores."""
     threads = default_threads() if threads is None else max(1, int(threads))
     if threads == 1 or len(items) == 1:
-        return [call(item) for item in items]
+        return [work(item) for item in items]
     with ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
-        return list(pool.map(call, items))
+        return list(pool.map(work, items))
 
 
 def _score(dens: np.ndarray, bins: np.ndarray, envelope: np.ndarray, mean_bins: np.ndarray) -> np.ndarray:
@@ -680,7 +679,8 @@ def rozenas_spikes(N, t, v, *, resamples: int = 1000, seed: int = 0, bw: float =
     else:
         blocks = np.array_split(np.arange(R), len(streams))
 
-        def fill(block, stream):
+        def fill(part):
+            block, stream = part
             for i in block:
                 dens[i:i + 1], bins[i:i + 1] = sampler.draw_many(stream, 1)
 
