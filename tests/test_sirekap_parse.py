@@ -1054,6 +1054,86 @@ def test_the_compiled_reader_with_caleg_reads_as_the_python_merge_does(chart, ca
         assert (names2, keys, lens, list(out), missing) == expected
 
 
+PHOTO = "https://sirekap-obj-formc.kpu.go.id/204f/pemilu/pdpr/36/01/01/10/01/3601011001001-20240215-101421--0000-0.jpg"
+#: Photo names around the one the pattern takes: other digits, a slash after, a line break, too short, not ASCII.
+PHOTO_NAMES = st.sampled_from([
+    PHOTO, PHOTO.replace("-0.jpg", ""), PHOTO.replace("--0000-0.jpg", "--"), PHOTO.replace("--0000-0.jpg", "-"),
+    PHOTO + "\n", PHOTO + "/x.jpg", PHOTO.replace("20240215", "2024021٥"), PHOTO.replace("101421", "10142"),
+    PHOTO.replace("3601011001001-", "360101100100-"), PHOTO.replace("https://", "https://é/"), "/3601011001001-20240215-101421--",
+    "3601011001001-20240215-101421--x.jpg", "", "/", PHOTO.replace("pdpr/", "pdpr//"), PHOTO.replace("-101421", "_101421")])
+#: The fields beside the chart: odd and usual values of each, as the compiled party row must read them.
+ROW_FIELDS = {
+    "images": st.one_of(st.none(), st.just("x"), st.lists(st.one_of(st.none(), st.just(1), st.just([]), PHOTO_NAMES, PHOTO_NAMES), max_size=6)),
+    "psu": st.sampled_from([None, "", " ", "\u3000", "\u00a0x", "Pemungutan Suara Ulang", 3, ["x"]]),
+    "ts": st.sampled_from(["2024-02-19 08:00:00", None, 5, "x"]),
+    "status_suara": st.sampled_from([True, False, None, 1, 0]),
+    "status_adm": st.sampled_from([True, False, None, "true"]),
+    "kode_dapil": st.sampled_from(["3601", None, "36", "1" * 13, "1" * 14, "3", "", "٣٦٠١", "36a1", 3601, ["3601"]]),
+    "administrasi": st.one_of(
+        st.none(), st.just({}), st.fixed_dictionaries({name: st.one_of(*[st.integers(0, 300)] * 6, st.none(), ODD_COUNT)
+                                                     for name in ADMINISTRASI_FIELDS}),
+        st.just({**{name: 1 for name in ADMINISTRASI_FIELDS[1:]}, "lain": 1}),
+        st.just({**{name: 1 for name in ADMINISTRASI_FIELDS}, "lain": [1]})),
+}
+
+
+USUAL_FIELDS = {"images": [PHOTO, PHOTO.replace("101421", "111421"), None], "psu": None, "ts": "2024-02-19 08:00:00",
+                "status_suara": True, "status_adm": True, "kode_dapil": "3601", "administrasi": dict.fromkeys(ADMINISTRASI_FIELDS, 7)}
+
+
+@st.composite
+def party_rows_of_one_layout(draw):
+    """Bodies of one district in the served shape (chart totals, caleg votes, kode_dapil), every one in the same
+    layout, with the fields besides the chart drawn from usual and odd values, and now and then a deep value."""
+    bodies = {}
+    for i in range(draw(st.integers(2, 8))):
+        chart = {"null": None, **{p: {"jml_suara_total": draw(CALEG_COUNT), "jml_suara_partai": draw(CALEG_COUNT)} for p in ("1", "2", "24")}}
+        caleg = {"null": None, **{p: {**{f"9{p:0>2}0{k}": draw(CALEG_COUNT) for k in (1, 2)}, "null": None} for p in ("1", "2", "24")}}
+        # Each field odd one time in four (else as served), so that many bodies are rows made in C.
+        data = {"chart": chart, "caleg": caleg, **{name: draw(values) if draw(st.integers(0, 3)) == 0 else USUAL_FIELDS[name]
+                                                   for name, values in ROW_FIELDS.items()}}
+        extra = draw(st.sampled_from([None] * 6 + ["mode", "deep", "null_list"]))
+        if extra == "mode":
+            data["mode"] = draw(st.sampled_from(["hhcw", [1], {"a": 1}]))
+        elif extra == "deep":  # a value nobody reads, nested deeper than a real body
+            data["x"] = json.loads("[" * 120 + "]" * 120)
+        elif extra == "null_list":
+            chart["null"] = [1]
+        bodies[f"36010110010{i:02d}"] = json.dumps(data, separators=(",", ":")).encode()
+    return bodies
+
+
+@pytest.mark.skipif(parse_module._party_row_compiled is None, reason="the compiled party-row reader was not built (no C compiler at install)")
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bodies=party_rows_of_one_layout())
+def test_the_compiled_party_row_reads_every_field_as_python_does(bodies):
+    kwargs = dict(candidates=PARTY_COLUMNS, parties=True, photos=5)
+    compiled = parse_tps_bodies(bodies, **kwargs)
+    rows_in_c, parse_module._party_row_compiled = parse_module._party_row_compiled, None
+    try:
+        python_rows = parse_tps_bodies(bodies, **kwargs)  # the compiled chart reader alone
+    finally:
+        parse_module._party_row_compiled = rows_in_c
+    _assert_same(compiled, python_rows)
+    _assert_same(compiled, parse_tps_bodies(bodies, **kwargs, fast=False))
+
+
+def test_the_compiled_party_row_takes_the_usual_bodies(monkeypatch):
+    """The bodies of a district after its first become rows in C (so the test above compares what it means to)."""
+    if parse_module._party_row_compiled is None:
+        pytest.skip("the compiled party-row reader was not built (no C compiler at install)")
+    made = []
+    reader = parse_module._party_row_compiled
+    monkeypatch.setattr(parse_module, "_party_row_compiled", lambda *args: made.append(reader(*args)) or made[-1])
+    usual = json.loads(_fixture(NESTED))
+    bodies = {f"36010110010{i:02d}": json.dumps({**usual, "images": [PHOTO, None, PHOTO + "x"][: i % 4], "psu": [None, " x"][i % 2]}).encode()
+              for i in range(6)}
+    parsed = parse_tps_bodies(bodies, candidates=PARTY_COLUMNS, parties=True, photos=5)
+    assert [row is not None for row in made] == [False] + [True] * 5
+    _assert_same(parsed, parse_tps_bodies(bodies, candidates=PARTY_COLUMNS, parties=True, photos=5, fast=False))
+    assert str(parsed.table["photo_1_time"].iloc[1]) == "2024-02-15 10:14:21+07:00" and parsed.table["photo_count"].tolist() == [0, 1, 1, 2, 0, 1]
+
+
 def test_read_raw_takes_the_ballots_bodies_from_a_dump_folder_or_zip(tmp_path):
     import shutil
 

@@ -1,16 +1,19 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-"""A legislative chart's party entries read in C (the optional compiled part of ``parse``).
+"""A legislative chart's party entries, and a whole usual party body's row, read in C (the optional compiled part of ``parse``).
 
-``parse._fast_row`` reads ~20,000 such charts per province; in Python the lists of names, numbers and
+``parse._fast_row`` reads ~20,000 such bodies per province. In Python the lists of names, numbers and
 keys, their comparison with the previous body's and the check of every number cost about 9 µs of the
-~50 µs a DPR RI body takes. Without this module (no C compiler when the package was installed) ``parse``
-does the same in Python, with the same result.
+~50 µs a DPR RI body takes (``party_chart``), and the rest of the row (administration page, dapil,
+photo times, the depth test) about 10 µs more (``party_row``). Without this module (no C compiler when
+the package was installed) ``parse`` does the same in Python, with the same result.
 """
-from cpython.dict cimport PyDict_GetItem, PyDict_Next
+from cpython.dict cimport PyDict_GetItem, PyDict_Next, PyDict_Size
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.object cimport PyObject, PyObject_RichCompareBool, Py_EQ
-from cpython.unicode cimport PyUnicode_CheckExact, PyUnicode_GET_LENGTH, PyUnicode_READ_CHAR
+from cpython.unicode cimport PyUnicode_Check, PyUnicode_CheckExact, PyUnicode_GET_LENGTH, PyUnicode_READ_CHAR
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM, PyTuple_GET_SIZE, PyTuple_GET_ITEM
+from cpython.ref cimport Py_INCREF
 from cpython cimport array as carray
 
 cdef long long LIMIT = 1000000000  # the largest count a body may hold (parse._LIMIT)
@@ -60,6 +63,17 @@ def party_chart(dict chart not None, carray.array out not None, list missing not
     ``__eq__`` could change the chart under the reader): what is counted in the first pass is what the
     second writes.
     """
+    if out.ob_descr.typecode != ord("q"):
+        raise TypeError("out must be an array('q')")
+    if caleg is not None and type(caleg) is not dict:
+        raise TypeError("caleg must be a dict or None")
+    if previous is not None and len(previous) < 2:
+        raise ValueError("previous must be (names, keys, ...) of the previous chart")
+    return _party_chart(chart, out, missing, previous, caleg)
+
+
+cdef object _party_chart(dict chart, carray.array out, list missing, tuple previous, object caleg):
+    """``party_chart`` once its arguments are checked (``party_row`` calls it so)."""
     cdef Py_ssize_t pos = 0, inner, size, i = 0, n = 0, total = 0, matched = 0, extra
     cdef PyObject *more
     cdef PyObject *name
@@ -69,12 +83,6 @@ def party_chart(dict chart not None, carray.array out not None, list missing not
     cdef long long number
     cdef int overflow
     cdef long long *data
-    if out.ob_descr.typecode != ord("q"):
-        raise TypeError("out must be an array('q')")
-    if caleg is not None and type(caleg) is not dict:
-        raise TypeError("caleg must be a dict or None")
-    if previous is not None and len(previous) < 2:
-        raise ValueError("previous must be (names, keys, ...) of the previous chart")
     cdef list previous_names = None if previous is None else previous[0]
     cdef list previous_keys = None if previous is None else previous[1]
     cdef list names = previous_names
@@ -172,3 +180,168 @@ def party_chart(dict chart not None, carray.array out not None, list missing not
     if keys is previous_keys and (keys is None or i != PyList_GET_SIZE(previous_keys)):
         keys = [] if previous_keys is None else previous_keys[:i]
     return names, keys, tuple(lens)
+
+
+cdef extern from "Python.h":
+    Py_ssize_t PyUnicode_FindChar(object text, Py_UCS4 ch, Py_ssize_t start, Py_ssize_t end, int direction) except -2
+
+
+cdef inline bint _digits(object text, Py_ssize_t start, Py_ssize_t end):
+    """Whether ``text[start:end]`` is ASCII digits alone (what ``[0-9]`` matches in a str pattern)."""
+    cdef Py_UCS4 c
+    while start < end:
+        c = PyUnicode_READ_CHAR(text, start)
+        if c < 48 or c > 57:
+            return False
+        start += 1
+    return True
+
+
+cdef object _photo_time(object url):
+    """``parse._photo_time``: ``YYYYMMDD HHMMSS`` from a photo name ``.../<13 digits>-<8 digits>-<6 digits>--<no slash>``.
+
+    ``parse.PHOTO_TIME`` may only match at the last slash (nothing after it holds one), so it is tested there alone.
+    """
+    cdef Py_ssize_t n, at
+    cdef char text[15]
+    cdef int k
+    if not PyUnicode_Check(url):
+        return None
+    n = PyUnicode_GET_LENGTH(url)
+    at = PyUnicode_FindChar(url, 47, 0, n, -1)  # "/"
+    if at < 0 or n - at < 32:
+        return None
+    if not (_digits(url, at + 1, at + 14) and PyUnicode_READ_CHAR(url, at + 14) == 45 and _digits(url, at + 15, at + 23)
+            and PyUnicode_READ_CHAR(url, at + 23) == 45 and _digits(url, at + 24, at + 30)
+            and PyUnicode_READ_CHAR(url, at + 30) == 45 and PyUnicode_READ_CHAR(url, at + 31) == 45):
+        return None
+    for k in range(8):
+        text[k] = <char>PyUnicode_READ_CHAR(url, at + 15 + k)
+    text[8] = 32
+    for k in range(6):
+        text[9 + k] = <char>PyUnicode_READ_CHAR(url, at + 24 + k)
+    return text[:15].decode("ascii")
+
+
+cdef inline int _containers(object value):
+    """1 if ``value`` is exactly a dict or a list (what a decoded body nests), else 0."""
+    return 1 if (type(value) is dict or type(value) is list) else 0
+
+
+cdef inline void _put(tuple row, Py_ssize_t i, object value):
+    Py_INCREF(value)
+    PyTuple_SET_ITEM(row, i, value)
+
+
+def party_row(str code not None, dict body not None, Py_ssize_t text_length, object long, tuple fields not None,
+              tuple no_totals not None, Py_ssize_t photos, Py_ssize_t max_brackets):
+    """The row ``parse._fast_row`` makes of a party body decoded from ``text_length`` characters of JSON, with
+    ``dapil`` (its counts left to the caller's column check), its numbers added to ``long``; or None, with
+    ``long`` as it was, to let ``_fast_row`` read the body itself.
+
+    Takes the usual body alone: a chart of party entries that ``party_chart`` reads (with the body's
+    ``caleg``, a dict, if any) in the layout of the body before (``long.last``); an administration page
+    that is null or holds exactly ``fields``; ``kode_dapil`` null or 2 to 13 ASCII digits; and, for a text
+    longer than ``max_brackets``, lists and dicts only where ``parse._shallow`` allows them. ``no_totals``
+    are the row's vote columns (their totals are among the numbers), ``photos`` the photo times kept.
+    """
+    cdef object chart = body.get("chart")
+    cdef object administrasi = body.get("administrasi")
+    cdef object caleg = body.get("caleg")
+    cdef object images, dapil, psu, ts, status, value, last, read, names, keys, lens
+    cdef tuple row
+    cdef Py_ssize_t n_fields = PyTuple_GET_SIZE(fields), n_totals = PyTuple_GET_SIZE(no_totals), i, j, size, found
+    cdef Py_ssize_t pos = 0, kept, offset
+    cdef PyObject *key
+    cdef PyObject *item
+    cdef bint any_admin = False
+    cdef list image_list, missing
+    cdef carray.array scratch, values
+    if type(chart) is not dict or (caleg is not None and type(caleg) is not dict):
+        return None
+    if administrasi is not None and (type(administrasi) is not dict or PyDict_Size(administrasi) != n_fields):
+        return None
+    dapil = body.get("kode_dapil")
+    if dapil is not None:
+        if not PyUnicode_CheckExact(dapil):
+            return None
+        size = PyUnicode_GET_LENGTH(dapil)
+        if size < 2 or size > 13 or not _digits(dapil, 0, size):
+            return None
+    images = body.get("images")
+    image_list = images if type(images) is list else None
+    if text_length > max_brackets:  # parse._shallow, with the administration page holding its fields alone
+        found = 0
+        while PyDict_Next(body, &pos, &key, &item):
+            found += _containers(<object>item)
+        if found != 1 + (administrasi is not None) + (image_list is not None) + (caleg is not None):
+            return None
+        item = PyDict_GetItem(chart, "null")
+        if item != NULL and _containers(<object>item):
+            return None
+        if image_list is not None:
+            for value in image_list:
+                if _containers(value):
+                    return None
+    last = long.last
+    if last is None:
+        return None
+    # The row but its chart_parties; a field of the page left out (another in its place) refuses the body.
+    kept = photos if image_list is None or photos < len(image_list) else len(image_list)
+    row = PyTuple_New(1 + n_totals + n_fields + 6 + photos + 3)
+    _put(row, 0, code)
+    for i in range(n_totals):
+        _put(row, 1 + i, <object>PyTuple_GET_ITEM(no_totals, i))
+    j = 1 + n_totals
+    for i in range(n_fields):
+        if administrasi is None:
+            value = None
+        else:
+            item = PyDict_GetItem(administrasi, <object>PyTuple_GET_ITEM(fields, i))
+            if item == NULL:
+                return None  # (a tuple with empty places is freed as one)
+            value = <object>item
+            if value is not None:
+                any_admin = True
+        _put(row, j + i, value)
+    j += n_fields
+    _put(row, j, True)  # has_chart
+    _put(row, j + 1, any_admin)
+    psu = body.get("psu")
+    _put(row, j + 2, psu if PyUnicode_Check(psu) and psu.strip() else None)
+    ts = body.get("ts")
+    _put(row, j + 3, ts if PyUnicode_Check(ts) else None)
+    status = body.get("status_suara")
+    _put(row, j + 4, status if type(status) is bool else None)
+    status = body.get("status_adm")
+    _put(row, j + 5, status if type(status) is bool else None)
+    j += 6
+    for i in range(photos):
+        _put(row, j + i, _photo_time(image_list[i]) if i < kept else None)
+    j += photos
+    _put(row, j, dapil)
+    if image_list is None:
+        _put(row, j + 1, None)
+    else:
+        found = 0
+        for value in image_list:
+            if PyUnicode_Check(value):
+                found += 1
+        _put(row, j + 1, found)
+    scratch = long.scratch
+    missing = long.scratch_missing
+    read = _party_chart(chart, scratch, missing, last, caleg)
+    if read is None:
+        return None
+    names, keys, lens = read
+    if not ((last[1] is keys or last[1] == keys) and last[2] == lens and (last[0] is names or last[0] == names)):
+        return None  # another layout: _fast_row finds or makes it
+    _put(row, j + 2, len(names))
+    # Only now, when nothing can refuse the body, its numbers join the others.
+    long.layout_of_body.append(last[3])
+    values = long.values
+    if missing:
+        offset = len(values)
+        long.missing.extend([offset + k for k in missing])
+    carray.extend(values, scratch)
+    return row

@@ -43,10 +43,10 @@ try:  # a faster decoder for the hot path; every body it does not take as a clea
 except ImportError:  # pragma: no cover - orjson is a dependency, json is the fallback
     _fast_loads, _fast_dumps = _json_loads_utf8, None
 
-try:  # the compiled party-chart reader (setup.py); without a C compiler at install, the same in Python
-    from ._partychart import party_chart as _party_chart_compiled
+try:  # the compiled party-chart and party-row readers (setup.py); without a C compiler at install, the same in Python
+    from ._partychart import party_chart as _party_chart_compiled, party_row as _party_row_compiled
 except ImportError:  # pragma: no cover - built wherever the package was installed with a compiler
-    _party_chart_compiled = None
+    _party_chart_compiled = _party_row_compiled = None
 
 #: Sirekap candidate ids of the 2024 presidential ballot -> ballot numbers.
 PPWP_CANDIDATES: Mapping[str, str] = {"100025": "01", "100026": "02", "100027": "03"}
@@ -173,6 +173,7 @@ class _Long:
         #: (party keys, chart keys, entry lengths) -> layout number
         self.known: dict[tuple, int] = {}
         self.last: tuple | None = None  # (party keys, chart keys, entry lengths, layout) of the last body read
+        self.rows = False  # whether the compiled reader makes the rows of the usual bodies (``_party_row_compiled``)
         self.new_layout([], [])  # _NO_LAYOUT
 
     def new_layout(self, party: list[str], candidate: list[str], keep: list[bool] | None = None,
@@ -626,6 +627,10 @@ def _fast_row(code: str, body: Any, shape: _Shape, long: _Long | None, defer: bo
         unchecked = defer
     if type(body) is not dict or ("chart" not in body and "administrasi" not in body):
         return None
+    if unchecked and long is not None and long.rows:  # the usual party body, read in C with its row (None: read below)
+        row = _party_row_compiled(code, body, len(text), long, ADMINISTRASI_FIELDS, shape.no_totals, shape.photos, _MAX_FAST_BRACKETS)
+        if row is not None:
+            return row
     chart = body.get("chart")
     administrasi = body.get("administrasi")
     if type(administrasi) is dict:
@@ -792,6 +797,8 @@ def parse_tps_bodies(bodies: Mapping[str, bytes | str | dict | None], *,
     shape = _Shape(candidates, parties, photos, dapil)
     compiled = _party_chart_compiled is not None and (_compiled is None or _compiled)
     long = _Long(len(shape.numbers), compiled) if parties else None
+    if long is not None:  # rows of the usual bodies in C too (the compiled reader makes rows with dapil only)
+        long.rows = compiled and dapil and _party_row_compiled is not None
     # Counts of the bodies the fast path decodes are checked on whole columns after the loop (a body
     # with one that is not an int in 0..10**9 is rare: then every body is read again, checked one by one).
     defer = fast and not _strict
