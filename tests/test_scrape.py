@@ -73,6 +73,20 @@ def test_paths_nest_codes_and_refuse_anything_but_digits():
         ep.hhcw_path("pilkada", "31")
 
 
+CODES = st.one_of(st.sampled_from(["0", "31", "3101", "310101", "3101011001", "3101011001001", "3a", "310", "", "\u0663\u0661"]),
+                  st.text("0123456789\u0663/", max_size=14))
+
+
+@settings(max_examples=300, deadline=None)
+@given(CODES, st.one_of(st.none(), st.just("x"), st.lists(st.one_of(
+    st.none(), st.just([1]), st.fixed_dictionaries({"kode": st.one_of(CODES, st.integers(0, 99), st.none())},
+                                                    optional={"nama": st.one_of(st.text(max_size=3), st.none(), st.integers())})),
+    max_size=6)))
+def test_children_of_a_region_list_are_the_items_is_child_takes(parent, items):
+    expected = [(item["kode"], item.get("nama")) for item in items or () if isinstance(item, dict) and ep.is_child(parent, item.get("kode"))]
+    assert ep.children(parent, items) == (expected if isinstance(items, list) else [])
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=16))
 def test_any_text_is_refused_or_becomes_a_path_of_digits(text):

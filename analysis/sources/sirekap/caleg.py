@@ -242,14 +242,18 @@ def attach_candidates(votes_long: pd.DataFrame, candidates: pd.DataFrame,
     # people ("" is a party-only row), listed, and present in some row; per row only boolean takes.
     person = np.array([len(cid) > 0 for cid in ids] + [False], dtype=bool)
     listed = at < nobody
-    present = np.zeros(distinct_ids + 1, dtype=bool)
-    present[candidate.codes] = True
+    # Rows per distinct id, in one pass over the rows (code -1, a missing id, counted last): the rest is per id.
+    if len(candidate.codes) and candidate.codes.min() < 0:
+        tally = np.bincount(candidate.codes.astype(np.int64) + 1, minlength=distinct_ids + 1)
+        rows_of = np.append(tally[1:], tally[0])
+    else:
+        rows_of = np.append(np.bincount(candidate.codes, minlength=distinct_ids), 0)
     named_rows = int(np.count_nonzero(named))  # a named row is a listed person's (no list holds "")
-    candidate_rows = int(np.count_nonzero(person[candidate.codes]))
+    candidate_rows = int(rows_of[person].sum())
     counts = {"candidate_rows": candidate_rows, "candidate_rows_named": named_rows,
               "candidate_rows_unnamed": candidate_rows - named_rows,
-              "candidate_rows_other_party": int(np.count_nonzero((person & listed)[candidate.codes])) - named_rows,
-              "candidate_ids_unlisted": int(np.count_nonzero(present & person & ~listed))}
+              "candidate_rows_other_party": int(rows_of[person & listed].sum()) - named_rows,
+              "candidate_ids_unlisted": int(np.count_nonzero((rows_of > 0) & person & ~listed))}
     return out, counts
 
 

@@ -17,7 +17,7 @@ region codes (:func:`check_dapil`) before they become paths.
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from typing import Any, Iterable
 
 #: Ballots of Pemilu 2024: president, DPR RI, DPD, DPRD provinsi, DPRD kabupaten/kota.
 BALLOTS: tuple[str, ...] = ("ppwp", "pdpr", "pdpd", "pdprdp", "pdprdk")
@@ -77,6 +77,26 @@ def is_child(parent: str, child: str) -> bool:
         return False
     return (len(child) == _CHILD_LENGTH.get(len(parent) or 1) and child.startswith(parent)
             and child.isascii() and child.isdigit())
+
+
+def children(parent: str, items: Any) -> list[tuple[str, Any]]:
+    """(``kode``, ``nama``) of the items of a region list that are direct children of ``parent`` (``is_child``).
+
+    The parent's tests are made once for the list: a snapshot build reads a list per desa, ~10^5 of them.
+    """
+    if not isinstance(items, list) or type(parent) is not str:
+        return []
+    prefix = "" if parent == "0" else parent
+    if prefix and not (prefix.isascii() and prefix.isdigit()):
+        return []
+    width = _CHILD_LENGTH.get(len(prefix) or 1)
+    found = []
+    for item in items:
+        if isinstance(item, dict):
+            child = item.get("kode")
+            if type(child) is str and len(child) == width and child.startswith(prefix) and child.isascii() and child.isdigit():
+                found.append((child, item.get("nama")))
+    return found
 
 
 def _tree(root: str, code: str) -> str:

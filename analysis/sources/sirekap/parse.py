@@ -941,9 +941,9 @@ def _frame(data: dict[str, list], shape: _Shape, ints: Mapping[str, Any]) -> pd.
     """The table from the rows' columns and the count columns (``ints``, Int64 arrays)."""
     index = pd.Index(pd.array(data["unit_id"], dtype="str"), name="unit_id")
     code = index.to_series()
-    columns: dict[str, Any] = {
-        "province": code.str[:2].to_numpy(), "regency": code.str[:4].to_numpy(),
-        "district": code.str[:6].to_numpy(), "village": code.str[:10].to_numpy(),
+    columns: dict[str, Any] = {  # pandas strings, as the Election keeps them (not one Python str per row and level)
+        "province": code.str[:2].array, "regency": code.str[:4].array,
+        "district": code.str[:6].array, "village": code.str[:10].array,
         "registered": ints["pemilih_dpt_j"] + ints["pengguna_dptb_j"], "voters": ints["pengguna_total_j"],
         "valid": ints["suara_sah"], "invalid": ints["suara_tidak_sah"], "ballots": ints["suara_total"],
     }
@@ -1338,14 +1338,11 @@ def _read_snapshot(path: str | Path, ballot: str | None) -> BuiltSnapshot:
         if record.get("outcome") != "ok":
             continue
         elif kind == "wilayah":
-            data = _json_file(base, record)
-            for item in data if isinstance(data, list) else ():
-                child = item.get("kode") if isinstance(item, dict) else None
-                if endpoints.is_child(code, child):
-                    if isinstance(item.get("nama"), str):
-                        names[child] = item["nama"]
-                    if len(child) == 13:
-                        listed.add(child)
+            for child, name in endpoints.children(code, _json_file(base, record)):
+                if isinstance(name, str):
+                    names[child] = name
+                if len(child) == 13:
+                    listed.add(child)
         elif kind == "hhcw" and record_ballot == ballot and code and len(code) == 10:
             desa_tables[code] = record
         elif kind == "hhcd" and record_ballot == ballot:
