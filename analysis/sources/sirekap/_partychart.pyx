@@ -29,6 +29,12 @@ cdef inline bint _same(list previous, Py_ssize_t i, object item) except -1:
     return PyObject_RichCompareBool(<object>before, item, Py_EQ)
 
 
+cdef inline bint _is_null(object key):
+    """Whether a str is ``"null"``, its length first (Cython's ``==`` on two str compares them whole, with memcmp)."""
+    return (PyUnicode_GET_LENGTH(key) == 4 and PyUnicode_READ_CHAR(key, 0) == 110 and PyUnicode_READ_CHAR(key, 1) == 117
+            and PyUnicode_READ_CHAR(key, 2) == 108 and PyUnicode_READ_CHAR(key, 3) == 108)
+
+
 cdef inline int _caleg_size(object entry) except -2:
     """Keys of a caleg entry that are read (all but a ``"null"`` key, which must be null); -1 if it is not of that shape."""
     cdef PyObject *value
@@ -92,7 +98,7 @@ cdef object _party_chart(dict chart, carray.array out, list missing, tuple previ
     while PyDict_Next(chart, &pos, &name, &entry):
         if not PyUnicode_CheckExact(<object>name):
             return None
-        if <str>name == "null":
+        if _is_null(<object>name):
             continue
         if type(<object>entry) is not dict:
             return None
@@ -123,7 +129,7 @@ cdef object _party_chart(dict chart, carray.array out, list missing, tuple previ
     lens = []
     pos = 0
     while PyDict_Next(chart, &pos, &name, &entry):
-        if <str>name == "null":
+        if _is_null(<object>name):
             continue
         inner = 0
         size = 0
@@ -152,7 +158,7 @@ cdef object _party_chart(dict chart, carray.array out, list missing, tuple previ
             while PyDict_Next(<object>more, &inner, &key, &value):
                 if not PyUnicode_CheckExact(<object>key):
                     return None
-                if <str>key == "null":  # not counted in total (its value is null: _caleg_size)
+                if _is_null(<object>key):  # not counted in total (its value is null: _caleg_size)
                     continue
                 if i >= total:
                     return None
