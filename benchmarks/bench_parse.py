@@ -60,7 +60,7 @@ if __name__ == "__main__":
     from analysis.sources.sirekap import parse
 
     if "--python-reader" in sys.argv[1:]:  # as an install without a C compiler reads party charts
-        parse._party_chart_compiled = None
+        parse._party_chart_compiled = parse._party_row_compiled = None
     raw = bodies(N)
     started, cpu = time.perf_counter(), time.process_time()
     election = to_election(parse_tps_bodies(raw))
@@ -76,6 +76,6 @@ if __name__ == "__main__":
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     rate = N_PARTY / cpu
     verdict = "ok" if rate >= TARGET else "MISSED"
-    reader = "compiled party-chart reader" if parse._party_chart_compiled else "party charts read in Python"
+    reader = "compiled party reader" if parse._party_chart_compiled else "party bodies read in Python"
     print(f"parse, {N_PARTY:,} DPR/DPRD bodies (18 parties x {CANDIDATES_PER_PARTY} candidates, {len(parsed.votes_long):,} long rows, {reader})   "
           f"{rate:,.0f} TPS/s on one core ({cpu:.1f} s CPU, {seconds:.1f} s wall)   target >= {TARGET:,} TPS/s per core   {verdict}")
