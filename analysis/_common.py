@@ -5,7 +5,8 @@ Kernels take array-likes (int or float; NaN, None or pandas <NA> for missing). `
 method's exclusion rules in order, each unit left out for the first rule that applies, so the
 counts per reason add up and nothing is dropped silently. ``region_seed`` gives each region (and
 test) its own seed, derived from the run's seed, that does not change when other regions are added
-or removed.
+or removed. ``usable_threads`` and ``in_threads`` run a test's fixed random streams side by side
+(numpy's samplers release the GIL), so that its figures do not depend on the thread count.
 
 This module imports nothing from the package: every method may import it, and it never closes a
 cycle.
@@ -13,7 +14,9 @@ cycle.
 
 from __future__ import annotations
 
+import os
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -144,3 +147,28 @@ def region_seed(seed: int, region: str, test: str | None = None, *, wide: bool =
         key = [int(seed) & 0xFFFFFFFF, int(seed) >> 32, *tail]
         return int(np.random.SeedSequence(key).generate_state(1, dtype=np.uint64)[0] >> 1)
     return int(np.random.SeedSequence([int(seed), *tail]).generate_state(1)[0])
+
+
+# ------------------------------------------------------------------------------------ threads
+def usable_threads(cap: int) -> int:
+    """Threads for a test's random streams: the cores this process may use, at most ``cap`` (its number
+    of streams), and at most ``OMP_NUM_THREADS`` where it is set (the batch runner gives each kernel
+    cores / jobs; ``make test`` one per worker)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    limit = os.environ.get("OMP_NUM_THREADS", "")
+    if limit.strip().isdigit() and int(limit) > 0:
+        cores = min(cores, int(limit))
+    return max(1, min(cores, int(cap)))
+
+
+def in_threads(work: Callable[[Any], Any], items: Sequence[Any], threads: int) -> list:
+    """``work(item)`` for each item, on up to ``threads`` threads, results in order. Each item is one
+    fixed random stream's share of the work, so the results are the same on any number of threads."""
+    threads = max(1, int(threads))
+    if threads == 1 or len(items) <= 1:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
+        return list(pool.map(work, items))

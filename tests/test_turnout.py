@@ -243,6 +243,23 @@ def test_integer_indicator_draws_give_the_binomial_null():
         integer_percent_test(*counts(rounded), n_rep=10, resample="bootstrap")
 
 
+def test_integer_binomial_draws_are_the_same_on_one_thread_or_two():
+    # Kobak's redraws come from two streams of the seed, half the draws each, on up to two threads.
+    rng = np.random.default_rng(6)
+    data = clean_province(rng, n_units=600, n_groups=30)
+    one = kobak_integer_test(*counts(data)[:3], counts(data)[3], n_rep=40, seed=8, threads=1)
+    two = kobak_integer_test(*counts(data)[:3], counts(data)[3], n_rep=40, seed=8, threads=2)
+    for kind in ("either", "turnout", "share"):
+        np.testing.assert_array_equal(one.draws[kind], two.draws[kind])
+    pd.testing.assert_frame_equal(one.table, two.table)
+    # The halves are two streams, not one stream twice; another seed gives other draws.
+    assert not np.array_equal(one.draws["either"][:20], one.draws["either"][20:])
+    other = kobak_integer_test(*counts(data)[:3], counts(data)[3], n_rep=40, seed=9, threads=2)
+    assert not np.array_equal(one.draws["either"], other.draws["either"])
+    single = integer_percent_test(*counts(data), n_rep=41, seed=8, threads=2)  # an odd number of draws
+    assert single.n_rep == 41 and single.null_sd > 0 and np.isfinite(single.pvalue_mc)
+
+
 def test_integer_definition_on_hand_made_units():
     # Turnout 80/100 = 80 % and share 97/194 = 50 %: integer on both.
     # Turnout 250/300 = 83.33 %, share 101/199 = 50.75 %: neither.

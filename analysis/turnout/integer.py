@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
+from .._common import in_threads, usable_threads
 from ._units import _excluded_frame, _html, _prepare
 
 
@@ -61,6 +62,8 @@ def poisson_binomial_sf(k: int, p: np.ndarray) -> float:
 # ------------------------------------------------------------------------------------ integer percentages
 #: Binomial mass outside the window each exact sum looks at is below exp(-_TAIL_LOG) (Bernstein).
 _TAIL_LOG = np.log(1e13)
+#: Streams of the seed that ``resample="binomial"`` draws from (one per thread at most).
+_BINOMIAL_STREAMS = 2
 
 
 def _is_integer_percent(count: np.ndarray, size: np.ndarray) -> np.ndarray:
@@ -124,14 +127,16 @@ class _IntegerNull:
     draws: dict[str, np.ndarray]  # Monte Carlo null counts, one per draw
 
 
-def _integer_null(reg, vot, win, val, *, n_rep: int, seed: int, kinds=_KINDS, resample: str = "binomial") -> _IntegerNull:
+def _integer_null(reg, vot, win, val, *, n_rep: int, seed: int, kinds=_KINDS, resample: str = "binomial",
+                  threads: int | None = None) -> _IntegerNull:
     """The kernel behind both integer tests: exact per-unit probabilities and a seeded Monte Carlo.
 
     ``resample="binomial"`` is Kobak's procedure: every unit's voters and winner votes redrawn as
     Bin(registered, voters / registered) and Bin(valid, winner / valid), ``n_rep`` times; it checks
-    the exact probabilities. ``"indicator"`` draws each unit's two integer indicators from those
-    exact probabilities: the same null distribution (units and axes are independent under it) at a
-    fraction of the cost, for national tables.
+    the exact probabilities; its draws come from two streams of the seed, on ``threads`` threads (default:
+    the usable cores, at most two). ``"indicator"`` draws each unit's two integer indicators from those
+    exact probabilities, from one stream of the seed: the same null distribution (units and axes are
+    independent under it) at a fraction of the cost, for national tables.
     """
     if resample not in ("binomial", "indicator"):
         raise ValueError(f"resample must be 'binomial' or 'indicator', got {resample!r}")
@@ -146,21 +151,34 @@ def _integer_null(reg, vot, win, val, *, n_rep: int, seed: int, kinds=_KINDS, re
     hit_s = _is_integer_percent(win, val) if need_s else np.zeros(n, dtype=bool)
     observed = {"turnout": int(hit_t.sum()), "share": int(hit_s.sum()), "either": int((hit_t | hit_s).sum())}
     draws = {kind: np.empty(int(n_rep)) for kind in kinds}
-    rng = np.random.default_rng(seed)
     reg_i, val_i = reg.astype(np.int64), val.astype(np.int64)
     p_turnout, p_share = vot / reg, win / val
-    for r in range(int(n_rep)):
-        # Both axes are always drawn so that one seed gives one stream whatever the kind.
-        if resample == "binomial":
-            vot_r, win_r = rng.binomial(reg_i, p_turnout), rng.binomial(val_i, p_share)
-            t = _is_integer_percent(vot_r, reg_i) if need_t else np.zeros(n, dtype=bool)
-            s = _is_integer_percent(win_r, val_i) if need_s else np.zeros(n, dtype=bool)
-        else:
-            # float32 uniforms: twice as fast, and 2^-24 is far below any probability that matters here
-            t = rng.random(n, dtype=np.float32) < prob_t
-            s = rng.random(n, dtype=np.float32) < prob_s
-        for kind in kinds:
-            draws[kind][r] = {"turnout": t, "share": s}[kind].sum() if kind != "either" else (t | s).sum()
+
+    def fill(rng, reps) -> None:
+        for r in reps:
+            # Both axes are always drawn so that one seed gives one stream whatever the kind.
+            if resample == "binomial":
+                vot_r, win_r = rng.binomial(reg_i, p_turnout), rng.binomial(val_i, p_share)
+                t = _is_integer_percent(vot_r, reg_i) if need_t else np.zeros(n, dtype=bool)
+                s = _is_integer_percent(win_r, val_i) if need_s else np.zeros(n, dtype=bool)
+            else:
+                # float32 uniforms: twice as fast, and 2^-24 is far below any probability that matters here
+                t = rng.random(n, dtype=np.float32) < prob_t
+                s = rng.random(n, dtype=np.float32) < prob_s
+            for kind in kinds:
+                draws[kind][r] = {"turnout": t, "share": s}[kind].sum() if kind != "either" else (t | s).sum()
+
+    if resample == "binomial":
+        # Kobak's redraws cost two binomial draws per unit and draw (~14 s for Russia's 95,000 stations on one
+        # core): two streams of the seed (SeedSequence.spawn), the first half of the draws from one and the
+        # rest from the other, on up to two threads (numpy's samplers release the GIL). The same draws on one
+        # thread or two.
+        middle = int(n_rep) // 2
+        halves = list(zip(np.random.SeedSequence(seed).spawn(_BINOMIAL_STREAMS), (range(middle), range(middle, int(n_rep)))))
+        in_threads(lambda half: fill(np.random.default_rng(half[0]), half[1]), halves,
+                   usable_threads(_BINOMIAL_STREAMS) if threads is None else threads)
+    else:
+        fill(np.random.default_rng(seed), range(int(n_rep)))
     return _IntegerNull(observed={k: observed[k] for k in kinds}, probability={k: probability[k] for k in kinds},
                         draws=draws)
 
@@ -222,6 +240,7 @@ class IntegerPercentTest:
 def integer_percent_test(
     registered, voters, winner_votes, valid, *, n_rep: int = 1000, seed: int = 42,
     min_registered: int = 100, max_percent: float = 99.0, kind: str = "either", resample: str = "binomial",
+    threads: int | None = None,
 ) -> IntegerPercentTest:
     """Excess of units whose turnout or winner share is a whole percent, against a binomial null.
 
@@ -237,8 +256,8 @@ def integer_percent_test(
     integer percent), and so is its distribution: the count is Poisson-binomial in those
     probabilities, and ``pvalue`` is its upper tail at the observed count (saddlepoint, see
     ``poisson_binomial_sf``). The sd, the 99.9th percentile and ``pvalue_mc`` = (1 + #{draws >=
-    observed}) / (n_rep + 1) come from ``n_rep`` binomial draws (seed), Kobak's procedure, kept
-    as a check on the exact null. The 99 % cut selects units on their observed values only; a
+    observed}) / (n_rep + 1) come from ``n_rep`` binomial draws (seed; two streams, on ``threads``
+    threads, with the same draws on any number), Kobak's procedure, kept as a check on the exact null. The 99 % cut selects units on their observed values only; a
     resampled 100 % still counts as integer (it is rare, and the same in the exact mean and MC).
     """
     if kind not in _KINDS:
@@ -253,7 +272,7 @@ def integer_percent_test(
     if n == 0:
         return IntegerPercentTest(0, 0.0, 0.0, 0.0, 0.0, 0.0, float("nan"), float("nan"), 0, kind, n_rep, seed, null,
                                   excluded, above)
-    result = _integer_null(reg, vot, win, val, n_rep=n_rep, seed=seed, kinds=(kind,), resample=resample)
+    result = _integer_null(reg, vot, win, val, n_rep=n_rep, seed=seed, kinds=(kind,), resample=resample, threads=threads)
     observed, prob, draws = result.observed[kind], result.probability[kind], result.draws[kind]
     return IntegerPercentTest(
         statistic=observed, null_mean=float(prob.sum()),
@@ -335,7 +354,7 @@ class KobakIntegerTest:
 
 def kobak_integer_test(
     registered, issued, leader, received, *, n_rep: int = 1000, seed: int = 42, min_registered: int = 100,
-    max_percent: float = 99.0, resample: str = "binomial",
+    max_percent: float = 99.0, resample: str = "binomial", threads: int | None = None,
 ) -> KobakIntegerTest:
     """Excess of polling stations with a whole-number turnout or leader's share (Kobak et al. 2016).
 
@@ -348,8 +367,9 @@ def kobak_integer_test(
     are sums of exact binomial probabilities (the count is Poisson-binomial); ``pvalue`` is the
     saddlepoint tail of that exact null. ``n_rep`` seeded Monte Carlo draws give the 99.9th
     percentile and check the exact mean and sd: ``resample="binomial"`` redraws every count
-    (Kobak's procedure), ``"indicator"`` draws each station's indicators from their exact
-    probabilities (same null, much faster for national tables).
+    (Kobak's procedure; two streams of the seed, on ``threads`` threads, the same draws on any number),
+    ``"indicator"`` draws each station's indicators from their exact probabilities (same null, much
+    faster for national tables).
     """
     if int(n_rep) < 2:
         raise ValueError(f"n_rep must be an integer >= 2, got {n_rep!r}")
@@ -357,7 +377,7 @@ def kobak_integer_test(
         registered, issued, leader, received, min_registered=min_registered, max_percent=max_percent)
     null = (f"binomial null per station (issued ~ Bin(registered, t), leader ~ Bin(received, v)); exact mean and "
             f"variance; {n_rep} Monte Carlo draws ({resample}), seed {seed}, for the 99.9th percentile and the check")
-    result = _integer_null(reg, vot, win, val, n_rep=n_rep, seed=seed, resample=resample)
+    result = _integer_null(reg, vot, win, val, n_rep=n_rep, seed=seed, resample=resample, threads=threads)
     rows = []
     for kind in _KINDS:
         prob, draws, observed = result.probability[kind], result.draws[kind], result.observed[kind]

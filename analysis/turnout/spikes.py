@@ -56,8 +56,6 @@ forms were filled from a template; read it together with the stations' sizes.
 from __future__ import annotations
 
 import html
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -67,7 +65,7 @@ from scipy import optimize, special, stats
 
 from ..blas import one_blas_thread
 from ..cache import cached
-from .._common import prepare_counts, region_seed
+from .._common import in_threads, prepare_counts, region_seed, usable_threads
 from ..display import frame_html
 
 try:  # numpy's own beta and binomial draws in one pass (setup.py builds it; optional, same numbers)
@@ -565,24 +563,13 @@ def default_threads() -> int:
     """Threads for a large region's resampling: the cores this process may use, at most
     ``_Resampler.STREAMS``, and at most ``OMP_NUM_THREADS`` where it is set (the batch runner gives each
     kernel cores / jobs; ``make test`` one per worker)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    limit = os.environ.get("OMP_NUM_THREADS", "")
-    if limit.strip().isdigit() and int(limit) > 0:
-        cores = min(cores, int(limit))
-    return max(1, min(cores, _Resampler.STREAMS))
+    return usable_threads(_Resampler.STREAMS)
 
 
 def _in_threads(work, items, threads: int | None) -> list:
-    """``work(item)`` for each item, on up to ``threads`` threads, results in order. The samplers
-    (compiled or numpy's) release the GIL, so two streams are drawn at once on two cores."""
-    threads = default_threads() if threads is None else max(1, int(threads))
-    if threads == 1 or len(items) == 1:
-        return [work(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
-        return list(pool.map(work, items))
+    """``work(item)`` for each item, on up to ``threads`` threads (default ``default_threads()``), results in
+    order. The samplers (compiled or numpy's) release the GIL, so two streams are drawn at once on two cores."""
+    return in_threads(work, items, default_threads() if threads is None else threads)
 
 
 def _score(dens: np.ndarray, bins: np.ndarray, envelope: np.ndarray, mean_bins: np.ndarray) -> np.ndarray:
