@@ -29,9 +29,7 @@ equals the input length); nothing is dropped silently.
 from __future__ import annotations
 
 import html
-import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -39,7 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._common import as_counts, region_seed
+from ._common import as_counts, in_threads, region_seed, usable_threads
 from .cache import cached
 from .errors import InsufficientData
 from .display import frame_html
@@ -466,14 +464,10 @@ def _simulate_digit_counts(
             codes = rows + digit.ravel()
             target[start:start + size] = np.bincount(codes, minlength=size * 11).reshape(size, 11)
 
-    workers = min(len(starts), os.cpu_count() or 1, 4)
-    if workers > 1 and n_sim * n_stations >= 4 * _CHUNK_ELEMENTS:
-        # numpy's generators release the GIL, so threads (one generator per chunk) use every core.
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(run, range(len(starts))))
-    else:
-        for job in range(len(starts)):
-            run(job)
+    # numpy's generators release the GIL, so threads (one generator per chunk) use every core this process
+    # may use (at most 4, and at most OMP_NUM_THREADS: the batch runner gives each kernel cores / jobs).
+    large = n_sim * n_stations >= 4 * _CHUNK_ELEMENTS
+    in_threads(run, range(len(starts)), usable_threads(4) if large else 1)
     return out
 
 
