@@ -86,8 +86,11 @@ def children(parent: str, items: Any) -> list[tuple[str, Any]]:
     """
     if not isinstance(items, list) or type(parent) is not str:
         return []
-    prefix = "" if parent == "0" else parent
-    if prefix and not (prefix.isascii() and prefix.isdigit()):
+    if parent == "0":
+        prefix = ""
+    elif parent.isascii() and parent.isdigit():
+        prefix = parent
+    else:  # "" too: no region
         return []
     width = _CHILD_LENGTH.get(len(prefix) or 1)
     found = []
