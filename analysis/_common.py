@@ -159,7 +159,7 @@ def usable_threads(cap: int) -> int:
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
     limit = os.environ.get("OMP_NUM_THREADS", "")
-    if limit.strip().isdigit() and int(limit) > 0:
+    if limit.strip().isascii() and limit.strip().isdigit() and int(limit) > 0:  # ("²" is a digit to isdigit)
         cores = min(cores, int(limit))
     return max(1, min(cores, int(cap)))
 

@@ -941,7 +941,7 @@ def _frame(data: dict[str, list], shape: _Shape, ints: Mapping[str, Any]) -> pd.
     """The table from the rows' columns and the count columns (``ints``, Int64 arrays)."""
     index = pd.Index(pd.array(data["unit_id"], dtype="str"), name="unit_id")
     code = index.to_series()
-    columns: dict[str, Any] = {  # pandas strings, as the Election keeps them (not one Python str per row and level)
+    columns: dict[str, Any] = {  # the codes' own string arrays (with pandas 3 no Python str per row and level)
         "province": code.str[:2].array, "regency": code.str[:4].array,
         "district": code.str[:6].array, "village": code.str[:10].array,
         "registered": ints["pemilih_dpt_j"] + ints["pengguna_dptb_j"], "voters": ints["pengguna_total_j"],
