@@ -170,12 +170,12 @@ def _integer_null(reg, vot, win, val, *, n_rep: int, seed: int, kinds=_KINDS, re
 
     if resample == "binomial":
         # Kobak's redraws cost two binomial draws per unit and draw (~14 s for Russia's 95,000 stations on one
-        # core): two streams of the seed (SeedSequence.spawn), the first half of the draws from one and the
+        # core): two streams of the seed (Generator.spawn), the first half of the draws from one and the
         # rest from the other, on up to two threads (numpy's samplers release the GIL). The same draws on one
         # thread or two.
         middle = int(n_rep) // 2
-        halves = list(zip(np.random.SeedSequence(seed).spawn(_BINOMIAL_STREAMS), (range(middle), range(middle, int(n_rep)))))
-        in_threads(lambda half: fill(np.random.default_rng(half[0]), half[1]), halves,
+        halves = list(zip(np.random.default_rng(seed).spawn(_BINOMIAL_STREAMS), (range(middle), range(middle, int(n_rep)))))
+        in_threads(lambda half: fill(*half), halves,
                    usable_threads(_BINOMIAL_STREAMS) if threads is None else threads)
     else:
         fill(np.random.default_rng(seed), range(int(n_rep)))
