@@ -257,8 +257,9 @@ def integer_percent_test(
     probabilities, and ``pvalue`` is its upper tail at the observed count (saddlepoint, see
     ``poisson_binomial_sf``). The sd, the 99.9th percentile and ``pvalue_mc`` = (1 + #{draws >=
     observed}) / (n_rep + 1) come from ``n_rep`` binomial draws (seed; two streams, on ``threads``
-    threads, with the same draws on any number), Kobak's procedure, kept as a check on the exact null. The 99 % cut selects units on their observed values only; a
-    resampled 100 % still counts as integer (it is rare, and the same in the exact mean and MC).
+    threads, with the same draws on any number), Kobak's procedure, kept as a check on the exact
+    null. The 99 % cut selects units on their observed values only; a resampled 100 % still counts
+    as integer (it is rare, and the same in the exact mean and MC).
     """
     if kind not in _KINDS:
         raise ValueError(f"kind must be 'either', 'turnout' or 'share', got {kind!r}")

@@ -566,12 +566,6 @@ def default_threads() -> int:
     return usable_threads(_Resampler.STREAMS)
 
 
-def _in_threads(work, items, threads: int | None) -> list:
-    """``work(item)`` for each item, on up to ``threads`` threads (default ``default_threads()``), results in
-    order. The samplers (compiled or numpy's) release the GIL, so two streams are drawn at once on two cores."""
-    return in_threads(work, items, default_threads() if threads is None else threads)
-
-
 def _score(dens: np.ndarray, bins: np.ndarray, envelope: np.ndarray, mean_bins: np.ndarray) -> np.ndarray:
     """The package's fraud % of (rows of) densities and bin shares against an envelope and a mean:
     100 x the positive excess of the bin shares over the mean, summed over the grid points where the
@@ -654,6 +648,7 @@ def rozenas_spikes(N, t, v, *, resamples: int = 1000, seed: int = 0, bw: float =
     observed_bins = sampler.bins(share)
 
     R = int(resamples)
+    threads = default_threads() if threads is None else threads  # numpy's and the compiled samplers release the GIL
     dens = np.empty((R, grid))
     bins = np.empty((R, grid))
     streams = sampler.streams(seed)
@@ -671,7 +666,7 @@ def rozenas_spikes(N, t, v, *, resamples: int = 1000, seed: int = 0, bw: float =
             for i in block:
                 dens[i:i + 1], bins[i:i + 1] = sampler.draw_many(stream, 1)
 
-        _in_threads(fill, list(zip(blocks, streams)), threads)
+        in_threads(fill, list(zip(blocks, streams)), threads)
     envelope = dens.max(axis=0)
     mean_bins = bins.mean(axis=0)
     excess = np.maximum(observed_bins - mean_bins, 0.0)
@@ -700,7 +695,7 @@ def rozenas_spikes(N, t, v, *, resamples: int = 1000, seed: int = 0, bw: float =
             drawn_now = sampler.draw_many(null_rng, batch)
         else:  # one draw per stream, at once: draw j is the (j // streams)-th of stream j % streams
             batch = min(max_null_draws - len(null_fraud), len(null_streams))
-            pairs = _in_threads(lambda stream: sampler.draw_many(stream, 1), null_streams[:batch], threads)
+            pairs = in_threads(lambda stream: sampler.draw_many(stream, 1), null_streams[:batch], threads)
             drawn_now = (np.concatenate([d for d, _ in pairs]), np.concatenate([b for _, b in pairs]))
         for score in _score(*drawn_now, envelope, mean_bins):
             null_fraud.append(float(score))

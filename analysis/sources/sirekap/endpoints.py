@@ -64,42 +64,40 @@ def chain(code: str) -> list[str]:
 _CHILD_LENGTH = {1: 2, **dict(zip(_PREFIXES, _PREFIXES[1:]))}
 
 
+def _child_rule(parent: Any) -> tuple[str, int] | None:
+    """(prefix, length) of a region's child codes, or None if ``parent`` is no region code."""
+    if type(parent) is not str:
+        return None
+    if parent == "0":
+        return "", _CHILD_LENGTH[1]
+    if not (parent.isascii() and parent.isdigit()):  # "" too
+        return None
+    return parent, _CHILD_LENGTH.get(len(parent), -1)
+
+
+def _fits(child: Any, prefix: str, width: int) -> bool:
+    """Whether ``child`` is a code of ``width`` ASCII digits beginning with ``prefix`` (a rule of ``_child_rule``)."""
+    return type(child) is str and len(child) == width and child.startswith(prefix) and child.isascii() and child.isdigit()
+
+
 def is_child(parent: str, child: str) -> bool:
     """Whether ``child`` is a direct child code of ``parent`` in the hierarchy.
 
     Plain string tests, no exception or regex: a snapshot build asks this of every TPS in the tree.
     """
-    if type(child) is not str or type(parent) is not str:
-        return False
-    if parent == "0":
-        parent = ""
-    elif not (parent.isascii() and parent.isdigit()):
-        return False
-    return (len(child) == _CHILD_LENGTH.get(len(parent) or 1) and child.startswith(parent)
-            and child.isascii() and child.isdigit())
+    rule = _child_rule(parent)
+    return rule is not None and _fits(child, *rule)
 
 
 def children(parent: str, items: Any) -> list[tuple[str, Any]]:
     """(``kode``, ``nama``) of the items of a region list that are direct children of ``parent`` (``is_child``).
 
-    The parent's tests are made once for the list: a snapshot build reads a list per desa, ~10^5 of them.
+    The parent's rule is made once for the list: a snapshot build reads a list per desa, ~10^5 of them.
     """
-    if not isinstance(items, list) or type(parent) is not str:
+    rule = _child_rule(parent)
+    if rule is None or not isinstance(items, list):
         return []
-    if parent == "0":
-        prefix = ""
-    elif parent.isascii() and parent.isdigit():
-        prefix = parent
-    else:  # "" too: no region
-        return []
-    width = _CHILD_LENGTH.get(len(prefix) or 1)
-    found = []
-    for item in items:
-        if isinstance(item, dict):
-            child = item.get("kode")
-            if type(child) is str and len(child) == width and child.startswith(prefix) and child.isascii() and child.isdigit():
-                found.append((child, item.get("nama")))
-    return found
+    return [(item["kode"], item.get("nama")) for item in items if isinstance(item, dict) and _fits(item.get("kode"), *rule)]
 
 
 def _tree(root: str, code: str) -> str:
